@@ -1,0 +1,54 @@
+"""What is sold: categories, products and their SKUs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lampo.domain.errors import InvalidRequest
+
+
+def check_id(field: str, value: object, max_len: int = 64) -> str:
+    """An identifier: a non-empty printable string without spaces, at most ``max_len`` long."""
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise InvalidRequest(field, f"must be a non-empty string of at most {max_len} chars")
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise InvalidRequest(field, f"{value!r} must be printable without spaces")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A product category such as ``phones`` or ``tv``; ``unit`` names one item in reports."""
+
+    id: str
+    name: str
+    unit: str = "units"
+
+    def __post_init__(self) -> None:
+        check_id("category", self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    id: str
+    name: str
+    category: str
+
+    def __post_init__(self) -> None:
+        check_id("product", self.id)
+        check_id("category", self.category)
+
+
+@dataclass(frozen=True, slots=True)
+class Sku:
+    """A sellable variant of a product (colour, memory size)."""
+
+    id: str
+    product: str
+    name: str
+    category: str
+
+    def __post_init__(self) -> None:
+        check_id("sku", self.id)
+        check_id("product", self.product)
+        check_id("category", self.category)

@@ -1,0 +1,248 @@
+"""Refusals. Each carries the data a caller needs and a stable machine-readable ``reason``.
+
+A refusal never has side effects: whoever raises one has changed nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+
+class LampoError(Exception):
+    """Base of every refusal lampo gives. ``reason`` is stable; ``detail()`` is JSON-ready."""
+
+    reason: ClassVar[str] = "error"
+
+    def detail(self) -> dict[str, Any]:
+        """The data of the refusal, as plain JSON-ready values."""
+        out: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if key.startswith("_"):
+                continue
+            out[key] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+    def __str__(self) -> str:
+        return self.message()
+
+    def message(self) -> str:
+        return self.reason
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(map(str, vars(self).items())))))
+
+
+class InvalidRequest(LampoError):
+    """The request is malformed: a field is missing, of the wrong type or out of range."""
+
+    reason = "invalid-request"
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__()
+
+    def message(self) -> str:
+        return f"invalid {self.field}: {self.problem}"
+
+
+class UnknownEvent(LampoError):
+    reason = "unknown-event"
+
+    def __init__(self, event: str) -> None:
+        self.event = event
+        super().__init__()
+
+    def message(self) -> str:
+        return f"no sale event named {self.event!r}"
+
+
+class UnknownSku(LampoError):
+    reason = "unknown-sku"
+
+    def __init__(self, event: str, sku: str) -> None:
+        self.event = event
+        self.sku = sku
+        super().__init__()
+
+    def message(self) -> str:
+        return f"SKU {self.sku!r} is not on sale in {self.event!r}"
+
+
+class UnknownMarket(LampoError):
+    reason = "unknown-market"
+
+    def __init__(self, event: str, market: str) -> None:
+        self.event = event
+        self.market = market
+        super().__init__()
+
+    def message(self) -> str:
+        return f"market {self.market!r} takes no part in {self.event!r}"
+
+
+class UnknownHold(LampoError):
+    reason = "unknown-hold"
+
+    def __init__(self, hold_id: str) -> None:
+        self.hold_id = hold_id
+        super().__init__()
+
+    def message(self) -> str:
+        return f"no hold {self.hold_id!r}"
+
+
+class NotOpen(LampoError):
+    reason = "not-open"
+
+    def __init__(self, market: str, opens_at: datetime) -> None:
+        self.market = market
+        self.opens_at = opens_at
+        super().__init__()
+
+    def message(self) -> str:
+        return f"the sale in {self.market} opens at {self.opens_at.isoformat()}"
+
+
+class Closed(LampoError):
+    reason = "closed"
+
+    def __init__(self, market: str, closed_at: datetime) -> None:
+        self.market = market
+        self.closed_at = closed_at
+        super().__init__()
+
+    def message(self) -> str:
+        return f"the sale in {self.market} closed at {self.closed_at.isoformat()}"
+
+
+class SoldOut(LampoError):
+    reason = "sold-out"
+
+    def __init__(self, sku: str, requested: int, available: int) -> None:
+        self.sku = sku
+        self.requested = requested
+        self.available = available
+        super().__init__()
+
+    def message(self) -> str:
+        return f"{self.sku}: {self.requested} requested, {self.available} available"
+
+
+class LimitExceeded(LampoError):
+    """A customer would pass a per-customer limit (per SKU when ``sku`` is set, else per event)."""
+
+    reason = "limit-exceeded"
+
+    def __init__(self, customer: str, limit: int, already: int, sku: str | None = None) -> None:
+        self.customer = customer
+        self.limit = limit
+        self.already = already
+        self.sku = sku
+        super().__init__()
+
+    def message(self) -> str:
+        scope = f"of {self.sku}" if self.sku else "in this event"
+        return f"customer {self.customer} may buy {self.limit} {scope} and has {self.already}"
+
+
+class HoldExpired(LampoError):
+    reason = "hold-expired"
+
+    def __init__(self, hold_id: str, expired_at: datetime) -> None:
+        self.hold_id = hold_id
+        self.expired_at = expired_at
+        super().__init__()
+
+    def message(self) -> str:
+        return f"hold {self.hold_id} expired at {self.expired_at.isoformat()}"
+
+
+class IllegalTransition(LampoError):
+    """A hold or order was asked to move to a state its current state does not allow."""
+
+    reason = "illegal-transition"
+
+    def __init__(self, hold_id: str, state: str, action: str) -> None:
+        self.hold_id = hold_id
+        self.state = state
+        self.action = action
+        super().__init__()
+
+    def message(self) -> str:
+        return f"hold {self.hold_id} is {self.state}; it cannot be {self.action}"
+
+
+class AlreadyPaid(LampoError):
+    """The hold was paid already, under another payment id."""
+
+    reason = "already-paid"
+
+    def __init__(self, hold_id: str, payment_id: str) -> None:
+        self.hold_id = hold_id
+        self.payment_id = payment_id
+        super().__init__()
+
+    def message(self) -> str:
+        return f"hold {self.hold_id} was paid by payment {self.payment_id}"
+
+
+class IdempotencyConflict(LampoError):
+    """An idempotency key was reused for a request with different content."""
+
+    reason = "idempotency-conflict"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__()
+
+    def message(self) -> str:
+        return f"idempotency key {self.key!r} was used for a different request"
+
+
+class Unavailable(LampoError):
+    """The storage cannot take the request now (overloaded, or a server is down). Retry later."""
+
+    reason = "unavailable"
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__()
+
+    def message(self) -> str:
+        return f"storage unavailable: {self.problem}"
+
+
+REFUSALS: dict[str, type[LampoError]] = {
+    cls.reason: cls
+    for cls in (
+        InvalidRequest,
+        UnknownEvent,
+        UnknownSku,
+        UnknownMarket,
+        UnknownHold,
+        NotOpen,
+        Closed,
+        SoldOut,
+        LimitExceeded,
+        HoldExpired,
+        IllegalTransition,
+        AlreadyPaid,
+        IdempotencyConflict,
+        Unavailable,
+    )
+}
+
+
+def refusal_from_detail(reason: str, detail: dict[str, Any]) -> LampoError:
+    """Rebuild a refusal from its ``reason`` and ``detail()`` (for storage that keeps JSON)."""
+    cls = REFUSALS[reason]
+    args = dict(detail)
+    for key in ("opens_at", "closed_at", "expired_at"):
+        if isinstance(args.get(key), str):
+            args[key] = datetime.fromisoformat(args[key])
+    return cls(**args)

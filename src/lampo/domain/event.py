@@ -1,0 +1,162 @@
+"""Sale events: a campaign with a window per market, SKUs on offer, prices and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from lampo.domain.catalog import Category, Sku, check_id
+from lampo.domain.errors import (
+    Closed,
+    InvalidRequest,
+    NotOpen,
+    UnknownMarket,
+    UnknownSku,
+)
+from lampo.domain.market import Market
+from lampo.domain.money import FxTable, Money
+
+
+def require_aware(field: str, when: datetime) -> datetime:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidRequest(field, "must be a timezone-aware datetime")
+    return when
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """When a market's sale is open: ``opens <= t < closes`` (aware datetimes)."""
+
+    opens: datetime
+    closes: datetime
+
+    def __post_init__(self) -> None:
+        require_aware("opens", self.opens)
+        require_aware("closes", self.closes)
+        if self.closes <= self.opens:
+            raise InvalidRequest("window", "closes must be after opens")
+
+    @property
+    def length(self) -> timedelta:
+        return self.closes - self.opens
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A SKU on sale: the stock allocated to the event, the price per market, and the
+    per-customer limit (``None``: no limit)."""
+
+    sku: str
+    allocation: int
+    prices: Mapping[str, Money]
+    limit_per_customer: int | None = None
+
+    def __post_init__(self) -> None:
+        check_id("sku", self.sku)
+        if not isinstance(self.allocation, int) or self.allocation < 0:
+            raise InvalidRequest("allocation", f"{self.sku}: must be a whole number >= 0")
+        if self.limit_per_customer is not None and self.limit_per_customer < 1:
+            raise InvalidRequest("limit_per_customer", f"{self.sku}: must be >= 1")
+        for money in self.prices.values():
+            if money.amount <= 0:
+                raise InvalidRequest("price", f"{self.sku}: must be positive, got {money}")
+
+
+@dataclass(frozen=True, slots=True)
+class SaleEvent:
+    """A named campaign. ``windows`` maps a market code to its window; ``limit_per_customer``
+    bounds the units one customer may hold or buy across every SKU of the event."""
+
+    id: str
+    name: str
+    markets: Mapping[str, Market]
+    windows: Mapping[str, Window]
+    categories: Mapping[str, Category]
+    skus: Mapping[str, Sku]
+    offers: Mapping[str, Offer]
+    fx: FxTable
+    hold_seconds: int = 900
+    limit_per_customer: int | None = None
+    milestones: tuple[Milestone, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        check_id("event", self.id)
+        if self.hold_seconds < 1:
+            raise InvalidRequest("hold_seconds", "must be >= 1")
+        if self.limit_per_customer is not None and self.limit_per_customer < 1:
+            raise InvalidRequest("limit_per_customer", "must be >= 1")
+        for code in self.windows:
+            if code not in self.markets:
+                raise InvalidRequest("windows", f"market {code!r} is not declared")
+        for code, offer in self.offers.items():
+            if code not in self.skus:
+                raise InvalidRequest("offers", f"SKU {code!r} is not in the catalog")
+            for market, price in offer.prices.items():
+                if market not in self.markets:
+                    raise InvalidRequest("prices", f"{code}: unknown market {market!r}")
+                if price.currency != self.markets[market].currency:
+                    raise InvalidRequest(
+                        "prices",
+                        f"{code} in {market} must be priced in {self.markets[market].currency}",
+                    )
+                self.fx.rate(price.currency)
+        for sku in self.skus.values():
+            if sku.category not in self.categories:
+                raise InvalidRequest("skus", f"{sku.id}: unknown category {sku.category!r}")
+
+    @property
+    def opens(self) -> datetime:
+        return min(w.opens for w in self.windows.values())
+
+    @property
+    def closes(self) -> datetime:
+        return max(w.closes for w in self.windows.values())
+
+    def window(self, market: str) -> Window:
+        try:
+            return self.windows[market]
+        except KeyError:
+            raise UnknownMarket(self.id, market) from None
+
+    def check_open(self, market: str, now: datetime) -> None:
+        """Raise ``NotOpen`` or ``Closed`` unless ``market``'s window holds ``now``."""
+        window = self.window(market)
+        if now < window.opens:
+            raise NotOpen(market, window.opens)
+        if now >= window.closes:
+            raise Closed(market, window.closes)
+
+    def offer(self, sku: str) -> Offer:
+        try:
+            return self.offers[sku]
+        except KeyError:
+            raise UnknownSku(self.id, sku) from None
+
+    def price(self, sku: str, market: str) -> Money:
+        offer = self.offer(sku)
+        try:
+            return offer.prices[market]
+        except KeyError:
+            raise UnknownSku(self.id, f"{sku} (not sold in {market})") from None
+
+    def category_of(self, sku: str) -> str:
+        return self.skus[sku].category
+
+    @property
+    def total_allocation(self) -> int:
+        return sum(o.allocation for o in self.offers.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    """A threshold to announce when crossed: money in the reporting currency (``category``
+    empty) or units of one category. ``label`` is what the battle report shows."""
+
+    label: str
+    threshold: int
+    category: str = ""
+
+    @property
+    def kind(self) -> str:
+        return "units" if self.category else "money"

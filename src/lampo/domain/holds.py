@@ -1,0 +1,193 @@
+"""Holds and orders, and the one state machine they share.
+
+A hold reserves stock for a buyer for the event's hold time. It ends exactly once:
+``paid`` (it becomes an order), ``released`` or ``expired``. A paid order may later be
+``refunded``. An order *is* its paid hold: same id, same lines, same money.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from lampo.domain.errors import AlreadyPaid, HoldExpired, IllegalTransition, InvalidRequest
+from lampo.domain.market import Channel
+from lampo.domain.money import Money
+
+
+class HoldState(StrEnum):
+    HELD = "held"
+    PAID = "paid"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+class Action(StrEnum):
+    PAY = "paid"
+    RELEASE = "released"
+    EXPIRE = "expired"
+    REFUND = "refunded"
+
+
+#: The only legal moves. Everything else is an ``IllegalTransition``.
+TRANSITIONS: dict[tuple[HoldState, Action], HoldState] = {
+    (HoldState.HELD, Action.PAY): HoldState.PAID,
+    (HoldState.HELD, Action.RELEASE): HoldState.RELEASED,
+    (HoldState.HELD, Action.EXPIRE): HoldState.EXPIRED,
+    (HoldState.PAID, Action.REFUND): HoldState.REFUNDED,
+}
+
+#: States in which a hold's units count as held, and as sold.
+HELD_STATES = frozenset({HoldState.HELD})
+SOLD_STATES = frozenset({HoldState.PAID})
+
+
+@dataclass(frozen=True, slots=True)
+class HoldLine:
+    sku: str
+    quantity: int
+    unit_price: int  # minor units of the hold's currency
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.quantity, int) or isinstance(self.quantity, bool):
+            raise InvalidRequest("quantity", "must be a whole number")
+        if self.quantity < 1:
+            raise InvalidRequest("quantity", f"{self.sku}: must be at least 1")
+
+    @property
+    def amount(self) -> int:
+        return self.quantity * self.unit_price
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Stock reserved for ``customer``; once paid, the order. Times are aware UTC."""
+
+    id: str
+    event: str
+    customer: str
+    market: str
+    channel: Channel
+    lines: tuple[HoldLine, ...]
+    currency: str
+    created_at: datetime
+    expires_at: datetime
+    state: HoldState = HoldState.HELD
+    payment_id: str = ""
+    paid_at: datetime | None = None
+    ended_at: datetime | None = None  # when it left HELD (paid, released, expired)
+    refunded_at: datetime | None = None
+
+    @property
+    def amount(self) -> Money:
+        return Money(sum(line.amount for line in self.lines), self.currency)
+
+    @property
+    def units(self) -> int:
+        return sum(line.quantity for line in self.lines)
+
+    @property
+    def is_order(self) -> bool:
+        return self.state in (HoldState.PAID, HoldState.REFUNDED)
+
+    def quantity_of(self, sku: str) -> int:
+        return sum(line.quantity for line in self.lines if line.sku == sku)
+
+    def _move(self, action: Action) -> HoldState:
+        try:
+            return TRANSITIONS[(self.state, action)]
+        except KeyError:
+            raise IllegalTransition(self.id, self.state.value, action.value) from None
+
+    def pay(self, payment_id: str, now: datetime) -> Hold:
+        """The paid hold (the order). Refuses a hold that is past its expiry, even unswept."""
+        if self.state is HoldState.PAID and self.payment_id != payment_id:
+            raise AlreadyPaid(self.id, self.payment_id)
+        if self.state is HoldState.HELD and now >= self.expires_at:
+            raise HoldExpired(self.id, self.expires_at)
+        if self.state is HoldState.EXPIRED:
+            raise HoldExpired(self.id, self.expires_at)
+        state = self._move(Action.PAY)
+        return replace(self, state=state, payment_id=payment_id, paid_at=now, ended_at=now)
+
+    def release(self, now: datetime) -> Hold:
+        return replace(self, state=self._move(Action.RELEASE), ended_at=now)
+
+    def expire(self, now: datetime) -> Hold:
+        if now < self.expires_at:
+            raise IllegalTransition(self.id, "held until " + self.expires_at.isoformat(), "expired")
+        return replace(self, state=self._move(Action.EXPIRE), ended_at=now)
+
+    def refund(self, now: datetime) -> Hold:
+        return replace(self, state=self._move(Action.REFUND), refunded_at=now)
+
+
+#: An order is a paid (possibly since refunded) hold.
+Order = Hold
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveRequest:
+    """Everything storage needs to place a hold atomically; priced and checked by the service.
+
+    ``key`` is the idempotency key: a repeat returns the first hold and changes nothing.
+    ``sku_limits`` gives the per-customer limit of each line's SKU (``None``: none).
+    """
+
+    key: str
+    hold: Hold
+    sku_limits: tuple[int | None, ...]
+    event_limit: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two requests with one key the same request."""
+        h = self.hold
+        text = "|".join(
+            [h.event, h.customer, h.market, h.channel.kind.value, h.channel.name,
+             h.channel.referral, h.currency]
+            + [f"{ln.sku}:{ln.quantity}:{ln.unit_price}" for ln in h.lines]
+        )
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class PayRequest:
+    """Pay ``hold_id`` with ``payment_id`` (the idempotency key of payment)."""
+
+    hold_id: str
+    payment_id: str
+    now: datetime
+    amount: Money | None = None  # when given, it must equal the hold's amount
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRequest:
+    hold_id: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    hold_id: str
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    """One SKU's stock in one event. Conservation: allocation = available + held + sold."""
+
+    sku: str
+    allocation: int
+    available: int
+    held: int
+    sold: int
+
+    @property
+    def conserved(self) -> bool:
+        return self.allocation == self.available + self.held + self.sold and min(
+            self.available, self.held, self.sold
+        ) >= 0

@@ -1,0 +1,1 @@
+"""Use cases that tie the domain rules to storage."""

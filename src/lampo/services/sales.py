@@ -1,0 +1,241 @@
+"""The sale use cases: reserve, pay, release, expire, refund, sell in store.
+
+Each checks the event's window and domain rules, prices the request from the event, then
+calls storage once. Refusals raise a ``LampoError`` and change nothing; batch variants
+(``*_many``) return one result per request instead, so a driver can submit many at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from lampo.domain.catalog import check_id
+from lampo.domain.errors import InvalidRequest, LampoError, SoldOut, UnknownEvent
+from lampo.domain.event import SaleEvent
+from lampo.domain.holds import (
+    Hold,
+    HoldLine,
+    PayRequest,
+    RefundRequest,
+    ReleaseRequest,
+    ReserveRequest,
+    StockLevel,
+)
+from lampo.domain.market import Channel
+from lampo.domain.money import Money
+from lampo.domain.totals import Totals
+from lampo.services.clock import Clock, utcnow
+from lampo.storage.port import Result, Storage
+
+MAX_LINES = 20
+MAX_QUANTITY = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveCommand:
+    """A buyer's request: ``items`` maps SKU to quantity. ``key`` is the idempotency key
+    (one is made up when empty, so the request is then not safely retryable)."""
+
+    event: str
+    customer: str
+    market: str
+    items: Mapping[str, int]
+    channel: Channel = field(default_factory=Channel)
+    key: str = ""
+
+
+def _unwrap(result: Result) -> Hold:
+    if isinstance(result, LampoError):
+        raise result
+    return result
+
+
+class Sales:
+    """The sale service over one storage. Thread-safe; share one per process."""
+
+    def __init__(self, storage: Storage, clock: Clock = utcnow, soldout_ttl: float = 0.0) -> None:
+        self.storage = storage
+        self.clock = clock
+        #: Seconds a sold-out SKU is refused from memory, without a storage round trip.
+        self.soldout_ttl = soldout_ttl
+        self._events: dict[str, SaleEvent] = {}
+        self._soldout: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+        #: Refusals seen by this process, by (event, reason).
+        self.refusals: Counter[tuple[str, str]] = Counter()
+
+    # -- events -----------------------------------------------------------------
+    def open(self, event: SaleEvent) -> None:
+        """Make ``event`` known here and create its stock in storage (idempotent)."""
+        self.storage.setup(event)
+        self._events[event.id] = event
+
+    def event(self, event_id: str) -> SaleEvent:
+        try:
+            return self._events[event_id]
+        except KeyError:
+            raise UnknownEvent(event_id) from None
+
+    @property
+    def events(self) -> Mapping[str, SaleEvent]:
+        return self._events
+
+    # -- reserve ----------------------------------------------------------------
+    def _request(self, cmd: ReserveCommand) -> ReserveRequest:
+        event = self.event(cmd.event)
+        check_id("customer", cmd.customer, 128)
+        if cmd.key:
+            check_id("idempotency key", cmd.key, 128)
+        now = self.clock()
+        event.check_open(cmd.market, now)
+        if not cmd.items:
+            raise InvalidRequest("items", "a hold needs at least one SKU")
+        if len(cmd.items) > MAX_LINES:
+            raise InvalidRequest("items", f"at most {MAX_LINES} SKUs in one hold")
+        lines = []
+        limits = []
+        for sku in sorted(cmd.items):
+            qty = cmd.items[sku]
+            if not isinstance(qty, int) or isinstance(qty, bool) or not 1 <= qty <= MAX_QUANTITY:
+                raise InvalidRequest("quantity", f"{sku}: must be 1..{MAX_QUANTITY}")
+            price = event.price(sku, cmd.market)
+            lines.append(HoldLine(sku, qty, price.amount))
+            limits.append(event.offers[sku].limit_per_customer)
+        if self.soldout_ttl:
+            self._refuse_known_soldout(cmd, now_mono=time.monotonic())
+        hold = Hold(
+            id=uuid.uuid4().hex,
+            event=event.id,
+            customer=cmd.customer,
+            market=cmd.market,
+            channel=cmd.channel,
+            lines=tuple(lines),
+            currency=event.markets[cmd.market].currency,
+            created_at=now,
+            expires_at=now + timedelta(seconds=event.hold_seconds),
+        )
+        key = cmd.key or "auto:" + hold.id
+        return ReserveRequest(f"{event.id}:{cmd.customer}:{key}", hold, tuple(limits),
+                              event.limit_per_customer)
+
+    def _refuse_known_soldout(self, cmd: ReserveCommand, now_mono: float) -> None:
+        for sku, qty in cmd.items.items():
+            until = self._soldout.get((cmd.event, sku))
+            if until is not None and until > now_mono:
+                raise SoldOut(sku, qty, 0)
+
+    def _note(self, event: str, result: Result) -> None:
+        if isinstance(result, LampoError):
+            with self._lock:
+                self.refusals[(event, result.reason)] += 1
+            if self.soldout_ttl and isinstance(result, SoldOut) and result.available == 0:
+                self._soldout[(event, result.sku)] = time.monotonic() + self.soldout_ttl
+
+    def _forget_soldout(self, event: str) -> None:
+        if self._soldout:
+            for key in [k for k in self._soldout if k[0] == event]:
+                self._soldout.pop(key, None)
+
+    def reserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
+        """Place many holds in one storage batch; one result per command, in order."""
+        results: list[Result | None] = [None] * len(commands)
+        requests: list[ReserveRequest] = []
+        where: list[int] = []
+        for i, cmd in enumerate(commands):
+            try:
+                requests.append(self._request(cmd))
+                where.append(i)
+            except LampoError as refusal:
+                results[i] = refusal
+                self._note(cmd.event, refusal)
+        if requests:
+            for i, result in zip(where, self.storage.reserve(requests), strict=True):
+                results[i] = result
+                self._note(commands[i].event, result)
+        return [r for r in results if r is not None]
+
+    def reserve(
+        self,
+        event: str,
+        customer: str,
+        market: str,
+        items: Mapping[str, int],
+        channel: Channel | None = None,
+        key: str = "",
+    ) -> Hold:
+        """Hold ``items`` for ``customer``; raises the refusal if there is one."""
+        cmd = ReserveCommand(event, customer, market, items, channel or Channel(), key)
+        return _unwrap(self.reserve_many([cmd])[0])
+
+    # -- pay, release, refund, expire ------------------------------------------
+    def pay_many(self, requests: Sequence[tuple[str, str]]) -> list[Result]:
+        """Pay ``(hold_id, payment_id)`` pairs in one batch."""
+        now = self.clock()
+        for hold_id, payment_id in requests:
+            check_id("hold_id", hold_id, 128)
+            check_id("payment_id", payment_id, 128)
+        results = self.storage.pay([PayRequest(h, p, now) for h, p in requests])
+        for result in results:
+            if isinstance(result, LampoError):
+                self._note(getattr(result, "event", "") or "", result)
+        return results
+
+    def pay(self, hold_id: str, payment_id: str, amount: Money | None = None) -> Hold:
+        check_id("hold_id", hold_id, 128)
+        check_id("payment_id", payment_id, 128)
+        return _unwrap(self.storage.pay([PayRequest(hold_id, payment_id, self.clock(), amount)])[0])
+
+    def release_many(self, hold_ids: Sequence[str]) -> list[Result]:
+        now = self.clock()
+        results = self.storage.release([ReleaseRequest(h, now) for h in hold_ids])
+        for r in results:
+            if isinstance(r, Hold):
+                self._forget_soldout(r.event)
+        return results
+
+    def release(self, hold_id: str) -> Hold:
+        check_id("hold_id", hold_id, 128)
+        return _unwrap(self.release_many([hold_id])[0])
+
+    def refund(self, hold_id: str) -> Hold:
+        check_id("hold_id", hold_id, 128)
+        result = _unwrap(self.storage.refund([RefundRequest(hold_id, self.clock())])[0])
+        self._forget_soldout(result.event)
+        return result
+
+    def expire_due(self, event: str | None = None, limit: int = 1000) -> list[Hold]:
+        """Expire the holds that are due, in every event this storage holds (or one)."""
+        now = self.clock()
+        events = [event] if event else self.storage.events()
+        expired: list[Hold] = []
+        for ev in events:
+            while True:
+                batch = self.storage.expire_due(ev, now, limit)
+                expired.extend(batch)
+                if len(batch) < limit:
+                    break
+            self._forget_soldout(ev)
+        return expired
+
+    # -- reads ------------------------------------------------------------------
+    def hold(self, hold_id: str) -> Hold:
+        from lampo.domain.errors import UnknownHold
+
+        hold = self.storage.hold(hold_id)
+        if hold is None:
+            raise UnknownHold(hold_id)
+        return hold
+
+    def stock(self, event: str) -> dict[str, StockLevel]:
+        if event not in self._events and event not in self.storage.events():
+            raise UnknownEvent(event)
+        return self.storage.stock(event)
+
+    def totals(self, event: str) -> Totals:
+        return self.storage.totals(event)

@@ -1,0 +1,201 @@
+"""The transitions, written once over a ``State`` that a backend provides.
+
+Each function checks everything first and writes only when the request is accepted, so a
+refusal changes nothing. The caller runs it inside the backend's atomic step (a lock, or
+a write transaction held by a single writer), so reads and writes cannot interleave with
+another transition's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from lampo.domain.errors import (
+    IdempotencyConflict,
+    InvalidRequest,
+    LampoError,
+    LimitExceeded,
+    SoldOut,
+    UnknownEvent,
+    UnknownHold,
+    UnknownSku,
+)
+from lampo.domain.holds import (
+    Hold,
+    HoldState,
+    PayRequest,
+    RefundRequest,
+    ReleaseRequest,
+    ReserveRequest,
+    StockLevel,
+)
+
+EVENT_SCOPE = ""  # the counter key of a customer's units across a whole event
+
+
+class State(Protocol):
+    """Reads and writes of one atomic step. ``stock_move`` must refuse (return False)
+    rather than let a column go negative."""
+
+    def idem_get(self, key: str) -> tuple[str, str] | None:
+        """(fingerprint, hold id) recorded under ``key``."""
+
+    def idem_put(self, key: str, fingerprint: str, hold_id: str) -> None: ...
+
+    def has_event(self, event: str) -> bool: ...
+
+    def stock_get(self, event: str, sku: str) -> StockLevel | None: ...
+
+    def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
+        """Add the deltas, unless a column would go below zero (then change nothing)."""
+
+    def counter_get(self, event: str, customer: str, sku: str) -> int: ...
+
+    def counter_add(self, event: str, customer: str, sku: str, delta: int) -> None: ...
+
+    def hold_get(self, hold_id: str) -> Hold | None: ...
+
+    def hold_insert(self, hold: Hold) -> None: ...
+
+    def hold_update(self, hold: Hold) -> None: ...
+
+    def totals_add(self, hold: Hold, sign: int) -> None: ...
+
+
+R = TypeVar("R")
+
+
+def reserve(st: State, req: ReserveRequest) -> Hold:
+    hold = req.hold
+    seen = st.idem_get(req.key)
+    if seen is not None:
+        fingerprint, hold_id = seen
+        if fingerprint != req.fingerprint:
+            raise IdempotencyConflict(req.key)
+        first = st.hold_get(hold_id)
+        assert first is not None, "an idempotency record points at a missing hold"
+        return first
+    if not st.has_event(hold.event):
+        raise UnknownEvent(hold.event)
+    if not hold.lines:
+        raise InvalidRequest("lines", "a hold needs at least one line")
+    if len(req.sku_limits) != len(hold.lines):
+        raise InvalidRequest("sku_limits", "one limit per line")
+    if st.hold_get(hold.id) is not None:
+        raise InvalidRequest("hold_id", f"{hold.id} exists already")
+
+    # Fold duplicate SKUs, then take SKUs in one fixed (sorted) order.
+    wanted: dict[str, int] = {}
+    limits: dict[str, int | None] = {}
+    for line, limit in zip(hold.lines, req.sku_limits, strict=True):
+        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        limits[line.sku] = limit
+    skus = sorted(wanted)
+
+    if req.event_limit is not None:
+        already = st.counter_get(hold.event, hold.customer, EVENT_SCOPE)
+        if already + hold.units > req.event_limit:
+            raise LimitExceeded(hold.customer, req.event_limit, already)
+    for sku in skus:
+        limit = limits[sku]
+        if limit is not None:
+            already = st.counter_get(hold.event, hold.customer, sku)
+            if already + wanted[sku] > limit:
+                raise LimitExceeded(hold.customer, limit, already, sku)
+    for sku in skus:
+        level = st.stock_get(hold.event, sku)
+        if level is None:
+            raise UnknownSku(hold.event, sku)
+        if level.available < wanted[sku]:
+            raise SoldOut(sku, wanted[sku], level.available)
+
+    for sku in skus:
+        moved = st.stock_move(hold.event, sku, -wanted[sku], wanted[sku], 0)
+        assert moved, "stock changed inside an atomic step"
+        st.counter_add(hold.event, hold.customer, sku, wanted[sku])
+    st.counter_add(hold.event, hold.customer, EVENT_SCOPE, hold.units)
+    st.hold_insert(hold)
+    st.idem_put(req.key, req.fingerprint, hold.id)
+    return hold
+
+
+def _existing(st: State, hold_id: str) -> Hold:
+    hold = st.hold_get(hold_id)
+    if hold is None:
+        raise UnknownHold(hold_id)
+    return hold
+
+
+def _per_sku(hold: Hold) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in hold.lines:
+        out[line.sku] = out.get(line.sku, 0) + line.quantity
+    return out
+
+
+def _return_to_pool(st: State, hold: Hold, held: int, sold: int) -> None:
+    """Give ``hold``'s units back to the pool, out of ``held`` or ``sold``."""
+    for sku, qty in sorted(_per_sku(hold).items()):
+        moved = st.stock_move(hold.event, sku, qty, -qty * held, -qty * sold)
+        assert moved, "stock went out of balance"
+        st.counter_add(hold.event, hold.customer, sku, -qty)
+    st.counter_add(hold.event, hold.customer, EVENT_SCOPE, -hold.units)
+
+
+def pay(st: State, req: PayRequest) -> Hold:
+    hold = _existing(st, req.hold_id)
+    if hold.state is not HoldState.HELD and hold.payment_id == req.payment_id:
+        return hold  # the same payment again: the first result, no second effect
+    if req.amount is not None and req.amount != hold.amount:
+        raise InvalidRequest("amount", f"payment of {req.amount} for a hold of {hold.amount}")
+    paid = hold.pay(req.payment_id, req.now)
+    for sku, qty in sorted(_per_sku(hold).items()):
+        moved = st.stock_move(hold.event, sku, 0, -qty, qty)
+        assert moved, "stock went out of balance"
+    st.hold_update(paid)
+    st.totals_add(paid, 1)
+    return paid
+
+
+def release(st: State, req: ReleaseRequest) -> Hold:
+    hold = _existing(st, req.hold_id)
+    if hold.state is HoldState.RELEASED:
+        return hold
+    released = hold.release(req.now)
+    _return_to_pool(st, hold, held=1, sold=0)
+    st.hold_update(released)
+    return released
+
+
+def expire(st: State, hold_id: str, now: datetime) -> Hold:
+    hold = _existing(st, hold_id)
+    expired = hold.expire(now)
+    _return_to_pool(st, hold, held=1, sold=0)
+    st.hold_update(expired)
+    return expired
+
+
+def refund(st: State, req: RefundRequest) -> Hold:
+    hold = _existing(st, req.hold_id)
+    if hold.state is HoldState.REFUNDED:
+        return hold
+    refunded = hold.refund(req.now)
+    _return_to_pool(st, hold, held=0, sold=1)
+    st.hold_update(refunded)
+    st.totals_add(hold, -1)
+    return refunded
+
+
+def apply_all(
+    st: State, fn: Callable[[State, R], Hold], requests: Sequence[R]
+) -> list[Hold | LampoError]:
+    """Apply ``fn`` to each request in order; a refusal becomes that request's result."""
+    out: list[Hold | LampoError] = []
+    for req in requests:
+        try:
+            out.append(fn(st, req))
+        except LampoError as refusal:
+            out.append(refusal)
+    return out

@@ -1,0 +1,143 @@
+"""The in-memory backend: the reference semantics, and the fast double for service tests.
+
+One lock makes each batch atomic. Nothing survives the process (no durability).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from lampo.domain.event import SaleEvent
+from lampo.domain.holds import (
+    Hold,
+    HoldState,
+    PayRequest,
+    RefundRequest,
+    ReleaseRequest,
+    ReserveRequest,
+    StockLevel,
+)
+from lampo.domain.totals import Totals
+from lampo.storage import _transitions as tx
+from lampo.storage.port import Result
+
+
+class _MemoryState:
+    def __init__(self) -> None:
+        self.stock: dict[tuple[str, str], StockLevel] = {}
+        self.events: dict[str, Totals] = {}
+        self.counters: dict[tuple[str, str, str], int] = {}
+        self.holds: dict[str, Hold] = {}
+        self.idem: dict[str, tuple[str, str]] = {}
+
+    def idem_get(self, key: str) -> tuple[str, str] | None:
+        return self.idem.get(key)
+
+    def idem_put(self, key: str, fingerprint: str, hold_id: str) -> None:
+        self.idem[key] = (fingerprint, hold_id)
+
+    def has_event(self, event: str) -> bool:
+        return event in self.events
+
+    def stock_get(self, event: str, sku: str) -> StockLevel | None:
+        return self.stock.get((event, sku))
+
+    def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
+        s = self.stock[(event, sku)]
+        new = replace(s, available=s.available + available, held=s.held + held,
+                      sold=s.sold + sold)
+        if min(new.available, new.held, new.sold) < 0:
+            return False
+        self.stock[(event, sku)] = new
+        return True
+
+    def counter_get(self, event: str, customer: str, sku: str) -> int:
+        return self.counters.get((event, customer, sku), 0)
+
+    def counter_add(self, event: str, customer: str, sku: str, delta: int) -> None:
+        key = (event, customer, sku)
+        self.counters[key] = self.counters.get(key, 0) + delta
+
+    def hold_get(self, hold_id: str) -> Hold | None:
+        return self.holds.get(hold_id)
+
+    def hold_insert(self, hold: Hold) -> None:
+        self.holds[hold.id] = hold
+
+    def hold_update(self, hold: Hold) -> None:
+        self.holds[hold.id] = hold
+
+    def totals_add(self, hold: Hold, sign: int) -> None:
+        self.events[hold.event].add(hold, sign)
+
+
+class MemoryStorage:
+    """``memory://``: all state in dicts behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._st = _MemoryState()
+
+    def setup(self, event: SaleEvent) -> None:
+        with self._lock:
+            if event.id in self._st.events:
+                return
+            self._st.events[event.id] = Totals()
+            for sku, offer in event.offers.items():
+                self._st.stock[(event.id, sku)] = StockLevel(
+                    sku, offer.allocation, offer.allocation, 0, 0
+                )
+
+    def events(self) -> list[str]:
+        with self._lock:
+            return sorted(self._st.events)
+
+    def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
+        with self._lock:
+            return tx.apply_all(self._st, tx.reserve, requests)
+
+    def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
+        with self._lock:
+            return tx.apply_all(self._st, tx.pay, requests)
+
+    def release(self, requests: Sequence[ReleaseRequest]) -> list[Result]:
+        with self._lock:
+            return tx.apply_all(self._st, tx.release, requests)
+
+    def refund(self, requests: Sequence[RefundRequest]) -> list[Result]:
+        with self._lock:
+            return tx.apply_all(self._st, tx.refund, requests)
+
+    def expire_due(self, event: str, now: datetime, limit: int = 1000) -> list[Hold]:
+        with self._lock:
+            due = sorted(
+                (h for h in self._st.holds.values()
+                 if h.event == event and h.state is HoldState.HELD and h.expires_at <= now),
+                key=lambda h: (h.expires_at, h.id),
+            )[:limit]
+            return [tx.expire(self._st, h.id, now) for h in due]
+
+    def hold(self, hold_id: str) -> Hold | None:
+        with self._lock:
+            return self._st.holds.get(hold_id)
+
+    def holds(self, event: str) -> Iterator[Hold]:
+        with self._lock:
+            found = [h for h in self._st.holds.values() if h.event == event]
+        return iter(found)
+
+    def stock(self, event: str) -> dict[str, StockLevel]:
+        with self._lock:
+            return {sku: s for (ev, sku), s in self._st.stock.items() if ev == event}
+
+    def totals(self, event: str) -> Totals:
+        with self._lock:
+            t = self._st.events.get(event, Totals())
+            return Totals({k: list(v) for k, v in t.lines.items()},
+                          {k: list(v) for k, v in t.orders.items()})
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,65 @@
+"""The storage port: atomic, batch-oriented state transitions.
+
+Every batch method takes a sequence of requests and returns one result per request, in
+order: the new ``Hold`` or the ``LampoError`` that refused it. A refused request changed
+nothing. A backend may run a whole batch in one transaction (group commit) and returns
+only once the batch is durable. Live totals change in the same atomic step as the
+transition that changes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from lampo.domain.errors import LampoError
+from lampo.domain.event import SaleEvent
+from lampo.domain.holds import (
+    Hold,
+    PayRequest,
+    RefundRequest,
+    ReleaseRequest,
+    ReserveRequest,
+    StockLevel,
+)
+from lampo.domain.totals import Totals
+
+Result = Hold | LampoError
+
+
+@runtime_checkable
+class Storage(Protocol):
+    def setup(self, event: SaleEvent) -> None:
+        """Create the event's stock at its allocation. Idempotent: a second call for an
+        event that exists changes nothing (allocations are not reset)."""
+
+    def events(self) -> list[str]:
+        """Ids of the events this storage holds."""
+
+    def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
+        """Place holds, each all-or-nothing, SKUs taken in a fixed order."""
+
+    def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
+        """Turn holds into orders; a repeated payment id returns the first result."""
+
+    def release(self, requests: Sequence[ReleaseRequest]) -> list[Result]:
+        """Return held stock to the pool at once; releasing a released hold is a no-op."""
+
+    def refund(self, requests: Sequence[RefundRequest]) -> list[Result]:
+        """Reverse orders: units back to the pool, money out of the totals."""
+
+    def expire_due(self, event: str, now: datetime, limit: int = 1000) -> list[Hold]:
+        """Expire up to ``limit`` holds of ``event`` whose deadline is ``<= now``."""
+
+    def hold(self, hold_id: str) -> Hold | None: ...
+
+    def holds(self, event: str) -> Iterator[Hold]:
+        """Every hold and order of the event, in any state."""
+
+    def stock(self, event: str) -> dict[str, StockLevel]: ...
+
+    def totals(self, event: str) -> Totals:
+        """The live totals, as kept by the transitions (not recounted)."""
+
+    def close(self) -> None: ...
