@@ -1,0 +1,484 @@
+"""``sqlite:///path.db``: the embedded default. One file, WAL, group commit.
+
+See docs/sqlite-group-commit.md for the protocol and its crash points.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from datetime import UTC, datetime
+from typing import Any
+
+from lampo.domain.errors import InvalidRequest, Unavailable
+from lampo.domain.event import SaleEvent
+from lampo.domain.holds import (
+    Hold,
+    HoldLine,
+    HoldState,
+    PayRequest,
+    RefundRequest,
+    ReleaseRequest,
+    ReserveRequest,
+    StockLevel,
+)
+from lampo.domain.market import Channel, ChannelKind
+from lampo.domain.totals import Totals
+from lampo.storage import _transitions as tx
+from lampo.storage.port import Result
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stock (
+    event TEXT NOT NULL, sku TEXT NOT NULL,
+    allocation INTEGER NOT NULL, available INTEGER NOT NULL,
+    held INTEGER NOT NULL, sold INTEGER NOT NULL,
+    PRIMARY KEY (event, sku),
+    CHECK (available >= 0 AND held >= 0 AND sold >= 0
+           AND available + held + sold = allocation)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    event TEXT NOT NULL, customer TEXT NOT NULL, sku TEXT NOT NULL,
+    units INTEGER NOT NULL CHECK (units >= 0),
+    PRIMARY KEY (event, customer, sku)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS holds (
+    id TEXT PRIMARY KEY, event TEXT NOT NULL, customer TEXT NOT NULL, market TEXT NOT NULL,
+    channel_kind TEXT NOT NULL, channel_name TEXT NOT NULL, referral TEXT NOT NULL,
+    currency TEXT NOT NULL, lines TEXT NOT NULL,
+    created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, state TEXT NOT NULL,
+    payment_id TEXT NOT NULL, paid_at INTEGER, ended_at INTEGER, refunded_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS holds_due ON holds (event, expires_at) WHERE state = 'held';
+CREATE INDEX IF NOT EXISTS holds_event ON holds (event);
+CREATE TABLE IF NOT EXISTS idem (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, hold_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS line_totals (
+    event TEXT NOT NULL, sku TEXT NOT NULL, market TEXT NOT NULL, kind TEXT NOT NULL,
+    name TEXT NOT NULL, referral TEXT NOT NULL,
+    units INTEGER NOT NULL, amount INTEGER NOT NULL,
+    PRIMARY KEY (event, sku, market, kind, name, referral)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS order_totals (
+    event TEXT NOT NULL, market TEXT NOT NULL, kind TEXT NOT NULL,
+    name TEXT NOT NULL, referral TEXT NOT NULL,
+    orders INTEGER NOT NULL, amount INTEGER NOT NULL,
+    PRIMARY KEY (event, market, kind, name, referral)
+) WITHOUT ROWID;
+"""
+
+SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def _us(when: datetime | None) -> int | None:
+    """Microseconds since the epoch, UTC (exact: no float on the way)."""
+    if when is None:
+        return None
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _dt(us: int | None) -> datetime | None:
+    if us is None:
+        return None
+    from datetime import timedelta
+
+    return _EPOCH + timedelta(microseconds=us)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_HOLD_COLUMNS = (
+    "id, event, customer, market, channel_kind, channel_name, referral, currency, lines, "
+    "created_at, expires_at, state, payment_id, paid_at, ended_at, refunded_at"
+)
+
+
+def _hold_from_row(row: Sequence[Any]) -> Hold:
+    created, expires, paid, ended, refunded = (
+        _dt(row[9]), _dt(row[10]), _dt(row[13]), _dt(row[14]), _dt(row[15])
+    )
+    assert created is not None and expires is not None
+    return Hold(
+        id=row[0],
+        event=row[1],
+        customer=row[2],
+        market=row[3],
+        channel=Channel(ChannelKind(row[4]), row[5], row[6]),
+        currency=row[7],
+        lines=tuple(HoldLine(s, q, p) for s, q, p in json.loads(row[8])),
+        created_at=created,
+        expires_at=expires,
+        state=HoldState(row[11]),
+        payment_id=row[12],
+        paid_at=paid,
+        ended_at=ended,
+        refunded_at=refunded,
+    )
+
+
+class _SqlState:
+    """``_transitions.State`` over the writer's open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection, known_events: set[str]) -> None:
+        self._x = conn.execute
+        self._known = known_events
+
+    def idem_get(self, key: str) -> tuple[str, str] | None:
+        row = self._x("SELECT fingerprint, hold_id FROM idem WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def idem_put(self, key: str, fingerprint: str, hold_id: str) -> None:
+        self._x("INSERT INTO idem VALUES (?, ?, ?)", (key, fingerprint, hold_id))
+
+    def has_event(self, event: str) -> bool:
+        if event in self._known:
+            return True
+        if self._x("SELECT 1 FROM events WHERE id = ?", (event,)).fetchone():
+            self._known.add(event)
+            return True
+        return False
+
+    def stock_get(self, event: str, sku: str) -> StockLevel | None:
+        row = self._x(
+            "SELECT allocation, available, held, sold FROM stock WHERE event = ? AND sku = ?",
+            (event, sku),
+        ).fetchone()
+        return None if row is None else StockLevel(sku, *row)
+
+    def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
+        cur = self._x(
+            "UPDATE stock SET available = available + ?1, held = held + ?2, sold = sold + ?3 "
+            "WHERE event = ?4 AND sku = ?5 "
+            "AND available + ?1 >= 0 AND held + ?2 >= 0 AND sold + ?3 >= 0",
+            (available, held, sold, event, sku),
+        )
+        return cur.rowcount == 1
+
+    def counter_get(self, event: str, customer: str, sku: str) -> int:
+        row = self._x(
+            "SELECT units FROM counters WHERE event = ? AND customer = ? AND sku = ?",
+            (event, customer, sku),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def counter_add(self, event: str, customer: str, sku: str, delta: int) -> None:
+        if delta < 0:  # the row exists; an upsert would CHECK its negative insert values
+            self._x(
+                "UPDATE counters SET units = units + ? WHERE event = ? AND customer = ? "
+                "AND sku = ?",
+                (delta, event, customer, sku),
+            )
+            return
+        self._x(
+            "INSERT INTO counters VALUES (?, ?, ?, ?) ON CONFLICT (event, customer, sku) "
+            "DO UPDATE SET units = units + excluded.units",
+            (event, customer, sku, delta),
+        )
+
+    def hold_get(self, hold_id: str) -> Hold | None:
+        row = self._x(f"SELECT {_HOLD_COLUMNS} FROM holds WHERE id = ?", (hold_id,)).fetchone()
+        return None if row is None else _hold_from_row(row)
+
+    def hold_insert(self, hold: Hold) -> None:
+        ch = hold.channel
+        self._x(
+            f"INSERT INTO holds ({_HOLD_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                hold.id, hold.event, hold.customer, hold.market, ch.kind.value, ch.name,
+                ch.referral, hold.currency,
+                json.dumps([[ln.sku, ln.quantity, ln.unit_price] for ln in hold.lines]),
+                _us(hold.created_at), _us(hold.expires_at), hold.state.value, hold.payment_id,
+                _us(hold.paid_at), _us(hold.ended_at), _us(hold.refunded_at),
+            ),
+        )
+
+    def hold_update(self, hold: Hold) -> None:
+        self._x(
+            "UPDATE holds SET state = ?, payment_id = ?, paid_at = ?, ended_at = ?, "
+            "refunded_at = ? WHERE id = ?",
+            (hold.state.value, hold.payment_id, _us(hold.paid_at), _us(hold.ended_at),
+             _us(hold.refunded_at), hold.id),
+        )
+
+    def totals_add(self, hold: Hold, sign: int) -> None:
+        ch = hold.channel
+        dims = (hold.market, ch.kind.value, ch.name, ch.referral)
+        self._x(
+            "INSERT INTO order_totals VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (event, market, kind, name, referral) DO UPDATE SET "
+            "orders = orders + excluded.orders, amount = amount + excluded.amount",
+            (hold.event, *dims, sign, sign * hold.amount.amount),
+        )
+        for line in hold.lines:
+            self._x(
+                "INSERT INTO line_totals VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (event, sku, market, kind, name, referral) DO UPDATE SET "
+                "units = units + excluded.units, amount = amount + excluded.amount",
+                (hold.event, line.sku, *dims, sign * line.quantity, sign * line.amount),
+            )
+
+    def due(self, event: str, now: datetime, limit: int) -> list[str]:
+        rows = self._x(
+            "SELECT id FROM holds WHERE event = ? AND state = 'held' AND expires_at <= ? "
+            "ORDER BY expires_at, id LIMIT ?",
+            (event, _us(now), limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+
+# One queued unit of work: a function run against the state, and who waits for it.
+_Work = tuple[Callable[[_SqlState], Any], int, "Future[Any]"]
+_STOP: Any = object()
+
+
+class SqliteStorage:
+    """All state in one SQLite file; writes coalesced by one writer thread (group commit).
+
+    ``synchronous``: FULL (default; survives a power cut) or NORMAL (survives kill -9).
+    ``max_batch``: most requests in one transaction. ``busy_timeout``: ms to wait for the
+    write lock another process holds.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        synchronous: str = "FULL",
+        max_batch: int | str = 512,
+        busy_timeout: int | str = 10_000,
+    ) -> None:
+        sync = str(synchronous).upper()
+        if sync not in SYNC_MODES:
+            raise InvalidRequest("synchronous", f"{synchronous!r} is not one of {SYNC_MODES}")
+        try:
+            self._max_batch = int(max_batch)
+            self._busy = int(busy_timeout)
+        except ValueError:
+            raise InvalidRequest("storage", "max_batch and busy_timeout are integers") from None
+        if self._max_batch < 1 or self._busy < 0:
+            raise InvalidRequest("storage", "max_batch must be >= 1, busy_timeout >= 0")
+        self.path = path
+        self.synchronous = sync
+        try:
+            self._conn = self._connect()
+            with self._conn:
+                self._conn.executescript(SCHEMA)
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+            version = self._conn.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise InvalidRequest("storage", f"cannot open SQLite file {path!r}: {exc}") from None
+        if int(version) != SCHEMA_VERSION:
+            raise InvalidRequest("storage", f"{path!r} has schema {version}, not {SCHEMA_VERSION}")
+        self._known: set[str] = set()
+        self._state = _SqlState(self._conn, self._known)
+        self._queue: queue.SimpleQueue[_Work] = queue.SimpleQueue()
+        self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
+        self._writer = threading.Thread(target=self._run, name="lampo-sqlite-writer", daemon=True)
+        self._writer.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {self._busy}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return conn
+
+    # -- the writer -------------------------------------------------------------
+    def _submit(self, fn: Callable[[_SqlState], Any], weight: int = 1) -> Any:
+        if self._closed:
+            raise Unavailable("storage is closed")
+        fut: Future[Any] = Future()
+        self._queue.put((fn, weight, fut))
+        return fut.result()
+
+    def _run(self) -> None:
+        q = self._queue
+        while True:
+            first = q.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            size = first[1]
+            stop = False
+            while size < self._max_batch:
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)
+                size += item[1]
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Work]) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = [fn(self._state) for fn, _, _ in batch]
+            conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            if len(batch) > 1:
+                for work in batch:  # alone, so one bad request cannot fail its neighbours
+                    self._commit([work])
+                return
+            _, _, fut = batch[0]
+            self._known.clear()
+            try:
+                raise
+            except sqlite3.Error as exc:
+                fut.set_exception(Unavailable(f"sqlite: {exc}"))
+            except BaseException as exc:  # a bug: let the caller see it, keep serving
+                fut.set_exception(exc)
+            return
+        for (_, _, fut), result in zip(batch, results, strict=True):
+            fut.set_result(result)
+
+    def _rollback(self) -> None:
+        try:
+            self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # no transaction was open (BEGIN itself failed)
+
+    # -- reads (their own connection per thread; WAL lets them run beside the writer) ----
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._readers, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise Unavailable("storage is closed")
+            conn = self._connect()
+            self._readers.conn = conn
+            with self._readers_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    # -- the port ---------------------------------------------------------------
+    def setup(self, event: SaleEvent) -> None:
+        def work(st: _SqlState) -> None:
+            if st.has_event(event.id):
+                return
+            x = self._conn.execute
+            x("INSERT INTO events VALUES (?, ?)", (event.id, _us(datetime.now(UTC))))
+            x_many = self._conn.executemany
+            x_many(
+                "INSERT INTO stock VALUES (?, ?, ?, ?, 0, 0)",
+                [(event.id, sku, o.allocation, o.allocation) for sku, o in event.offers.items()],
+            )
+            st.has_event(event.id)
+
+        self._submit(work)
+
+    def events(self) -> list[str]:
+        return [r[0] for r in self._reader().execute("SELECT id FROM events ORDER BY id")]
+
+    def _batch(self, fn: Callable[[_SqlState, Any], Hold], requests: Sequence[Any]) -> list[Result]:
+        if not requests:
+            return []
+        out: list[Result] = self._submit(
+            lambda st: tx.apply_all(st, fn, requests), weight=len(requests)
+        )
+        return out
+
+    def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
+        return self._batch(tx.reserve, requests)
+
+    def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
+        return self._batch(tx.pay, requests)
+
+    def release(self, requests: Sequence[ReleaseRequest]) -> list[Result]:
+        return self._batch(tx.release, requests)
+
+    def refund(self, requests: Sequence[RefundRequest]) -> list[Result]:
+        return self._batch(tx.refund, requests)
+
+    def expire_due(self, event: str, now: datetime, limit: int = 1000) -> list[Hold]:
+        def work(st: _SqlState) -> list[Hold]:
+            return [tx.expire(st, hold_id, now) for hold_id in st.due(event, now, limit)]
+
+        out: list[Hold] = self._submit(work, weight=limit)
+        return out
+
+    def hold(self, hold_id: str) -> Hold | None:
+        row = self._reader().execute(
+            f"SELECT {_HOLD_COLUMNS} FROM holds WHERE id = ?", (hold_id,)
+        ).fetchone()
+        return None if row is None else _hold_from_row(row)
+
+    def holds(self, event: str) -> Iterator[Hold]:
+        rows = self._reader().execute(
+            f"SELECT {_HOLD_COLUMNS} FROM holds WHERE event = ? ORDER BY created_at, id", (event,)
+        ).fetchall()
+        return (_hold_from_row(r) for r in rows)
+
+    def stock(self, event: str) -> dict[str, StockLevel]:
+        rows = self._reader().execute(
+            "SELECT sku, allocation, available, held, sold FROM stock WHERE event = ? "
+            "ORDER BY sku",
+            (event,),
+        )
+        return {r[0]: StockLevel(*r) for r in rows}
+
+    def totals(self, event: str) -> Totals:
+        conn = self._reader()
+        conn.execute("BEGIN")  # one snapshot for both tables
+        try:
+            lines = {
+                (r[0], r[1], r[2], r[3], r[4]): [r[5], r[6]]
+                for r in conn.execute(
+                    "SELECT sku, market, kind, name, referral, units, amount FROM line_totals "
+                    "WHERE event = ?",
+                    (event,),
+                )
+            }
+            orders = {
+                (r[0], r[1], r[2], r[3]): [r[4], r[5]]
+                for r in conn.execute(
+                    "SELECT market, kind, name, referral, orders, amount FROM order_totals "
+                    "WHERE event = ?",
+                    (event,),
+                )
+            }
+        finally:
+            conn.execute("COMMIT")
+        return Totals(lines, orders)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join()
+        self._conn.close()
+        with self._readers_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    def __enter__(self) -> SqliteStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["SqliteStorage"]
