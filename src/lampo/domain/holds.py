@@ -147,8 +147,15 @@ class ReserveRequest:
         """What makes two requests with one key the same request."""
         h = self.hold
         text = "|".join(
-            [h.event, h.customer, h.market, h.channel.kind.value, h.channel.name,
-             h.channel.referral, h.currency]
+            [
+                h.event,
+                h.customer,
+                h.market,
+                h.channel.kind.value,
+                h.channel.name,
+                h.channel.referral,
+                h.currency,
+            ]
             + [f"{ln.sku}:{ln.quantity}:{ln.unit_price}" for ln in h.lines]
         )
         return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
@@ -188,6 +195,7 @@ class StockLevel:
 
     @property
     def conserved(self) -> bool:
-        return self.allocation == self.available + self.held + self.sold and min(
-            self.available, self.held, self.sold
-        ) >= 0
+        return (
+            self.allocation == self.available + self.held + self.sold
+            and min(self.available, self.held, self.sold) >= 0
+        )

@@ -10,8 +10,22 @@ from lampo.domain.errors import InvalidRequest
 
 #: Minor-unit exponents (ISO 4217) of the currencies lampo knows.
 MINOR_UNITS: dict[str, int] = {
-    "CNY": 2, "USD": 2, "EUR": 2, "INR": 2, "IDR": 2, "MYR": 2, "SGD": 2, "HKD": 2,
-    "TWD": 2, "PHP": 2, "THB": 2, "VND": 0, "JPY": 0, "KRW": 0, "GBP": 2, "BRL": 2,
+    "CNY": 2,
+    "USD": 2,
+    "EUR": 2,
+    "INR": 2,
+    "IDR": 2,
+    "MYR": 2,
+    "SGD": 2,
+    "HKD": 2,
+    "TWD": 2,
+    "PHP": 2,
+    "THB": 2,
+    "VND": 0,
+    "JPY": 0,
+    "KRW": 0,
+    "GBP": 2,
+    "BRL": 2,
     "RUB": 2,
 }
 
@@ -31,12 +45,14 @@ class Money:
 
     def __post_init__(self) -> None:
         if not isinstance(self.amount, int) or isinstance(self.amount, bool):
-            raise InvalidRequest("amount", f"must be an integer of minor units, got {self.amount!r}")
+            raise InvalidRequest("amount", f"must be whole minor units, got {self.amount!r}")
         check_currency(self.currency)
 
     @classmethod
     def parse(cls, text: str) -> Money:
         """Parse ``"1999.00 CNY"`` or ``"CNY 1999"`` exactly (no float on the way)."""
+        if not isinstance(text, str):
+            raise InvalidRequest("money", f"expected text such as '19.99 CNY', got {text!r}")
         parts = text.split()
         if len(parts) != 2:
             raise InvalidRequest("money", f"expected 'AMOUNT CUR', got {text!r}")

@@ -121,8 +121,9 @@ class Sales:
             expires_at=now + timedelta(seconds=event.hold_seconds),
         )
         key = cmd.key or "auto:" + hold.id
-        return ReserveRequest(f"{event.id}:{cmd.customer}:{key}", hold, tuple(limits),
-                              event.limit_per_customer)
+        return ReserveRequest(
+            f"{event.id}:{cmd.customer}:{key}", hold, tuple(limits), event.limit_per_customer
+        )
 
     def _refuse_known_soldout(self, cmd: ReserveCommand, now_mono: float) -> None:
         for sku, qty in cmd.items.items():

@@ -47,8 +47,7 @@ class _MemoryState:
 
     def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
         s = self.stock[(event, sku)]
-        new = replace(s, available=s.available + available, held=s.held + held,
-                      sold=s.sold + sold)
+        new = replace(s, available=s.available + available, held=s.held + held, sold=s.sold + sold)
         if min(new.available, new.held, new.sold) < 0:
             return False
         self.stock[(event, sku)] = new
@@ -114,8 +113,11 @@ class MemoryStorage:
     def expire_due(self, event: str, now: datetime, limit: int = 1000) -> list[Hold]:
         with self._lock:
             due = sorted(
-                (h for h in self._st.holds.values()
-                 if h.event == event and h.state is HoldState.HELD and h.expires_at <= now),
+                (
+                    h
+                    for h in self._st.holds.values()
+                    if h.event == event and h.state is HoldState.HELD and h.expires_at <= now
+                ),
                 key=lambda h: (h.expires_at, h.id),
             )[:limit]
             return [tx.expire(self._st, h.id, now) for h in due]
@@ -136,8 +138,9 @@ class MemoryStorage:
     def totals(self, event: str) -> Totals:
         with self._lock:
             t = self._st.events.get(event, Totals())
-            return Totals({k: list(v) for k, v in t.lines.items()},
-                          {k: list(v) for k, v in t.orders.items()})
+            return Totals(
+                {k: list(v) for k, v in t.lines.items()}, {k: list(v) for k, v in t.orders.items()}
+            )
 
     def close(self) -> None:
         pass

@@ -10,7 +10,6 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,9 +103,14 @@ _HOLD_COLUMNS = (
 
 def _hold_from_row(row: Sequence[Any]) -> Hold:
     created, expires, paid, ended, refunded = (
-        _dt(row[9]), _dt(row[10]), _dt(row[13]), _dt(row[14]), _dt(row[15])
+        _dt(row[9]),
+        _dt(row[10]),
+        _dt(row[13]),
+        _dt(row[14]),
+        _dt(row[15]),
     )
-    assert created is not None and expires is not None
+    assert created is not None
+    assert expires is not None
     return Hold(
         id=row[0],
         event=row[1],
@@ -126,11 +130,33 @@ def _hold_from_row(row: Sequence[Any]) -> Hold:
 
 
 class _SqlState:
-    """``_transitions.State`` over the writer's open transaction."""
+    """``_transitions.State`` over the writer's open transaction.
+
+    Holds and stock rows read or written are cached, so paying a hold just placed costs no
+    read. The caches are only as good as the file: ``begin()`` drops them when another
+    connection (another process) has committed since, and ``forget()`` after a rollback.
+    """
+
+    CACHE_LIMIT = 200_000
 
     def __init__(self, conn: sqlite3.Connection, known_events: set[str]) -> None:
         self._x = conn.execute
         self._known = known_events
+        self._holds: dict[str, Hold] = {}
+        self._stock: dict[tuple[str, str], StockLevel] = {}
+        self._data_version = -1
+
+    def begin(self) -> None:
+        version = self._x("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version or len(self._holds) > self.CACHE_LIMIT:
+            self.forget()
+            self._data_version = version
+
+    def forget(self) -> None:
+        self._holds.clear()
+        self._stock.clear()
+        self._known.clear()
+        self._data_version = -1
 
     def idem_get(self, key: str) -> tuple[str, str] | None:
         row = self._x("SELECT fingerprint, hold_id FROM idem WHERE key = ?", (key,)).fetchone()
@@ -148,11 +174,17 @@ class _SqlState:
         return False
 
     def stock_get(self, event: str, sku: str) -> StockLevel | None:
+        cached = self._stock.get((event, sku))
+        if cached is not None:
+            return cached
         row = self._x(
             "SELECT allocation, available, held, sold FROM stock WHERE event = ? AND sku = ?",
             (event, sku),
         ).fetchone()
-        return None if row is None else StockLevel(sku, *row)
+        if row is None:
+            return None
+        level = self._stock[(event, sku)] = StockLevel(sku, *row)
+        return level
 
     def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
         cur = self._x(
@@ -161,7 +193,14 @@ class _SqlState:
             "AND available + ?1 >= 0 AND held + ?2 >= 0 AND sold + ?3 >= 0",
             (available, held, sold, event, sku),
         )
-        return cur.rowcount == 1
+        if cur.rowcount != 1:
+            return False
+        s = self._stock.pop((event, sku), None)
+        if s is not None:
+            self._stock[(event, sku)] = StockLevel(
+                sku, s.allocation, s.available + available, s.held + held, s.sold + sold
+            )
+        return True
 
     def counter_get(self, event: str, customer: str, sku: str) -> int:
         row = self._x(
@@ -185,29 +224,54 @@ class _SqlState:
         )
 
     def hold_get(self, hold_id: str) -> Hold | None:
+        cached = self._holds.get(hold_id)
+        if cached is not None:
+            return cached
         row = self._x(f"SELECT {_HOLD_COLUMNS} FROM holds WHERE id = ?", (hold_id,)).fetchone()
-        return None if row is None else _hold_from_row(row)
+        if row is None:
+            return None
+        hold = self._holds[hold_id] = _hold_from_row(row)
+        return hold
 
     def hold_insert(self, hold: Hold) -> None:
+        self._holds[hold.id] = hold
         ch = hold.channel
         self._x(
             f"INSERT INTO holds ({_HOLD_COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                hold.id, hold.event, hold.customer, hold.market, ch.kind.value, ch.name,
-                ch.referral, hold.currency,
+                hold.id,
+                hold.event,
+                hold.customer,
+                hold.market,
+                ch.kind.value,
+                ch.name,
+                ch.referral,
+                hold.currency,
                 json.dumps([[ln.sku, ln.quantity, ln.unit_price] for ln in hold.lines]),
-                _us(hold.created_at), _us(hold.expires_at), hold.state.value, hold.payment_id,
-                _us(hold.paid_at), _us(hold.ended_at), _us(hold.refunded_at),
+                _us(hold.created_at),
+                _us(hold.expires_at),
+                hold.state.value,
+                hold.payment_id,
+                _us(hold.paid_at),
+                _us(hold.ended_at),
+                _us(hold.refunded_at),
             ),
         )
 
     def hold_update(self, hold: Hold) -> None:
+        self._holds[hold.id] = hold
         self._x(
             "UPDATE holds SET state = ?, payment_id = ?, paid_at = ?, ended_at = ?, "
             "refunded_at = ? WHERE id = ?",
-            (hold.state.value, hold.payment_id, _us(hold.paid_at), _us(hold.ended_at),
-             _us(hold.refunded_at), hold.id),
+            (
+                hold.state.value,
+                hold.payment_id,
+                _us(hold.paid_at),
+                _us(hold.ended_at),
+                _us(hold.refunded_at),
+                hold.id,
+            ),
         )
 
     def totals_add(self, hold: Hold, sign: int) -> None:
@@ -236,8 +300,35 @@ class _SqlState:
         return [r[0] for r in rows]
 
 
-# One queued unit of work: a function run against the state, and who waits for it.
-_Work = tuple[Callable[[_SqlState], Any], int, "Future[Any]"]
+class _Waiter:
+    """Hands one result from the writer to one caller. A bare lock is the cheapest
+    handoff CPython has (a Future costs a Condition and a notify per request)."""
+
+    __slots__ = ("error", "lock", "result")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def set_result(self, result: Any) -> None:
+        self.result = result
+        self.lock.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self.error = error
+        self.lock.release()
+
+    def wait(self) -> Any:
+        self.lock.acquire()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+# One queued unit of work: a function run against the state, its weight, who waits.
+_Work = tuple[Callable[[_SqlState], Any], int, _Waiter]
 _STOP: Any = object()
 
 
@@ -303,9 +394,9 @@ class SqliteStorage:
     def _submit(self, fn: Callable[[_SqlState], Any], weight: int = 1) -> Any:
         if self._closed:
             raise Unavailable("storage is closed")
-        fut: Future[Any] = Future()
-        self._queue.put((fn, weight, fut))
-        return fut.result()
+        waiter = _Waiter()
+        self._queue.put((fn, weight, waiter))
+        return waiter.wait()
 
     def _run(self) -> None:
         q = self._queue
@@ -334,6 +425,7 @@ class SqliteStorage:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
+            self._state.begin()
             results = [fn(self._state) for fn, _, _ in batch]
             conn.execute("COMMIT")
         except BaseException:
@@ -343,7 +435,6 @@ class SqliteStorage:
                     self._commit([work])
                 return
             _, _, fut = batch[0]
-            self._known.clear()
             try:
                 raise
             except sqlite3.Error as exc:
@@ -355,6 +446,7 @@ class SqliteStorage:
             fut.set_result(result)
 
     def _rollback(self) -> None:
+        self._state.forget()
         try:
             self._conn.execute("ROLLBACK")
         except sqlite3.Error:
@@ -391,7 +483,7 @@ class SqliteStorage:
     def events(self) -> list[str]:
         return [r[0] for r in self._reader().execute("SELECT id FROM events ORDER BY id")]
 
-    def _batch(self, fn: Callable[[_SqlState, Any], Hold], requests: Sequence[Any]) -> list[Result]:
+    def _batch(self, fn: Callable[[tx.State, Any], Hold], requests: Sequence[Any]) -> list[Result]:
         if not requests:
             return []
         out: list[Result] = self._submit(
@@ -419,21 +511,27 @@ class SqliteStorage:
         return out
 
     def hold(self, hold_id: str) -> Hold | None:
-        row = self._reader().execute(
-            f"SELECT {_HOLD_COLUMNS} FROM holds WHERE id = ?", (hold_id,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(f"SELECT {_HOLD_COLUMNS} FROM holds WHERE id = ?", (hold_id,))
+            .fetchone()
+        )
         return None if row is None else _hold_from_row(row)
 
     def holds(self, event: str) -> Iterator[Hold]:
-        rows = self._reader().execute(
-            f"SELECT {_HOLD_COLUMNS} FROM holds WHERE event = ? ORDER BY created_at, id", (event,)
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                f"SELECT {_HOLD_COLUMNS} FROM holds WHERE event = ? ORDER BY created_at, id",
+                (event,),
+            )
+            .fetchall()
+        )
         return (_hold_from_row(r) for r in rows)
 
     def stock(self, event: str) -> dict[str, StockLevel]:
         rows = self._reader().execute(
-            "SELECT sku, allocation, available, held, sold FROM stock WHERE event = ? "
-            "ORDER BY sku",
+            "SELECT sku, allocation, available, held, sold FROM stock WHERE event = ? ORDER BY sku",
             (event,),
         )
         return {r[0]: StockLevel(*r) for r in rows}
