@@ -143,8 +143,9 @@ class Sales:
             for key in [k for k in self._soldout if k[0] == event]:
                 self._soldout.pop(key, None)
 
-    def reserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
-        """Place many holds in one storage batch; one result per command, in order."""
+    def _prepare(
+        self, commands: Sequence[ReserveCommand]
+    ) -> tuple[list[Result | None], list[ReserveRequest], list[int]]:
         results: list[Result | None] = [None] * len(commands)
         requests: list[ReserveRequest] = []
         where: list[int] = []
@@ -155,11 +156,31 @@ class Sales:
             except LampoError as refusal:
                 results[i] = refusal
                 self._note(cmd.event, refusal)
-        if requests:
-            for i, result in zip(where, self.storage.reserve(requests), strict=True):
-                results[i] = result
-                self._note(commands[i].event, result)
+        return results, requests, where
+
+    def _merge(
+        self,
+        commands: Sequence[ReserveCommand],
+        results: list[Result | None],
+        where: list[int],
+        stored: list[Result],
+    ) -> list[Result]:
+        for i, result in zip(where, stored, strict=True):
+            results[i] = result
+            self._note(commands[i].event, result)
         return [r for r in results if r is not None]
+
+    def reserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
+        """Place many holds in one storage batch; one result per command, in order."""
+        results, requests, where = self._prepare(commands)
+        stored = self.storage.reserve(requests) if requests else []
+        return self._merge(commands, results, where, stored)
+
+    async def areserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
+        """``reserve_many`` for a coroutine: the loop runs on while the batch commits."""
+        results, requests, where = self._prepare(commands)
+        stored = await self.storage.areserve(requests) if requests else []
+        return self._merge(commands, results, where, stored)
 
     def reserve(
         self,
@@ -174,23 +195,70 @@ class Sales:
         cmd = ReserveCommand(event, customer, market, items, channel or Channel(), key)
         return _unwrap(self.reserve_many([cmd])[0])
 
+    async def areserve(
+        self,
+        event: str,
+        customer: str,
+        market: str,
+        items: Mapping[str, int],
+        channel: Channel | None = None,
+        key: str = "",
+    ) -> Hold:
+        cmd = ReserveCommand(event, customer, market, items, channel or Channel(), key)
+        return _unwrap((await self.areserve_many([cmd]))[0])
+
     # -- pay, release, refund, expire ------------------------------------------
-    def pay_many(self, requests: Sequence[tuple[str, str]]) -> list[Result]:
-        """Pay ``(hold_id, payment_id)`` pairs in one batch."""
+    def _pay_requests(
+        self, pairs: Sequence[tuple[str, str]], amounts: Sequence[Money | None] | None = None
+    ) -> tuple[list[Result | None], list[PayRequest], list[int]]:
         now = self.clock()
-        for hold_id, payment_id in requests:
-            check_id("hold_id", hold_id, 128)
-            check_id("payment_id", payment_id, 128)
-        results = self.storage.pay([PayRequest(h, p, now) for h, p in requests])
-        for result in results:
+        results: list[Result | None] = [None] * len(pairs)
+        requests: list[PayRequest] = []
+        where: list[int] = []
+        for i, (hold_id, payment_id) in enumerate(pairs):
+            try:
+                check_id("hold_id", hold_id, 128)
+                check_id("payment_id", payment_id, 128)
+            except LampoError as refusal:
+                results[i] = refusal
+                self._note("", refusal)
+                continue
+            amount = amounts[i] if amounts else None
+            requests.append(PayRequest(hold_id, payment_id, now, amount))
+            where.append(i)
+        return results, requests, where
+
+    def _merge_paid(
+        self, results: list[Result | None], where: list[int], stored: list[Result]
+    ) -> list[Result]:
+        for i, result in zip(where, stored, strict=True):
+            results[i] = result
             if isinstance(result, LampoError):
-                self._note(getattr(result, "event", "") or "", result)
-        return results
+                self._note("", result)
+        return [r for r in results if r is not None]
+
+    def pay_many(self, pairs: Sequence[tuple[str, str]]) -> list[Result]:
+        """Pay ``(hold_id, payment_id)`` pairs in one batch; one result per pair."""
+        results, requests, where = self._pay_requests(pairs)
+        stored = self.storage.pay(requests) if requests else []
+        return self._merge_paid(results, where, stored)
+
+    async def apay_many(self, pairs: Sequence[tuple[str, str]]) -> list[Result]:
+        results, requests, where = self._pay_requests(pairs)
+        stored = await self.storage.apay(requests) if requests else []
+        return self._merge_paid(results, where, stored)
 
     def pay(self, hold_id: str, payment_id: str, amount: Money | None = None) -> Hold:
-        check_id("hold_id", hold_id, 128)
-        check_id("payment_id", payment_id, 128)
-        return _unwrap(self.storage.pay([PayRequest(hold_id, payment_id, self.clock(), amount)])[0])
+        """Pay a hold; the payment id is the idempotency key. ``amount``, when given, must
+        be the hold's amount exactly."""
+        results, requests, where = self._pay_requests([(hold_id, payment_id)], [amount])
+        stored = self.storage.pay(requests) if requests else []
+        return _unwrap(self._merge_paid(results, where, stored)[0])
+
+    async def apay(self, hold_id: str, payment_id: str, amount: Money | None = None) -> Hold:
+        results, requests, where = self._pay_requests([(hold_id, payment_id)], [amount])
+        stored = await self.storage.apay(requests) if requests else []
+        return _unwrap(self._merge_paid(results, where, stored)[0])
 
     def release_many(self, hold_ids: Sequence[str]) -> list[Result]:
         now = self.clock()

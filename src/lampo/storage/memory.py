@@ -98,6 +98,12 @@ class MemoryStorage:
         with self._lock:
             return tx.apply_all(self._st, tx.reserve, requests)
 
+    async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
+        return self.reserve(requests)
+
+    async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
+        return self.pay(requests)
+
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         with self._lock:
             return tx.apply_all(self._st, tx.pay, requests)

@@ -43,6 +43,13 @@ class Storage(Protocol):
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         """Turn holds into orders; a repeated payment id returns the first result."""
 
+    async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
+        """``reserve`` for a coroutine: the event loop is not blocked while the batch
+        commits, and concurrent coroutines' requests share a batch."""
+
+    async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
+        """``pay`` for a coroutine (the hot path's other half)."""
+
     def release(self, requests: Sequence[ReleaseRequest]) -> list[Result]:
         """Return held stock to the pool at once; releasing a released hold is a no-op."""
 

@@ -5,6 +5,7 @@ See docs/sqlite-group-commit.md for the protocol and its crash points.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import sqlite3
@@ -327,8 +328,28 @@ class _Waiter:
         return self.result
 
 
+class _AsyncWaiter:
+    """Hands a result to a coroutine. The writer wakes each event loop once per batch."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[Any] = loop.create_future()
+
+
+def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in items:
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
 # One queued unit of work: a function run against the state, its weight, who waits.
-_Work = tuple[Callable[[_SqlState], Any], int, _Waiter]
+_Work = tuple[Callable[[_SqlState], Any], int, _Waiter | _AsyncWaiter]
 _STOP: Any = object()
 
 
@@ -388,6 +409,7 @@ class SqliteStorage:
         conn.execute(f"PRAGMA busy_timeout = {self._busy}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: hot B-tree pages stay in memory
         return conn
 
     # -- the writer -------------------------------------------------------------
@@ -397,6 +419,13 @@ class SqliteStorage:
         waiter = _Waiter()
         self._queue.put((fn, weight, waiter))
         return waiter.wait()
+
+    async def _submit_async(self, fn: Callable[[_SqlState], Any], weight: int = 1) -> Any:
+        if self._closed:
+            raise Unavailable("storage is closed")
+        waiter = _AsyncWaiter(asyncio.get_running_loop())
+        self._queue.put((fn, weight, waiter))
+        return await waiter.future
 
     def _run(self) -> None:
         q = self._queue
@@ -434,16 +463,31 @@ class SqliteStorage:
                 for work in batch:  # alone, so one bad request cannot fail its neighbours
                     self._commit([work])
                 return
-            _, _, fut = batch[0]
             try:
                 raise
             except sqlite3.Error as exc:
-                fut.set_exception(Unavailable(f"sqlite: {exc}"))
+                self._deliver(batch, [None], Unavailable(f"sqlite: {exc}"))
             except BaseException as exc:  # a bug: let the caller see it, keep serving
-                fut.set_exception(exc)
+                self._deliver(batch, [None], exc)
             return
-        for (_, _, fut), result in zip(batch, results, strict=True):
-            fut.set_result(result)
+        self._deliver(batch, results, None)
+
+    @staticmethod
+    def _deliver(batch: list[_Work], results: list[Any], error: BaseException | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for (_, _, waiter), result in zip(batch, results, strict=True):
+            if isinstance(waiter, _Waiter):
+                if error is None:
+                    waiter.set_result(result)
+                else:
+                    waiter.set_exception(error)
+            else:
+                by_loop.setdefault(waiter.loop, []).append((waiter.future, result, error))
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, items)
+            except RuntimeError:
+                pass  # that loop is closed: nobody is waiting any more
 
     def _rollback(self) -> None:
         self._state.forget()
@@ -493,6 +537,22 @@ class SqliteStorage:
 
     def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
         return self._batch(tx.reserve, requests)
+
+    async def _abatch(
+        self, fn: Callable[[tx.State, Any], Hold], requests: Sequence[Any]
+    ) -> list[Result]:
+        if not requests:
+            return []
+        out: list[Result] = await self._submit_async(
+            lambda st: tx.apply_all(st, fn, requests), weight=len(requests)
+        )
+        return out
+
+    async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
+        return await self._abatch(tx.reserve, requests)
+
+    async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
+        return await self._abatch(tx.pay, requests)
 
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         return self._batch(tx.pay, requests)
