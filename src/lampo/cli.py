@@ -1,0 +1,470 @@
+"""The ``lampo`` command (Typer + Rich): parse the input, call a service, format the answer.
+
+Every refusal and every bad input ends in a one-line red ``error: ...`` and exit code 2,
+never a traceback. ``simulate`` and ``demo`` exit 1 when the audit finds anything.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lampo import __version__
+from lampo.bootstrap import Config, build_simulation, default_storage_url, open_storage
+from lampo.domain.errors import InvalidRequest, LampoError, UnknownEvent
+from lampo.domain.event import Milestone
+from lampo.domain.holds import HoldState
+from lampo.domain.money import MINOR_UNITS, Money
+from lampo.services.audit import Audit, audit
+from lampo.services.sales import Sales
+from lampo.sim import scenario as scenarios
+from lampo.sim.driver import SimResult
+from lampo.sim.driver import run as run_simulation
+from lampo.storage import Storage
+
+DEMO_SCENARIO = "mi-fan-fest-2015"
+
+app = typer.Typer(
+    name="lampo",
+    help="lampo: an omni-channel flash-sale engine with a live battle report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lampo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """lampo: an omni-channel flash-sale engine with a live battle report."""
+
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        envvar="LAMPO_STORAGE",
+        show_envvar=True,
+        help="Storage URL: sqlite:///lampo.db (default) or memory://.",
+    ),
+]
+ScaleOpt = Annotated[float, typer.Option(help="Scale factor of stock and crowd, in (0, 10].")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the crowd: the same seed, the same run.")]
+
+
+# -- demo and simulate ----------------------------------------------------------
+@app.command()
+def demo(
+    scale: ScaleOpt = 0.01,
+    db: Annotated[Path, typer.Option(help="SQLite file to run on; replaced if it exists.")] = Path(
+        "lampo-demo.db"
+    ),
+    seed: SeedOpt = 42,
+) -> None:
+    """Run a scaled-down Mi Fan Fest 2015 on a fresh SQLite file and show the result."""
+    console = Console()
+    loaded = scenarios.load(DEMO_SCENARIO, scale)
+    _remove_database(db)
+    url = f"sqlite:///{db}"
+    console.print(
+        f"[bold]{loaded.event.name}[/] at scale {scale:g} on {url}: "
+        f"{loaded.event.total_allocation:,} units in {len(loaded.event.markets)} markets"
+    )
+    found = _simulate(console, loaded, Config.from_env(storage_url=url), seed)
+    raise typer.Exit(0 if found.ok else 1)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="A shipped scenario name or a TOML file.")],
+    scale: ScaleOpt = 1.0,
+    storage: StorageOpt = None,
+    seed: SeedOpt = 42,
+) -> None:
+    """Run a scenario's crowd in-process against the engine, then audit the result."""
+    console = Console()
+    loaded = scenarios.load(scenario, scale)
+    config = Config.from_env(storage_url=storage)
+    found = _simulate(console, loaded, config, seed, audit_table=True)
+    raise typer.Exit(0 if found.ok else 1)
+
+
+def _simulate(
+    console: Console,
+    loaded: scenarios.Scenario,
+    config: Config,
+    seed: int,
+    audit_table: bool = False,
+) -> Audit:
+    sales, clock = build_simulation(config, loaded)
+    try:
+        if loaded.event.id in sales.storage.events():
+            raise InvalidRequest(
+                "storage",
+                f"{config.storage_url} holds {loaded.event.id!r} already; "
+                "simulate on fresh storage (a new file, or memory://)",
+            )
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[clock]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            home = loaded.event.markets[loaded.home_market]
+            task = bar.add_task("simulating", total=1, clock="")
+
+            def progress(done: int, total: int) -> None:
+                at = home.local(loaded.event.opens + timedelta(seconds=done))
+                bar.update(task, completed=done, total=total, clock=at.strftime("%H:%M:%S"))
+
+            result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
+        found = audit(sales.storage, loaded.event)
+        _report(console, loaded, sales, result, found)
+        if audit_table:
+            _audit_table(console, found)
+        return found
+    finally:
+        sales.storage.close()
+
+
+def _remove_database(db: Path) -> None:
+    """Delete a previous demo database, but only if it is one (or an empty file)."""
+    if db.is_dir():
+        raise InvalidRequest("db", f"{db} is a directory")
+    if db.exists():
+        with db.open("rb") as f:
+            head = f.read(16)
+        if head and head != b"SQLite format 3\x00":
+            raise InvalidRequest("db", f"{db} exists and is not a SQLite file; not replacing it")
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        path.unlink(missing_ok=True)
+
+
+# -- the result tables ----------------------------------------------------------
+def _money(amount: int | Fraction, currency: str) -> str:
+    return Money(round(amount), currency).format()
+
+
+def _report(
+    console: Console, loaded: scenarios.Scenario, sales: Sales, result: SimResult, found: Audit
+) -> None:
+    event = loaded.event
+    stock = sales.storage.stock(event.id)
+    totals = sales.storage.totals(event.id)
+    home = event.markets[loaded.home_market]
+
+    by_cat = Table(title="Sold per category", title_justify="left")
+    for col in ("category", "sold", "allocation", "share", "seed figure"):
+        by_cat.add_column(col, justify="left" if col == "category" else "right")
+    sold: Counter[str] = Counter()
+    allocated: Counter[str] = Counter()
+    for sku, level in stock.items():
+        sold[event.category_of(sku)] += level.sold
+        allocated[event.category_of(sku)] += level.allocation
+    for cid, category in event.categories.items():
+        share = sold[cid] / allocated[cid] if allocated[cid] else 0.0
+        seed_units = loaded.expected.units.get(cid)
+        by_cat.add_row(
+            category.name,
+            f"{sold[cid]:,}",
+            f"{allocated[cid]:,}",
+            f"{share:.1%}",
+            f"{seed_units:,}" if seed_units is not None else "-",
+        )
+    console.print(by_cat)
+
+    fx = event.fx
+    by_market = Table(title=f"Money per market (FX of {fx.on})", title_justify="left")
+    for col in ("market", "orders", "units", "local", fx.reporting):
+        by_market.add_column(col, justify="left" if col == "market" else "right")
+    orders: Counter[str] = Counter()
+    amounts: Counter[str] = Counter()
+    units: Counter[str] = Counter()
+    for (market, *_), (count, amount) in totals.orders.items():
+        orders[market] += count
+        amounts[market] += amount
+    for (_, market, *_), (count, _) in totals.lines.items():
+        units[market] += count
+    for code, mk in event.markets.items():
+        local = Money(amounts[code], mk.currency)
+        by_market.add_row(
+            f"{mk.name} ({code})",
+            f"{orders[code]:,}",
+            f"{units[code]:,}",
+            local.format(),
+            fx.convert(local).format(),
+        )
+    currency_of = {code: m.currency for code, m in event.markets.items()}
+    total = fx.total(totals.amounts_by_currency(currency_of))
+    by_market.add_row(
+        "[bold]total",
+        f"{sum(orders.values()):,}",
+        f"{sum(units.values()):,}",
+        "",
+        f"[bold]{total.format()}",
+    )
+    if loaded.expected.revenue is not None:
+        by_market.add_row("seed figure", "", "", "", loaded.expected.revenue.format())
+    console.print(by_market)
+
+    soldout = Table(title=f"Sold out ({home.name} time, {home.tz})", title_justify="left")
+    for col in ("SKU", "sold out at", "after opening", "left"):
+        soldout.add_column(col, justify="left" if col == "SKU" else "right")
+    for sku in sorted(
+        event.offers,
+        key=lambda s: (
+            result.sold_out_at.get(s, datetime.max.replace(tzinfo=event.opens.tzinfo)),
+            s,
+        ),
+    ):
+        when = result.sold_out_at.get(sku)
+        remaining = stock.get(sku)
+        left = f"{remaining.available:,}" if remaining else "-"
+        if when is None:
+            soldout.add_row(event.skus[sku].name, "-", "-", left)
+        else:
+            soldout.add_row(
+                event.skus[sku].name,
+                home.local(when).strftime("%H:%M:%S"),
+                _elapsed(when - event.opens),
+                left,
+            )
+    console.print(soldout)
+
+    reached = _milestones(loaded, sales)
+    if reached:
+        table = Table(title="Milestones", title_justify="left")
+        table.add_column("milestone")
+        table.add_column(f"at scale {loaded.scale:g}", justify="right")
+        table.add_column(f"reached at ({home.name} time)", justify="right")
+        for m, when in reached:
+            if m.category:
+                threshold = f"{m.threshold:,} {event.categories[m.category].unit}"
+            else:
+                threshold = Money(m.threshold, event.fx.reporting).format()
+            at = home.local(when).strftime("%H:%M:%S") if when else "not reached"
+            table.add_row(m.label, threshold, at)
+        console.print(table)
+
+    refused = Table(title="Refused requests", title_justify="left")
+    refused.add_column("reason")
+    refused.add_column("requests", justify="right")
+    for reason, count in result.refusals.most_common():
+        refused.add_row(reason, f"{count:,}")
+    refused.add_row("[bold]total", f"[bold]{result.refused:,}")
+    console.print(refused)
+
+    rate = result.requests / result.wall_seconds if result.wall_seconds else 0.0
+    console.print(
+        f"{result.requests:,} reservation requests ({result.resent:,} resent with the same key)"
+        f" · {result.holds:,} holds · {result.paid:,} orders · {result.expired:,} expired"
+        f" · {result.releases:,} released · {result.wall_seconds:.1f} s ({rate:,.0f} requests/s)"
+    )
+    style = "bold green" if found.ok else "bold red"
+    console.print(f"[{style}]{found.summary()}")
+
+
+def _elapsed(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"+{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _milestones(
+    loaded: scenarios.Scenario, sales: Sales
+) -> list[tuple[Milestone, datetime | None]]:
+    """When each milestone was crossed, replaying the orders by payment time."""
+    event = loaded.event
+    if not event.milestones:
+        return []
+    paid = sorted(
+        (
+            h
+            for h in sales.storage.holds(event.id)
+            if h.state is HoldState.PAID and h.paid_at is not None
+        ),
+        key=lambda h: (h.paid_at, h.id),
+    )
+    reached: dict[str, datetime] = {}
+    money = Fraction(0)  # minor units of the reporting currency, exact
+    units: Counter[str] = Counter()
+    scale = 10 ** MINOR_UNITS[event.fx.reporting]
+    for hold in paid:
+        rate = event.fx.rate(hold.currency)
+        money += Fraction(hold.amount.amount, 10 ** MINOR_UNITS[hold.currency]) * rate * scale
+        for line in hold.lines:
+            units[event.category_of(line.sku)] += line.quantity
+        for m in event.milestones:
+            if m.label in reached:
+                continue
+            value = units[m.category] if m.category else money
+            if value >= m.threshold:
+                reached[m.label] = hold.paid_at  # type: ignore[assignment]
+    return [(m, reached.get(m.label)) for m in event.milestones]
+
+
+def _audit_table(console: Console, found: Audit) -> None:
+    table = Table(
+        title=f"Audit of {found.event} ({found.holds:,} holds recounted)", title_justify="left"
+    )
+    table.add_column("check")
+    table.add_column("found", justify="right")
+    table.add_column("detail")
+
+    def row(name: str, count: int, detail: str) -> None:
+        mark = "[green]0" if not count else f"[red]{count:,}"
+        table.add_row(name, mark, detail)
+
+    row(
+        "oversold units",
+        found.oversold_units,
+        ", ".join(f"{k}: {v}" for k, v in found.oversold.items()),
+    )
+    row(
+        "limit violations",
+        len(found.limit_violations),
+        ", ".join(
+            f"{v.customer} {v.units}/{v.limit} {v.sku or 'event'}"
+            for v in found.limit_violations[:5]
+        ),
+    )
+    row("leaked units", found.leaked_units, ", ".join(f"{k}: {v}" for k, v in found.leaked.items()))
+    row(
+        "totals rows differing from recount",
+        len(found.totals),
+        ", ".join(str(d.key) for d in found.totals[:3]),
+    )
+    console.print(table)
+
+
+# -- stock and expire -----------------------------------------------------------
+@app.command()
+def stock(
+    event: Annotated[str | None, typer.Argument(help="Event id (default: every event).")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Show the stock per SKU: allocation, available, held, sold."""
+    config = Config.from_env(storage_url=storage)
+    store = open_storage(config.storage_url, must_exist=True)
+    try:
+        events = _events(store, event)
+        console = Console()
+        if not events:
+            console.print(f"no sale events in {config.storage_url}")
+        for ev in events:
+            table = Table(title=f"Stock of {ev}", title_justify="left")
+            table.add_column("SKU")
+            for col in ("allocation", "available", "held", "sold"):
+                table.add_column(col, justify="right")
+            for sku, level in sorted(store.stock(ev).items()):
+                table.add_row(
+                    sku,
+                    f"{level.allocation:,}",
+                    f"{level.available:,}",
+                    f"{level.held:,}",
+                    f"{level.sold:,}",
+                )
+            console.print(table)
+    finally:
+        store.close()
+
+
+@app.command()
+def expire(
+    storage: StorageOpt = None,
+    event: Annotated[str | None, typer.Option(help="Only this event (default: all).")] = None,
+) -> None:
+    """Run the expiry sweeper once: holds past their time go back to the pool."""
+    config = Config.from_env(storage_url=storage)
+    store = open_storage(config.storage_url, must_exist=True)
+    try:
+        events = _events(store, event)
+        sales = Sales(store)
+        expired = sum(len(sales.expire_due(ev)) for ev in events)
+        noun = "hold" if expired == 1 else "holds"
+        Console().print(f"expired {expired} {noun} in {len(events)} event(s)")
+    finally:
+        store.close()
+
+
+def _events(store: Storage, event: str | None) -> list[str]:
+    known = store.events()
+    if event is None:
+        return known
+    if event not in known:
+        raise UnknownEvent(event)
+    return [event]
+
+
+# -- entry point ----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Usage:
+    """Parse errors of the click that typer runs on (vendored or not)."""
+
+    types: tuple[type[BaseException], ...]
+
+
+def _usage_errors() -> _Usage:
+    types: list[type[BaseException]] = [typer.TyperException]
+    try:
+        import click
+
+        types.append(click.ClickException)
+    except ImportError:  # pragma: no cover - typer vendors click
+        pass
+    return _Usage(tuple(types))
+
+
+def _fail(message: str) -> int:
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] [red]{message}", markup=True)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lampo`` with ``argv`` (default: the process arguments); return the exit code."""
+    usage = _usage_errors()
+    try:
+        code: Any = app(args=argv, prog_name="lampo", standalone_mode=False)
+    except LampoError as refusal:
+        return _fail(str(refusal))
+    except usage.types as err:
+        text = err.format_message() if hasattr(err, "format_message") else str(err)
+        return _fail(" ".join(str(text).split()) + " (see lampo --help)")
+    except (KeyboardInterrupt, typer.Abort):
+        return _fail("interrupted")
+    except sqlite3.Error as err:
+        return _fail(f"database: {err}")
+    except OSError as err:
+        return _fail(f"{err.strerror or err}: {err.filename or ''}".rstrip(": "))
+    return code if isinstance(code, int) else 0
+
+
+__all__ = ["app", "default_storage_url", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

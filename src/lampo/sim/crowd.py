@@ -1,0 +1,229 @@
+"""The crowd model: a seeded, reproducible stream of buyers' visits over virtual time.
+
+In each market, arrivals per second follow a spike at the market's opening that decays
+exponentially, over a steady baseline: ``rate(t) = peak * exp(-t / decay) + baseline``; the
+count in each second is drawn from a Poisson law of that mean. Each arriving buyer picks a
+channel (online with a referral, or a marketplace), a SKU by popularity (one or two units,
+within the limit), maybe an add-on, and a plan: pay after a delay, pay twice with the same
+payment id, pay too late, release, or never pay (the hold expires). Some resend the same
+request with the same idempotency key; some come back later and try to pass the
+per-customer limit.
+
+The stream is produced lazily in time order, so memory stays small at any scale. The same
+scenario and seed give the identical sequence: every market draws from its own
+``random.Random`` seeded from (seed, market).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from lampo.domain.market import Channel, ChannelKind
+from lampo.sim.scenario import Crowd, Scenario
+
+
+class Plan(StrEnum):
+    """What a buyer does with the hold they get."""
+
+    PAY = "pay"
+    PAY_TWICE = "pay-twice"  # the same payment id submitted twice (double click)
+    PAY_LATE = "pay-late"  # pays after the hold expired: refused
+    RELEASE = "release"
+    ABANDON = "abandon"  # never pays: the hold expires
+    NONE = "none"  # a resent request: the first request's plan applies
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """One reservation request. ``at``: whole seconds after the event's first opening."""
+
+    at: int
+    market: str
+    customer: str
+    key: str
+    items: tuple[tuple[str, int], ...]
+    channel: Channel
+    plan: Plan
+    delay: int  # seconds from the hold to the plan's action
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean <= 0:
+        return 0
+    if mean > 60:  # normal approximation: exact enough, and constant time
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, p = math.exp(-mean), 0, rng.random()
+    while p > limit:
+        k += 1
+        p *= rng.random()
+    return k
+
+
+def _cumulative(weights: list[float]) -> list[float]:
+    out, run = [], 0.0
+    for w in weights:
+        run += w
+        out.append(run)
+    return out
+
+
+class _Market:
+    """The visits of one market, in time order."""
+
+    def __init__(self, scenario: Scenario, market: str, seed: int) -> None:
+        event, crowd = scenario.event, scenario.crowd
+        self.crowd: Crowd = crowd
+        self.market = market
+        self.rng = random.Random(f"{seed}:{scenario.event.id}:{market}")
+        window = event.windows[market]
+        self.offset = int((window.opens - event.opens).total_seconds())
+        self.seconds = int(window.length.total_seconds())
+        self.hold_seconds = event.hold_seconds
+        self.arrivals = crowd.arrivals.get(market)
+        skus = [
+            s
+            for s in sorted(crowd.demand)
+            if market in event.offers[s].prices and crowd.demand[s] > 0
+        ]
+        self.skus = skus
+        self.cum = _cumulative([crowd.demand[s] for s in skus])
+        self.limits = {s: event.offers[s].limit_per_customer for s in skus}
+        mix = crowd.channels.get(market, {"online": 1.0})
+        self.channels = sorted(k for k, v in mix.items() if v > 0)
+        self.channel_cum = _cumulative([mix[k] for k in self.channels])
+        self.referrals = sorted(k for k, v in crowd.referrals.items() if v > 0) or ["direct"]
+        self.referral_cum = _cumulative([crowd.referrals.get(k, 1.0) for k in self.referrals])
+        self.buyers = 0
+        self.pending: list[tuple[int, int, Visit]] = []  # resent and repeat visits to come
+        self.seq = 0
+
+    def mean(self, s: int) -> float:
+        a = self.arrivals
+        if a is None:
+            return 0.0
+        d = self.crowd.decay_seconds
+        spike = a.peak_per_second * d * (math.exp(-s / d) - math.exp(-(s + 1) / d))
+        return spike + a.baseline_per_second
+
+    def visits(self) -> Iterator[Visit]:
+        if not self.skus:
+            return
+        for s in range(self.seconds):
+            while self.pending and self.pending[0][0] <= s:
+                yield heapq.heappop(self.pending)[2]
+            for _ in range(_poisson(self.rng, self.mean(s))):
+                yield self.buyer(s)
+        while self.pending:  # visits after the close: refused as closed, as they would be
+            yield heapq.heappop(self.pending)[2]
+
+    def later(self, s: int, visit: Visit) -> None:
+        self.seq += 1
+        heapq.heappush(self.pending, (s, self.seq, visit))
+
+    def pick(self, cum: list[float], names: list[str]) -> str:
+        return self.rng.choices(names, cum_weights=cum)[0]
+
+    def buyer(self, s: int) -> Visit:
+        rng, crowd = self.rng, self.crowd
+        self.buyers += 1
+        customer = f"{self.market.lower()}-{self.buyers}"
+        channel_name = self.pick(self.channel_cum, self.channels)
+        if channel_name == "online":
+            referral = self.pick(self.referral_cum, self.referrals)
+            channel = Channel(ChannelKind.ONLINE, referral="" if referral == "direct" else referral)
+        else:
+            channel = Channel(ChannelKind.MARKETPLACE, channel_name)
+        sku = self.pick(self.cum, self.skus)
+        limit = self.limits[sku]
+        quantity = 2 if rng.random() < crowd.two_units and (limit is None or limit >= 2) else 1
+        items = {sku: quantity}
+        if rng.random() < crowd.add_on and len(self.skus) > 1:
+            extra = self.pick(self.cum, self.skus)
+            if extra != sku:
+                items[extra] = 1
+        plan, delay = self.plan()
+        visit = Visit(
+            self.offset + s,
+            self.market,
+            customer,
+            f"{customer}:1",
+            tuple(sorted(items.items())),
+            channel,
+            plan,
+            delay,
+        )
+        if rng.random() < crowd.retry:
+            resend = rng.randint(0, 3)
+            self.later(s + resend, _resent(visit, self.offset + s + resend))
+        if rng.random() < crowd.repeat:
+            back = s + rng.randint(30, 1800)
+            greedy = (limit or 2) if quantity < (limit or 2) else quantity
+            self.later(
+                back,
+                Visit(
+                    self.offset + back,
+                    self.market,
+                    customer,
+                    f"{customer}:2",
+                    ((sku, greedy),),
+                    channel,
+                    Plan.PAY,
+                    self.pay_delay(),
+                ),
+            )
+        return visit
+
+    def pay_delay(self) -> int:
+        median = self.crowd.pay_delay_seconds
+        delay = round(self.rng.lognormvariate(math.log(median), 0.7))
+        return max(1, min(delay, self.hold_seconds - 1))
+
+    def plan(self) -> tuple[Plan, int]:
+        crowd, u = self.crowd, self.rng.random()
+        if u < crowd.never_pay:
+            return Plan.ABANDON, 0
+        u -= crowd.never_pay
+        if u < crowd.release:
+            return Plan.RELEASE, self.rng.randint(1, max(1, self.hold_seconds - 1))
+        u -= crowd.release
+        if u < crowd.late_pay:
+            return Plan.PAY_LATE, self.hold_seconds + self.rng.randint(0, 600)
+        if self.rng.random() < crowd.double_pay:
+            return Plan.PAY_TWICE, self.pay_delay()
+        return Plan.PAY, self.pay_delay()
+
+
+def _resent(visit: Visit, at: int) -> Visit:
+    return Visit(
+        at, visit.market, visit.customer, visit.key, visit.items, visit.channel, Plan.NONE, 0
+    )
+
+
+def timeline(scenario: Scenario, seed: int = 0) -> Iterator[Visit]:
+    """Every visit of the scenario's crowd, in time order (ties: market order, then arrival)."""
+    streams = [
+        _keyed(i, _Market(scenario, m, seed).visits())
+        for i, m in enumerate(sorted(scenario.event.markets))
+    ]
+    for _, _, _, visit in heapq.merge(*streams):
+        yield visit
+
+
+def _keyed(index: int, visits: Iterator[Visit]) -> Iterator[tuple[int, int, int, Visit]]:
+    for n, visit in enumerate(visits):
+        yield visit.at, index, n, visit
+
+
+def expected_buyers(scenario: Scenario) -> float:
+    """The mean number of first visits (buyers) over the whole event."""
+    total = 0.0
+    for market, a in scenario.crowd.arrivals.items():
+        w = scenario.event.windows[market].length.total_seconds()
+        d = scenario.crowd.decay_seconds
+        total += a.peak_per_second * d * (1 - math.exp(-w / d)) + a.baseline_per_second * w
+    return total

@@ -1,0 +1,517 @@
+"""Scenario files: a sale event and the crowd that shops it, in TOML.
+
+``load("mi-fan-fest-2015")`` reads a scenario shipped in the package; ``load("x.toml")``
+reads a file. Money and FX rates must be decimal strings (``"699.00"``): TOML reads a
+bare ``699.00`` as a float, and no float ever touches money. A bad file raises
+``ScenarioError`` naming the file, the line and the field (``skus[2].prices.IN``).
+
+``scale`` multiplies every allocation, expected figure, milestone and arrival rate (each
+allocation stays at least 1), so a scenario runs at any size.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lampo.domain.catalog import Category, Sku
+from lampo.domain.errors import InvalidRequest, LampoError
+from lampo.domain.event import Milestone, Offer, SaleEvent, Window
+from lampo.domain.market import Market
+from lampo.domain.money import MINOR_UNITS, FxTable, Money
+from lampo.sim._locate import Path as FieldPath
+from lampo.sim._locate import format_path, locate
+
+PACKAGE = "lampo.scenarios"
+MAX_SCALE = 10.0
+_DECIMAL = re.compile(r"^[0-9][0-9_]*(\.[0-9]+)?$")
+
+
+class ScenarioError(LampoError):
+    """A scenario file that cannot be used: where (file, line, field) and why."""
+
+    reason = "invalid-scenario"
+
+    def __init__(self, file: str, problem: str, field: str = "", line: int | None = None) -> None:
+        self.file = file
+        self.problem = problem
+        self.field = field
+        self.line = line
+        super().__init__()
+
+    def message(self) -> str:
+        where = self.file + (f", line {self.line}" if self.line else "")
+        what = f"{self.field}: " if self.field else ""
+        return f"{where}: {what}{self.problem}"
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """One market's arrivals per second: ``peak * exp(-t / decay) + baseline``."""
+
+    peak_per_second: float
+    baseline_per_second: float
+
+
+@dataclass(frozen=True, slots=True)
+class Crowd:
+    """How buyers behave; shares are probabilities, counts already scaled."""
+
+    decay_seconds: float
+    arrivals: Mapping[str, Arrivals]
+    demand: Mapping[str, float]
+    channels: Mapping[str, Mapping[str, float]]
+    referrals: Mapping[str, float]
+    two_units: float = 0.0
+    add_on: float = 0.0
+    never_pay: float = 0.0
+    release: float = 0.0
+    late_pay: float = 0.0
+    retry: float = 0.0
+    double_pay: float = 0.0
+    repeat: float = 0.0
+    pay_delay_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """The seed's headline figures (already scaled): units per category and revenue."""
+
+    units: Mapping[str, int] = field(default_factory=dict)
+    revenue: Money | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    source: str
+    scale: float
+    event: SaleEvent
+    crowd: Crowd
+    expected: Expected
+    home_market: str
+
+
+def available() -> list[str]:
+    """Names of the scenarios shipped in the package."""
+    root = resources.files(PACKAGE)
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def check_scale(scale: object) -> float:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, int | float)
+        or not math.isfinite(scale)
+        or not 0 < scale <= MAX_SCALE
+    ):
+        raise InvalidRequest("scale", f"must be a number in (0, {MAX_SCALE:g}], got {scale!r}")
+    return float(scale)
+
+
+def load(name_or_path: str | Path, scale: float = 1.0) -> Scenario:
+    """Read a shipped scenario by name, or a TOML file by path, at ``scale``."""
+    scale = check_scale(scale)
+    text, label, name = _read(name_or_path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        line = _line_of(str(err))
+        raise ScenarioError(label, f"not valid TOML: {err}", line=line) from None
+    return _Builder(label, text, scale).scenario(name, data)
+
+
+def _read(name_or_path: str | Path) -> tuple[str, str, str]:
+    """(text, label for messages, scenario name)."""
+    text_name = str(name_or_path)
+    shipped = resources.files(PACKAGE).joinpath(f"{text_name}.toml")
+    if "/" not in text_name and "\\" not in text_name and shipped.is_file():
+        return shipped.read_text(encoding="utf-8"), f"{text_name}.toml", text_name
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and not path.exists():
+        known = ", ".join(available()) or "none"
+        raise ScenarioError(text_name, f"no such scenario; shipped: {known}")
+    try:
+        return path.read_text(encoding="utf-8"), str(path), path.stem
+    except FileNotFoundError:
+        raise ScenarioError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ScenarioError(str(path), f"cannot read: {err}") from None
+
+
+def _line_of(message: str) -> int | None:
+    found = re.search(r"line (\d+)", message)
+    return int(found.group(1)) if found else None
+
+
+def _scaled(n: int, scale: float, at_least: int = 1) -> int:
+    if n == 0:
+        return 0
+    return max(at_least, round(n * Fraction(scale)))
+
+
+class _Builder:
+    """Turns the parsed TOML into domain objects, naming the field of every problem."""
+
+    def __init__(self, label: str, text: str, scale: float) -> None:
+        self.label = label
+        self.text = text
+        self.scale = scale
+
+    # -- errors and typed reads -------------------------------------------------
+    def fail(self, path: FieldPath, problem: str) -> ScenarioError:
+        return ScenarioError(self.label, problem, format_path(path), locate(self.text, path))
+
+    def get(self, data: Mapping[str, Any], path: FieldPath, key: str, default: Any = ...) -> Any:
+        if key in data:
+            return data[key]
+        if default is ...:
+            raise self.fail((*path, key), "is missing")
+        return default
+
+    def table(self, value: Any, path: FieldPath) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"must be a table, got {_kind(value)}")
+        return value
+
+    def string(self, value: Any, path: FieldPath) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(path, f"must be a non-empty string, got {_kind(value)}")
+        return value
+
+    def integer(self, value: Any, path: FieldPath, minimum: int = 0) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(path, f"must be a whole number, got {_kind(value)}")
+        if value < minimum:
+            raise self.fail(path, f"must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, value: Any, path: FieldPath, lo: float = 0.0, hi: float = math.inf) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(path, f"must be a number, got {_kind(value)}")
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise self.fail(path, f"must be between {lo:g} and {hi:g}, got {value}")
+        return float(value)
+
+    def share(self, value: Any, path: FieldPath) -> float:
+        return self.number(value, path, 0.0, 1.0)
+
+    def decimal(self, value: Any, path: FieldPath) -> Fraction:
+        if isinstance(value, float):
+            raise self.fail(
+                path,
+                f'must be a decimal string such as "{value}", not a bare number '
+                "(TOML reads it as a float, and money is never a float)",
+            )
+        if not isinstance(value, str) or not _DECIMAL.match(value.strip()):
+            raise self.fail(path, f'must be a decimal string such as "699.00", got {value!r}')
+        return Fraction(value.strip().replace("_", ""))
+
+    def money(self, value: Any, path: FieldPath, currency: str) -> Money:
+        amount = self.decimal(value, path) * 10 ** MINOR_UNITS[currency]
+        if amount.denominator != 1:
+            raise self.fail(path, f"{value} has more decimals than {currency} allows")
+        if amount <= 0:
+            raise self.fail(path, "must be positive")
+        return Money(int(amount), currency)
+
+    def local_time(self, value: Any, path: FieldPath, market: Market) -> datetime:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=market.zone).astimezone(UTC)
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        raise self.fail(path, f"must be a date-time such as 2015-04-08T10:00:00, got {value!r}")
+
+    def domain(self, path: FieldPath, build: Any, *args: Any, **kwargs: Any) -> Any:
+        """Build a domain object, turning its refusal into an error at ``path``."""
+        try:
+            return build(*args, **kwargs)
+        except LampoError as err:
+            raise self.fail(path, str(err)) from None
+
+    # -- the scenario -----------------------------------------------------------
+    def scenario(self, name: str, data: dict[str, Any]) -> Scenario:
+        ev = self.table(self.get(data, (), "event"), ("event",))
+        fx = self.fx(self.table(self.get(data, (), "fx"), ("fx",)))
+        markets = self.markets(self.table(self.get(data, (), "markets"), ("markets",)))
+        if not markets:
+            raise self.fail(("markets",), "needs at least one market")
+        for code, market in markets.items():
+            if market.currency != fx.reporting and market.currency not in fx.rates:
+                raise self.fail(
+                    ("fx", "rates", market.currency),
+                    f"missing: market {code} sells in {market.currency}",
+                )
+        windows = self.windows(ev, self.table(data.get("markets"), ("markets",)), markets)
+        categories = self.categories(self.table(self.get(data, (), "categories"), ("categories",)))
+        skus, offers = self.skus(self.get(data, (), "skus"), markets, categories)
+        home = self.string(
+            self.get(ev, ("event",), "home_market", next(iter(markets))), ("event", "home_market")
+        )
+        if home not in markets:
+            raise self.fail(("event", "home_market"), f"{home!r} is not a declared market")
+        limit = ev.get("limit_per_customer")
+        event = self.domain(
+            ("event",),
+            SaleEvent,
+            id=self.string(self.get(ev, ("event",), "id"), ("event", "id")),
+            name=self.string(self.get(ev, ("event",), "name"), ("event", "name")),
+            markets=markets,
+            windows=windows,
+            categories=categories,
+            skus=skus,
+            offers=offers,
+            fx=fx,
+            hold_seconds=self.integer(
+                self.get(ev, ("event",), "hold_seconds", 900), ("event", "hold_seconds"), 1
+            ),
+            limit_per_customer=None
+            if limit is None
+            else self.integer(limit, ("event", "limit_per_customer"), 1),
+            milestones=self.milestones(data.get("milestones", []), fx, categories),
+        )
+        crowd = self.crowd(self.table(self.get(data, (), "crowd"), ("crowd",)), event)
+        expected = self.expected(data.get("expected", {}), fx, categories)
+        return Scenario(name, self.label, self.scale, event, crowd, expected, home)
+
+    def fx(self, fx: dict[str, Any]) -> FxTable:
+        reporting = self.string(self.get(fx, ("fx",), "reporting"), ("fx", "reporting"))
+        if reporting not in MINOR_UNITS:
+            raise self.fail(("fx", "reporting"), f"unknown currency {reporting!r}")
+        on = self.get(fx, ("fx",), "on")
+        if not isinstance(on, date) or isinstance(on, datetime):
+            raise self.fail(("fx", "on"), f"must be a date such as 2015-04-08, got {on!r}")
+        rates = {}
+        for code, value in self.table(self.get(fx, ("fx",), "rates", {}), ("fx", "rates")).items():
+            path = ("fx", "rates", code)
+            if code not in MINOR_UNITS:
+                raise self.fail(path, f"unknown currency {code!r}")
+            rates[code] = self.decimal(value, path)
+            if rates[code] <= 0:
+                raise self.fail(path, "must be positive")
+        return FxTable(reporting, on, rates)
+
+    def markets(self, table: dict[str, Any]) -> dict[str, Market]:
+        out = {}
+        for code, raw in table.items():
+            path: FieldPath = ("markets", code)
+            m = self.table(raw, path)
+            currency = self.string(self.get(m, path, "currency"), (*path, "currency"))
+            if currency not in MINOR_UNITS:
+                raise self.fail((*path, "currency"), f"unknown currency {currency!r}")
+            out[code] = self.domain(
+                path,
+                Market,
+                code,
+                self.string(self.get(m, path, "name"), (*path, "name")),
+                currency,
+                self.string(self.get(m, path, "tz"), (*path, "tz")),
+            )
+        return out
+
+    def windows(
+        self, ev: dict[str, Any], raw: dict[str, Any], markets: dict[str, Market]
+    ) -> dict[str, Window]:
+        out = {}
+        for code, market in markets.items():
+            opens = raw[code].get("opens", ev.get("opens"))
+            closes = raw[code].get("closes", ev.get("closes"))
+            where: FieldPath = ("markets", code) if "opens" in raw[code] else ("event",)
+            if opens is None or closes is None:
+                raise self.fail((*where, "opens" if opens is None else "closes"), "is missing")
+            o = self.local_time(opens, (*where, "opens"), market)
+            c = self.local_time(closes, (*where, "closes"), market)
+            out[code] = self.domain((*where, "closes"), Window, o, c)
+        return out
+
+    def categories(self, table: dict[str, Any]) -> dict[str, Category]:
+        out = {}
+        for cid, raw in table.items():
+            path: FieldPath = ("categories", cid)
+            c = self.table(raw, path)
+            out[cid] = self.domain(
+                path,
+                Category,
+                cid,
+                self.string(self.get(c, path, "name", cid), (*path, "name")),
+                self.string(self.get(c, path, "unit", "units"), (*path, "unit")),
+            )
+        return out
+
+    def skus(
+        self, raw: Any, markets: dict[str, Market], categories: dict[str, Category]
+    ) -> tuple[dict[str, Sku], dict[str, Offer]]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(("skus",), "must be a non-empty array of tables ([[skus]])")
+        skus: dict[str, Sku] = {}
+        offers: dict[str, Offer] = {}
+        for i, item in enumerate(raw):
+            path: FieldPath = ("skus", i)
+            s = self.table(item, path)
+            sid = self.string(self.get(s, path, "id"), (*path, "id"))
+            if sid in skus:
+                raise self.fail((*path, "id"), f"SKU {sid!r} is declared twice")
+            category = self.string(self.get(s, path, "category"), (*path, "category"))
+            if category not in categories:
+                raise self.fail((*path, "category"), f"{category!r} is not a declared category")
+            skus[sid] = self.domain(
+                path,
+                Sku,
+                sid,
+                self.string(self.get(s, path, "product", sid), (*path, "product")),
+                self.string(self.get(s, path, "name", sid), (*path, "name")),
+                category,
+            )
+            allocation = self.integer(self.get(s, path, "allocation"), (*path, "allocation"))
+            limit = s.get("limit")
+            prices = {}
+            table = self.table(self.get(s, path, "prices"), (*path, "prices"))
+            if not table:
+                raise self.fail((*path, "prices"), "needs a price in at least one market")
+            for market, value in table.items():
+                if market not in markets:
+                    raise self.fail((*path, "prices", market), "is not a declared market")
+                prices[market] = self.money(
+                    value, (*path, "prices", market), markets[market].currency
+                )
+            offers[sid] = self.domain(
+                path,
+                Offer,
+                sid,
+                _scaled(allocation, self.scale),
+                prices,
+                None if limit is None else self.integer(limit, (*path, "limit"), 1),
+            )
+        return skus, offers
+
+    def milestones(
+        self, raw: Any, fx: FxTable, categories: dict[str, Category]
+    ) -> tuple[Milestone, ...]:
+        if not isinstance(raw, list):
+            raise self.fail(("milestones",), "must be an array of tables ([[milestones]])")
+        out = []
+        for i, item in enumerate(raw):
+            path: FieldPath = ("milestones", i)
+            m = self.table(item, path)
+            label = self.string(self.get(m, path, "label"), (*path, "label"))
+            if ("money" in m) == ("units" in m):
+                raise self.fail(path, "needs exactly one of money or units")
+            if "money" in m:
+                money = self.money(m["money"], (*path, "money"), fx.reporting)
+                out.append(Milestone(label, _scaled(money.amount, self.scale)))
+            else:
+                units = self.integer(m["units"], (*path, "units"), 1)
+                category = self.string(self.get(m, path, "category"), (*path, "category"))
+                if category not in categories:
+                    raise self.fail((*path, "category"), f"{category!r} is not a category")
+                out.append(Milestone(label, _scaled(units, self.scale), category))
+        return tuple(out)
+
+    def expected(self, raw: Any, fx: FxTable, categories: dict[str, Category]) -> Expected:
+        e = self.table(raw, ("expected",))
+        units = {}
+        for cid, value in self.table(e.get("units", {}), ("expected", "units")).items():
+            path: FieldPath = ("expected", "units", cid)
+            if cid not in categories:
+                raise self.fail(path, f"{cid!r} is not a declared category")
+            units[cid] = _scaled(self.integer(value, path), self.scale)
+        revenue = None
+        if "revenue" in e:
+            money = self.money(e["revenue"], ("expected", "revenue"), fx.reporting)
+            revenue = Money(_scaled(money.amount, self.scale), fx.reporting)
+        source = self.string(e.get("source", "-"), ("expected", "source"))
+        return Expected(units, revenue, source)
+
+    def crowd(self, c: dict[str, Any], event: SaleEvent) -> Crowd:
+        base: FieldPath = ("crowd",)
+        shares = {
+            key: self.share(c.get(key, 0.0), (*base, key))
+            for key in (
+                "two_units",
+                "add_on",
+                "never_pay",
+                "release",
+                "late_pay",
+                "retry",
+                "double_pay",
+                "repeat",
+            )
+        }
+        if shares["never_pay"] + shares["release"] + shares["late_pay"] > 1:
+            raise self.fail((*base, "never_pay"), "never_pay + release + late_pay exceed 1")
+        arrivals = {}
+        raw_arrivals = self.table(self.get(c, base, "arrivals"), (*base, "arrivals"))
+        for market, raw in raw_arrivals.items():
+            path: FieldPath = (*base, "arrivals", market)
+            if market not in event.markets:
+                raise self.fail(path, "is not a declared market")
+            a = self.table(raw, path)
+            arrivals[market] = Arrivals(
+                self.number(self.get(a, path, "peak_per_second"), (*path, "peak_per_second"))
+                * self.scale,
+                self.number(a.get("baseline_per_second", 0.0), (*path, "baseline_per_second"))
+                * self.scale,
+            )
+        if not arrivals:
+            raise self.fail((*base, "arrivals"), "needs at least one market")
+        demand = {}
+        for sku, value in self.table(self.get(c, base, "demand"), (*base, "demand")).items():
+            path = (*base, "demand", sku)
+            if sku not in event.offers:
+                raise self.fail(path, f"{sku!r} is not a declared SKU")
+            demand[sku] = self.number(value, path)
+        if not any(demand.values()):
+            raise self.fail((*base, "demand"), "needs a positive weight for at least one SKU")
+        channels: dict[str, dict[str, float]] = {}
+        for market, raw in self.table(c.get("channels", {}), (*base, "channels")).items():
+            path = (*base, "channels", market)
+            if market not in event.markets:
+                raise self.fail(path, "is not a declared market")
+            mix = {k: self.number(v, (*path, k)) for k, v in self.table(raw, path).items()}
+            if not any(mix.values()):
+                raise self.fail(path, "needs a positive weight")
+            channels[market] = mix
+        referrals = {
+            k: self.number(v, (*base, "referrals", k))
+            for k, v in self.table(
+                c.get("referrals", {"direct": 1.0}), (*base, "referrals")
+            ).items()
+        }
+        return Crowd(
+            decay_seconds=self.number(
+                self.get(c, base, "decay_seconds"), (*base, "decay_seconds"), 1.0
+            ),
+            arrivals=arrivals,
+            demand=demand,
+            channels=channels,
+            referrals=referrals or {"direct": 1.0},
+            pay_delay_seconds=self.number(
+                c.get("pay_delay_seconds", 60.0), (*base, "pay_delay_seconds"), 1.0
+            ),
+            **shares,
+        )
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, float):
+        return f"a float ({value})"
+    if isinstance(value, int):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__

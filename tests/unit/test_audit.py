@@ -1,0 +1,60 @@
+"""The audit finds what it looks for: it passes a clean run and flags a broken one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from lampo.services.audit import audit
+from lampo.services.clock import ManualClock
+from lampo.services.sales import Sales
+from lampo.sim.driver import run
+from lampo.sim.scenario import load
+from lampo.storage.memory import MemoryStorage
+
+
+def simulated() -> tuple[MemoryStorage, Sales]:
+    scenario = load("flash-drop", 0.01)
+    storage = MemoryStorage()
+    clock = ManualClock(scenario.event.opens)
+    sales = Sales(storage, clock)
+    result = run(scenario, sales, clock, seed=3)
+    assert result.paid > 0
+    return storage, sales
+
+
+def test_a_clean_run_passes_the_audit() -> None:
+    storage, sales = simulated()
+    found = audit(storage, sales.event("redmi-1s-flipkart-2014"))
+    assert found.ok
+    assert found.summary() == (
+        "oversold 0 · limit violations 0 · leaked 0 · totals vs recount: equal"
+    )
+
+
+def test_the_audit_flags_stock_that_disagrees_with_the_holds() -> None:
+    storage, sales = simulated()
+    key = ("redmi-1s-flipkart-2014", "redmi-1s")
+    level = storage._st.stock[key]
+    storage._st.stock[key] = replace(level, sold=level.sold + 3)  # a corrupted counter
+    found = audit(storage, sales.event("redmi-1s-flipkart-2014"))
+    assert not found.ok
+    assert found.leaked["redmi-1s"] >= 3
+    assert found.oversold["redmi-1s"] == 3
+
+
+def test_the_audit_flags_totals_that_differ_from_the_recount() -> None:
+    storage, sales = simulated()
+    totals = storage._st.events["redmi-1s-flipkart-2014"]
+    next(iter(totals.lines.values()))[1] += 1  # one paisa too many
+    found = audit(storage, sales.event("redmi-1s-flipkart-2014"))
+    assert len(found.totals) == 1
+    assert "1 rows differ" in found.summary()
+
+
+def test_the_audit_flags_a_customer_over_the_limit() -> None:
+    storage, sales = simulated()
+    paid = next(h for h in storage.holds("redmi-1s-flipkart-2014") if h.state == "paid")
+    twin = replace(paid, id="twin-" + paid.id)
+    storage._st.holds[twin.id] = twin  # a second order for the same customer
+    found = audit(storage, sales.event("redmi-1s-flipkart-2014"))
+    assert any(v.customer == paid.customer for v in found.limit_violations)
