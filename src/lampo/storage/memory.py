@@ -22,7 +22,7 @@ from lampo.domain.holds import (
 )
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
-from lampo.storage.port import Result
+from lampo.storage.port import Result, check_same_definition
 
 
 class _MemoryState:
@@ -79,11 +79,15 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._st = _MemoryState()
+        self._definitions: dict[str, SaleEvent] = {}
 
     def setup(self, event: SaleEvent) -> None:
         with self._lock:
-            if event.id in self._st.events:
+            known = self._definitions.get(event.id)
+            if known is not None:
+                check_same_definition(known, event)
                 return
+            self._definitions[event.id] = event
             self._st.events[event.id] = Totals()
             for sku, offer in event.offers.items():
                 self._st.stock[(event.id, sku)] = StockLevel(
@@ -93,6 +97,10 @@ class MemoryStorage:
     def events(self) -> list[str]:
         with self._lock:
             return sorted(self._st.events)
+
+    def load_events(self) -> list[SaleEvent]:
+        with self._lock:
+            return [self._definitions[k] for k in sorted(self._definitions)]
 
     def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
         with self._lock:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from lampo.domain.errors import LampoError
+from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
@@ -28,14 +28,27 @@ from lampo.domain.totals import Totals
 Result = Hold | LampoError
 
 
+def check_same_definition(known: SaleEvent, new: SaleEvent) -> None:
+    """Refuse to set up an event again under another definition (changing a live
+    event's allocation or prices is not what ``setup`` does)."""
+    if known != new:
+        raise InvalidRequest(
+            "event", f"{new.id!r} exists with another definition; setup changes nothing"
+        )
+
+
 @runtime_checkable
 class Storage(Protocol):
     def setup(self, event: SaleEvent) -> None:
-        """Create the event's stock at its allocation. Idempotent: a second call for an
-        event that exists changes nothing (allocations are not reset)."""
+        """Keep the event's definition and create its stock at its allocation.
+        Idempotent: a second call with the same definition changes nothing; one with a
+        different definition is refused (``InvalidRequest``) and changes nothing."""
 
     def events(self) -> list[str]:
         """Ids of the events this storage holds."""
+
+    def load_events(self) -> list[SaleEvent]:
+        """The definitions of every event this storage holds, as ``setup`` got them."""
 
     def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
         """Place holds, each all-or-nothing, SKUs taken in a fixed order."""

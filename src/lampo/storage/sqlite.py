@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from lampo.domain.codec import event_from_dict, event_to_dict
 from lampo.domain.errors import InvalidRequest, Unavailable
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
@@ -29,13 +30,15 @@ from lampo.domain.holds import (
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
-from lampo.storage.port import Result
+from lampo.storage.port import Result, check_same_definition
 
 SCHEMA_VERSION = 1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (id TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY, created_at INTEGER NOT NULL, definition TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS stock (
     event TEXT NOT NULL, sku TEXT NOT NULL,
     allocation INTEGER NOT NULL, available INTEGER NOT NULL,
@@ -510,11 +513,18 @@ class SqliteStorage:
 
     # -- the port ---------------------------------------------------------------
     def setup(self, event: SaleEvent) -> None:
+        definition = json.dumps(event_to_dict(event), sort_keys=True)
+
         def work(st: _SqlState) -> None:
-            if st.has_event(event.id):
-                return
             x = self._conn.execute
-            x("INSERT INTO events VALUES (?, ?)", (event.id, _us(datetime.now(UTC))))
+            row = x("SELECT definition FROM events WHERE id = ?", (event.id,)).fetchone()
+            if row is not None:
+                check_same_definition(event_from_dict(json.loads(row[0])), event)
+                return
+            x(
+                "INSERT INTO events VALUES (?, ?, ?)",
+                (event.id, _us(datetime.now(UTC)), definition),
+            )
             x_many = self._conn.executemany
             x_many(
                 "INSERT INTO stock VALUES (?, ?, ?, ?, 0, 0)",
@@ -526,6 +536,10 @@ class SqliteStorage:
 
     def events(self) -> list[str]:
         return [r[0] for r in self._reader().execute("SELECT id FROM events ORDER BY id")]
+
+    def load_events(self) -> list[SaleEvent]:
+        rows = self._reader().execute("SELECT definition FROM events ORDER BY id")
+        return [event_from_dict(json.loads(r[0])) for r in rows]
 
     def _batch(self, fn: Callable[[tx.State, Any], Hold], requests: Sequence[Any]) -> list[Result]:
         if not requests:
