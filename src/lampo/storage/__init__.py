@@ -38,9 +38,19 @@ def _sqlite(url: str) -> Storage:
     return SqliteStorage(path, **options)
 
 
+def _postgres(url: str) -> Storage:
+    try:
+        from lampo.storage.postgres import PostgresStorage
+    except ImportError as exc:
+        raise ImportError(f"{url.split(':')[0]}:// needs lampo[postgres] ({exc})") from exc
+    return PostgresStorage(url)
+
+
 BACKENDS: dict[str, Callable[[str], Storage]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgresql": _postgres,
+    "postgres": _postgres,
 }
 
 

@@ -53,9 +53,14 @@ class State(Protocol):
 
     def counter_get(self, event: str, customer: str, sku: str) -> int: ...
 
-    def counter_add(self, event: str, customer: str, sku: str, delta: int) -> None: ...
+    def counter_add(self, event: str, customer: str, sku: str, delta: int) -> None:
+        """Add ``delta``; a negative delta on a counter that was never kept does nothing."""
 
     def hold_get(self, hold_id: str) -> Hold | None: ...
+
+    def hold_id_taken(self, hold_id: str) -> bool:
+        """Whether ``hold_id`` is in use. A backend whose insert refuses a duplicate id
+        atomically (a primary key) may answer False and let that insert fail."""
 
     def hold_insert(self, hold: Hold) -> None: ...
 
@@ -83,7 +88,7 @@ def reserve(st: State, req: ReserveRequest) -> Hold:
         raise InvalidRequest("lines", "a hold needs at least one line")
     if len(req.sku_limits) != len(hold.lines):
         raise InvalidRequest("sku_limits", "one limit per line")
-    if st.hold_get(hold.id) is not None:
+    if st.hold_id_taken(hold.id):
         raise InvalidRequest("hold_id", f"{hold.id} exists already")
 
     # Fold duplicate SKUs, then take SKUs in one fixed (sorted) order.
@@ -94,6 +99,8 @@ def reserve(st: State, req: ReserveRequest) -> Hold:
         limits[line.sku] = limit
     skus = sorted(wanted)
 
+    # The event-wide counter is kept only for events with an event-wide limit (an event's
+    # definition never changes), so a limit-free event spends no write on it.
     if req.event_limit is not None:
         already = st.counter_get(hold.event, hold.customer, EVENT_SCOPE)
         if already + hold.units > req.event_limit:
@@ -115,7 +122,8 @@ def reserve(st: State, req: ReserveRequest) -> Hold:
         moved = st.stock_move(hold.event, sku, -wanted[sku], wanted[sku], 0)
         assert moved, "stock changed inside an atomic step"
         st.counter_add(hold.event, hold.customer, sku, wanted[sku])
-    st.counter_add(hold.event, hold.customer, EVENT_SCOPE, hold.units)
+    if req.event_limit is not None:
+        st.counter_add(hold.event, hold.customer, EVENT_SCOPE, hold.units)
     st.hold_insert(hold)
     st.idem_put(req.key, req.fingerprint, hold.id)
     return hold
@@ -141,7 +149,7 @@ def _return_to_pool(st: State, hold: Hold, held: int, sold: int) -> None:
         moved = st.stock_move(hold.event, sku, qty, -qty * held, -qty * sold)
         assert moved, "stock went out of balance"
         st.counter_add(hold.event, hold.customer, sku, -qty)
-    st.counter_add(hold.event, hold.customer, EVENT_SCOPE, -hold.units)
+    st.counter_add(hold.event, hold.customer, EVENT_SCOPE, -hold.units)  # no-op if not kept
 
 
 def pay(st: State, req: PayRequest) -> Hold:

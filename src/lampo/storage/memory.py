@@ -58,10 +58,15 @@ class _MemoryState:
 
     def counter_add(self, event: str, customer: str, sku: str, delta: int) -> None:
         key = (event, customer, sku)
+        if delta < 0 and key not in self.counters:
+            return
         self.counters[key] = self.counters.get(key, 0) + delta
 
     def hold_get(self, hold_id: str) -> Hold | None:
         return self.holds.get(hold_id)
+
+    def hold_id_taken(self, hold_id: str) -> bool:
+        return hold_id in self.holds
 
     def hold_insert(self, hold: Hold) -> None:
         self.holds[hold.id] = hold

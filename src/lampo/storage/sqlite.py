@@ -105,6 +105,13 @@ _HOLD_COLUMNS = (
 )
 
 
+def _lines_json(lines: Sequence[HoldLine]) -> str:
+    """``[["sku", qty, price], ...]``; by hand when no SKU needs escaping (the usual case)."""
+    if any('"' in ln.sku or "\\" in ln.sku for ln in lines):
+        return json.dumps([[ln.sku, ln.quantity, ln.unit_price] for ln in lines])
+    return "[" + ",".join(f'["{ln.sku}",{ln.quantity},{ln.unit_price}]' for ln in lines) + "]"
+
+
 def _hold_from_row(row: Sequence[Any]) -> Hold:
     created, expires, paid, ended, refunded = (
         _dt(row[9]),
@@ -237,6 +244,11 @@ class _SqlState:
         hold = self._holds[hold_id] = _hold_from_row(row)
         return hold
 
+    def hold_id_taken(self, hold_id: str) -> bool:
+        # The primary key refuses a duplicate inside the insert; the writer then rolls the
+        # batch back and retries each request alone, so the duplicate fails by itself.
+        return False
+
     def hold_insert(self, hold: Hold) -> None:
         self._holds[hold.id] = hold
         ch = hold.channel
@@ -252,7 +264,7 @@ class _SqlState:
                 ch.name,
                 ch.referral,
                 hold.currency,
-                json.dumps([[ln.sku, ln.quantity, ln.unit_price] for ln in hold.lines]),
+                _lines_json(hold.lines),
                 _us(hold.created_at),
                 _us(hold.expires_at),
                 hold.state.value,
