@@ -26,6 +26,10 @@ class LampoError(Exception):
     def __str__(self) -> str:
         return self.message()
 
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
     def message(self) -> str:
         return self.reason
 
