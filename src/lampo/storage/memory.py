@@ -5,6 +5,7 @@ One lock makes each batch atomic. Nothing survives the process (no durability).
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -32,6 +33,9 @@ class _MemoryState:
         self.counters: dict[tuple[str, str, str], int] = {}
         self.holds: dict[str, Hold] = {}
         self.idem: dict[str, tuple[str, str]] = {}
+        # Per event, a heap of (deadline, hold id) of holds placed; entries whose hold has
+        # ended since are skipped when popped, so the sweep never scans every hold.
+        self.due: dict[str, list[tuple[datetime, str]]] = {}
 
     def idem_get(self, key: str) -> tuple[str, str] | None:
         return self.idem.get(key)
@@ -70,6 +74,16 @@ class _MemoryState:
 
     def hold_insert(self, hold: Hold) -> None:
         self.holds[hold.id] = hold
+        heapq.heappush(self.due.setdefault(hold.event, []), (hold.expires_at, hold.id))
+
+    def pop_due(self, event: str, now: datetime, limit: int) -> list[str]:
+        heap = self.due.get(event, [])
+        out: list[str] = []
+        while heap and len(out) < limit and heap[0][0] <= now:
+            _, hold_id = heapq.heappop(heap)
+            if self.holds[hold_id].state is HoldState.HELD:
+                out.append(hold_id)
+        return out
 
     def hold_update(self, hold: Hold) -> None:
         self.holds[hold.id] = hold
@@ -131,15 +145,7 @@ class MemoryStorage:
 
     def expire_due(self, event: str, now: datetime, limit: int = 1000) -> list[Hold]:
         with self._lock:
-            due = sorted(
-                (
-                    h
-                    for h in self._st.holds.values()
-                    if h.event == event and h.state is HoldState.HELD and h.expires_at <= now
-                ),
-                key=lambda h: (h.expires_at, h.id),
-            )[:limit]
-            return [tx.expire(self._st, h.id, now) for h in due]
+            return [tx.expire(self._st, h, now) for h in self._st.pop_due(event, now, limit)]
 
     def hold(self, hold_id: str) -> Hold | None:
         with self._lock:
