@@ -27,7 +27,7 @@ from lampo.domain.holds import (
     ReserveRequest,
     StockLevel,
 )
-from lampo.domain.market import Channel
+from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.money import Money
 from lampo.domain.totals import Totals
 from lampo.services.clock import Clock, utcnow
@@ -206,6 +206,27 @@ class Sales:
     ) -> Hold:
         cmd = ReserveCommand(event, customer, market, items, channel or Channel(), key)
         return _unwrap((await self.areserve_many([cmd]))[0])
+
+    def sell_in_store(
+        self,
+        event: str,
+        store: str,
+        customer: str,
+        market: str,
+        items: Mapping[str, int],
+        key: str,
+    ) -> Hold:
+        """A sale at a store's till: the units are taken and paid at once (an order).
+
+        Two steps under one key: a hold keyed ``key``, then its payment with payment id
+        ``store:key``. A retry with the same key after a crash between them finds the
+        first hold and pays it, so the sale happens once whatever fails.
+        """
+        check_id("store", store)
+        if not key:
+            raise InvalidRequest("key", "a store sale needs its till's idempotency key")
+        hold = self.reserve(event, customer, market, items, Channel(ChannelKind.STORE, store), key)
+        return self.pay(hold.id, f"store:{key}")
 
     # -- pay, release, refund, expire ------------------------------------------
     def _pay_requests(
