@@ -32,6 +32,7 @@ from lampo.sim import scenario as scenarios
 from lampo.sim.driver import SimResult
 from lampo.sim.driver import run as run_simulation
 from lampo.storage import Storage
+from lampo.web.cli import register as register_web
 
 DEMO_SCENARIO = "mi-fan-fest-2015"
 
@@ -418,6 +419,9 @@ def _events(store: Storage, event: str | None) -> list[str]:
     if event not in known:
         raise UnknownEvent(event)
     return [event]
+
+
+register_web(app)  # lampo serve, lampo token
 
 
 # -- entry point ----------------------------------------------------------------

@@ -130,6 +130,16 @@ def load(name_or_path: str | Path, scale: float = 1.0) -> Scenario:
     return _Builder(label, text, scale).scenario(name, data)
 
 
+def loads(text: str, label: str = "scenario", scale: float = 1.0) -> Scenario:
+    """Read a scenario from TOML ``text`` (an upload); ``label`` names it in messages."""
+    scale = check_scale(scale)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ScenarioError(label, f"not valid TOML: {err}", line=_line_of(str(err))) from None
+    return _Builder(label, text, scale).scenario(label, data)
+
+
 def _read(name_or_path: str | Path) -> tuple[str, str, str]:
     """(text, label for messages, scenario name)."""
     text_name = str(name_or_path)

@@ -1,0 +1,766 @@
+"""The ASGI application: a small hand-written router over the sale service.
+
+The hot path (``POST /v1/holds``, ``POST /v1/holds/{id}/pay``) costs one dict lookup to
+route, one msgspec decode, a cached token check, two token buckets and one awaited
+storage call that shares its SQLite transaction with every concurrent request
+(``Sales.areserve_many`` / ``apay``). Everything else is plain handlers; no framework.
+
+Every refusal is an RFC 9457 problem (``problems.py``); anything unexpected is logged and
+answered with a 500 problem that carries no internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import msgspec
+
+from lampo.bootstrap import build_sales
+from lampo.domain.codec import event_from_dict, event_to_dict
+from lampo.domain.errors import (
+    IdempotencyConflict,
+    InvalidRequest,
+    LampoError,
+    Unavailable,
+    UnknownEvent,
+    UnknownHold,
+)
+from lampo.domain.event import SaleEvent
+from lampo.domain.holds import Hold, HoldState
+from lampo.domain.market import Channel
+from lampo.domain.money import Money
+from lampo.services.sales import ReserveCommand, Sales
+from lampo.sim import scenario as scenarios
+from lampo.storage import Storage
+from lampo.web import problems, schemas
+from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
+from lampo.web.config import WebConfig
+from lampo.web.metrics import Metrics
+from lampo.web.problems import (
+    PROBLEM_JSON,
+    EventExists,
+    MethodNotAllowed,
+    NoRoute,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from lampo.web.ratelimit import RateLimiter
+
+log = logging.getLogger("lampo.web")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON = b"application/json"
+_JSON_HEADER = [(b"content-type", JSON)]
+_REPLAYED = (b"idempotent-replayed", b"true")
+_MAX_PAGE = 1000
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=lambda: list(_JSON_HEADER))
+
+
+def json_response(status: int, value: Any, *extra: tuple[bytes, bytes]) -> Response:
+    return Response(status, schemas.encoder.encode(value), [*_JSON_HEADER, *extra])
+
+
+class Request:
+    """What a handler needs of the HTTP request; the body is read once, with a limit."""
+
+    __slots__ = ("_body", "_receive", "headers", "method", "params", "path", "query", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: bytes = scope.get("query_string", b"")
+        self.headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers", ()):
+            self.headers[bytes(name).lower()] = bytes(value)
+        self.params: dict[str, str] = {}
+        self._body: bytes | None = None
+
+    def header(self, name: bytes) -> str | None:
+        value = self.headers.get(name)
+        return None if value is None else value.decode("latin-1")
+
+    @property
+    def client(self) -> str:
+        client = self.scope.get("client")
+        return str(client[0]) if client else "unknown"
+
+    def arg(self, name: str) -> str | None:
+        values = parse_qs(self.query.decode("latin-1")).get(name)
+        return values[-1] if values else None
+
+    async def body(self, limit: int) -> bytes:
+        if self._body is not None:
+            return self._body
+        declared = self.headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise InvalidRequest("Content-Length", "must be a whole number")
+            if int(declared) > limit:
+                raise PayloadTooLarge(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        self._body = b"".join(chunks)
+        return self._body
+
+    def media_type(self) -> str:
+        value = self.headers.get(b"content-type", b"").decode("latin-1")
+        return value.split(";", 1)[0].strip().lower()
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str  # the path template, as metrics and OpenAPI show it
+    segments: tuple[str, ...]
+    handlers: dict[str, Handler]
+
+
+class Router:
+    def __init__(self) -> None:
+        self._static: dict[str, Route] = {}
+        self._templated: list[Route] = []
+
+    def add(self, method: str, template: str, handler: Handler) -> None:
+        segments = tuple(template.strip("/").split("/"))
+        for route in (*self._static.values(), *self._templated):
+            if route.name == template:
+                route.handlers[method] = handler
+                return
+        route = Route(template, segments, {method: handler})
+        if "{" in template:
+            self._templated.append(route)
+        else:
+            self._static[template] = route
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]]:
+        route = self._static.get(path)
+        if route is not None:
+            return route, {}
+        parts = path.strip("/").split("/")
+        for route in self._templated:
+            if len(route.segments) != len(parts):
+                continue
+            params: dict[str, str] = {}
+            for seg, part in zip(route.segments, parts, strict=True):
+                if seg.startswith("{"):
+                    if not part:
+                        break
+                    params[seg[1:-1]] = part
+                elif seg != part:
+                    break
+            else:
+                return route, params
+        raise NoRoute(path)
+
+
+@dataclass(slots=True)
+class _Replay:
+    fingerprint: bytes
+    response: Response
+    at: float
+
+
+class ReplayCache:
+    """The first response to each idempotency key, for byte-identical replays.
+
+    Holds themselves are made exactly once by storage (the key goes to ``reserve``); this
+    cache also makes refusals and later reads replay the *first* answer. It lives in
+    process memory: with several workers a replay that lands elsewhere is answered from
+    storage (same hold) or re-evaluated (a refusal changed nothing, so that is safe).
+    """
+
+    def __init__(self, entries: int, seconds: float) -> None:
+        self._items: OrderedDict[tuple[str, ...], _Replay] = OrderedDict()
+        self._entries = entries
+        self._seconds = seconds
+
+    def get(self, key: tuple[str, ...], fingerprint: bytes) -> Response | None:
+        hit = self._items.get(key)
+        if hit is None:
+            return None
+        if time.monotonic() - hit.at > self._seconds:
+            del self._items[key]
+            return None
+        if hit.fingerprint != fingerprint:
+            raise IdempotencyConflict(key[-1])
+        return Response(hit.response.status, hit.response.body, [*hit.response.headers, _REPLAYED])
+
+    def put(self, key: tuple[str, ...], fingerprint: bytes, response: Response) -> None:
+        self._items[key] = _Replay(fingerprint, response, time.monotonic())
+        if len(self._items) > self._entries:
+            self._items.popitem(last=False)
+
+
+class InternalError(LampoError):
+    reason = "internal-error"
+
+    def message(self) -> str:
+        return "an unexpected error; it has been logged"
+
+
+class OffsetClock:
+    """The wall clock moved by an offset (``POST /v1/admin/clock`` when enabled)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as err:
+        raise InvalidRequest("body", str(err)) from None
+    except msgspec.DecodeError as err:
+        raise InvalidRequest("body", f"not valid JSON: {err}") from None
+
+
+def _require_json(req: Request, allow_empty: bool = False) -> None:
+    media = req.media_type()
+    if media == "application/json" or media.endswith("+json"):
+        return
+    if allow_empty and not media:
+        return
+    raise UnsupportedMediaType(media, ("application/json",))
+
+
+class App:
+    """The ASGI callable. ``sales`` may be given (tests); otherwise the lifespan startup
+    opens storage from the config, loads every event it holds and starts the sweeper."""
+
+    def __init__(self, config: WebConfig, sales: Sales | None = None) -> None:
+        self.config = config
+        self.clock = OffsetClock()
+        self.sales: Sales | None = sales
+        self.tokens = TokenVerifier(config.secret)
+        self.buyer_limit = RateLimiter("buyer", config.buyer_rate, config.buyer_burst)
+        self.ip_limit = RateLimiter("client address", config.ip_rate, config.ip_burst)
+        self.replays = ReplayCache(config.replay_entries, config.replay_seconds)
+        self.metrics = Metrics()
+        self.router = Router()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._refreshed = 0.0
+        self._routes()
+
+    # -- ASGI -------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.error("startup failed: %s", exc)
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def start(self) -> None:
+        """Open storage and every event it holds (blocking; run once per process)."""
+        if self.sales is None:
+            clock = self.clock if self.config.test_clock else None
+            if clock is None:
+                self.sales = build_sales(self.config.engine)
+            else:
+                self.sales = build_sales(self.config.engine, clock)
+        self.refresh_events()
+
+    async def startup(self) -> None:
+        """``start`` off the loop, then the expiry sweeper on it."""
+        await asyncio.to_thread(self.start)
+        if self.config.sweep_interval > 0 and self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self.sales is not None:
+            await asyncio.to_thread(self.sales.storage.close)
+
+    def refresh_events(self) -> None:
+        """Open the events storage holds that this process has not seen (another worker,
+        or an admin call, may have added them)."""
+        sales = self.service
+        self._refreshed = time.monotonic()
+        for event in sales.storage.load_events():
+            if event.id not in sales.events:
+                sales.open(event)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sweep_interval)
+            try:
+                await asyncio.to_thread(self.service.expire_due)
+            except LampoError as refusal:
+                log.warning("expiry sweep refused: %s", refusal)
+            except Exception:
+                log.exception("expiry sweep failed")
+
+    @property
+    def service(self) -> Sales:
+        if self.sales is None:
+            raise Unavailable("the server is starting")
+        return self.sales
+
+    @property
+    def storage(self) -> Storage:
+        return self.service.storage
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path: str = scope["path"]
+        if self.config.bench and path == "/_bench/empty":
+            await self._send(send, Response(200, b"{}"))
+            return
+        req = Request(scope, receive)
+        name = "unmatched"
+        try:
+            route, req.params = self.router.match(path)
+            name = route.name
+            handler = route.handlers.get(req.method)
+            if handler is None:
+                if req.method == "HEAD" and "GET" in route.handlers:
+                    handler = route.handlers["GET"]
+                else:
+                    raise MethodNotAllowed(req.method, tuple(sorted(route.handlers)))
+            if name not in ("/health", "/metrics"):
+                self.ip_limit.take(req.client)
+            response = await handler(req)
+        except LampoError as refusal:
+            response = self._problem(refusal, path)
+        except Exception:
+            log.exception("unexpected error on %s %s", req.method, name)
+            response = self._problem(InternalError(), path)
+        if req.method == "HEAD":
+            response = Response(response.status, b"", response.headers)
+        await self._send(send, response)
+        self.metrics.observe(name, req.method, response.status, time.perf_counter() - started)
+
+    @staticmethod
+    async def _send(send: Send, response: Response) -> None:
+        headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+    def _problem(self, refusal: LampoError, path: str) -> Response:
+        status, body = problems.problem(refusal, path)
+        self.metrics.refused(refusal.reason)
+        headers = [(b"content-type", PROBLEM_JSON)]
+        now = self.clock() if self.config.test_clock else None
+        wait = problems.retry_after(refusal, now)
+        if wait is not None:
+            headers.append((b"retry-after", str(wait).encode()))
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="lampo"'))
+        if isinstance(refusal, MethodNotAllowed):
+            headers.append((b"allow", ", ".join(refusal.allowed).encode()))
+        return Response(status, problems.encode(body), headers)
+
+    # -- who is calling -----------------------------------------------------------
+    def _buyer(self, req: Request) -> Buyer:
+        buyer = self.tokens.buyer(req.header(b"authorization"))
+        self.buyer_limit.take(buyer.id)
+        return buyer
+
+    def _admin(self, req: Request) -> None:
+        given = req.header(b"x-api-key")
+        if given is None:
+            auth = req.header(b"authorization") or ""
+            scheme, _, value = auth.partition(" ")
+            given = value if scheme.lower() == "bearer" else None
+        check_admin(self.config.admin_key, given)
+
+    @staticmethod
+    def _idempotency_key(req: Request) -> str:
+        key = req.header(b"idempotency-key")
+        if not key:
+            raise InvalidRequest("Idempotency-Key", "this call needs an Idempotency-Key header")
+        if len(key) > 128 or not key.isprintable() or any(c.isspace() for c in key):
+            raise InvalidRequest("Idempotency-Key", "1..128 printable characters, no spaces")
+        return key
+
+    async def _once(
+        self,
+        req: Request,
+        principal: str,
+        key: str,
+        limit: int,
+        run: Callable[[bytes], Awaitable[Response]],
+    ) -> Response:
+        """Run a mutating call once per (principal, route, key); replay the first answer."""
+        body = await req.body(limit)
+        cache_key = (principal, req.method, req.path, key)
+        fingerprint = hashlib.blake2b(body, digest_size=16).digest()
+        replay = self.replays.get(cache_key, fingerprint)
+        if replay is not None:
+            return replay
+        try:
+            response = await run(body)
+        except LampoError as refusal:
+            response = self._problem(refusal, req.path)
+        if response.status < 500:
+            self.replays.put(cache_key, fingerprint, response)
+        return response
+
+    # -- routes -----------------------------------------------------------------
+    def _routes(self) -> None:
+        add = self.router.add
+        add("POST", "/v1/holds", self.reserve)
+        add("GET", "/v1/holds/{hold_id}", self.read_hold)
+        add("POST", "/v1/holds/{hold_id}/pay", self.pay)
+        add("POST", "/v1/holds/{hold_id}/release", self.release)
+        add("POST", "/v1/webhooks/payments", self.payment_webhook)
+        add("GET", "/v1/events/{event_id}", self.read_event)
+        add("GET", "/v1/events/{event_id}/stock", self.read_stock)
+        add("GET", "/v1/events/{event_id}/report", self.read_report)
+        add("GET", "/v1/admin/events", self.list_events)
+        add("POST", "/v1/admin/events", self.load_event)
+        add("GET", "/v1/admin/events/{event_id}/orders", self.list_orders)
+        add("POST", "/v1/admin/holds/{hold_id}/refund", self.refund)
+        add("POST", "/v1/admin/expire", self.expire)
+        add("GET", "/health", self.health)
+        add("GET", "/ready", self.ready)
+        add("GET", "/metrics", self.read_metrics)
+        add("GET", "/openapi.json", self.openapi)
+        add("GET", "/docs", self.docs)
+        add("GET", "/problems/{reason}", self.problem_page)
+        if self.config.test_clock:
+            add("POST", "/v1/admin/clock", self.move_clock)
+
+    # -- the hot path -------------------------------------------------------------
+    async def reserve(self, req: Request) -> Response:
+        buyer = self._buyer(req)
+        key = self._idempotency_key(req)
+
+        async def run(body: bytes) -> Response:
+            _require_json(req)
+            data: schemas.ReserveIn = _decode(schemas.reserve_decoder, body)
+            ch = data.channel
+            channel = Channel(ch.kind, ch.name, ch.referral) if ch else Channel()  # type: ignore[arg-type]
+            cmd = ReserveCommand(data.event, buyer.id, data.market, data.items, channel, key)
+            sales = self.service
+            if data.event not in sales.events:
+                await self._maybe_refresh()
+            result = (await sales.areserve_many([cmd]))[0]
+            if isinstance(result, LampoError):
+                raise result
+            return json_response(
+                201, schemas.hold_out(result), (b"location", f"/v1/holds/{result.id}".encode())
+            )
+
+        return await self._once(req, buyer.id, key, self.config.max_body, run)
+
+    async def _maybe_refresh(self) -> None:
+        """An unknown event may have been loaded by another worker: look, at most once a
+        second, so a flood of bad event ids cannot turn into a flood of reads."""
+        if time.monotonic() - self._refreshed >= 1.0:
+            await asyncio.to_thread(self.refresh_events)
+
+    async def _own_hold(self, buyer: Buyer, hold_id: str) -> Hold:
+        hold = self.storage.hold(hold_id) if len(hold_id) <= 128 else None
+        if hold is None or hold.customer != buyer.id:
+            raise UnknownHold(hold_id)  # someone else's hold does not exist for this buyer
+        return hold
+
+    async def pay(self, req: Request) -> Response:
+        buyer = self._buyer(req)
+        key = self._idempotency_key(req)
+        hold_id = req.params["hold_id"]
+
+        async def run(body: bytes) -> Response:
+            data = schemas.PayIn()
+            if body.strip():
+                _require_json(req)
+                data = _decode(schemas.pay_decoder, body)
+            amount = Money(data.amount.amount, data.amount.currency) if data.amount else None
+            await self._own_hold(buyer, hold_id)
+            order = await self.service.apay(hold_id, key, amount)
+            return json_response(200, schemas.hold_out(order))
+
+        return await self._once(req, buyer.id, key, self.config.max_body, run)
+
+    # -- the rest of the buyer API -------------------------------------------------
+    async def release(self, req: Request) -> Response:
+        buyer = self._buyer(req)
+        key = self._idempotency_key(req)
+        hold_id = req.params["hold_id"]
+
+        async def run(body: bytes) -> Response:
+            await self._own_hold(buyer, hold_id)
+            hold = await asyncio.to_thread(self.service.release, hold_id)
+            return json_response(200, schemas.hold_out(hold))
+
+        return await self._once(req, buyer.id, key, self.config.max_body, run)
+
+    async def read_hold(self, req: Request) -> Response:
+        hold_id = req.params["hold_id"]
+        if req.header(b"x-api-key") is not None:
+            self._admin(req)
+            hold = self.storage.hold(hold_id) if len(hold_id) <= 128 else None
+            if hold is None:
+                raise UnknownHold(hold_id)
+        else:
+            hold = await self._own_hold(self._buyer(req), hold_id)
+        return json_response(200, schemas.hold_out(hold))
+
+    async def payment_webhook(self, req: Request) -> Response:
+        body = await req.body(self.config.max_body)
+        verify_webhook(
+            self.config.webhook_secret,
+            req.header(b"lampo-signature"),
+            body,
+            self.config.webhook_tolerance,
+        )
+        _require_json(req)
+        data: schemas.PaymentWebhookIn = _decode(schemas.webhook_decoder, body)
+        amount = Money(data.amount.amount, data.amount.currency)
+        order = await self.service.apay(data.hold_id, data.payment_id, amount)
+        return json_response(200, schemas.hold_out(order))
+
+    # -- events, stock, report -------------------------------------------------------
+    def _event(self, event_id: str) -> SaleEvent:
+        sales = self.service
+        if event_id not in sales.events:
+            if event_id in sales.storage.events():
+                self.refresh_events()
+            else:
+                raise UnknownEvent(event_id)
+        return sales.event(event_id)
+
+    async def read_event(self, req: Request) -> Response:
+        event = self._event(req.params["event_id"])
+        return json_response(200, event_to_dict(event))
+
+    async def read_stock(self, req: Request) -> Response:
+        event = self._event(req.params["event_id"])
+        return json_response(200, schemas.stock_out(event.id, self.storage.stock(event.id)))
+
+    async def read_report(self, req: Request) -> Response:
+        event = self._event(req.params["event_id"])
+        totals = self.storage.totals(event.id)
+        currency_of = {code: m.currency for code, m in event.markets.items()}
+        amounts = totals.amounts_by_currency(currency_of)
+        total = event.fx.total(amounts)
+        by_market: dict[str, dict[str, int]] = {}
+        for (market, *_), (orders, amount) in totals.orders.items():
+            row = by_market.setdefault(market, {"orders": 0, "amount": 0})
+            row["orders"] += orders
+            row["amount"] += amount
+        return json_response(
+            200,
+            {
+                "event": event.id,
+                "name": event.name,
+                "orders": totals.order_count,
+                "units": totals.units,
+                "amounts": amounts,
+                "total": {"amount": total.amount, "currency": total.currency},
+                "markets": {
+                    m: {**row, "currency": currency_of[m]} for m, row in sorted(by_market.items())
+                },
+                "stock": schemas.stock_out(event.id, self.storage.stock(event.id)).skus,
+            },
+        )
+
+    # -- admin ------------------------------------------------------------------------
+    async def list_events(self, req: Request) -> Response:
+        self._admin(req)
+        await asyncio.to_thread(self.refresh_events)
+        items = [
+            schemas.EventSummary(e.id, e.name, e.opens, e.closes)
+            for _, e in sorted(self.service.events.items())
+        ]
+        return json_response(200, schemas.EventList(items))
+
+    async def load_event(self, req: Request) -> Response:
+        self._admin(req)
+        key = self._idempotency_key(req)
+
+        async def run(body: bytes) -> Response:
+            media = req.media_type()
+            if media in ("application/toml", "text/toml"):
+                try:
+                    text = body.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InvalidRequest("body", "TOML must be UTF-8") from None
+                scale = req.arg("scale") or "1"
+                try:
+                    factor = float(scale)
+                except ValueError:
+                    raise InvalidRequest("scale", f"not a number: {scale!r}") from None
+                event = scenarios.loads(text, "upload", factor).event
+            elif media == "application/json":
+                data = _decode(schemas.any_decoder, body)
+                if not isinstance(data, dict):
+                    raise InvalidRequest("body", "an event definition is a JSON object")
+                event = event_from_dict(data)
+            else:
+                raise UnsupportedMediaType(media, ("application/json", "application/toml"))
+            return await asyncio.to_thread(self._setup, event)
+
+        return await self._once(req, "admin", key, self.config.max_admin_body, run)
+
+    def _setup(self, event: SaleEvent) -> Response:
+        sales = self.service
+        known = {e.id: e for e in sales.storage.load_events()}
+        status = 201
+        if event.id in known:
+            if known[event.id] != event:
+                raise EventExists(event.id)
+            status = 200
+        sales.open(event)
+        summary = schemas.EventSummary(event.id, event.name, event.opens, event.closes)
+        return json_response(status, summary, (b"location", f"/v1/events/{event.id}".encode()))
+
+    async def list_orders(self, req: Request) -> Response:
+        self._admin(req)
+        event = self._event(req.params["event_id"])
+        state = req.arg("state")
+        if state is not None and state not in {s.value for s in HoldState}:
+            raise InvalidRequest("state", f"{state!r} is not a hold state")
+        limit_text = req.arg("limit") or "100"
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= _MAX_PAGE:
+            raise InvalidRequest("limit", f"must be 1..{_MAX_PAGE}")
+        limit = int(limit_text)
+        after = req.arg("after") or ""
+
+        def page() -> tuple[list[Hold], str | None]:
+            found = sorted(
+                (
+                    h
+                    for h in self.storage.holds(event.id)
+                    if (state is None or h.state.value == state) and h.id > after
+                ),
+                key=lambda h: h.id,
+            )
+            more = len(found) > limit
+            found = found[:limit]
+            return found, (found[-1].id if more and found else None)
+
+        holds, cursor = await asyncio.to_thread(page)
+        return json_response(200, schemas.HoldList([schemas.hold_out(h) for h in holds], cursor))
+
+    async def refund(self, req: Request) -> Response:
+        self._admin(req)
+        key = self._idempotency_key(req)
+        hold_id = req.params["hold_id"]
+
+        async def run(body: bytes) -> Response:
+            order = await asyncio.to_thread(self.service.refund, hold_id)
+            return json_response(200, schemas.hold_out(order))
+
+        return await self._once(req, "admin", key, self.config.max_body, run)
+
+    async def expire(self, req: Request) -> Response:
+        self._admin(req)
+        key = self._idempotency_key(req)
+
+        async def run(body: bytes) -> Response:
+            expired = await asyncio.to_thread(self.service.expire_due)
+            return json_response(200, {"expired": len(expired)})
+
+        return await self._once(req, "admin", key, self.config.max_body, run)
+
+    async def move_clock(self, req: Request) -> Response:
+        self._admin(req)
+        data = _decode(schemas.any_decoder, await req.body(self.config.max_body))
+        seconds = data.get("advance_seconds") if isinstance(data, dict) else None
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+            raise InvalidRequest("advance_seconds", "a number of seconds")
+        self.clock.offset += timedelta(seconds=seconds)
+        return json_response(200, {"now": self.clock()})
+
+    # -- operations ---------------------------------------------------------------------
+    async def health(self, req: Request) -> Response:
+        return json_response(200, schemas.Health("ok"))
+
+    async def ready(self, req: Request) -> Response:
+        try:
+            await asyncio.to_thread(self.storage.events)
+        except LampoError:
+            raise
+        except Exception as exc:
+            raise Unavailable(type(exc).__name__) from None
+        return json_response(200, schemas.Health("ready"))
+
+    async def read_metrics(self, req: Request) -> Response:
+        def stock() -> dict[str, Any]:
+            return {ev: self.storage.stock(ev) for ev in self.service.events}
+
+        text = self.metrics.render(await asyncio.to_thread(stock))
+        return Response(200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])
+
+    async def openapi(self, req: Request) -> Response:
+        from lampo.web.openapi import spec
+
+        return json_response(200, spec())
+
+    async def docs(self, req: Request) -> Response:
+        from lampo.web.openapi import docs_html
+
+        return Response(200, docs_html().encode(), [(b"content-type", b"text/html; charset=utf-8")])
+
+    async def problem_page(self, req: Request) -> Response:
+        reason = req.params["reason"]
+        kind = problems.TYPES.get(reason)
+        if kind is None:
+            raise NoRoute(req.path)
+        text = f"{reason}: {kind.title} (HTTP {kind.status})\n"
+        return Response(200, text.encode(), [(b"content-type", b"text/plain; charset=utf-8")])
+
+
+def create_app() -> App:
+    """The app configured from the environment (the factory ``lampo serve`` runs)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return App(WebConfig.from_env())

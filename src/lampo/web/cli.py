@@ -1,0 +1,122 @@
+"""``lampo serve`` and ``lampo token``, registered on the main ``lampo`` command.
+
+``serve`` puts its flags in the environment and starts granian with the app factory, so
+every worker process builds the same configuration (``WebConfig.from_env``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lampo.bootstrap import SQLITE_DEFAULT, Config
+from lampo.domain.errors import InvalidRequest
+from lampo.web.config import DEFAULT_SECRETS_FILE, ensure_secrets_file, read_secrets_file
+
+SecretsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--secrets-file",
+        envvar="LAMPO_SECRETS_FILE",
+        help="Where the server secrets live when they are not in the environment "
+        "(created with random values, mode 0600, on first start).",
+    ),
+]
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each with its own writer).")
+    ] = 1,
+    storage: Annotated[
+        str,
+        typer.Option("--storage", envvar="LAMPO_STORAGE", show_envvar=True, help="Storage URL."),
+    ] = SQLITE_DEFAULT,
+    secrets_file: SecretsOpt = Path(DEFAULT_SECRETS_FILE),
+    buyer_rate: Annotated[
+        float | None,
+        typer.Option(envvar="LAMPO_BUYER_RATE", help="Requests/s per buyer (0: no limit)."),
+    ] = None,
+    ip_rate: Annotated[
+        float | None,
+        typer.Option(envvar="LAMPO_IP_RATE", help="Requests/s per client address (0: none)."),
+    ] = None,
+    sweep_interval: Annotated[
+        float | None,
+        typer.Option(envvar="LAMPO_SWEEP_INTERVAL", help="Seconds between expiry sweeps."),
+    ] = None,
+    soldout_ttl: Annotated[
+        float | None,
+        typer.Option(
+            envvar="LAMPO_SOLDOUT_TTL", help="Seconds a sold-out SKU is refused from memory."
+        ),
+    ] = 1.0,
+    bench_endpoints: Annotated[bool, typer.Option(hidden=True)] = False,
+    test_clock: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json, docs at /docs) with granian."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Config.from_env(storage_url=storage, soldout_ttl=soldout_ttl)  # fail early on bad input
+    secrets = ensure_secrets_file(secrets_file, os.environ)
+    env = {"LAMPO_STORAGE": storage, "LAMPO_SECRETS_FILE": str(secrets_file.resolve())}
+    for name, value in (
+        ("LAMPO_BUYER_RATE", buyer_rate),
+        ("LAMPO_IP_RATE", ip_rate),
+        ("LAMPO_SWEEP_INTERVAL", sweep_interval),
+        ("LAMPO_SOLDOUT_TTL", soldout_ttl),
+    ):
+        if value is not None:
+            env[name] = str(value)
+    if bench_endpoints:
+        env["LAMPO_BENCH_ENDPOINTS"] = "1"
+    if test_clock:
+        env["LAMPO_TEST_CLOCK"] = "1"
+    os.environ.update(env)
+    for name, secret in secrets.items():
+        os.environ.setdefault(name, secret)
+    from lampo.web.config import WebConfig
+
+    WebConfig.from_env()  # every setting checked before a worker starts
+    typer.echo(
+        f"lampo serving {storage} on http://{host}:{port} with {workers} worker(s); "
+        f"secrets in {secrets_file}"
+    )
+    Granian(
+        "lampo.web.app:create_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+    ).serve()
+
+
+def token(
+    buyer: Annotated[str, typer.Argument(help="The buyer id the token names.")],
+    ttl: Annotated[int, typer.Option(min=1, help="Seconds the token is valid.")] = 3600,
+    secrets_file: SecretsOpt = Path(DEFAULT_SECRETS_FILE),
+) -> None:
+    """Print a buyer token signed with the server secret (for tests and demos)."""
+    from lampo.web.auth import issue_token
+
+    secret = os.environ.get("LAMPO_SECRET") or read_secrets_file(secrets_file).get("LAMPO_SECRET")
+    if not secret:
+        raise InvalidRequest(
+            "secret",
+            f"no LAMPO_SECRET in the environment or in {secrets_file}; "
+            "start `lampo serve` once to create it",
+        )
+    typer.echo(issue_token(secret.encode(), buyer, ttl))
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(token)

@@ -1,0 +1,361 @@
+"""The OpenAPI 3.1 document (``/openapi.json``) and a self-contained docs page (``/docs``).
+
+Body schemas come from the msgspec structs the server parses and encodes with, so the
+document cannot drift from the code; the table below adds paths, statuses and security.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+from typing import Any
+
+import msgspec
+
+from lampo import __version__
+from lampo.web import schemas
+from lampo.web.problems import TYPES
+
+_REF = "#/components/schemas/{name}"
+_MODELS = (
+    schemas.ReserveIn,
+    schemas.PayIn,
+    schemas.PaymentWebhookIn,
+    schemas.HoldOut,
+    schemas.HoldList,
+    schemas.EventStock,
+    schemas.EventList,
+    schemas.EventSummary,
+    schemas.Health,
+    schemas.Problem,
+)
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": _REF.format(name=name)}
+
+
+_OBJECT: dict[str, Any] = {"type": "object"}
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": True,
+    "description": "Makes the call safe to retry: a replay returns the first response "
+    "(with `Idempotent-Replayed: true`); the same key with another body is refused "
+    "(`idempotency-conflict`). For pay, it is the payment id.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
+}
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    }
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    tag: str,
+    responses: dict[str, dict[str, Any]],
+    security: str | None = None,
+    params: list[dict[str, Any]] | None = None,
+    body: dict[str, Any] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": dict(responses)}
+    if description:
+        op["description"] = description
+    op["responses"]["default"] = {
+        "description": "A refusal, as RFC 9457 problem details (`type` is stable).",
+        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+    }
+    if security:
+        op["security"] = [{security: []}]
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = body
+    return op
+
+
+def _paths() -> dict[str, Any]:
+    hold = _json(_ref("HoldOut"), "The hold (or order) as it is now.")
+    hold_param = _path_param("hold_id")
+    event_param = _path_param("event_id")
+    return {
+        "/v1/holds": {
+            "post": _op(
+                "Reserve: hold stock for the calling buyer",
+                "buyer",
+                {"201": _json(_ref("HoldOut"), "The hold; it expires at `expires_at`.")},
+                "buyerToken",
+                [_IDEMPOTENCY],
+                {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ReserveIn")}},
+                },
+                "Refusals: `sold-out`, `limit-exceeded`, `not-open` (with Retry-After), "
+                "`closed`, `unknown-sku`, `unknown-market`, `unknown-event`.",
+            )
+        },
+        "/v1/holds/{hold_id}": {
+            "get": _op(
+                "Read one of your holds or orders (or any, with the admin key)",
+                "buyer",
+                {"200": hold},
+                "buyerToken",
+                [hold_param],
+            )
+        },
+        "/v1/holds/{hold_id}/pay": {
+            "post": _op(
+                "Pay a hold: it becomes an order",
+                "buyer",
+                {"200": _json(_ref("HoldOut"), "The order.")},
+                "buyerToken",
+                [hold_param, _IDEMPOTENCY],
+                {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref("PayIn")}},
+                },
+            )
+        },
+        "/v1/holds/{hold_id}/release": {
+            "post": _op(
+                "Release a hold: its stock returns to the pool at once",
+                "buyer",
+                {"200": hold},
+                "buyerToken",
+                [hold_param, _IDEMPOTENCY],
+            )
+        },
+        "/v1/webhooks/payments": {
+            "post": _op(
+                "Payment provider notice (signed)",
+                "payments",
+                {"200": _json(_ref("HoldOut"), "The order.")},
+                "webhookSignature",
+                None,
+                {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("PaymentWebhookIn")}},
+                },
+                '`Lampo-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`; a '
+                "signature outside the time window is refused (`stale-signature`). "
+                "Idempotent by `payment_id`.",
+            )
+        },
+        "/v1/events/{event_id}": {
+            "get": _op(
+                "A sale event's definition",
+                "events",
+                {"200": _json(_OBJECT, "Markets, windows, catalog, offers and prices.")},
+                None,
+                [event_param],
+            )
+        },
+        "/v1/events/{event_id}/stock": {
+            "get": _op(
+                "Stock per SKU",
+                "events",
+                {"200": _json(_ref("EventStock"), "allocation = available + held + sold.")},
+                None,
+                [event_param],
+            )
+        },
+        "/v1/events/{event_id}/report": {
+            "get": _op(
+                "Live totals of the event (orders, units, money per market and in total)",
+                "events",
+                {"200": _json(_OBJECT, "The live totals and stock.")},
+                None,
+                [event_param],
+            )
+        },
+        "/v1/admin/events": {
+            "get": _op(
+                "List sale events",
+                "admin",
+                {"200": _json(_ref("EventList"), "Every event in storage.")},
+                "adminKey",
+            ),
+            "post": _op(
+                "Load a sale event (JSON definition, or a scenario TOML file)",
+                "admin",
+                {
+                    "200": _json(_ref("EventSummary"), "The same definition was there already."),
+                    "201": _json(_ref("EventSummary"), "Loaded and open for sale."),
+                },
+                "adminKey",
+                [
+                    _IDEMPOTENCY,
+                    {
+                        "name": "scale",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+                    },
+                ],
+                {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": _OBJECT},
+                        "application/toml": {"schema": {"type": "string"}},
+                    },
+                },
+            ),
+        },
+        "/v1/admin/events/{event_id}/orders": {
+            "get": _op(
+                "List holds and orders of an event, by id, a page at a time",
+                "admin",
+                {"200": _json(_ref("HoldList"), "A page; `next` is the `after` of the next.")},
+                "adminKey",
+                [
+                    event_param,
+                    {
+                        "name": "state",
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "string",
+                            "enum": ["held", "paid", "released", "expired", "refunded"],
+                        },
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": 128},
+                    },
+                ],
+            )
+        },
+        "/v1/admin/holds/{hold_id}/refund": {
+            "post": _op(
+                "Refund an order: units back to the pool, money out of the totals",
+                "admin",
+                {"200": _json(_ref("HoldOut"), "The refunded order.")},
+                "adminKey",
+                [hold_param, _IDEMPOTENCY],
+            )
+        },
+        "/v1/admin/expire": {
+            "post": _op(
+                "Run the expiry sweeper once",
+                "admin",
+                {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"expired": {"type": "integer"}},
+                            "required": ["expired"],
+                        },
+                        "How many holds expired.",
+                    )
+                },
+                "adminKey",
+                [_IDEMPOTENCY],
+            )
+        },
+        "/health": {"get": _op("Liveness", "operations", {"200": _json(_ref("Health"), "Alive.")})},
+        "/ready": {
+            "get": _op(
+                "Readiness: storage answers", "operations", {"200": _json(_ref("Health"), "Ready.")}
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                "operations",
+                {
+                    "200": {
+                        "description": "Text exposition format.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            )
+        },
+    }
+
+
+@functools.cache
+def spec() -> dict[str, Any]:
+    """The OpenAPI document (built once per process)."""
+    _, components = msgspec.json.schema_components(_MODELS, ref_template=_REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lampo",
+            "version": __version__,
+            "description": "The flash-sale API: reserve, pay, release; stock and live totals. "
+            "Errors are RFC 9457 problem details; types: "
+            + ", ".join(f"`{t}` ({k.status})" for t, k in TYPES.items())
+            + ".",
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "buyerToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT (HS256)",
+                    "description": "Issued by `lampo token BUYER`; the buyer is its `sub`.",
+                },
+                "adminKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "webhookSignature": {"type": "apiKey", "in": "header", "name": "Lampo-Signature"},
+            },
+        },
+    }
+
+
+@functools.cache
+def docs_html() -> str:
+    """A plain page listing every operation with its parameters and bodies, with no
+    script or asset from elsewhere."""
+    doc = spec()
+    rows: list[str] = []
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            params = ", ".join(
+                f"{p['name']} ({p['in']}{', required' if p.get('required') else ''})"
+                for p in op.get("parameters", [])
+            )
+            body = op.get("requestBody", {}).get("content", {})
+            rows.append(
+                "<section>"
+                f"<h3><code>{method.upper()} {html.escape(path)}</code></h3>"
+                f"<p>{html.escape(op['summary'])}</p>"
+                + (f"<p>{html.escape(op['description'])}</p>" if op.get("description") else "")
+                + (f"<p>Auth: {next(iter(op['security'][0]))}</p>" if op.get("security") else "")
+                + (f"<p>Parameters: {html.escape(params)}</p>" if params else "")
+                + (f"<p>Body: {html.escape(', '.join(body))}</p>" if body else "")
+                + "<p>Responses: "
+                + html.escape(", ".join(op["responses"]))
+                + "</p></section>"
+            )
+    models = html.escape(json.dumps(doc["components"]["schemas"], indent=2))
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>lampo API</title>"
+        "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
+        "section{border-top:1px solid #ddd}pre{background:#f6f6f6;padding:1rem}</style>"
+        f"</head><body><h1>lampo API {html.escape(doc['info']['version'])}</h1>"
+        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a>.</p>"
+        + "".join(rows)
+        + f"<h2>Schemas</h2><pre>{models}</pre></body></html>"
+    )
