@@ -22,6 +22,12 @@ from lampo.domain.totals import recount
 from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
 from lampo.storage import Storage, from_url
+from tests.contract._servers import (
+    drop_postgres_schema,
+    drop_redis_prefix,
+    postgres_url,
+    redis_url,
+)
 from tests.factories import NOW
 
 
@@ -32,10 +38,14 @@ class Backend:
     name: str
     url: Callable[[Path], str]
     server: bool = False
+    dispose: Callable[[str], None] | None = None  # removes what url() made (at session end)
 
     def open(self, tmp: Path) -> Storage:
+        url = self.url(tmp)
+        if self.dispose is not None:
+            _TO_DISPOSE.append((self.dispose, url))
         try:
-            return from_url(self.url(tmp))
+            return from_url(url)
         except (Unavailable, ImportError, OSError, ConnectionError) as exc:
             if not self.server:
                 raise
@@ -53,11 +63,30 @@ def _sqlite_url(tmp: Path) -> str:
 
 MEMORY = Backend("memory", lambda tmp: "memory://")
 SQLITE = Backend("sqlite", _sqlite_url)
+POSTGRES = Backend("postgres", postgres_url, server=True, dispose=drop_postgres_schema)
+REDIS = Backend("redis", redis_url, server=True, dispose=drop_redis_prefix)
 
 ALL_STORAGES = [
     pytest.param(MEMORY, id="memory"),
     pytest.param(SQLITE, id="sqlite", marks=pytest.mark.sqlite),
+    pytest.param(POSTGRES, id="postgres", marks=pytest.mark.postgres),
+    pytest.param(REDIS, id="redis", marks=pytest.mark.redis),
 ]
+
+
+_TO_DISPOSE: list[tuple[Callable[[str], None], str]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dispose_server_stores() -> Iterator[None]:
+    """Server-backed stores (a schema, a key prefix) are removed once the session ends."""
+    yield
+    while _TO_DISPOSE:
+        dispose, url = _TO_DISPOSE.pop()
+        try:
+            dispose(url)
+        except Exception:  # the server went away: nothing left to remove
+            pass
 
 
 @pytest.fixture(params=ALL_STORAGES)

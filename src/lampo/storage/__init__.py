@@ -46,11 +46,20 @@ def _postgres(url: str) -> Storage:
     return PostgresStorage(url)
 
 
+def _redis(url: str) -> Storage:
+    try:
+        from lampo.storage.redis import RedisStorage
+    except ImportError as exc:
+        raise ImportError(f"redis:// needs lampo[redis] ({exc})") from exc
+    return RedisStorage(url)
+
+
 BACKENDS: dict[str, Callable[[str], Storage]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "postgresql": _postgres,
     "postgres": _postgres,
+    "redis": _redis,
 }
 
 

@@ -316,6 +316,9 @@ class PostgresStorage:
         except psycopg.Error as exc:
             conn.close()
             raise Unavailable(f"postgresql: cannot migrate: {exc}") from None
+        except BaseException:  # a refusal (a newer schema): no connection left behind
+            conn.close()
+            raise
         self._conn: psycopg.Connection[Any] | None = conn
         self._known: set[str] = set()
         self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()

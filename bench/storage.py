@@ -1,0 +1,317 @@
+"""Reservations/s of each storage backend, beside redis-benchmark and textbook PostgreSQL.
+
+Run:  .venv/bin/python bench/storage.py [--seconds 3] [--callers 64]
+
+What it measures, in one run, each phase for ``--seconds`` with ``--callers`` threads:
+
+* **lampo, <backend>**: ``Sales.reserve`` (one unit of one of eight SKUs, a per-customer
+  and an event-wide limit, an idempotency key) for distinct customers, over
+  ``sqlite://`` (a temporary file), ``postgresql://`` (a temporary schema) and
+  ``redis://`` (a temporary key prefix). Every answer is a hold placed with all the
+  guarantees (stock, limits, idempotency record, hold, deadline index).
+* **redis-benchmark**: the server's own client, ``--callers`` connections, running a
+  minimal Lua decrement (``EVAL "<decrement unless zero>" 1 key``). The ceiling of one
+  script call per request on this server.
+* **textbook PostgreSQL**: ``--callers`` connections, each in a loop of the hot-row
+  ``UPDATE stock SET available = available - 1 WHERE sku = $1 AND available > 0``
+  (autocommit: one transaction and one WAL flush per request), from Python threads as
+  lampo's callers are.
+
+Goals (issue 5): the redis backend at least 0.5 of redis-benchmark and at least 10x the
+textbook PostgreSQL figure. Servers: ``LAMPO_BENCH_REDIS_URL`` (default
+redis://127.0.0.1:6379/0), ``LAMPO_BENCH_POSTGRES_URL`` (default
+postgresql://postgres@127.0.0.1:5432/test); a missing server skips its rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
+
+from lampo.domain.catalog import Category, Sku
+from lampo.domain.errors import LampoError
+from lampo.domain.event import Offer, SaleEvent, Window
+from lampo.domain.market import Market
+from lampo.domain.money import FxTable, Money
+from lampo.services.sales import Sales
+from lampo.storage import Storage, from_url
+
+REDIS = os.environ.get("LAMPO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES = os.environ.get("LAMPO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+EVENT = "bench"
+MARKET = "CN"
+SKUS = tuple(f"phone-{i}" for i in range(8))
+ALLOCATION = 100_000_000  # never sells out during a run
+DECREMENT = (
+    "local v = redis.call('DECR', KEYS[1]) "
+    "if v < 0 then redis.call('INCR', KEYS[1]) return -1 end return v"
+)
+
+
+def bench_event(now: datetime) -> SaleEvent:
+    return SaleEvent(
+        id=EVENT,
+        name="storage benchmark",
+        markets={MARKET: Market(MARKET, "China", "CNY", "Asia/Shanghai")},
+        windows={MARKET: Window(now - timedelta(hours=1), now + timedelta(days=1))},
+        categories={"phones": Category("phones", "Phones", "phones")},
+        skus={s: Sku(s, "phone", s, "phones") for s in SKUS},
+        offers={
+            s: Offer(s, ALLOCATION, {MARKET: Money(99_900, "CNY")}, limit_per_customer=2)
+            for s in SKUS
+        },
+        fx=FxTable("CNY", date(2015, 4, 8)),
+        hold_seconds=3600,
+        limit_per_customer=4,
+    )
+
+
+@dataclass
+class Row:
+    name: str
+    rate: float | None
+    note: str
+
+
+def run_threads(threads: int, seconds: float, work: Callable[[int, float], int]) -> float:
+    """Ops/s of ``work(thread_no, deadline) -> ops`` run on ``threads`` threads at once."""
+    counts = [0] * threads
+    failures: list[BaseException] = []
+    start = threading.Barrier(threads + 1)
+
+    def body(n: int) -> None:
+        start.wait()
+        try:
+            counts[n] = work(n, deadline)
+        except BaseException as exc:  # reported after the run; never hang the barrier
+            failures.append(exc)
+
+    pool = [threading.Thread(target=body, args=(n,), daemon=True) for n in range(threads)]
+    for t in pool:
+        t.start()
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
+    start.wait()
+    for t in pool:
+        t.join()
+    if failures:
+        raise failures[0]
+    return sum(counts) / (time.perf_counter() - t0)
+
+
+def bench_lampo(storage: Storage, callers: int, seconds: float) -> Row:
+    sales = Sales(storage)
+    sales.open(bench_event(datetime.now(UTC)))
+    refused = [0] * callers
+
+    def reserve(n: int, deadline: float) -> int:
+        ops = 0
+        while time.perf_counter() < deadline:
+            sku = SKUS[(n + ops) % len(SKUS)]
+            try:
+                sales.reserve(EVENT, f"t{n}-c{ops}", MARKET, {sku: 1}, key=f"k{ops}")
+            except LampoError:
+                refused[n] += 1
+                continue
+            ops += 1
+        return ops
+
+    rate = run_threads(callers, seconds, reserve)
+    stock = sales.stock(EVENT)
+    held = sum(level.held for level in stock.values())
+    placed = sum(1 for _ in storage.holds(EVENT))
+    ok = all(level.conserved for level in stock.values()) and held == placed
+    note = f"audit {'ok' if ok else 'FAILED'}: {held:,} units held in {placed:,} holds"
+    if sum(refused):
+        note += f"; REFUSED {sum(refused):,}"
+    return Row("", rate, note)
+
+
+def bench_redis_benchmark(callers: int, seconds: float, guess: float) -> Row:
+    """redis-benchmark's EVAL of a minimal decrement, sized to run about ``seconds``."""
+    exe = shutil.which("redis-benchmark")
+    if exe is None:
+        return Row("redis-benchmark", None, "redis-benchmark not installed")
+    parts = urlsplit(REDIS)
+    requests = max(10_000, int(guess * seconds))
+    key = f"lampo-bench-{uuid.uuid4().hex[:8]}:stock"
+    cmd = [exe, "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379)]
+    db = parts.path.strip("/") or "0"
+    cmd += ["--dbnum", db, "-n", str(requests), "-c", str(callers), "-q"]
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    try:
+        client.set(key, ALLOCATION)
+        out = subprocess.run(
+            [*cmd, "EVAL", DECREMENT, "1", key], capture_output=True, text=True, check=True
+        ).stdout
+        left = int(client.get(key) or 0)
+    finally:
+        client.delete(key)
+        client.close()
+    found = re.findall(r"([\d.]+) requests per second", out)
+    if not found:
+        return Row("redis-benchmark", None, f"unreadable output: {out[-200:]!r}")
+    done = ALLOCATION - left
+    return Row("redis-benchmark EVAL decrement", float(found[-1]), f"{done:,} decrements")
+
+
+def bench_textbook_postgres(callers: int, seconds: float) -> Row:
+    import psycopg
+    from psycopg import sql
+
+    schema = f"lampo_bench_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.connect(POSTGRES, autocommit=True)
+    try:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        admin.execute(
+            sql.SQL("CREATE TABLE {}.stock (sku text PRIMARY KEY, available bigint)").format(
+                sql.Identifier(schema)
+            )
+        )
+        admin.execute(
+            sql.SQL("INSERT INTO {}.stock VALUES ('phone-0', %s)").format(sql.Identifier(schema)),
+            (ALLOCATION,),
+        )
+        conns = [psycopg.connect(POSTGRES, autocommit=True) for _ in range(callers)]
+        update = sql.SQL(
+            "UPDATE {}.stock SET available = available - 1 WHERE sku = %s AND available > 0"
+        ).format(sql.Identifier(schema))
+
+        def work(n: int, deadline: float) -> int:
+            x = conns[n].execute
+            ops = 0
+            while time.perf_counter() < deadline:
+                if x(update, ("phone-0",)).rowcount == 1:
+                    ops += 1
+            return ops
+
+        try:
+            rate = run_threads(callers, seconds, work)
+        finally:
+            for conn in conns:
+                conn.close()
+        row = admin.execute(
+            sql.SQL("SELECT available FROM {}.stock").format(sql.Identifier(schema))
+        ).fetchone()
+        sold = ALLOCATION - (row[0] if row else ALLOCATION)
+    finally:
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        admin.close()
+    return Row("textbook PostgreSQL hot-row UPDATE", rate, f"{sold:,} units, autocommit")
+
+
+def _with(url: str, option: str) -> str:
+    return url + ("&" if "?" in url else "?") + option
+
+
+def drop_redis_prefix(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    finally:
+        client.close()
+
+
+def drop_postgres_schema(schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def lampo_row(
+    name: str, url: str, callers: int, seconds: float, cleanup: Callable[[], None]
+) -> Row:
+    try:
+        storage = from_url(url)
+    except (LampoError, ImportError) as exc:
+        cleanup()
+        return Row(name, None, f"not available: {exc}")
+    try:
+        row = bench_lampo(storage, callers, seconds)
+    finally:
+        storage.close()
+        cleanup()
+    row.name = name
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each phase")
+    parser.add_argument("--callers", type=int, default=64, help="concurrent callers")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or not 1 <= args.callers <= 512:
+        parser.error("--seconds must be > 0 and --callers 1..512")
+    print(
+        f"lampo storage bench: {args.callers} concurrent callers, {args.seconds:g} s per "
+        f"phase, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    )
+    rows: dict[str, Row] = {}
+    with tempfile.TemporaryDirectory(prefix="lampo-bench-") as tmp:
+        url = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
+        rows["sqlite"] = lampo_row("lampo sqlite://", url, args.callers, args.seconds, lambda: None)
+    schema = f"lampo_bench_{uuid.uuid4().hex[:12]}"
+    rows["postgres"] = lampo_row(
+        "lampo postgresql://",
+        _with(POSTGRES, f"schema={schema}"),
+        args.callers,
+        args.seconds,
+        lambda: drop_postgres_schema(schema),
+    )
+    prefix = f"lampo-bench-{uuid.uuid4().hex[:12]}:"
+    rows["redis"] = lampo_row(
+        "lampo redis://",
+        _with(REDIS, f"prefix={prefix}"),
+        args.callers,
+        args.seconds,
+        lambda: drop_redis_prefix(prefix),
+    )
+    try:
+        rows["redis-benchmark"] = bench_redis_benchmark(args.callers, args.seconds, 100_000)
+    except (OSError, subprocess.CalledProcessError, ImportError) as exc:
+        rows["redis-benchmark"] = Row("redis-benchmark", None, f"failed: {exc}")
+    try:
+        rows["textbook"] = bench_textbook_postgres(args.callers, args.seconds)
+    except Exception as exc:  # no server, no driver: report and go on
+        rows["textbook"] = Row("textbook PostgreSQL", None, f"not available: {exc}")
+
+    print(f"\n{'':38} {'reserve/s':>10}  note")
+    for row in rows.values():
+        rate = f"{row.rate:>10,.0f}" if row.rate is not None else f"{'-':>10}"
+        print(f"{row.name:38} {rate}  {row.note}")
+
+    def ratio(a: str, b: str, goal: str) -> None:
+        x, y = rows[a].rate, rows[b].rate
+        if x is not None and y:
+            print(f"{rows[a].name} / {rows[b].name}: {x / y:.2f}  ({goal})")
+
+    print()
+    ratio("redis", "redis-benchmark", "goal >= 0.5")
+    ratio("redis", "textbook", "goal >= 10")
+    ratio("postgres", "textbook", "for context")
+    ratio("sqlite", "textbook", "for context")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,14 @@
+-- setup: KEYS[1] event base, KEYS[2] the set of event ids.
+-- ARGV: event id, definition JSON, n, (sku, allocation) * n.
+-- Returns {'ok'} or {'exists', definition}: the caller compares the definitions.
+local known = redis.call('GET', K_DEF)
+if known then
+  return {'exists', known}
+end
+redis.call('SET', K_DEF, ARGV[2])
+for i = 0, tonumber(ARGV[3]) - 1 do
+  local sku, alloc = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
+  redis.call('HSET', K_STOCK, 'a:' .. sku, alloc, 'v:' .. sku, alloc, 'h:' .. sku, 0, 's:' .. sku, 0)
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+return {'ok'}
