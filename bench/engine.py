@@ -317,18 +317,19 @@ def bench_raw(path: str, batch: int, seconds: float, sync: str) -> tuple[Phase, 
 def count_batches(storage: Storage) -> list[int]:
     """Sizes of the transactions the backend commits, when its writer can be observed.
 
-    Informative only: wraps the SQLite backend's private ``_commit`` (one call per
-    transaction); for other backends the list stays empty.
+    Informative only: wraps the private ``_commit`` of the backend's batcher (one call per
+    transaction); for backends without one the list stays empty.
     """
     sizes: list[int] = []
-    commit = getattr(storage, "_commit", None)
+    batcher = getattr(storage, "_batcher", None)
+    commit = getattr(batcher, "_commit", None)
     if callable(commit):
 
-        def counted(batch: list[object]) -> None:
-            sizes.append(len(batch))
-            commit(batch)
+        def counted(units: list[object]) -> object:
+            sizes.append(len(units))
+            return commit(units)
 
-        setattr(storage, "_commit", counted)  # noqa: B010 (a private hook, on purpose)
+        setattr(batcher, "_commit", counted)  # noqa: B010 (a private hook, on purpose)
     return sizes
 
 

@@ -62,7 +62,8 @@ class State(Protocol):
         """Whether ``hold_id`` is in use. A backend whose insert refuses a duplicate id
         atomically (a primary key) may answer False and let that insert fail."""
 
-    def hold_insert(self, hold: Hold) -> None: ...
+    def hold_insert(self, hold: Hold) -> None:
+        """Insert a new hold; ``InvalidRequest`` (having written nothing) if its id is taken."""
 
     def hold_update(self, hold: Hold) -> None: ...
 
@@ -118,13 +119,15 @@ def reserve(st: State, req: ReserveRequest) -> Hold:
         if level.available < wanted[sku]:
             raise SoldOut(sku, wanted[sku], level.available)
 
+    # The hold row first: a backend that learns of a duplicate id only from its insert
+    # (``hold_id_taken`` said False) refuses here, before anything else was written.
+    st.hold_insert(hold)
     for sku in skus:
         moved = st.stock_move(hold.event, sku, -wanted[sku], wanted[sku], 0)
         assert moved, "stock changed inside an atomic step"
         st.counter_add(hold.event, hold.customer, sku, wanted[sku])
     if req.event_limit is not None:
         st.counter_add(hold.event, hold.customer, EVENT_SCOPE, hold.units)
-    st.hold_insert(hold)
     st.idem_put(req.key, req.fingerprint, hold.id)
     return hold
 

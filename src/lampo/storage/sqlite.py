@@ -5,9 +5,7 @@ See docs/sqlite-group-commit.md for the protocol and its crash points.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +28,7 @@ from lampo.domain.holds import (
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
+from lampo.storage._batcher import Batcher
 from lampo.storage.port import Result, check_same_definition
 
 SCHEMA_VERSION = 1
@@ -110,6 +109,27 @@ def _lines_json(lines: Sequence[HoldLine]) -> str:
     if any('"' in ln.sku or "\\" in ln.sku for ln in lines):
         return json.dumps([[ln.sku, ln.quantity, ln.unit_price] for ln in lines])
     return "[" + ",".join(f'["{ln.sku}",{ln.quantity},{ln.unit_price}]' for ln in lines) + "]"
+
+
+def _hold_row(hold: Hold, ch: Channel) -> tuple[Any, ...]:
+    return (
+        hold.id,
+        hold.event,
+        hold.customer,
+        hold.market,
+        ch.kind.value,
+        ch.name,
+        ch.referral,
+        hold.currency,
+        _lines_json(hold.lines),
+        _us(hold.created_at),
+        _us(hold.expires_at),
+        hold.state.value,
+        hold.payment_id,
+        _us(hold.paid_at),
+        _us(hold.ended_at),
+        _us(hold.refunded_at),
+    )
 
 
 def _hold_from_row(row: Sequence[Any]) -> Hold:
@@ -250,30 +270,16 @@ class _SqlState:
         return False
 
     def hold_insert(self, hold: Hold) -> None:
-        self._holds[hold.id] = hold
         ch = hold.channel
-        self._x(
-            f"INSERT INTO holds ({_HOLD_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                hold.id,
-                hold.event,
-                hold.customer,
-                hold.market,
-                ch.kind.value,
-                ch.name,
-                ch.referral,
-                hold.currency,
-                _lines_json(hold.lines),
-                _us(hold.created_at),
-                _us(hold.expires_at),
-                hold.state.value,
-                hold.payment_id,
-                _us(hold.paid_at),
-                _us(hold.ended_at),
-                _us(hold.refunded_at),
-            ),
-        )
+        try:
+            self._x(
+                f"INSERT INTO holds ({_HOLD_COLUMNS}) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _hold_row(hold, ch),
+            )
+        except sqlite3.IntegrityError:
+            raise InvalidRequest("hold_id", f"{hold.id} exists already") from None
+        self._holds[hold.id] = hold
 
     def hold_update(self, hold: Hold) -> None:
         self._holds[hold.id] = hold
@@ -314,58 +320,6 @@ class _SqlState:
             (event, _us(now), limit),
         ).fetchall()
         return [r[0] for r in rows]
-
-
-class _Waiter:
-    """Hands one result from the writer to one caller. A bare lock is the cheapest
-    handoff CPython has (a Future costs a Condition and a notify per request)."""
-
-    __slots__ = ("error", "lock", "result")
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def set_result(self, result: Any) -> None:
-        self.result = result
-        self.lock.release()
-
-    def set_exception(self, error: BaseException) -> None:
-        self.error = error
-        self.lock.release()
-
-    def wait(self) -> Any:
-        self.lock.acquire()
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
-class _AsyncWaiter:
-    """Hands a result to a coroutine. The writer wakes each event loop once per batch."""
-
-    __slots__ = ("future", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.future: asyncio.Future[Any] = loop.create_future()
-
-
-def _resolve(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for future, result, error in items:
-        if future.cancelled():
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-
-# One queued unit of work: a function run against the state, its weight, who waits.
-_Work = tuple[Callable[[_SqlState], Any], int, _Waiter | _AsyncWaiter]
-_STOP: Any = object()
 
 
 class SqliteStorage:
@@ -411,13 +365,13 @@ class SqliteStorage:
             raise InvalidRequest("storage", f"{path!r} has schema {version}, not {SCHEMA_VERSION}")
         self._known: set[str] = set()
         self._state = _SqlState(self._conn, self._known)
-        self._queue: queue.SimpleQueue[_Work] = queue.SimpleQueue()
         self._readers = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
-        self._writer = threading.Thread(target=self._run, name="lampo-sqlite-writer", daemon=True)
-        self._writer.start()
+        self._batcher: Batcher[_SqlState] = Batcher(
+            self._commit, self._max_batch, name="lampo-sqlite-writer"
+        )
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -428,81 +382,26 @@ class SqliteStorage:
         return conn
 
     # -- the writer -------------------------------------------------------------
-    def _submit(self, fn: Callable[[_SqlState], Any], weight: int = 1) -> Any:
-        if self._closed:
-            raise Unavailable("storage is closed")
-        waiter = _Waiter()
-        self._queue.put((fn, weight, waiter))
-        return waiter.wait()
-
-    async def _submit_async(self, fn: Callable[[_SqlState], Any], weight: int = 1) -> Any:
-        if self._closed:
-            raise Unavailable("storage is closed")
-        waiter = _AsyncWaiter(asyncio.get_running_loop())
-        self._queue.put((fn, weight, waiter))
-        return await waiter.future
-
-    def _run(self) -> None:
-        q = self._queue
-        while True:
-            first = q.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            size = first[1]
-            stop = False
-            while size < self._max_batch:
-                try:
-                    item = q.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-                size += item[1]
-            self._commit(batch)
-            if stop:
-                return
-
-    def _commit(self, batch: list[_Work]) -> None:
+    def _commit(self, units: list[Callable[[_SqlState], Any]]) -> list[tuple[Any, Any]]:
+        """Run ``units`` in one transaction; on failure, each alone, so one bad request
+        cannot fail its neighbours. Called by the batcher's writer thread only."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._state.begin()
-            results = [fn(self._state) for fn, _, _ in batch]
+            results = [unit(self._state) for unit in units]
             conn.execute("COMMIT")
-        except BaseException:
+        except sqlite3.Error as exc:
             self._rollback()
-            if len(batch) > 1:
-                for work in batch:  # alone, so one bad request cannot fail its neighbours
-                    self._commit([work])
-                return
-            try:
-                raise
-            except sqlite3.Error as exc:
-                self._deliver(batch, [None], Unavailable(f"sqlite: {exc}"))
-            except BaseException as exc:  # a bug: let the caller see it, keep serving
-                self._deliver(batch, [None], exc)
-            return
-        self._deliver(batch, results, None)
-
-    @staticmethod
-    def _deliver(batch: list[_Work], results: list[Any], error: BaseException | None) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for (_, _, waiter), result in zip(batch, results, strict=True):
-            if isinstance(waiter, _Waiter):
-                if error is None:
-                    waiter.set_result(result)
-                else:
-                    waiter.set_exception(error)
-            else:
-                by_loop.setdefault(waiter.loop, []).append((waiter.future, result, error))
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve, items)
-            except RuntimeError:
-                pass  # that loop is closed: nobody is waiting any more
+            if len(units) > 1:
+                return [self._commit([unit])[0] for unit in units]
+            return [(None, Unavailable(f"sqlite: {exc}"))]
+        except BaseException as exc:  # a bug: let that caller see it, keep serving
+            self._rollback()
+            if len(units) > 1:
+                return [self._commit([unit])[0] for unit in units]
+            return [(None, exc)]
+        return [(r, None) for r in results]
 
     def _rollback(self) -> None:
         self._state.forget()
@@ -544,7 +443,7 @@ class SqliteStorage:
             )
             st.has_event(event.id)
 
-        self._submit(work)
+        self._batcher.submit(work)
 
     def events(self) -> list[str]:
         return [r[0] for r in self._reader().execute("SELECT id FROM events ORDER BY id")]
@@ -556,7 +455,7 @@ class SqliteStorage:
     def _batch(self, fn: Callable[[tx.State, Any], Hold], requests: Sequence[Any]) -> list[Result]:
         if not requests:
             return []
-        out: list[Result] = self._submit(
+        out: list[Result] = self._batcher.submit(
             lambda st: tx.apply_all(st, fn, requests), weight=len(requests)
         )
         return out
@@ -569,7 +468,7 @@ class SqliteStorage:
     ) -> list[Result]:
         if not requests:
             return []
-        out: list[Result] = await self._submit_async(
+        out: list[Result] = await self._batcher.asubmit(
             lambda st: tx.apply_all(st, fn, requests), weight=len(requests)
         )
         return out
@@ -593,7 +492,7 @@ class SqliteStorage:
         def work(st: _SqlState) -> list[Hold]:
             return [tx.expire(st, hold_id, now) for hold_id in st.due(event, now, limit)]
 
-        out: list[Hold] = self._submit(work, weight=limit)
+        out: list[Hold] = self._batcher.submit(work, weight=limit)
         return out
 
     def hold(self, hold_id: str) -> Hold | None:
@@ -650,8 +549,7 @@ class SqliteStorage:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
-        self._writer.join()
+        self._batcher.close()
         self._conn.close()
         with self._readers_lock:
             for conn in self._reader_conns:
