@@ -26,7 +26,10 @@ from lampo.domain.errors import InvalidRequest, LampoError, UnknownEvent
 from lampo.domain.event import Milestone
 from lampo.domain.holds import HoldState
 from lampo.domain.money import MINOR_UNITS, Money
+from lampo.report_cli import render_battle, report_app
 from lampo.services.audit import Audit, audit
+from lampo.services.imports import past_results
+from lampo.services.report import battle_report
 from lampo.services.sales import Sales
 from lampo.sim import scenario as scenarios
 from lampo.sim.driver import SimResult
@@ -146,6 +149,11 @@ def _simulate(
             result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
         found = audit(sales.storage, loaded.event)
         _report(console, loaded, sales, result, found)
+        now, refused = sales.clock(), result.refusals
+        battle = battle_report(
+            sales.storage, loaded.event.id, now, refused, past_results(scale=loaded.scale)
+        )
+        render_battle(console, battle, loaded.event.markets[loaded.home_market].tz)
         if audit_table:
             _audit_table(console, found)
         return found
@@ -422,6 +430,7 @@ def _events(store: Storage, event: str | None) -> list[str]:
 
 
 register_web(app)  # lampo serve, lampo token
+app.add_typer(report_app, name="report")  # lampo report event|period
 
 
 # -- entry point ----------------------------------------------------------------

@@ -24,6 +24,8 @@ from hypothesis.stateful import (
 
 from lampo.domain.errors import LampoError
 from lampo.domain.holds import Hold, HoldState
+from lampo.domain.report import grand_total, rollup
+from lampo.domain.totals import recount
 from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
 from lampo.storage import Storage
@@ -210,6 +212,14 @@ class SaleMachine(RuleBasedStateMachine):
     @invariant()
     def stock_and_totals_agree_with_the_holds(self) -> None:
         assert_consistent(self.store, EVENT)
+
+    @invariant()
+    def the_battle_report_figures_equal_the_recount(self) -> None:
+        recounted = recount(list(self.store.holds(EVENT.id)))
+        live = self.store.totals(EVENT.id)
+        assert grand_total(EVENT, live) == grand_total(EVENT, recounted)
+        for dim in ("market", "category", "outlet"):
+            assert rollup(EVENT, live, dim) == rollup(EVENT, recounted, dim), dim
 
     @invariant()
     def no_customer_is_above_a_limit(self) -> None:

@@ -11,7 +11,8 @@ def check_id(field: str, value: object, max_len: int = 64) -> str:
     """An identifier: a non-empty printable string without spaces, at most ``max_len`` long."""
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise InvalidRequest(field, f"must be a non-empty string of at most {max_len} chars")
-    if not value.isprintable() or any(c.isspace() for c in value):
+    # isprintable() refuses every whitespace character but the ASCII space
+    if not value.isprintable() or " " in value:
         raise InvalidRequest(field, f"{value!r} must be printable without spaces")
     return value
 

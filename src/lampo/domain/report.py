@@ -1,0 +1,483 @@
+"""Battle-report rules: roll-ups, milestones, sell-out times, the sales curve, records and
+rankings. Pure functions over an event's definition, its live ``Totals`` and its orders.
+
+Money in the reporting currency is always computed the same way as the live totals: sum
+the exact minor units per currency first, then convert each currency's sum once through
+the event's FX table (``FxTable.total``). A figure is therefore exact and reproducible; the
+rows of a roll-up may differ from the grand total by at most one minor unit per currency
+and row, because each row is converted on its own (never through a float).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+from lampo.domain.event import Milestone, SaleEvent
+from lampo.domain.holds import Hold, HoldState
+from lampo.domain.money import Money
+from lampo.domain.totals import LineKey, Totals
+
+#: The battle report's roll-up dimensions and how each is read off a ``LineKey``.
+DIMENSIONS: dict[str, Callable[[SaleEvent, LineKey], str]] = {
+    "sku": lambda ev, k: k[0],
+    "category": lambda ev, k: ev.category_of(k[0]),
+    "market": lambda ev, k: k[1],
+    "channel": lambda ev, k: k[2],
+    "outlet": lambda ev, k: f"{k[2]}:{k[3]}" if k[3] else k[2],
+    "referral": lambda ev, k: k[4] or "-",
+}
+_ORDER_DIMENSIONS: dict[str, Callable[[tuple[str, str, str, str]], str]] = {
+    "market": lambda k: k[0],
+    "channel": lambda k: k[1],
+    "outlet": lambda k: f"{k[1]}:{k[2]}" if k[2] else k[1],
+    "referral": lambda k: k[3] or "-",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of a roll-up: units, orders (``None`` where an order spans rows, as per SKU),
+    exact amounts per currency and their value in the reporting currency."""
+
+    key: str
+    units: int
+    orders: int | None
+    amounts: Mapping[str, int]
+    money: Money
+
+
+def rollup(event: SaleEvent, totals: Totals, dimension: str) -> list[Row]:
+    """``totals`` grouped by ``dimension`` (one of ``DIMENSIONS``), most money first."""
+    key_of = DIMENSIONS[dimension]
+    units: Counter[str] = Counter()
+    amounts: dict[str, Counter[str]] = {}
+    for key, (n, amount) in totals.lines.items():
+        group = key_of(event, key)
+        units[group] += n
+        cur = event.markets[key[1]].currency
+        amounts.setdefault(group, Counter())[cur] += amount
+    orders: Counter[str] | None = None
+    if dimension in _ORDER_DIMENSIONS:
+        orders = Counter()
+        for okey, (n, _) in totals.orders.items():
+            orders[_ORDER_DIMENSIONS[dimension](okey)] += n
+    rows = [
+        Row(
+            group,
+            units[group],
+            None if orders is None else orders[group],
+            {c: a for c, a in sorted(amounts[group].items()) if a},
+            event.fx.total(dict(amounts[group])),
+        )
+        for group in amounts
+        if units[group] or any(amounts[group].values())
+    ]
+    return sorted(rows, key=lambda r: (-r.money.amount, -r.units, r.key))
+
+
+def grand_total(event: SaleEvent, totals: Totals) -> tuple[int, int, dict[str, int], Money]:
+    """(units, orders, amount per currency, money in the reporting currency)."""
+    currency_of = {code: m.currency for code, m in event.markets.items()}
+    by_currency = totals.amounts_by_currency(currency_of)
+    by_currency = {c: a for c, a in sorted(by_currency.items()) if a}
+    return totals.units, totals.order_count, by_currency, event.fx.total(by_currency)
+
+
+# -- milestones ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Crossing:
+    """A milestone and the committed payment that first took the live figure to it.
+    ``at`` is that payment's time (UTC); ``order`` its id; ``value`` the figure right after
+    it (minor units of the reporting currency, or units of the category)."""
+
+    milestone: Milestone
+    at: datetime | None = None
+    order: str = ""
+    value: int = 0
+
+    @property
+    def reached(self) -> bool:
+        return self.at is not None
+
+
+def _steps(orders: Iterable[Hold]) -> list[tuple[datetime, int, str, int, Hold]]:
+    """Payments (+1) and refunds (-1) in commit order. At one instant a refund goes first,
+    so a milestone is never announced early; the hold id is the stable tie-break."""
+    steps = []
+    for h in orders:
+        if h.paid_at is None or h.state not in (HoldState.PAID, HoldState.REFUNDED):
+            continue
+        steps.append((h.paid_at, 1, h.id, 1, h))
+        if h.state is HoldState.REFUNDED and h.refunded_at is not None:
+            steps.append((h.refunded_at, 0, h.id, -1, h))
+    steps.sort(key=lambda s: (s[0], s[1], s[2]))
+    return steps
+
+
+def milestone_crossings(event: SaleEvent, orders: Iterable[Hold]) -> list[Crossing]:
+    """When each of ``event``'s milestones was first crossed, replaying the committed
+    payments and refunds in order. Money is kept per currency in exact minor units and
+    converted once per currency, as the live totals are, so the figure a crossing is
+    judged on is the figure the battle report showed at that instant. A milestone fires at
+    most once: a later refund that dips below it does not un-cross it."""
+    if not event.milestones:
+        return []
+    sums: Counter[str] = Counter()
+    converted: dict[str, int] = {}
+    units: Counter[str] = Counter()
+    found: dict[int, Crossing] = {}
+    for at, _, hold_id, sign, hold in _steps(orders):
+        sums[hold.currency] += sign * hold.amount.amount
+        total = event.fx.convert(Money(sums[hold.currency], hold.currency))
+        converted[hold.currency] = total.amount
+        for line in hold.lines:
+            units[event.category_of(line.sku)] += sign * line.quantity
+        if sign < 0:
+            continue
+        money = sum(converted.values())
+        for i, m in enumerate(event.milestones):
+            if i in found:
+                continue
+            value = units[m.category] if m.category else money
+            if value >= m.threshold:
+                found[i] = Crossing(m, at, hold_id, value)
+    return [found.get(i, Crossing(m)) for i, m in enumerate(event.milestones)]
+
+
+# -- stock, sell-out and the curve -----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SkuResult:
+    sku: str
+    name: str
+    category: str
+    allocation: int
+    sold: int
+    sold_out_at: datetime | None  # the first instant no unit was left to hold (UTC)
+
+    @property
+    def share(self) -> Fraction:
+        return Fraction(self.sold, self.allocation) if self.allocation else Fraction(0)
+
+
+def sold_out_times(event: SaleEvent, holds: Iterable[Hold]) -> dict[str, datetime]:
+    """The first instant each SKU had no unit left to hold, replayed from the holds: a hold
+    takes its units when created; a release, an expiry or a refund gives them back. At one
+    instant returns go before takes (the order in which storage sees a sweep and a batch)."""
+    moves: list[tuple[datetime, int, str, str, int]] = []
+    for h in holds:
+        for line in h.lines:
+            moves.append((h.created_at, 1, h.id, line.sku, -line.quantity))
+            if h.state in (HoldState.RELEASED, HoldState.EXPIRED) and h.ended_at is not None:
+                moves.append((h.ended_at, 0, h.id, line.sku, line.quantity))
+            elif h.state is HoldState.REFUNDED and h.refunded_at is not None:
+                moves.append((h.refunded_at, 0, h.id, line.sku, line.quantity))
+    moves.sort(key=lambda m: (m[0], m[1], m[2], m[3]))
+    left = {sku: o.allocation for sku, o in event.offers.items()}
+    out: dict[str, datetime] = {}
+    for at, _, _, sku, delta in moves:
+        left[sku] += delta
+        if left[sku] == 0 and sku not in out:
+            out[sku] = at
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Payments committed in ``[start, start + width)``: orders, units, reporting money."""
+
+    start: datetime
+    orders: int
+    units: int
+    money: int
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """Payments per minute over the event, and per second over its first minutes (gross:
+    a later refund does not move a bucket)."""
+
+    per_minute: list[Bucket]
+    per_second: list[Bucket]
+
+
+def sales_curve(event: SaleEvent, orders: Iterable[Hold], first_seconds: int = 300) -> Curve:
+    opens = event.opens
+    minutes = max(1, -(-int((event.closes - opens).total_seconds()) // 60))
+    per_min: list[tuple[int, int, Counter[str]]] = [(0, 0, Counter()) for _ in range(minutes)]
+    per_sec: list[tuple[int, int, Counter[str]]] = [(0, 0, Counter()) for _ in range(first_seconds)]
+    for h in orders:
+        if h.paid_at is None:
+            continue
+        offset = int((h.paid_at - opens).total_seconds())
+        for series, index in ((per_min, offset // 60), (per_sec, offset)):
+            if 0 <= index < len(series):
+                n, u, money = series[index]
+                money[h.currency] += h.amount.amount
+                series[index] = (n + 1, u + h.units, money)
+
+    def buckets(series: list[tuple[int, int, Counter[str]]], width: int) -> list[Bucket]:
+        return [
+            Bucket(opens + timedelta(seconds=i * width), n, u, event.fx.total(dict(m)).amount)
+            for i, (n, u, m) in enumerate(series)
+        ]
+
+    return Curve(buckets(per_min, 60), buckets(per_sec, 1))
+
+
+def first_hour_units(event: SaleEvent, orders: Iterable[Hold]) -> Counter[str]:
+    """Units per category paid in the first hour after the event's first opening."""
+    out: Counter[str] = Counter()
+    end = event.opens + timedelta(hours=1)
+    for h in orders:
+        if h.paid_at is not None and h.paid_at < end and h.is_order:
+            for line in h.lines:
+                out[event.category_of(line.sku)] += line.quantity
+    return out
+
+
+# -- records -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PastResult:
+    """One category's result in one sale: an earlier lampo event, or an imported figure.
+
+    ``window`` is the sale's length; ``money`` its revenue (``None`` if unknown);
+    ``first_hour_units`` the units sold in its first hour; ``sellout_seconds`` and
+    ``sellout_units`` its fastest sell-out of one SKU (``None`` if unknown)."""
+
+    name: str
+    category: str
+    window: timedelta
+    units: int
+    money: Money | None = None
+    first_hour_units: int | None = None
+    sellout_seconds: Fraction | None = None
+    sellout_units: int | None = None
+    source: str = "lampo"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """``title`` compares ``value`` (this event) with the best earlier ``best`` (by
+    ``best_name``). ``beaten`` is ``None`` when there is nothing to compare with.
+    ``margin`` is value - best (for a sell-out time, best - value: seconds faster)."""
+
+    title: str
+    unit: str
+    value: int | Fraction
+    best: int | Fraction | None = None
+    best_name: str = ""
+    beaten: bool | None = None
+    margin: int | Fraction | None = None
+    higher_is_better: bool = True
+
+
+def _hours(window: timedelta) -> str:
+    hours = Fraction(int(window.total_seconds()), 3600)
+    return f"{hours.numerator}" if hours.denominator == 1 else f"{float(hours):g}"
+
+
+def _compare(
+    title: str,
+    unit: str,
+    value: int | Fraction,
+    past: Sequence[tuple[str, int | Fraction]],
+    higher_is_better: bool = True,
+) -> RecordResult:
+    if not past:
+        return RecordResult(title, unit, value, higher_is_better=higher_is_better)
+    pick = max if higher_is_better else min
+    best_name, best = pick(past, key=lambda p: p[1])
+    if higher_is_better:
+        return RecordResult(title, unit, value, best, best_name, value > best, value - best)
+    return RecordResult(title, unit, value, best, best_name, value < best, best - value, False)
+
+
+def compare_records(
+    current: Sequence[PastResult], past: Sequence[PastResult], units: Mapping[str, str]
+) -> list[RecordResult]:
+    """This event's results (one ``PastResult`` per category) against every earlier one.
+
+    Only earlier sales at most as long as this one compete ("in a 12-hour window"); money is
+    compared only in the same currency. ``units`` names a category's unit ("phones")."""
+    out: list[RecordResult] = []
+    for cur in current:
+        rivals = [p for p in past if p.category == cur.category and p.window <= cur.window]
+        unit = units.get(cur.category, "units")
+        out.append(
+            _compare(
+                f"most {unit} in a {_hours(cur.window)}-hour window",
+                unit,
+                cur.units,
+                [(p.name, p.units) for p in rivals],
+            )
+        )
+        if cur.first_hour_units is not None:
+            out.append(
+                _compare(
+                    f"most {unit} in the first hour",
+                    unit,
+                    cur.first_hour_units,
+                    [
+                        (p.name, p.first_hour_units)
+                        for p in past
+                        if p.category == cur.category and p.first_hour_units is not None
+                    ],
+                )
+            )
+    money = [c for c in current if c.money is not None and c.money.amount]
+    if money:
+        total = sum(c.money.amount for c in money if c.money is not None)
+        cur0 = money[0]
+        currency = cur0.money.currency if cur0.money else ""
+        rivals_money: dict[str, int] = {}
+        for p in past:
+            if p.money is not None and p.money.currency == currency and p.window <= cur0.window:
+                rivals_money[p.name] = max(rivals_money.get(p.name, 0), p.money.amount)
+        out.append(
+            _compare(
+                f"most money in a {_hours(cur0.window)}-hour window",
+                currency,
+                total,
+                sorted(rivals_money.items()),
+            )
+        )
+    sellouts = [c for c in current if c.sellout_seconds is not None]
+    if sellouts:
+        fastest = min(sellouts, key=lambda c: c.sellout_seconds or 0)
+        assert fastest.sellout_seconds is not None
+        out.append(
+            _compare(
+                "fastest sell-out of a SKU",
+                "seconds",
+                fastest.sellout_seconds,
+                [(p.name, p.sellout_seconds) for p in past if p.sellout_seconds is not None],
+                higher_is_better=False,
+            )
+        )
+    return out
+
+
+# -- rankings -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    rank: int
+    key: str
+    units: int
+    money: Money
+
+
+def best_sellers(
+    event: SaleEvent, totals: Totals, where: Callable[[LineKey], bool] | None = None, top: int = 5
+) -> list[Ranked]:
+    """SKUs by units sold (then money, then id), optionally only the lines ``where`` keeps."""
+    units: Counter[str] = Counter()
+    amounts: dict[str, Counter[str]] = {}
+    for key, (n, amount) in totals.lines.items():
+        if where is not None and not where(key):
+            continue
+        units[key[0]] += n
+        amounts.setdefault(key[0], Counter())[event.markets[key[1]].currency] += amount
+    money = {sku: event.fx.total(dict(a)) for sku, a in amounts.items()}
+    order = sorted(
+        (s for s in units if units[s] > 0), key=lambda s: (-units[s], -money[s].amount, s)
+    )
+    return [Ranked(i + 1, s, units[s], money[s]) for i, s in enumerate(order[:top])]
+
+
+@dataclass(frozen=True, slots=True)
+class Rankings:
+    overall: list[Ranked]
+    per_market: dict[str, list[Ranked]]
+    per_category: dict[str, list[Ranked]]
+    champions: dict[str, Ranked]  # the best seller of each category
+
+
+def rankings(event: SaleEvent, totals: Totals, top: int = 5) -> Rankings:
+    per_market = {
+        m: best_sellers(event, totals, lambda k, m=m: k[1] == m, top)  # type: ignore[misc]
+        for m in event.markets
+    }
+    per_category = {
+        c: best_sellers(event, totals, lambda k, c=c: event.category_of(k[0]) == c, top)  # type: ignore[misc]
+        for c in event.categories
+    }
+    return Rankings(
+        best_sellers(event, totals, None, top),
+        {m: r for m, r in per_market.items() if r},
+        {c: r for c, r in per_category.items() if r},
+        {c: r[0] for c, r in per_category.items() if r},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MarketShare:
+    """A brand's shipments (or share) in one market and period, from imported market data."""
+
+    period: str
+    market: str
+    brand: str
+    share: Fraction
+    units: int | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BrandRank:
+    rank: int
+    brand: str
+    share: Fraction
+    units: int | None
+
+
+def brand_ranks(shares: Iterable[MarketShare], period: str, market: str) -> list[BrandRank]:
+    """The brands of one market and period, largest share first (ties share a rank)."""
+    rows = sorted(
+        (s for s in shares if s.period == period and s.market == market),
+        key=lambda s: (-s.share, s.brand),
+    )
+    out: list[BrandRank] = []
+    for i, s in enumerate(rows):
+        rank = out[-1].rank if out and out[-1].share == s.share else i + 1
+        out.append(BrandRank(rank, s.brand, s.share, s.units))
+    return out
+
+
+# -- the whole battle report ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class BattleReport:
+    """Everything the battle report shows, computed from storage at ``as_of``.
+
+    The figures (``units``, ``orders``, ``money``, the roll-ups) come from the live totals;
+    ``truth`` says whether they equal the recount from the orders (guarantee 6)."""
+
+    event: str
+    name: str
+    as_of: datetime
+    opens: datetime
+    closes: datetime
+    reporting: str
+    fx_on: str
+    units: int
+    orders: int
+    buyers: int
+    amounts: dict[str, int]
+    money: Money
+    by: dict[str, list[Row]]
+    skus: list[SkuResult]
+    milestones: list[Crossing]
+    curve: Curve
+    refusals: dict[str, int]
+    records: list[RecordResult]
+    rankings: Rankings
+    markets: dict[str, str]  # market code -> IANA zone, for local times
+    truth: bool
+    expected: dict[str, int] = field(default_factory=dict)  # seed figures, if known
+
+
+def buyers(holds: Iterable[Hold]) -> int:
+    """Distinct customers with an order that stands (paid, not refunded)."""
+    return len({h.customer for h in holds if h.state is HoldState.PAID})

@@ -1,0 +1,272 @@
+"""Imported figures the reports compare with: earlier sales, market shares and targets.
+
+Three small text formats, shipped examples in ``lampo/scenarios/history/``:
+
+- **past results** (CSV): ``name,date,window_hours,category,units,money,currency,
+  first_hour_units,sellout_seconds,sellout_units,source``; one row per sale and category;
+  empty cells are unknown; ``money`` is a decimal string in ``currency``.
+- **market shares** (CSV): ``period,market,brand,share_percent,units,source``.
+- **targets** (TOML): ``[fx]`` planning rates (``reporting``, ``on``, ``[fx.rates]``) and
+  ``[[targets]]`` with ``label``, ``period`` (``2017``, ``2018Q1``) and either ``money`` +
+  ``currency`` or ``units`` (+ ``category``).
+
+A malformed file raises ``ImportFileError`` naming the file, the line and the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lampo.domain.errors import LampoError
+from lampo.domain.money import MINOR_UNITS, FxTable, Money
+from lampo.domain.period import Period, Target, Targets
+from lampo.domain.report import MarketShare, PastResult
+
+PACKAGE = "lampo.scenarios"
+HISTORY = "history"
+_DECIMAL = re.compile(r"^-?[0-9][0-9_]*(\.[0-9]+)?$")
+T = TypeVar("T")
+
+PAST_COLUMNS = (
+    "name",
+    "date",
+    "window_hours",
+    "category",
+    "units",
+    "money",
+    "currency",
+    "first_hour_units",
+    "sellout_seconds",
+    "sellout_units",
+    "source",
+)
+SHARE_COLUMNS = ("period", "market", "brand", "share_percent", "units", "source")
+
+
+class ImportFileError(LampoError):
+    """An import file that cannot be used: where (file, line) and why."""
+
+    reason = "invalid-import"
+
+    def __init__(self, file: str, problem: str, line: int | None = None) -> None:
+        self.file = file
+        self.problem = problem
+        self.line = line
+        super().__init__()
+
+    def message(self) -> str:
+        return f"{self.file}" + (f", line {self.line}" if self.line else "") + f": {self.problem}"
+
+
+def read_text(name_or_path: str | Path) -> tuple[str, str]:
+    """(text, label) of a shipped history file by name (``fan-festivals.csv``) or a path."""
+    name = str(name_or_path)
+    shipped = resources.files(PACKAGE).joinpath(HISTORY, name)
+    if "/" not in name and "\\" not in name and shipped.is_file():
+        return shipped.read_text(encoding="utf-8"), f"history/{name}"
+    path = Path(name_or_path)
+    try:
+        return path.read_text(encoding="utf-8"), str(path)
+    except FileNotFoundError:
+        raise ImportFileError(name, "no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ImportFileError(name, f"cannot read: {err}") from None
+
+
+def _decimal(text: str, what: str) -> Fraction:
+    text = text.strip().replace(",", "")
+    if not _DECIMAL.match(text):
+        raise ValueError(f"{what} must be a decimal number, got {text!r}")
+    return Fraction(text.replace("_", ""))
+
+
+def _whole(text: str, what: str) -> int | None:
+    text = text.strip().replace("_", "").replace(",", "")
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"{what} must be a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _money(amount: str, currency: str) -> Money | None:
+    if not amount.strip():
+        return None
+    code = currency.strip().upper()
+    if code not in MINOR_UNITS:
+        raise ValueError(f"unknown currency {currency!r}")
+    minor = _decimal(amount, "money") * 10 ** MINOR_UNITS[code]
+    if minor.denominator != 1 or minor < 0:
+        raise ValueError(f"money {amount!r} has more decimals than {code} allows or is negative")
+    return Money(int(minor), code)
+
+
+def _rows(
+    text: str, label: str, columns: tuple[str, ...], build: Callable[[dict[str, str]], T]
+) -> list[T]:
+    lines = [ln for ln in text.splitlines(keepends=True)]
+    content = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")]
+    if not content:
+        raise ImportFileError(label, "is empty")
+    reader = csv.reader(io.StringIO("".join(ln for _, ln in content)))
+    try:
+        rows = list(reader)
+    except csv.Error as err:
+        raise ImportFileError(label, f"not valid CSV: {err}") from None
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ImportFileError(label, f"missing column(s): {', '.join(missing)}", content[0][0])
+    out = []
+    for (lineno, _), row in zip(content[1:], rows[1:], strict=False):
+        if len(row) != len(header):
+            raise ImportFileError(
+                label, f"{len(row)} fields where the header has {len(header)}", lineno
+            )
+        cells = {h: v.strip() for h, v in zip(header, row, strict=True)}
+        try:
+            out.append(build(cells))
+        except (ValueError, LampoError) as err:
+            raise ImportFileError(label, str(err), lineno) from None
+    if not out:
+        raise ImportFileError(label, "has a header but no rows")
+    return out
+
+
+def _past(cells: dict[str, str]) -> PastResult:
+    if not cells["name"]:
+        raise ValueError("name is empty")
+    date.fromisoformat(cells["date"])
+    hours = _decimal(cells["window_hours"], "window_hours")
+    if hours <= 0:
+        raise ValueError("window_hours must be positive")
+    units = _whole(cells["units"], "units")
+    if units is None:
+        raise ValueError("units is empty")
+    if not cells["category"]:
+        raise ValueError("category is empty")
+    sellout = cells["sellout_seconds"]
+    return PastResult(
+        name=cells["name"],
+        category=cells["category"],
+        window=timedelta(seconds=int(hours * 3600)),
+        units=units,
+        money=_money(cells["money"], cells["currency"]),
+        first_hour_units=_whole(cells["first_hour_units"], "first_hour_units"),
+        sellout_seconds=_decimal(sellout, "sellout_seconds") if sellout else None,
+        sellout_units=_whole(cells["sellout_units"], "sellout_units"),
+        source=cells["source"] or "imported",
+    )
+
+
+def past_results(
+    name_or_path: str | Path = "fan-festivals.csv", scale: float = 1.0
+) -> list[PastResult]:
+    """Earlier sales' results from a CSV file (shipped name or path). ``scale`` multiplies
+    units and money (not times), to set a scaled simulation against the real figures."""
+    text, label = read_text(name_or_path)
+    rows = _rows(text, label, PAST_COLUMNS, _past)
+    if scale == 1.0:
+        return rows
+    k = Fraction(scale)
+    return [
+        replace(
+            p,
+            units=round(p.units * k),
+            money=None if p.money is None else Money(round(p.money.amount * k), p.money.currency),
+            first_hour_units=None if p.first_hour_units is None else round(p.first_hour_units * k),
+            sellout_units=None if p.sellout_units is None else round(p.sellout_units * k),
+            name=f"{p.name} (x{scale:g})",
+        )
+        for p in rows
+    ]
+
+
+def _share(cells: dict[str, str]) -> MarketShare:
+    Period.parse(cells["period"])
+    for key in ("market", "brand"):
+        if not cells[key]:
+            raise ValueError(f"{key} is empty")
+    share = _decimal(cells["share_percent"], "share_percent") / 100
+    if not 0 <= share <= 1:
+        raise ValueError("share_percent must be between 0 and 100")
+    return MarketShare(
+        cells["period"].upper(),
+        cells["market"],
+        cells["brand"],
+        share,
+        _whole(cells["units"], "units"),
+        cells["source"],
+    )
+
+
+def market_shares(name_or_path: str | Path = "market-share.csv") -> list[MarketShare]:
+    """Brands' shares per market and period from a CSV file (shipped name or path)."""
+    text, label = read_text(name_or_path)
+    return _rows(text, label, SHARE_COLUMNS, _share)
+
+
+def targets(name_or_path: str | Path = "targets.toml", tz: str = "UTC") -> Targets:
+    """Targets and forecasts per period from a TOML file (shipped name or path)."""
+    text, label = read_text(name_or_path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ImportFileError(label, f"not valid TOML: {err}") from None
+    try:
+        return _targets(data, tz)
+    except (ValueError, TypeError, KeyError, LampoError) as err:
+        problem = f"missing {err}" if isinstance(err, KeyError) else str(err)
+        raise ImportFileError(label, problem) from None
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string")
+    return value
+
+
+def _targets(data: dict[str, Any], tz: str) -> Targets:
+    fx = None
+    if "fx" in data:
+        raw = data["fx"]
+        on = raw["on"]
+        if not isinstance(on, date) or isinstance(on, datetime):
+            raise ValueError("fx.on must be a date such as 2017-06-30")
+        rates = {}
+        for code, value in raw.get("rates", {}).items():
+            if not isinstance(value, str):
+                raise ValueError(f"fx.rates.{code} must be a decimal string, not {value!r}")
+            rates[code] = _decimal(value, f"fx.rates.{code}")
+        fx = FxTable(_text(raw["reporting"], "fx.reporting"), on, rates)
+    out = []
+    items = data.get("targets", [])
+    if not isinstance(items, list) or not items:
+        raise ValueError("needs at least one [[targets]] table")
+    for i, t in enumerate(items):
+        where = f"targets[{i}]"
+        label = _text(t.get("label"), f"{where}.label")
+        period = Period.parse(_text(t.get("period"), f"{where}.period"), tz)
+        if "money" in t:
+            if not isinstance(t["money"], str):
+                raise ValueError(f"{where}.money must be a decimal string (never a float)")
+            money = _money(t["money"], _text(t.get("currency"), f"{where}.currency"))
+            out.append(Target(label, period, money=money))
+        elif "units" in t:
+            units = t["units"]
+            if not isinstance(units, int) or isinstance(units, bool) or units < 1:
+                raise ValueError(f"{where}.units must be a whole number >= 1")
+            out.append(Target(label, period, units=units, category=str(t.get("category", ""))))
+        else:
+            raise ValueError(f"{where} needs money (+ currency) or units")
+    return Targets(out, fx)

@@ -1,0 +1,321 @@
+"""Build the battle report of an event and the results of a period from storage.
+
+These are the functions the CLI, the HTTP API and the dashboard serve. They only read:
+``storage.load_events()`` (definitions, FX tables, milestones), ``storage.totals()`` (the
+live totals, kept in the same atomic step as each transition), ``storage.stock()`` and
+``storage.holds()`` (every hold and order). The battle report's figures come from the live
+totals; ``BattleReport.truth`` says whether they equal the recount from the orders.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import datetime, timedelta
+from fractions import Fraction
+
+from lampo.domain.errors import InvalidRequest, UnknownEvent
+from lampo.domain.event import SaleEvent
+from lampo.domain.holds import Hold
+from lampo.domain.money import Money
+from lampo.domain.period import (
+    Growth,
+    Period,
+    PeriodFigures,
+    Progress,
+    Targets,
+    compare,
+    period_figures,
+    progress,
+)
+from lampo.domain.report import (
+    DIMENSIONS,
+    BattleReport,
+    BrandRank,
+    MarketShare,
+    PastResult,
+    SkuResult,
+    brand_ranks,
+    buyers,
+    compare_records,
+    first_hour_units,
+    grand_total,
+    milestone_crossings,
+    rankings,
+    rollup,
+    sales_curve,
+    sold_out_times,
+)
+from lampo.domain.totals import Totals, recount
+from lampo.storage.port import Storage
+
+_MICRO = timedelta(microseconds=1)
+
+
+def event_of(storage: Storage, event_id: str) -> SaleEvent:
+    for event in storage.load_events():
+        if event.id == event_id:
+            return event
+    raise UnknownEvent(event_id)
+
+
+def past_result(event: SaleEvent, totals: Totals, holds: Sequence[Hold]) -> list[PastResult]:
+    """``event``'s results as records compare them: one row per category."""
+    sold_out = sold_out_times(event, holds)
+    first_hour = first_hour_units(event, holds)
+    units: Counter[str] = Counter()
+    sums: dict[str, Counter[str]] = {}
+    for key, (n, amount) in totals.lines.items():
+        cat = event.category_of(key[0])
+        units[cat] += n
+        sums.setdefault(cat, Counter())[event.markets[key[1]].currency] += amount
+    out = []
+    for cat in event.categories:
+        skus = [s for s in sold_out if event.category_of(s) == cat]
+        fastest = min(skus, key=lambda s: (sold_out[s], s)) if skus else None
+        seconds = Fraction((sold_out[fastest] - event.opens) // _MICRO, 10**6) if fastest else None
+        out.append(
+            PastResult(
+                name=event.name,
+                category=cat,
+                window=max(w.length for w in event.windows.values()),
+                units=units[cat],
+                money=event.fx.total(dict(sums.get(cat, {}))),
+                first_hour_units=first_hour[cat],
+                sellout_seconds=seconds,
+                sellout_units=event.offers[fastest].allocation if fastest else None,
+                source="lampo",
+            )
+        )
+    return out
+
+
+def battle_report(
+    storage: Storage,
+    event_id: str,
+    now: datetime,
+    refusals: Mapping[str, int] | None = None,
+    history: Iterable[PastResult] = (),
+    expected: Mapping[str, int] | None = None,
+) -> BattleReport:
+    """The battle report of ``event_id`` as of ``now``.
+
+    ``refusals``: refused requests by reason, as the process that served them counted
+    (storage keeps no refusal). ``history``: imported earlier results the records compare
+    with, besides every earlier event in ``storage``."""
+    events = {e.id: e for e in storage.load_events()}
+    if event_id not in events:
+        raise UnknownEvent(event_id)
+    event = events[event_id]
+    holds = list(storage.holds(event_id))
+    totals = storage.totals(event_id)
+    stock = storage.stock(event_id)
+    units, orders, amounts, money = grand_total(event, totals)
+    sold_out = sold_out_times(event, holds)
+    skus = [
+        SkuResult(
+            sku,
+            event.skus[sku].name,
+            event.category_of(sku),
+            level.allocation,
+            level.sold,
+            sold_out.get(sku),
+        )
+        for sku, level in sorted(stock.items())
+    ]
+    past: list[PastResult] = list(history)
+    for other in events.values():
+        if other.id != event_id and other.closes <= event.opens:
+            past.extend(past_result(other, storage.totals(other.id), list(storage.holds(other.id))))
+    current = past_result(event, totals, holds)
+    units_names = {c: cat.unit for c, cat in event.categories.items()}
+    return BattleReport(
+        event=event.id,
+        name=event.name,
+        as_of=now,
+        opens=event.opens,
+        closes=event.closes,
+        reporting=event.fx.reporting,
+        fx_on=event.fx.on.isoformat(),
+        units=units,
+        orders=orders,
+        buyers=buyers(holds),
+        amounts=amounts,
+        money=money,
+        by={dim: rollup(event, totals, dim) for dim in DIMENSIONS},
+        skus=skus,
+        milestones=milestone_crossings(event, holds),
+        curve=sales_curve(event, holds),
+        refusals=dict(Counter(refusals or {}).most_common()),
+        records=compare_records(current, past, units_names),
+        rankings=rankings(event, totals),
+        markets={code: m.tz for code, m in event.markets.items()},
+        truth=totals == recount(holds),
+        expected=dict(expected or {}),
+    )
+
+
+# -- period results ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TargetLine:
+    progress: Progress
+    unit: str  # a currency code, or "units" / a category
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodReport:
+    figures: PeriodFigures
+    base: PeriodFigures | None  # the period compared with (--vs, else the previous one)
+    qoq: Growth | None  # against ``base``
+    year_ago: PeriodFigures | None
+    yoy: Growth | None
+    targets: list[TargetLine]
+    ranks: dict[str, list[BrandRank]]  # market -> brand ranks of the period (imported)
+
+
+def _all_orders(storage: Storage, events: Mapping[str, SaleEvent]) -> list[Hold]:
+    out: list[Hold] = []
+    for event_id in events:
+        out.extend(h for h in storage.holds(event_id) if h.is_order)
+    return out
+
+
+def period_report(
+    storage: Storage,
+    period: Period,
+    vs: Period | None = None,
+    currency: str | None = None,
+    targets: Targets | None = None,
+    shares: Iterable[MarketShare] = (),
+    target_scale: Fraction = Fraction(1),
+) -> PeriodReport:
+    """The results of ``period`` from every order in ``storage``, with growth against ``vs``
+    (default: the previous period) and against the same period a year earlier, and the
+    progress of the ``targets`` that cover it (scaled by ``target_scale``, to read a scaled
+    simulation against real targets).
+
+    ``currency`` defaults to the reporting currency most events use. An empty period (no
+    order at all) is an ``InvalidRequest``: a report of nothing is almost always a mistake
+    in the period or the storage URL."""
+    events = {e.id: e for e in storage.load_events()}
+    if not events:
+        raise InvalidRequest("storage", "holds no sale event, so no order for any period")
+    if currency is None:
+        currency = Counter(e.fx.reporting for e in events.values()).most_common(1)[0][0]
+    orders = _all_orders(storage, events)
+    figures = period_figures(period, currency, events, orders)
+    if figures.empty:
+        first = min((h.paid_at for h in orders if h.paid_at), default=None)
+        last = max((h.paid_at for h in orders if h.paid_at), default=None)
+        span = f"orders run from {first:%Y-%m-%d} to {last:%Y-%m-%d}" if first and last else ""
+        raise InvalidRequest(
+            "period",
+            f"{period.label} ({period.tz}) has no order in this storage"
+            + (f"; {span}" if span else ""),
+        )
+    base_period = vs or period.previous()
+    if base_period.tz != period.tz:
+        base_period = Period(base_period.year, base_period.quarter, period.tz)
+    base = period_figures(base_period, currency, events, orders)
+    ago = period_figures(period.year_ago(), currency, events, orders)
+    lines: list[TargetLine] = []
+    for target in targets.targets if targets else []:
+        if not (period.within(target.period) or target.period.within(period)):
+            continue
+        as_of = min(period.end, target.period.end)
+        span_period = target.period
+        if target.money is not None:
+            cur = target.money.currency
+            ytd = _to_date(span_period, as_of, cur, events, orders, targets)
+            actual = ytd.revenue
+            unit = cur
+            goal = Money(round(target.money.amount * target_scale), cur)
+            scaled = type(target)(target.label, target.period, money=goal)
+        else:
+            ytd = _to_date(span_period, as_of, currency, events, orders, None)
+            actual = ytd.units_by_category.get(target.category, 0) if target.category else ytd.units
+            unit = target.category or "units"
+            scaled = type(target)(
+                target.label,
+                target.period,
+                units=max(1, round((target.units or 0) * target_scale)),
+                category=target.category,
+            )
+        lines.append(TargetLine(progress(scaled, actual, as_of), unit))
+    known = list(shares)
+    ranks = {
+        market: brand_ranks(known, period.label, market)
+        for market in sorted({s.market for s in known if s.period == period.label})
+    }
+    return PeriodReport(
+        figures=figures,
+        base=base,
+        qoq=compare(figures, base),
+        year_ago=ago,
+        yoy=compare(figures, ago),
+        targets=lines,
+        ranks=ranks,
+    )
+
+
+def _to_date(
+    span: Period,
+    as_of: datetime,
+    currency: str,
+    events: Mapping[str, SaleEvent],
+    orders: Sequence[Hold],
+    targets: Targets | None,
+) -> PeriodFigures:
+    """Figures from ``span``'s start up to ``as_of`` (a period cut short)."""
+    cut = [
+        h
+        for h in orders
+        if h.paid_at is not None and span.start <= h.paid_at < as_of and h.is_order
+    ]
+    fx = targets.fx if targets else None
+    return period_figures(span, currency, events, cut, fx)
+
+
+# -- plain data for JSON and CSV ------------------------------------------------------------
+def to_data(value: object) -> object:
+    """``value`` (a report or any part of it) as JSON-ready data: money as
+    ``{"amount": minor units, "currency": ...}``, exact fractions as ``"n/d"`` strings,
+    times as ISO 8601, periods by label. No float is made on the way."""
+    if isinstance(value, Money):
+        return {"amount": value.amount, "currency": value.currency, "text": value.format()}
+    if isinstance(value, Fraction):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())
+    if isinstance(value, Period):
+        return {"label": value.label, "tz": value.tz}
+    if is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: to_data(getattr(value, f.name)) for f in fields(value)}
+        for extra in ("share", "reached"):
+            if hasattr(type(value), extra) and isinstance(getattr(type(value), extra), property):
+                data[extra] = to_data(getattr(value, extra))
+        return data
+    if isinstance(value, Mapping):
+        return {str(k): to_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_data(v) for v in value]
+    return value
+
+
+def flatten(data: object, prefix: str = "") -> list[tuple[str, str]]:
+    """``to_data`` output as (path, value) rows for CSV: ``by.market.0.units,123``."""
+    if isinstance(data, dict):
+        out: list[tuple[str, str]] = []
+        for k, v in data.items():
+            out.extend(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(data, list):
+        out = []
+        for i, v in enumerate(data):
+            out.extend(flatten(v, f"{prefix}.{i}"))
+        return out
+    text = "" if data is None else str(data).lower() if isinstance(data, bool) else str(data)
+    return [(prefix, text)]

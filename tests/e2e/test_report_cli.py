@@ -1,0 +1,144 @@
+"""``lampo report`` end to end: real scenarios simulated into a real SQLite file, then read."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from lampo.cli import main
+
+SCALE = "0.0001"  # the period scenarios' allocations are multiples of 10,000: exact here
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LAMPO_STORAGE", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Q2 2016 India, Q1 and Q2 2017 simulated into one SQLite file (once per module)."""
+    db = tmp_path_factory.mktemp("history") / "history.db"
+    url = f"sqlite:///{db.resolve().as_posix()}"
+    for scenario in ("mi-india-2016q2", "mi-2017q1", "mi-2017q2"):
+        assert main(["simulate", scenario, "--scale", SCALE, "--storage", url]) == 0
+    return url
+
+
+def test_q2_2017_shows_seventy_percent_more_phones_than_q1_from_the_orders(
+    capsys: pytest.CaptureFixture[str], history: str
+) -> None:
+    capsys.readouterr()
+    code, out, _ = run(
+        capsys, "report", "period", "2017Q2", "--storage", history, "--format", "json"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["figures"]["units"] == 2316
+    assert data["base"]["units"] == 1362
+    assert data["base"]["period"]["label"] == "2017Q1"
+    growth = data["qoq"]["units"]
+    num, den = (int(x) for x in growth.split("/"))
+    assert round(1000 * num / den) == 700  # +70.0 %
+    assert data["figures"]["best_sellers"]["IN"][0] == "Redmi Note 4"
+
+
+def test_india_revenue_grows_328_percent_year_on_year_from_the_orders(
+    capsys: pytest.CaptureFixture[str], history: str
+) -> None:
+    capsys.readouterr()
+    code, out, _ = run(capsys, "report", "period", "2017Q2", "--storage", history)
+    assert code == 0
+    text = " ".join(out.split())
+    assert "+70.0 %" in text
+    assert "+328.0 %" in text
+    assert "revenue $14.7 B in 2017" in text
+
+
+def test_vs_compares_with_any_period_and_csv_carries_the_same_figures(
+    capsys: pytest.CaptureFixture[str], history: str
+) -> None:
+    capsys.readouterr()
+    args = ("report", "period", "2017Q2", "--vs", "2016Q2", "--storage", history)
+    code, out, _ = run(capsys, *args, "--format", "csv")
+    assert code == 0
+    rows = dict(csv.reader(io.StringIO(out)))
+    assert rows["base.period.label"] == "2016Q2"
+    assert rows["figures.units"] == "2316"
+    assert rows["base.units"] == "62"
+
+
+def test_the_event_report_matches_the_live_totals_in_json(
+    capsys: pytest.CaptureFixture[str], history: str
+) -> None:
+    capsys.readouterr()
+    code, out, _ = run(
+        capsys, "report", "event", "mi-2017q2", "--storage", history, "--format", "json"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["truth"] is True
+    assert data["units"] == 2316
+    assert sum(row["units"] for row in data["by"]["market"]) == 2316
+    assert {r["title"] for r in data["records"]} >= {"fastest sell-out of a SKU"}
+    code, table, _ = run(capsys, "report", "event", "mi-2017q2", "--storage", history)
+    assert code == 0
+    assert "Battle report: Xiaomi Q2 2017 (618)" in table
+    assert "live totals vs recount from orders: equal" in " ".join(table.split())
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("report", "event", "no-such-event"), "no sale event named 'no-such-event'"),
+        (("report", "period", "2017Q7"), "is not a quarter or year"),
+        (("report", "period", "2030Q1"), "has no order"),
+        (("report", "period", "2017Q2", "--vs", "last"), "is not a quarter or year"),
+        (("report", "period", "2017Q2", "--tz", "Mars/Base"), "unknown time zone"),
+        (("report", "period", "2017Q2", "--targets", "bad.toml"), "bad.toml"),
+    ],
+)
+def test_bad_input_gets_a_one_line_error_and_exit_two(
+    capsys: pytest.CaptureFixture[str], history: str, argv: tuple[str, ...], message: str
+) -> None:
+    Path("bad.toml").write_text("[[targets]]\nlabel = 1\n")
+    capsys.readouterr()
+    code, out, err = run(capsys, *argv, "--storage", history)
+    assert code == 2
+    assert message in " ".join(err.split())
+    assert "Traceback" not in err + out
+
+
+def test_a_missing_database_is_an_error_not_an_empty_report(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, err = run(capsys, "report", "event", "x", "--storage", "sqlite:///absent.db")
+    assert code == 2
+    assert "no database" in err
+    assert not Path("absent.db").exists()
+
+
+def test_simulate_ends_with_the_battle_report_and_its_records(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(
+        capsys, "simulate", "mi-fan-fest-2015", "--scale", "0.0005", "--storage", "memory://"
+    )
+    assert code == 0
+    text = " ".join(out.split())
+    assert "Battle report: Mi Fan Fest 2015" in text
+    assert "live totals vs recount from orders: equal" in text
+    assert "most phones in a 12-hour window" in text
+    assert "Mi Fan Fest 2014" in text
