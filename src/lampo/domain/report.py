@@ -329,9 +329,9 @@ def compare_records(
                 )
             )
     money = [c for c in current if c.money is not None and c.money.amount]
-    if money:
-        total = sum(c.money.amount for c in money if c.money is not None)
+    if money:  # every row carries the sale's whole revenue: take it once, never add rows
         cur0 = money[0]
+        total = cur0.money.amount if cur0.money else 0
         currency = cur0.money.currency if cur0.money else ""
         rivals_money: dict[str, int] = {}
         for p in past:

@@ -65,11 +65,11 @@ def past_result(event: SaleEvent, totals: Totals, holds: Sequence[Hold]) -> list
     sold_out = sold_out_times(event, holds)
     first_hour = first_hour_units(event, holds)
     units: Counter[str] = Counter()
-    sums: dict[str, Counter[str]] = {}
-    for key, (n, amount) in totals.lines.items():
-        cat = event.category_of(key[0])
-        units[cat] += n
-        sums.setdefault(cat, Counter())[event.markets[key[1]].currency] += amount
+    for key, (n, _) in totals.lines.items():
+        units[event.category_of(key[0])] += n
+    # A sale's money is its whole revenue (as imported rows give it), converted once per
+    # currency exactly as the battle report's total is, so the two never differ by a fen.
+    _, _, _, revenue = grand_total(event, totals)
     out = []
     for cat in event.categories:
         skus = [s for s in sold_out if event.category_of(s) == cat]
@@ -81,7 +81,7 @@ def past_result(event: SaleEvent, totals: Totals, holds: Sequence[Hold]) -> list
                 category=cat,
                 window=max(w.length for w in event.windows.values()),
                 units=units[cat],
-                money=event.fx.total(dict(sums.get(cat, {}))),
+                money=revenue,
                 first_hour_units=first_hour[cat],
                 sellout_seconds=seconds,
                 sellout_units=event.offers[fastest].allocation if fastest else None,
