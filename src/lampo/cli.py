@@ -10,8 +10,7 @@ import sqlite3
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from fractions import Fraction
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,9 +22,7 @@ from rich.table import Table
 from lampo import __version__
 from lampo.bootstrap import Config, build_simulation, default_storage_url, open_storage
 from lampo.domain.errors import InvalidRequest, LampoError, UnknownEvent
-from lampo.domain.event import Milestone
-from lampo.domain.holds import HoldState
-from lampo.domain.money import MINOR_UNITS, Money
+from lampo.domain.money import Money
 from lampo.report_cli import render_battle, report_app
 from lampo.services.audit import Audit, audit
 from lampo.services.imports import past_results
@@ -148,12 +145,12 @@ def _simulate(
 
             result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
         found = audit(sales.storage, loaded.event)
-        _report(console, loaded, sales, result, found)
         now, refused = sales.clock(), result.refusals
         battle = battle_report(
             sales.storage, loaded.event.id, now, refused, past_results(scale=loaded.scale)
         )
         render_battle(console, battle, loaded.event.markets[loaded.home_market].tz)
+        _report(console, loaded, sales, result, found, battle.money)
         if audit_table:
             _audit_table(console, found)
         return found
@@ -175,118 +172,35 @@ def _remove_database(db: Path) -> None:
 
 
 # -- the result tables ----------------------------------------------------------
-def _money(amount: int | Fraction, currency: str) -> str:
-    return Money(round(amount), currency).format()
-
-
 def _report(
-    console: Console, loaded: scenarios.Scenario, sales: Sales, result: SimResult, found: Audit
+    console: Console,
+    loaded: scenarios.Scenario,
+    sales: Sales,
+    result: SimResult,
+    found: Audit,
+    revenue: Money,
 ) -> None:
+    """After the battle report: the run against the seed's figures, the run, the audit."""
     event = loaded.event
-    stock = sales.storage.stock(event.id)
-    totals = sales.storage.totals(event.id)
-    home = event.markets[loaded.home_market]
-
-    by_cat = Table(title="Sold per category", title_justify="left")
-    for col in ("category", "sold", "allocation", "share", "seed figure"):
-        by_cat.add_column(col, justify="left" if col == "category" else "right")
     sold: Counter[str] = Counter()
-    allocated: Counter[str] = Counter()
-    for sku, level in stock.items():
+    for sku, level in sales.storage.stock(event.id).items():
         sold[event.category_of(sku)] += level.sold
-        allocated[event.category_of(sku)] += level.allocation
-    for cid, category in event.categories.items():
-        share = sold[cid] / allocated[cid] if allocated[cid] else 0.0
-        seed_units = loaded.expected.units.get(cid)
-        by_cat.add_row(
-            category.name,
-            f"{sold[cid]:,}",
-            f"{allocated[cid]:,}",
-            f"{share:.1%}",
-            f"{seed_units:,}" if seed_units is not None else "-",
-        )
-    console.print(by_cat)
-
-    fx = event.fx
-    by_market = Table(title=f"Money per market (FX of {fx.on})", title_justify="left")
-    for col in ("market", "orders", "units", "local", fx.reporting):
-        by_market.add_column(col, justify="left" if col == "market" else "right")
-    orders: Counter[str] = Counter()
-    amounts: Counter[str] = Counter()
-    units: Counter[str] = Counter()
-    for (market, *_), (count, amount) in totals.orders.items():
-        orders[market] += count
-        amounts[market] += amount
-    for (_, market, *_), (count, _) in totals.lines.items():
-        units[market] += count
-    for code, mk in event.markets.items():
-        local = Money(amounts[code], mk.currency)
-        by_market.add_row(
-            f"{mk.name} ({code})",
-            f"{orders[code]:,}",
-            f"{units[code]:,}",
-            local.format(),
-            fx.convert(local).format(),
-        )
-    currency_of = {code: m.currency for code, m in event.markets.items()}
-    total = fx.total(totals.amounts_by_currency(currency_of))
-    by_market.add_row(
-        "[bold]total",
-        f"{sum(orders.values()):,}",
-        f"{sum(units.values()):,}",
-        "",
-        f"[bold]{total.format()}",
+    seed = Table(
+        title=f"Against the seed's figures (scaled x{loaded.scale:g})", title_justify="left"
     )
-    if loaded.expected.revenue is not None:
-        by_market.add_row("seed figure", "", "", "", loaded.expected.revenue.format())
-    console.print(by_market)
-
-    soldout = Table(title=f"Sold out ({home.name} time, {home.tz})", title_justify="left")
-    for col in ("SKU", "sold out at", "after opening", "left"):
-        soldout.add_column(col, justify="left" if col == "SKU" else "right")
-    for sku in sorted(
-        event.offers,
-        key=lambda s: (
-            result.sold_out_at.get(s, datetime.max.replace(tzinfo=event.opens.tzinfo)),
-            s,
-        ),
-    ):
-        when = result.sold_out_at.get(sku)
-        remaining = stock.get(sku)
-        left = f"{remaining.available:,}" if remaining else "-"
-        if when is None:
-            soldout.add_row(event.skus[sku].name, "-", "-", left)
-        else:
-            soldout.add_row(
-                event.skus[sku].name,
-                home.local(when).strftime("%H:%M:%S"),
-                _elapsed(when - event.opens),
-                left,
-            )
-    console.print(soldout)
-
-    reached = _milestones(loaded, sales)
-    if reached:
-        table = Table(title="Milestones", title_justify="left")
-        table.add_column("milestone")
-        table.add_column(f"at scale {loaded.scale:g}", justify="right")
-        table.add_column(f"reached at ({home.name} time)", justify="right")
-        for m, when in reached:
-            if m.category:
-                threshold = f"{m.threshold:,} {event.categories[m.category].unit}"
-            else:
-                threshold = Money(m.threshold, event.fx.reporting).format()
-            at = home.local(when).strftime("%H:%M:%S") if when else "not reached"
-            table.add_row(m.label, threshold, at)
-        console.print(table)
-
-    refused = Table(title="Refused requests", title_justify="left")
-    refused.add_column("reason")
-    refused.add_column("requests", justify="right")
-    for reason, count in result.refusals.most_common():
-        refused.add_row(reason, f"{count:,}")
-    refused.add_row("[bold]total", f"[bold]{result.refused:,}")
-    console.print(refused)
+    for col in ("figure", "this run", "seed", "ratio"):
+        seed.add_column(col, justify="left" if col == "figure" else "right")
+    for cid, category in event.categories.items():
+        expected = loaded.expected.units.get(cid)
+        if expected:
+            ratio = f"{sold[cid] / expected:.1%}"
+            seed.add_row(category.name, f"{sold[cid]:,}", f"{expected:,}", ratio)
+    goal = loaded.expected.revenue
+    if goal is not None and goal.amount and goal.currency == revenue.currency:
+        ratio = f"{revenue.amount / goal.amount:.1%}"
+        seed.add_row("revenue", revenue.format(), goal.format(), ratio)
+    if seed.row_count:
+        console.print(seed)
 
     rate = result.requests / result.wall_seconds if result.wall_seconds else 0.0
     console.print(
@@ -296,44 +210,6 @@ def _report(
     )
     style = "bold green" if found.ok else "bold red"
     console.print(f"[{style}]{found.summary()}")
-
-
-def _elapsed(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    return f"+{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def _milestones(
-    loaded: scenarios.Scenario, sales: Sales
-) -> list[tuple[Milestone, datetime | None]]:
-    """When each milestone was crossed, replaying the orders by payment time."""
-    event = loaded.event
-    if not event.milestones:
-        return []
-    paid = sorted(
-        (
-            h
-            for h in sales.storage.holds(event.id)
-            if h.state is HoldState.PAID and h.paid_at is not None
-        ),
-        key=lambda h: (h.paid_at, h.id),
-    )
-    reached: dict[str, datetime] = {}
-    money = Fraction(0)  # minor units of the reporting currency, exact
-    units: Counter[str] = Counter()
-    scale = 10 ** MINOR_UNITS[event.fx.reporting]
-    for hold in paid:
-        rate = event.fx.rate(hold.currency)
-        money += Fraction(hold.amount.amount, 10 ** MINOR_UNITS[hold.currency]) * rate * scale
-        for line in hold.lines:
-            units[event.category_of(line.sku)] += line.quantity
-        for m in event.milestones:
-            if m.label in reached:
-                continue
-            value = units[m.category] if m.category else money
-            if value >= m.threshold:
-                reached[m.label] = hold.paid_at  # type: ignore[assignment]
-    return [(m, reached.get(m.label)) for m in event.milestones]
 
 
 def _audit_table(console: Console, found: Audit) -> None:

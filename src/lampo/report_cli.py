@@ -160,21 +160,23 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         ms.add_column("milestone")
         ms.add_column("threshold", justify="right")
         ms.add_column("UTC", justify="right")
-        codes = list(report.markets)
-        for code in codes:
-            ms.add_column(code, justify="right")
+        # One column per local clock: markets whose clocks agree at the opening share one.
+        clocks: dict[object, list[str]] = {}
+        for code in sorted(report.markets):
+            offset = report.opens.astimezone(zone(report.markets[code])).utcoffset()
+            clocks.setdefault(offset, []).append(code)
+        columns = [(" ".join(codes), zone(report.markets[codes[0]])) for codes in clocks.values()]
+        for title, _ in columns:
+            ms.add_column(title, justify="right")
         for c in report.milestones:
             m = c.milestone
             threshold = f"{m.threshold:,} {m.category}" if m.category else _money(m.threshold, cur)
             cells = [m.label, threshold]
             if c.at is None:
-                cells += ["not reached"] + ["" for _ in codes]
+                cells += ["not reached"] + ["" for _ in columns]
             else:
                 cells.append(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
-                cells += [
-                    c.at.astimezone(zone(report.markets[code])).strftime("%H:%M:%S")
-                    for code in codes
-                ]
+                cells += [c.at.astimezone(clock).strftime("%H:%M:%S") for _, clock in columns]
             ms.add_row(*cells)
         console.print(ms)
 

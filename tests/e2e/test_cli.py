@@ -34,7 +34,14 @@ def test_the_demo_runs_on_a_fresh_sqlite_file_and_ends_with_a_clean_audit(
     code, out, _ = run(capsys, "demo", "--scale", TINY, "--db", "demo.db")
     assert code == 0
     assert AUDIT_LINE in " ".join(out.split())
-    for heading in ("Sold per category", "Money per market", "Sold out", "Refused requests"):
+    for heading in (
+        "Battle report",
+        "Sales per category",
+        "Sales per market",
+        "Stock sold per SKU",
+        "Refused requests",
+        "Against the seed's figures",
+    ):
         assert heading in out
     assert "CNY" in out
     assert "INR" in out
