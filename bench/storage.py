@@ -1,14 +1,17 @@
 """Reservations/s of each storage backend, beside redis-benchmark and textbook PostgreSQL.
 
-Run:  .venv/bin/python bench/storage.py [--seconds 3] [--callers 64]
+Run:  .venv/bin/python bench/storage.py [--seconds 3] [--callers 64] [--only redis,redis-benchmark]
 
 What it measures, in one run, each phase for ``--seconds`` with ``--callers`` threads:
 
 * **lampo, <backend>**: ``Sales.reserve`` (one unit of one of eight SKUs, a per-customer
   and an event-wide limit, an idempotency key) for distinct customers, over
   ``sqlite://`` (a temporary file), ``postgresql://`` (a temporary schema) and
-  ``redis://`` (a temporary key prefix). Every answer is a hold placed with all the
+  ``redis://`` (a temporary key prefix), and ``redis+cluster://`` when
+  ``LAMPO_BENCH_REDIS_CLUSTER_URL`` names a cluster. Every answer is a hold placed with all the
   guarantees (stock, limits, idempotency record, hold, deadline index).
+* **lampo, memory://**: the same calls over the in-memory backend: the service layer's
+  own rate, the ceiling of every backend's row on this machine.
 * **redis-benchmark**: the server's own client, ``--callers`` connections, running a
   minimal Lua decrement (``EVAL "<decrement unless zero>" 1 key``). The ceiling of one
   script call per request on this server.
@@ -50,6 +53,8 @@ from lampo.storage import Storage, from_url
 
 REDIS = os.environ.get("LAMPO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES = os.environ.get("LAMPO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+#: A Redis Cluster to measure too (``redis+cluster://host:port``); no row without it.
+REDIS_CLUSTER = os.environ.get("LAMPO_BENCH_REDIS_CLUSTER_URL", "")
 EVENT = "bench"
 MARKET = "CN"
 SKUS = tuple(f"phone-{i}" for i in range(8))
@@ -230,6 +235,17 @@ def drop_redis_prefix(prefix: str) -> None:
         client.close()
 
 
+def drop_redis_cluster_prefix(prefix: str) -> None:
+    from redis.cluster import RedisCluster
+
+    client = RedisCluster.from_url(REDIS_CLUSTER.replace("redis+cluster://", "redis://", 1))
+    try:
+        for key in list(client.scan_iter(match=prefix + "*", count=1000, target_nodes="all")):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 def drop_postgres_schema(schema: str) -> None:
     import psycopg
     from psycopg import sql
@@ -259,7 +275,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each phase")
     parser.add_argument("--callers", type=int, default=64, help="concurrent callers")
+    parser.add_argument(
+        "--only",
+        default="memory,sqlite,postgres,redis,redis-cluster,redis-benchmark,textbook",
+        help="comma-separated rows to run (default: all)",
+    )
     args = parser.parse_args(argv)
+    only = set(args.only.split(","))
     if args.seconds <= 0 or not 1 <= args.callers <= 512:
         parser.error("--seconds must be > 0 and --callers 1..512")
     print(
@@ -267,33 +289,53 @@ def main(argv: list[str] | None = None) -> int:
         f"phase, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
     rows: dict[str, Row] = {}
-    with tempfile.TemporaryDirectory(prefix="lampo-bench-") as tmp:
-        url = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
-        rows["sqlite"] = lampo_row("lampo sqlite://", url, args.callers, args.seconds, lambda: None)
-    schema = f"lampo_bench_{uuid.uuid4().hex[:12]}"
-    rows["postgres"] = lampo_row(
-        "lampo postgresql://",
-        _with(POSTGRES, f"schema={schema}"),
-        args.callers,
-        args.seconds,
-        lambda: drop_postgres_schema(schema),
-    )
-    prefix = f"lampo-bench-{uuid.uuid4().hex[:12]}:"
-    rows["redis"] = lampo_row(
-        "lampo redis://",
-        _with(REDIS, f"prefix={prefix}"),
-        args.callers,
-        args.seconds,
-        lambda: drop_redis_prefix(prefix),
-    )
-    try:
-        rows["redis-benchmark"] = bench_redis_benchmark(args.callers, args.seconds, 100_000)
-    except (OSError, subprocess.CalledProcessError, ImportError) as exc:
-        rows["redis-benchmark"] = Row("redis-benchmark", None, f"failed: {exc}")
-    try:
-        rows["textbook"] = bench_textbook_postgres(args.callers, args.seconds)
-    except Exception as exc:  # no server, no driver: report and go on
-        rows["textbook"] = Row("textbook PostgreSQL", None, f"not available: {exc}")
+    if "memory" in only:
+        rows["memory"] = lampo_row(
+            "lampo memory:// (service alone)", "memory://", args.callers, args.seconds, lambda: None
+        )
+    if "sqlite" in only:
+        with tempfile.TemporaryDirectory(prefix="lampo-bench-") as tmp:
+            url = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
+            rows["sqlite"] = lampo_row(
+                "lampo sqlite://", url, args.callers, args.seconds, lambda: None
+            )
+    if "postgres" in only:
+        schema = f"lampo_bench_{uuid.uuid4().hex[:12]}"
+        rows["postgres"] = lampo_row(
+            "lampo postgresql://",
+            _with(POSTGRES, f"schema={schema}"),
+            args.callers,
+            args.seconds,
+            lambda: drop_postgres_schema(schema),
+        )
+    if "redis" in only:
+        prefix = f"lampo-bench-{uuid.uuid4().hex[:12]}:"
+        rows["redis"] = lampo_row(
+            "lampo redis://",
+            _with(REDIS, f"prefix={prefix}"),
+            args.callers,
+            args.seconds,
+            lambda: drop_redis_prefix(prefix),
+        )
+    if "redis-cluster" in only and REDIS_CLUSTER:
+        cprefix = f"lampo-bench-{uuid.uuid4().hex[:12]}:"
+        rows["redis-cluster"] = lampo_row(
+            "lampo redis+cluster://",
+            _with(REDIS_CLUSTER, f"prefix={cprefix}"),
+            args.callers,
+            args.seconds,
+            lambda: drop_redis_cluster_prefix(cprefix),
+        )
+    if "redis-benchmark" in only:
+        try:
+            rows["redis-benchmark"] = bench_redis_benchmark(args.callers, args.seconds, 100_000)
+        except (OSError, subprocess.CalledProcessError, ImportError) as exc:
+            rows["redis-benchmark"] = Row("redis-benchmark", None, f"failed: {exc}")
+    if "textbook" in only:
+        try:
+            rows["textbook"] = bench_textbook_postgres(args.callers, args.seconds)
+        except Exception as exc:  # no server, no driver: report and go on
+            rows["textbook"] = Row("textbook PostgreSQL", None, f"not available: {exc}")
 
     print(f"\n{'':38} {'reserve/s':>10}  note")
     for row in rows.values():
@@ -301,12 +343,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row.name:38} {rate}  {row.note}")
 
     def ratio(a: str, b: str, goal: str) -> None:
+        if a not in rows or b not in rows:
+            return
         x, y = rows[a].rate, rows[b].rate
         if x is not None and y:
             print(f"{rows[a].name} / {rows[b].name}: {x / y:.2f}  ({goal})")
 
     print()
     ratio("redis", "redis-benchmark", "goal >= 0.5")
+    ratio("memory", "redis-benchmark", "the most any backend could reach through Sales")
+    ratio("redis", "memory", "what the redis backend keeps of the service's own rate")
     ratio("redis", "textbook", "goal >= 10")
     ratio("postgres", "textbook", "for context")
     ratio("sqlite", "textbook", "for context")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 POSTGRES = os.environ.get("LAMPO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("LAMPO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -59,3 +59,19 @@ def drop_redis_prefix(url: str) -> None:
             client.delete(*keys[start : start + 500])
     finally:
         client.close()
+
+
+def redis_postgres_url(tmp: Path) -> str:
+    """A ``redis+postgresql://`` store: a fresh Redis prefix and a fresh PG schema."""
+    live = redis_url(tmp)
+    return "redis+postgresql" + live[len("redis") :] + "&pg=" + quote(postgres_url(tmp), safe="")
+
+
+def drop_redis_postgres(url: str) -> None:
+    from lampo.storage.combined import split_url
+
+    live, ledger = split_url(url)
+    try:
+        drop_redis_prefix(live)
+    finally:
+        drop_postgres_schema(ledger)

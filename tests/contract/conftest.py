@@ -22,10 +22,13 @@ from lampo.domain.totals import recount
 from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
 from lampo.storage import Storage, from_url
+from tests.contract._cluster import redis_cluster_url
 from tests.contract._servers import (
     drop_postgres_schema,
+    drop_redis_postgres,
     drop_redis_prefix,
     postgres_url,
+    redis_postgres_url,
     redis_url,
 )
 from tests.factories import NOW
@@ -65,12 +68,18 @@ MEMORY = Backend("memory", lambda tmp: "memory://")
 SQLITE = Backend("sqlite", _sqlite_url)
 POSTGRES = Backend("postgres", postgres_url, server=True, dispose=drop_postgres_schema)
 REDIS = Backend("redis", redis_url, server=True, dispose=drop_redis_prefix)
+REDIS_CLUSTER = Backend("redis-cluster", redis_cluster_url, server=True)  # a private cluster
+REDIS_POSTGRES = Backend(
+    "redis_postgres", redis_postgres_url, server=True, dispose=drop_redis_postgres
+)
 
 ALL_STORAGES = [
     pytest.param(MEMORY, id="memory"),
     pytest.param(SQLITE, id="sqlite", marks=pytest.mark.sqlite),
     pytest.param(POSTGRES, id="postgres", marks=pytest.mark.postgres),
     pytest.param(REDIS, id="redis", marks=pytest.mark.redis),
+    pytest.param(REDIS_CLUSTER, id="redis-cluster", marks=pytest.mark.redis_cluster),
+    pytest.param(REDIS_POSTGRES, id="redis+postgres", marks=pytest.mark.redis_postgres),
 ]
 
 

@@ -50,8 +50,16 @@ def _redis(url: str) -> Storage:
     try:
         from lampo.storage.redis import RedisStorage
     except ImportError as exc:
-        raise ImportError(f"redis:// needs lampo[redis] ({exc})") from exc
+        raise ImportError(f"{url.split(':')[0]}:// needs lampo[redis] ({exc})") from exc
     return RedisStorage(url)
+
+
+def _redis_postgres(url: str) -> Storage:
+    try:
+        from lampo.storage.combined import RedisPostgresStorage
+    except ImportError as exc:
+        raise ImportError(f"redis+postgresql:// needs lampo[redis,postgres] ({exc})") from exc
+    return RedisPostgresStorage(url)
 
 
 BACKENDS: dict[str, Callable[[str], Storage]] = {
@@ -60,6 +68,8 @@ BACKENDS: dict[str, Callable[[str], Storage]] = {
     "postgresql": _postgres,
     "postgres": _postgres,
     "redis": _redis,
+    "redis+cluster": _redis,
+    "redis+postgresql": _redis_postgres,
 }
 
 

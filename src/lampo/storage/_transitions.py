@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from lampo.domain.errors import (
+    AlreadyPaid,
     IdempotencyConflict,
     InvalidRequest,
     LampoError,
@@ -197,6 +198,44 @@ def refund(st: State, req: RefundRequest) -> Hold:
     st.hold_update(refunded)
     st.totals_add(hold, -1)
     return refunded
+
+
+def record(st: State, order: Hold) -> Hold:
+    """Write an order that another store decided (the live store of a combined backend),
+    as it is. A paid order takes its units from available into sold, checked (so the
+    record itself refuses an oversell) and counts in the totals; a refunded one moves an
+    order recorded as paid on, or is written as it is. Idempotent by hold id: the same
+    order again, or an older state of it, returns the record unchanged."""
+    if not order.is_order:
+        raise InvalidRequest("state", f"only orders are recorded, not a {order.state} hold")
+    if not st.has_event(order.event):
+        raise UnknownEvent(order.event)
+    known = st.hold_get(order.id)
+    if known is not None:
+        if known.payment_id != order.payment_id:
+            raise AlreadyPaid(order.id, known.payment_id)
+        if known.state is HoldState.PAID and order.state is HoldState.REFUNDED:
+            assert order.refunded_at is not None
+            refunded = known.refund(order.refunded_at)
+            _return_to_pool(st, known, held=0, sold=1)
+            st.hold_update(refunded)
+            st.totals_add(known, -1)
+            return refunded
+        return known
+    wanted = _per_sku(order)
+    for sku in sorted(wanted):
+        level = st.stock_get(order.event, sku)
+        if level is None:
+            raise UnknownSku(order.event, sku)
+        if order.state is HoldState.PAID and level.available < wanted[sku]:
+            raise SoldOut(sku, wanted[sku], level.available)
+    st.hold_insert(order)
+    if order.state is HoldState.PAID:
+        for sku in sorted(wanted):
+            moved = st.stock_move(order.event, sku, -wanted[sku], 0, wanted[sku])
+            assert moved, "stock changed inside an atomic step"
+        st.totals_add(order, 1)
+    return order
 
 
 def apply_all(

@@ -487,6 +487,16 @@ class PostgresStorage:
         out: list[Hold] = self._batcher.submit(work, weight=limit)
         return out
 
+    # -- the system of record of a combined backend (storage/combined.py) ----------------
+    def record(self, orders: Sequence[Hold]) -> list[Result]:
+        """Write orders decided by a live store, one transaction per batch; see
+        ``_transitions.record``. Only stock, holds and totals are written: no hold of
+        state ``held``, no idempotency records, no per-customer counters."""
+        return self._batch(tx.record, orders)
+
+    async def arecord(self, orders: Sequence[Hold]) -> list[Result]:
+        return await self._abatch(tx.record, orders)
+
     def hold(self, hold_id: str) -> Hold | None:
         with self._reader() as conn:
             row = conn.execute(

@@ -6,6 +6,6 @@ for i, id in ipairs(due) do
   local h = hkey(id)
   local t = load(h)
   end_held(h, t, id, 'expired', ARGV[2])
-  out[i] = redis.call('HGETALL', h)
+  out[i] = view(h)
 end
 return out

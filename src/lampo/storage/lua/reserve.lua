@@ -1,28 +1,24 @@
--- reserve a batch: KEYS[1] event base, KEYS[2] the hold index (hold id -> event).
--- ARGV: event, then one argument per request, its fields each ended by \30: key,
---   fingerprint, hold id, customer, event limit ('' for none), units, deadline
---   (microseconds), m, (sku, quantity, limit) * m (SKUs folded and sorted), then
---   (field, value) pairs: the hold's hash. (One argument each keeps the client's
---   encoding cheap.)
+-- reserve a batch: KEYS[1] event base; on one server, KEYS[1 + i] is the hold index key
+--   of request i (its value: the event), written here; on a cluster those keys lie in
+--   other slots, so only KEYS[1] is given and the client writes the index afterwards.
+-- ARGV: event, then three arguments per request: head, body, tot (see _lib.lua; only the
+--   short head is parsed here, body and tot are stored as they come).
 -- Each request is checked in full before anything is written: a refusal changes nothing.
-local function reserve_one(text)
-  local r = {}
-  for part in string.gmatch(text, '([^\30]*)\30') do
-    r[#r + 1] = part
-  end
-  local key, fp, id, cust, elimit = r[1], r[2], r[3], r[4], r[5]
-  local units, deadline, m = tonumber(r[6]), r[7], tonumber(r[8])
-  local s0 = 9  -- (sku, quantity, limit) * m, then the hold's hash fields
+local known = redis.call('EXISTS', K_DEF) == 1
+
+local function reserve_one(head, body, tot, index)
+  local r = fields(head)
+  local key, fp, id, cust, elimit = r[1], r[2], r[3], r[H_CUST], r[H_ELIMIT]
+  local units, m = tonumber(r[H_UNITS]), tonumber(r[H_M])
   local seen = redis.call('HGET', K_IDEM, key)
   if seen then
     local cut = string.find(seen, SEP, 1, true)
     if string.sub(seen, 1, cut - 1) ~= fp then
       return {'idempotency-conflict'}
     end
-    local _, flat = load(hkey(string.sub(seen, cut + 1)))
-    return {'same', flat}
+    return {'same', view(hkey(string.sub(seen, cut + 1)))}
   end
-  if redis.call('EXISTS', K_DEF) == 0 then
+  if not known then
     return {'unknown-event'}
   end
   local h = hkey(id)
@@ -36,7 +32,7 @@ local function reserve_one(text)
     end
   end
   for i = 0, m - 1 do
-    local sku, q, limit = r[s0 + 3 * i], tonumber(r[s0 + 3 * i + 1]), r[s0 + 3 * i + 2]
+    local sku, q, limit = r[H_SKUS + 3 * i], tonumber(r[H_SKUS + 3 * i + 1]), r[H_SKUS + 3 * i + 2]
     if limit ~= '' then
       local already = tonumber(redis.call('HGET', K_CNT, cust .. SEP .. sku) or '0')
       if already + q > tonumber(limit) then
@@ -45,17 +41,17 @@ local function reserve_one(text)
     end
   end
   for i = 0, m - 1 do
-    local sku, q = r[s0 + 3 * i], tonumber(r[s0 + 3 * i + 1])
+    local sku, q = r[H_SKUS + 3 * i], tonumber(r[H_SKUS + 3 * i + 1])
     local available = redis.call('HGET', K_STOCK, 'v:' .. sku)
     if not available then
       return {'unknown-sku', sku}
     end
     if tonumber(available) < q then
-      return {'sold-out', sku, r[s0 + 3 * i + 1], available}
+      return {'sold-out', sku, r[H_SKUS + 3 * i + 1], available}
     end
   end
   for i = 0, m - 1 do
-    local sku, q = r[s0 + 3 * i], tonumber(r[s0 + 3 * i + 1])
+    local sku, q = r[H_SKUS + 3 * i], tonumber(r[H_SKUS + 3 * i + 1])
     redis.call('HINCRBY', K_STOCK, 'v:' .. sku, -q)
     redis.call('HINCRBY', K_STOCK, 'h:' .. sku, q)
     redis.call('HINCRBY', K_CNT, cust .. SEP .. sku, q)
@@ -63,16 +59,20 @@ local function reserve_one(text)
   if elimit ~= '' then
     redis.call('HINCRBY', K_CNT, cust .. SEP, units)
   end
-  redis.call('HSET', h, unpack(r, s0 + 3 * m))
-  redis.call('ZADD', K_DUE, deadline, id)
+  redis.call('HSET', h, 'body', body, 'head', head, 'tot', tot, 'state', 'held',
+    'payment_id', '', 'paid_at', '', 'ended_at', '', 'refunded_at', '')
+  redis.call('ZADD', K_DUE, r[H_DEADLINE], id)
   redis.call('SADD', K_IDS, id)
   redis.call('HSET', K_IDEM, key, fp .. SEP .. id)
-  redis.call('HSET', KEYS[2], id, ARGV[1])
+  if index then
+    redis.call('SET', index, ARGV[1])
+  end
   return {'ok'}
 end
 
 local out = {}
-for i = 2, #ARGV do
-  out[i - 1] = reserve_one(ARGV[i])
+for a = 2, #ARGV, 3 do
+  local n = #out + 1
+  out[n] = reserve_one(ARGV[a], ARGV[a + 1], ARGV[a + 2], KEYS[1 + n])
 end
 return out

@@ -1,4 +1,5 @@
--- setup: KEYS[1] event base, KEYS[2] the set of event ids.
+-- setup: KEYS[1] event base; on one server KEYS[2], the set of event ids (a cluster's
+--   client adds the event there itself: that key lies in another slot).
 -- ARGV: event id, definition JSON, n, (sku, allocation) * n.
 -- Returns {'ok'} or {'exists', definition}: the caller compares the definitions.
 local known = redis.call('GET', K_DEF)
@@ -10,5 +11,7 @@ for i = 0, tonumber(ARGV[3]) - 1 do
   local sku, alloc = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   redis.call('HSET', K_STOCK, 'a:' .. sku, alloc, 'v:' .. sku, alloc, 'h:' .. sku, 0, 's:' .. sku, 0)
 end
-redis.call('SADD', KEYS[2], ARGV[1])
+if KEYS[2] then
+  redis.call('SADD', KEYS[2], ARGV[1])
+end
 return {'ok'}
