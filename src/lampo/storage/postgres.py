@@ -47,15 +47,12 @@ from lampo.domain.holds import (
     Hold,
     HoldLine,
     HoldState,
-    PayRequest,
-    RefundRequest,
-    ReleaseRequest,
-    ReserveRequest,
     StockLevel,
 )
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
+from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
 from lampo.storage.port import Result, check_same_definition
 
@@ -296,7 +293,7 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     return urlunsplit((scheme, parts.netloc, parts.path, rest, "")), options
 
 
-class PostgresStorage:
+class PostgresStorage(BatchedTransitions):
     """All state in PostgreSQL; writes coalesced into one transaction per batch."""
 
     def __init__(self, url: str) -> None:
@@ -443,49 +440,6 @@ class PostgresStorage:
         with self._reader() as conn:
             rows = conn.execute("SELECT definition FROM events ORDER BY id").fetchall()
         return [event_from_dict(json.loads(r[0])) for r in rows]
-
-    def _batch(self, fn: Callable[[Any, Any], Hold], requests: Sequence[Any]) -> list[Result]:
-        if not requests:
-            return []
-        out: list[Result] = self._batcher.submit(
-            lambda st: tx.apply_all(st, fn, requests), weight=len(requests)
-        )
-        return out
-
-    async def _abatch(
-        self, fn: Callable[[Any, Any], Hold], requests: Sequence[Any]
-    ) -> list[Result]:
-        if not requests:
-            return []
-        out: list[Result] = await self._batcher.asubmit(
-            lambda st: tx.apply_all(st, fn, requests), weight=len(requests)
-        )
-        return out
-
-    def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
-        return self._batch(tx.reserve, requests)
-
-    def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
-        return self._batch(tx.pay, requests)
-
-    async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
-        return await self._abatch(tx.reserve, requests)
-
-    async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
-        return await self._abatch(tx.pay, requests)
-
-    def release(self, requests: Sequence[ReleaseRequest]) -> list[Result]:
-        return self._batch(tx.release, requests)
-
-    def refund(self, requests: Sequence[RefundRequest]) -> list[Result]:
-        return self._batch(tx.refund, requests)
-
-    def expire_due(self, event: str, now: datetime, limit: int = 1000) -> list[Hold]:
-        def work(st: _PgState) -> list[Hold]:
-            return [tx.expire(st, hold_id, now) for hold_id in st.due(event, now, limit)]
-
-        out: list[Hold] = self._batcher.submit(work, weight=limit)
-        return out
 
     # -- the system of record of a combined backend (storage/combined.py) ----------------
     def record(self, orders: Sequence[Hold]) -> list[Result]:

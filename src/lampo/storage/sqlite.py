@@ -19,17 +19,13 @@ from lampo.domain.holds import (
     Hold,
     HoldLine,
     HoldState,
-    PayRequest,
-    RefundRequest,
-    ReleaseRequest,
-    ReserveRequest,
     StockLevel,
 )
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.totals import Totals
-from lampo.storage import _transitions as tx
+from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
-from lampo.storage.port import Result, check_same_definition
+from lampo.storage.port import check_same_definition
 
 SCHEMA_VERSION = 1
 
@@ -322,7 +318,7 @@ class _SqlState:
         return [r[0] for r in rows]
 
 
-class SqliteStorage:
+class SqliteStorage(BatchedTransitions):
     """All state in one SQLite file; writes coalesced by one writer thread (group commit).
 
     ``synchronous``: FULL (default; survives a power cut) or NORMAL (survives kill -9).
@@ -451,49 +447,6 @@ class SqliteStorage:
     def load_events(self) -> list[SaleEvent]:
         rows = self._reader().execute("SELECT definition FROM events ORDER BY id")
         return [event_from_dict(json.loads(r[0])) for r in rows]
-
-    def _batch(self, fn: Callable[[tx.State, Any], Hold], requests: Sequence[Any]) -> list[Result]:
-        if not requests:
-            return []
-        out: list[Result] = self._batcher.submit(
-            lambda st: tx.apply_all(st, fn, requests), weight=len(requests)
-        )
-        return out
-
-    def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
-        return self._batch(tx.reserve, requests)
-
-    async def _abatch(
-        self, fn: Callable[[tx.State, Any], Hold], requests: Sequence[Any]
-    ) -> list[Result]:
-        if not requests:
-            return []
-        out: list[Result] = await self._batcher.asubmit(
-            lambda st: tx.apply_all(st, fn, requests), weight=len(requests)
-        )
-        return out
-
-    async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
-        return await self._abatch(tx.reserve, requests)
-
-    async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
-        return await self._abatch(tx.pay, requests)
-
-    def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
-        return self._batch(tx.pay, requests)
-
-    def release(self, requests: Sequence[ReleaseRequest]) -> list[Result]:
-        return self._batch(tx.release, requests)
-
-    def refund(self, requests: Sequence[RefundRequest]) -> list[Result]:
-        return self._batch(tx.refund, requests)
-
-    def expire_due(self, event: str, now: datetime, limit: int = 1000) -> list[Hold]:
-        def work(st: _SqlState) -> list[Hold]:
-            return [tx.expire(st, hold_id, now) for hold_id in st.due(event, now, limit)]
-
-        out: list[Hold] = self._batcher.submit(work, weight=limit)
-        return out
 
     def hold(self, hold_id: str) -> Hold | None:
         row = (
