@@ -1,26 +1,35 @@
 """The reserve endpoint over HTTP beside an empty ASGI endpoint, same server, same run.
 
 Run:  .venv/bin/python bench/http_api.py [--seconds 10] [--connections 64] [--threads 2]
-                                     [--workers 1] [--buyers 10000] [--sync FULL|NORMAL]
+                                     [--config sqlite:1 --config redis:2 ...]
+                                     [--buyers 10000] [--sync FULL|NORMAL]
 
-It starts ``lampo serve`` (granian) on a fresh SQLite file with the benchmark endpoint on
-and rate limits off, loads an event of 10 SKUs with ample stock, writes ``--buyers``
-signed buyer tokens for a wrk Lua script, then runs wrk twice with the same script,
-connections and duration:
+For each configuration (storage kind and worker count; default ``sqlite:1``,
+``sqlite:2`` and ``redis:2`` when a Redis server answers) it starts ``lampo serve``
+(granian) with the benchmark endpoint on and rate limits off, on a fresh SQLite file or a
+fresh Redis key prefix (``LAMPO_BENCH_REDIS_URL``, removed afterwards), loads an event of
+10 SKUs with ample stock, writes ``--buyers`` signed buyer tokens for a wrk Lua script,
+then runs wrk twice with the same script, connections and duration:
 
 1. ``POST /_bench/empty``: the app answers ``{}`` before routing (the cost of granian,
    the ASGI call and wrk itself);
 2. ``POST /v1/holds``: real reservations, one unit of a random SKU for a random buyer,
    each with its own Idempotency-Key.
 
-It prints requests/s, p50/p99 latency, non-2xx answers, successful reservations/s (held
-units counted from storage before and after, divided by the run time) and the ratio
-reserve/empty. Needs ``wrk`` on the PATH (``apt-get install -y wrk``).
+It prints, per configuration, requests/s, p50/p99 latency, non-2xx answers, the server's
+CPU time per request (all its processes and threads, from /proc), successful
+reservations/s (held units counted from storage before and after, divided by the run
+time) and the ratio reserve/empty of that configuration. Needs ``wrk`` on the PATH
+(``apt-get install -y wrk``).
+
+``--in-process`` measures the app alone instead: no granian, no wrk, the CPU time per
+request of the app, the service and storage (``memory://`` and ``sqlite://``).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
@@ -32,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,14 +100,17 @@ class WrkResult:
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    found = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if found is None:
+        raise SystemExit(f"wrk printed a latency this script cannot read: {text!r}")
+    value, unit = found.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}[unit]
 
 
 def parse_wrk(out: str) -> WrkResult:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
@@ -171,19 +184,87 @@ def run_wrk(args: argparse.Namespace, url: str, script: Path, tokens: Path) -> W
     return parse_wrk(done.stdout)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
-    parser.add_argument("--buyers", type=int, default=10_000)
-    parser.add_argument("--sync", default="FULL", choices=["FULL", "NORMAL"])
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
-        return 2
+@dataclass
+class Outcome:
+    config: str
+    empty: WrkResult
+    reserve: WrkResult
+    made: int
+    elapsed: float
+    #: Server CPU (every worker process, every thread) per request, µs; None off Linux.
+    empty_cpu_us: float | None
+    reserve_cpu_us: float | None
 
+
+def tree_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) used so far by ``pid`` and its descendants, from /proc.
+
+    On a machine shared with other work the requests/s move with the CPU share the server
+    gets; the CPU it spends per request does not, so the bench prints both."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    try:
+        while todo:
+            current = todo.pop()
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        return None
+    return total
+
+
+def measured(
+    args: argparse.Namespace, pid: int, url: str, script: Path, tokens: Path
+) -> tuple[WrkResult, float | None]:
+    """wrk against ``url``, and the server's CPU µs per request meanwhile."""
+    before = tree_cpu(pid)
+    result = run_wrk(args, url, script, tokens)
+    after = tree_cpu(pid)
+    if before is None or after is None or not result.requests:
+        return result, None
+    return result, (after - before) / result.requests * 1e6
+
+
+def storage_url(kind: str, tmp: Path, sync: str) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / 'bench.db'}?synchronous={sync}"
+    base = os.environ.get("LAMPO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    return f"{base}{'&' if '?' in base else '?'}prefix=lampo-bench-http-{uuid.uuid4().hex[:12]}:"
+
+
+def redis_answers() -> bool:
+    """Whether the Redis server of the redis configurations is there."""
+    import redis
+
+    url = os.environ.get("LAMPO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url(url.split("?", 1)[0], socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def drop_redis_prefix(url: str) -> None:
+    """Remove the keys a Redis run left under its private prefix."""
+    import redis
+
+    prefix = url.rsplit("prefix=", 1)[1]
+    client = redis.Redis.from_url(url.split("?", 1)[0])
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+    finally:
+        client.close()
+
+
+def run_config(args: argparse.Namespace, kind: str, workers: int) -> Outcome:
+    """Start ``lampo serve`` for one configuration, run wrk on both endpoints, stop it."""
     tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-http-"))
     port = free_port()
     env = {
@@ -194,7 +275,7 @@ def main() -> int:
         "LAMPO_BUYER_RATE": "0",
         "LAMPO_IP_RATE": "0",
     }
-    storage = f"sqlite:///{tmp / 'bench.db'}?synchronous={args.sync}"
+    storage = storage_url(kind, tmp, args.sync)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -204,7 +285,7 @@ def main() -> int:
             "--port",
             str(port),
             "--workers",
-            str(args.workers),
+            str(workers),
             "--storage",
             storage,
             "--secrets-file",
@@ -224,7 +305,9 @@ def main() -> int:
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the server did not start") from None
+                    raise SystemExit(
+                        f"the server ({kind}, {workers} workers) did not start"
+                    ) from None
                 time.sleep(0.1)
         call(port, "POST", "/v1/admin/events", event_to_dict(bench_event()))
         tokens = tmp / "tokens.txt"
@@ -236,10 +319,10 @@ def main() -> int:
         script.write_text(LUA.replace("{SKUS}", "{" + skus + "}").replace("EVENT", EVENT))
 
         base = f"http://127.0.0.1:{port}"
-        empty = run_wrk(args, f"{base}/_bench/empty", script, tokens)
+        empty, empty_cpu = measured(args, server.pid, f"{base}/_bench/empty", script, tokens)
         before = held(port)
         started = time.monotonic()
-        reserve = run_wrk(args, f"{base}/v1/holds", script, tokens)
+        reserve, reserve_cpu = measured(args, server.pid, f"{base}/v1/holds", script, tokens)
         elapsed = time.monotonic() - started
         made = held(port) - before
     finally:
@@ -249,25 +332,169 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             server.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+        if kind == "redis":
+            drop_redis_prefix(storage)
+    name = f"{kind}{f' {args.sync}' if kind == 'sqlite' else ''}, {workers} worker(s)"
+    return Outcome(name, empty, reserve, made, elapsed, empty_cpu, reserve_cpu)
 
-    ok_per_s = made / args.seconds
+
+def parse_config(text: str) -> tuple[str, int]:
+    kind, _, n = text.partition(":")
+    if kind not in ("sqlite", "redis") or not n.isdigit() or int(n) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected sqlite:N or redis:N (N workers)")
+    return kind, int(n)
+
+
+async def _drive(app: Any, path: str, requests: int, callers: int, tokens: list[bytes]) -> int:
+    """``requests`` calls of the ASGI app from ``callers`` coroutines; how many got 2xx."""
+    import random
+
+    statuses: list[int] = []
+
+    async def one(i: int) -> None:
+        sku = random.choice(SKUS)
+        body = f'{{"event":"{EVENT}","market":"CN","items":{{"{sku}":1}}}}'.encode()
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": path,
+            "query_string": b"",
+            "client": ("127.0.0.1", 50000),
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"authorization", b"Bearer " + random.choice(tokens)),
+                (b"idempotency-key", f"k{i}-{random.getrandbits(48)}".encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(scope, receive, send)
+
+    async def caller(first: int) -> None:
+        for i in range(first, requests, callers):
+            await one(i)
+
+    await asyncio.gather(*(caller(c) for c in range(callers)))
+    return sum(1 for status in statuses if status < 300)
+
+
+def in_process(args: argparse.Namespace) -> int:
+    """The ASGI app driven without a server: ``--connections`` coroutines call it in turn
+    with the requests wrk sends, over ``memory://`` and ``sqlite://``; prints the CPU µs
+    per request (every thread of this process) for the empty endpoint and for
+    reservations. Steadier than wrk on a shared machine, and blind to granian's cost."""
+    from lampo.bootstrap import Config, build_sales
+    from lampo.storage import from_url
+    from lampo.web.app import App
+    from lampo.web.config import WebConfig
+
+    requests = max(args.seconds, 1) * 2_000
+    tokens = [issue_token(SECRET.encode(), f"b{i}", 7200).encode() for i in range(args.buyers)]
+    tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-inproc-"))
     print(
-        f"lampo serve (granian, {args.workers} worker(s)), SQLite synchronous={args.sync}; "
-        f"wrk {args.threads} threads, {args.connections} connections, {args.seconds} s each, "
-        f"{args.buyers:,} buyers, {len(SKUS)} SKUs"
+        f"in-process ASGI app, {args.connections} coroutines, {requests:,} requests per "
+        f"endpoint (after as many to warm up), SQLite synchronous={args.sync}"
     )
-    print(f"{'endpoint':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>10}")
-    for name, r in (("POST /_bench/empty", empty), ("POST /v1/holds", reserve)):
-        print(
-            f"{name:<22}{r.requests_per_s:>10,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non_2xx:>10,}"
-        )
-        if r.errors:
-            print(f"  {r.errors}")
+    print(f"{'storage':<10}{'endpoint':<20}{'req/s':>9}{'cpu us':>8}")
+    try:
+        for url in ("memory://", f"sqlite:///{tmp / 'inproc.db'}?synchronous={args.sync}"):
+            engine = Config.from_env({}, storage_url=url, soldout_ttl=1.0)
+            config = WebConfig(
+                engine=engine,
+                secret=SECRET.encode(),
+                admin_key=ADMIN_KEY.encode(),
+                webhook_secret=b"bench-webhook-secret-0123456789abcdef",
+                buyer_rate=0,
+                ip_rate=0,
+                sweep_interval=0,
+                bench=True,
+            )
+            sales = build_sales(engine, storage=from_url(url))
+            sales.open(bench_event())
+            app = App(config, sales)
+            for path in ("/_bench/empty", "/v1/holds"):
+                asyncio.run(_drive(app, path, requests, args.connections, tokens))  # warm up
+                cpu, wall = time.process_time(), time.perf_counter()
+                ok = asyncio.run(_drive(app, path, requests, args.connections, tokens))
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                if ok != requests:
+                    raise SystemExit(f"{url} {path}: {requests - ok} requests were refused")
+                name = url.split(":", 1)[0]
+                print(f"{name:<10}{path:<20}{requests / wall:>9,.0f}{cpu / requests * 1e6:>8.0f}")
+            sales.storage.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=parse_config,
+        help="storage:workers, repeatable (default: sqlite:1, sqlite:2 and, when a Redis "
+        "server answers, redis:2); redis:N uses LAMPO_BENCH_REDIS_URL (default "
+        "redis://127.0.0.1:6379/0) under a fresh key prefix",
+    )
+    parser.add_argument("--buyers", type=int, default=10_000)
+    parser.add_argument("--sync", default="FULL", choices=["FULL", "NORMAL"])
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="drive the ASGI app without a server or wrk (CPU per request, memory and sqlite)",
+    )
+    args = parser.parse_args()
+    if args.in_process:
+        return in_process(args)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    configs: list[tuple[str, int]] = args.config or [("sqlite", 1), ("sqlite", 2)]
+    if not args.config:
+        if redis_answers():
+            configs.append(("redis", 2))
+        else:
+            print("no Redis server answers: the redis:2 configuration is left out")
+    outcomes = [run_config(args, kind, workers) for kind, workers in configs]
+
     print(
-        f"successful reservations: {made:,} in {elapsed:.1f} s -> {ok_per_s:,.0f}/s "
-        "(goal >= 10,000/s)"
+        f"lampo serve (granian); wrk {args.threads} threads, {args.connections} connections, "
+        f"{args.seconds} s per endpoint, {args.buyers:,} buyers, {len(SKUS)} SKUs"
     )
-    print(f"ratio reserve/empty: {reserve.requests_per_s / empty.requests_per_s:.2f} (goal >= 0.5)")
+    print(
+        f"{'configuration':<26}{'endpoint':<19}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'non-2xx':>9}{'cpu us':>8}{'held/s':>9}{'ratio':>7}"
+    )
+    for o in outcomes:
+        ok_per_s = o.made / o.elapsed
+        ratio = o.reserve.requests_per_s / o.empty.requests_per_s
+        for endpoint, r, cpu, extra in (
+            ("POST /_bench/empty", o.empty, o.empty_cpu_us, ""),
+            ("POST /v1/holds", o.reserve, o.reserve_cpu_us, f"{ok_per_s:>9,.0f}{ratio:>7.2f}"),
+        ):
+            cpu_text = "n/a" if cpu is None else f"{cpu:.0f}"
+            print(
+                f"{o.config:<26}{endpoint:<19}{r.requests_per_s:>9,.0f}{r.p50_ms:>8.2f}"
+                f"{r.p99_ms:>8.2f}{r.non_2xx:>9,}{cpu_text:>8}{extra}"
+            )
+            if r.errors:
+                print(f"  {r.errors}")
+    print(
+        "cpu us: server CPU (all its processes and threads) per request; held/s: "
+        "successful reservations per second (units held, counted from storage; goal >= "
+        "10,000/s); ratio: reserve/empty req/s in the same configuration (goal >= 0.5)"
+    )
     return 0
 
 

@@ -133,8 +133,9 @@ def live_event(
 
 
 @contextmanager
-def running_server(tmp: Path, **env: str) -> Iterator[Server]:
-    """``lampo serve`` in a child process; stopped (SIGINT, then kill) at the end."""
+def running_server(tmp: Path, workers: int = 1, **env: str) -> Iterator[Server]:
+    """``lampo serve`` (``workers`` processes) in a child process; stopped (SIGINT, then
+    kill) at the end."""
     port = free_port()
     db = tmp / "lampo.db"
     child_env = {
@@ -161,6 +162,8 @@ def running_server(tmp: Path, **env: str) -> Iterator[Server]:
             "--secrets-file",
             str(tmp / "secrets.env"),
             "--test-clock",
+            "--workers",
+            str(workers),
         ],
         cwd=tmp,
         env=child_env,

@@ -3,7 +3,8 @@
 The hot path (``POST /v1/holds``, ``POST /v1/holds/{id}/pay``) costs one dict lookup to
 route, one msgspec decode, a cached token check, two token buckets and one awaited
 storage call that shares its SQLite transaction with every concurrent request
-(``Sales.areserve_many`` / ``apay``). Everything else is plain handlers; no framework.
+(reservations of concurrent requests go to ``Sales.areserve_many`` together, see
+``coalesce.py``; payments to ``apay``). Everything else is plain handlers; no framework.
 
 Every refusal is an RFC 9457 problem (``problems.py``); anything unexpected is logged and
 answered with a 500 problem that carries no internals.
@@ -17,7 +18,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,8 +43,10 @@ from lampo.domain.money import Money
 from lampo.services.sales import ReserveCommand, Sales
 from lampo.sim import scenario as scenarios
 from lampo.storage import Storage
+from lampo.storage.port import Result
 from lampo.web import problems, schemas
 from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
+from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
 from lampo.web.metrics import Metrics
 from lampo.web.problems import (
@@ -67,6 +70,7 @@ JSON = b"application/json"
 _JSON_HEADER = [(b"content-type", JSON)]
 _REPLAYED = (b"idempotent-replayed", b"true")
 _MAX_PAGE = 1000
+_ONLINE = Channel()  # the channel of a reservation that names none (immutable, shared)
 
 
 @dataclass(slots=True)
@@ -91,9 +95,8 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.query: bytes = scope.get("query_string", b"")
-        self.headers: dict[bytes, bytes] = {}
-        for name, value in scope.get("headers", ()):
-            self.headers[bytes(name).lower()] = bytes(value)
+        # ASGI servers give header names lowercased (the spec requires it), as bytes.
+        self.headers: dict[bytes, bytes] = dict(scope.get("headers", ()))
         self.params: dict[str, str] = {}
         self._body: bytes | None = None
 
@@ -253,6 +256,8 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
 
 
 def _require_json(req: Request, allow_empty: bool = False) -> None:
+    if req.headers.get(b"content-type") == JSON:  # what nearly every client sends
+        return
     media = req.media_type()
     if media == "application/json" or media.endswith("+json"):
         return
@@ -274,9 +279,10 @@ class App:
         self.ip_limit = RateLimiter("client address", config.ip_rate, config.ip_burst)
         self.replays = ReplayCache(config.replay_entries, config.replay_seconds)
         self.metrics = Metrics()
+        self.reservations = Coalescer(self._reserve_many)
         self.router = Router()
         self._sweeper: asyncio.Task[None] | None = None
-        self._refreshed = 0.0
+        self._refreshing: asyncio.Future[None] | None = None
         self._routes()
 
     # -- ASGI -------------------------------------------------------------------
@@ -332,7 +338,8 @@ class App:
         """Open the events storage holds that this process has not seen (another worker,
         or an admin call, may have added them)."""
         sales = self.service
-        self._refreshed = time.monotonic()
+        if all(e in sales.events for e in sales.storage.events()):
+            return  # the usual case: one read of the ids, no definitions decoded
         for event in sales.storage.load_events():
             if event.id not in sales.events:
                 sales.open(event)
@@ -409,7 +416,7 @@ class App:
 
     # -- who is calling -----------------------------------------------------------
     def _buyer(self, req: Request) -> Buyer:
-        buyer = self.tokens.buyer(req.header(b"authorization"))
+        buyer = self.tokens.buyer(req.headers.get(b"authorization"))
         self.buyer_limit.take(buyer.id)
         return buyer
 
@@ -426,7 +433,8 @@ class App:
         key = req.header(b"idempotency-key")
         if not key:
             raise InvalidRequest("Idempotency-Key", "this call needs an Idempotency-Key header")
-        if len(key) > 128 or not key.isprintable() or any(c.isspace() for c in key):
+        # isprintable() refuses every whitespace character but the ASCII space
+        if len(key) > 128 or not key.isprintable() or " " in key:
             raise InvalidRequest("Idempotency-Key", "1..128 printable characters, no spaces")
         return key
 
@@ -487,12 +495,12 @@ class App:
             _require_json(req)
             data: schemas.ReserveIn = _decode(schemas.reserve_decoder, body)
             ch = data.channel
-            channel = Channel(ch.kind, ch.name, ch.referral) if ch else Channel()  # type: ignore[arg-type]
+            channel = Channel(ch.kind, ch.name, ch.referral) if ch else _ONLINE  # type: ignore[arg-type]
             cmd = ReserveCommand(data.event, buyer.id, data.market, data.items, channel, key)
             sales = self.service
             if data.event not in sales.events:
-                await self._maybe_refresh()
-            result = (await sales.areserve_many([cmd]))[0]
+                await self._refresh_events_since_now()
+            result = await self.reservations.submit(cmd)
             if isinstance(result, LampoError):
                 raise result
             return json_response(
@@ -501,11 +509,27 @@ class App:
 
         return await self._once(req, buyer.id, key, self.config.max_body, run)
 
-    async def _maybe_refresh(self) -> None:
-        """An unknown event may have been loaded by another worker: look, at most once a
-        second, so a flood of bad event ids cannot turn into a flood of reads."""
-        if time.monotonic() - self._refreshed >= 1.0:
-            await asyncio.to_thread(self.refresh_events)
+    def _reserve_many(self, commands: Sequence[ReserveCommand]) -> Awaitable[list[Result]]:
+        return self.service.areserve_many(commands)
+
+    async def _refresh_events_since_now(self) -> None:
+        """An unknown event may have been loaded by another worker: look in storage, with a
+        read that starts after this call did (so an event whose load was answered before
+        the request came is found). Concurrent callers share one read, and at most one is
+        in flight, so a flood of bad event ids costs one cheap read at a time."""
+        started_after_call = False
+        while True:
+            running = self._refreshing
+            if running is None or running.done():
+                running = self._refreshing = asyncio.ensure_future(
+                    asyncio.to_thread(self.refresh_events)
+                )
+                started_after_call = True
+            with contextlib.suppress(Exception):
+                await asyncio.shield(running)
+            if started_after_call:
+                return
+            started_after_call = True  # any read that starts from now on does
 
     async def _own_hold(self, buyer: Buyer, hold_id: str) -> Hold:
         hold = self.storage.hold(hold_id) if len(hold_id) <= 128 else None
@@ -738,7 +762,8 @@ class App:
         def stock() -> dict[str, Any]:
             return {ev: self.storage.stock(ev) for ev in self.service.events}
 
-        text = self.metrics.render(await asyncio.to_thread(stock))
+        batches = (self.reservations.batches, self.reservations.requests)
+        text = self.metrics.render(await asyncio.to_thread(stock), batches)
         return Response(200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])
 
     async def openapi(self, req: Request) -> Response:

@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,31 +113,38 @@ class Buyer:
 
 
 class TokenVerifier:
-    """Verifies buyer tokens; remembers recent good ones so the hot path pays for the
-    HMAC once per token rather than once per request."""
+    """Verifies buyer tokens; remembers good ones by the exact ``Authorization`` value, so
+    the hot path pays for parsing and the HMAC once per token, then one dict lookup and
+    the expiry check per request. Only tokens that verified are remembered (at most
+    ``cache_size``, oldest out first), so garbage cannot fill the cache."""
 
     def __init__(self, secret: bytes, cache_size: int = 65_536) -> None:
         self._secret = secret
-        self._cache: OrderedDict[str, Buyer] = OrderedDict()
+        self._cache: dict[bytes | str, Buyer] = {}
         self._cache_size = cache_size
 
-    def buyer(self, authorization: str | None, now: float | None = None) -> Buyer:
+    def buyer(self, authorization: bytes | str | None, now: float | None = None) -> Buyer:
         """The buyer a ``Bearer`` header names, or ``Unauthorized``."""
         if not authorization:
             raise Unauthorized("a buyer token is required: Authorization: Bearer <token>")
+        known = self._cache.get(authorization)
+        if known is None:
+            known = self._parse(authorization)
+            cache = self._cache
+            cache[authorization] = known
+            if len(cache) > self._cache_size:
+                del cache[next(iter(cache))]
+        if known.expires <= (time.time() if now is None else now):
+            raise Unauthorized("the buyer token has expired")
+        return known
+
+    def _parse(self, authorization: bytes | str) -> Buyer:
+        if isinstance(authorization, bytes):
+            authorization = authorization.decode("latin-1")
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN:
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        moment = time.time() if now is None else now
-        known = self._cache.get(token)
-        if known is None:
-            known = self._verify(token)
-            self._cache[token] = known
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        if known.expires <= moment:
-            raise Unauthorized("the buyer token has expired")
-        return known
+        return self._verify(token)
 
     def _verify(self, token: str) -> Buyer:
         parts = token.split(".")

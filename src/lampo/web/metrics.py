@@ -40,7 +40,11 @@ class Metrics:
     def refused(self, reason: str) -> None:
         self.refusals[reason] += 1
 
-    def render(self, stock: dict[str, dict[str, StockLevel]]) -> str:
+    def render(
+        self, stock: dict[str, dict[str, StockLevel]], batches: tuple[int, int] = (0, 0)
+    ) -> str:
+        """The exposition text; ``batches``: reservation batches sent to storage and the
+        requests in them (their ratio is the mean batch)."""
         out = [
             "# HELP lampo_http_requests_total HTTP requests answered, by route and status.",
             "# TYPE lampo_http_requests_total counter",
@@ -72,6 +76,12 @@ class Metrics:
                 f'lampo_http_request_duration_seconds_sum{{route="{label}"}} {self._sum[route]:.6f}'
             )
         out += [
+            "# HELP lampo_reserve_batches_total Reservation batches sent to storage.",
+            "# TYPE lampo_reserve_batches_total counter",
+            f"lampo_reserve_batches_total {batches[0]}",
+            "# HELP lampo_reserve_batched_requests_total Reservations in those batches.",
+            "# TYPE lampo_reserve_batched_requests_total counter",
+            f"lampo_reserve_batched_requests_total {batches[1]}",
             "# HELP lampo_refusals_total Requests refused, by problem type.",
             "# TYPE lampo_refusals_total counter",
         ]

@@ -134,6 +134,13 @@ class Problem(Struct):
 
 
 def hold_out(hold: Hold) -> HoldOut:
+    # one pass over the lines for amount and units (on the hot path: every reservation)
+    lines = []
+    amount = units = 0
+    for ln in hold.lines:
+        lines.append(LineOut(ln.sku, ln.quantity, ln.unit_price))
+        amount += ln.quantity * ln.unit_price
+        units += ln.quantity
     return HoldOut(
         id=hold.id,
         event=hold.event,
@@ -141,9 +148,9 @@ def hold_out(hold: Hold) -> HoldOut:
         market=hold.market,
         channel=ChannelOut(hold.channel.kind.value, hold.channel.name, hold.channel.referral),
         state=hold.state.value,
-        lines=[LineOut(ln.sku, ln.quantity, ln.unit_price) for ln in hold.lines],
-        amount=MoneyIO(hold.amount.amount, hold.currency),
-        units=hold.units,
+        lines=lines,
+        amount=MoneyIO(amount, hold.currency),
+        units=units,
         created_at=hold.created_at,
         expires_at=hold.expires_at,
         payment_id=hold.payment_id or None,
