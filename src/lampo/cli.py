@@ -70,7 +70,10 @@ StorageOpt = Annotated[
         "--storage",
         envvar="LAMPO_STORAGE",
         show_envvar=True,
-        help="Storage URL: sqlite:///lampo.db (default) or memory://.",
+        help=(
+            "Storage URL: sqlite:///lampo.db (default), memory://, postgresql://..., "
+            "redis://...?prefix=..., redis+cluster://..., redis+postgresql://...?pg=..."
+        ),
     ),
 ]
 ScaleOpt = Annotated[float, typer.Option(help="Scale factor of stock and crowd, in (0, 10].")]
