@@ -371,29 +371,20 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("service, memory://", r, p, note))
 
     with tempfile.TemporaryDirectory(prefix="lampo-bench-") as tmp:
-        url = f"sqlite:///{os.path.join(tmp, 'service.db')}?synchronous={args.sync}"
-        try:
+        callers = (
+            ("thr", "threads", bench_service),
+            ("aio", "coroutines", bench_service_async),
+        )
+        for short, how, bench in callers:
+            url = f"sqlite:///{os.path.join(tmp, short + '.db')}?synchronous={args.sync}"
             sqlite = from_url(url)
-        except ImportError as exc:
-            rows.append(("service, sqlite://", None, None, f"not available: {exc}"))
-        else:
             try:
                 sizes = count_batches(sqlite)
-                r, p, note = bench_service(sqlite, args.threads, args.seconds)
+                r, p, note = bench(sqlite, args.threads, args.seconds)
                 if sizes:
                     note += f"; {len(sizes):,} commits, mean batch {sum(sizes) / len(sizes):.1f}"
-                rows.append(("service, sqlite:// thr", r, p, note))
-                services.append(("threads", r, p))
-            finally:
-                sqlite.close()
-            sqlite = from_url(url.replace("service.db", "service-async.db"))
-            try:
-                sizes = count_batches(sqlite)
-                r, p, note = bench_service_async(sqlite, args.threads, args.seconds)
-                if sizes:
-                    note += f"; {len(sizes):,} commits, mean batch {sum(sizes) / len(sizes):.1f}"
-                rows.append(("service, sqlite:// aio", r, p, note))
-                services.append(("coroutines", r, p))
+                rows.append((f"service, sqlite:// {short}", r, p, note))
+                services.append((how, r, p))
             finally:
                 sqlite.close()
         raw_r, raw_p = bench_raw(os.path.join(tmp, "raw.db"), raw_batch, args.seconds, args.sync)
