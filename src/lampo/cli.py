@@ -24,7 +24,7 @@ from lampo.bootstrap import Config, build_simulation, default_storage_url, open_
 from lampo.domain.errors import InvalidRequest, LampoError, UnknownEvent
 from lampo.domain.money import Money
 from lampo.reconcile_cli import reconcile_command
-from lampo.report_cli import render_battle, report_app
+from lampo.report_cli import StorageOpt, render_battle, report_app
 from lampo.services.audit import Audit, audit
 from lampo.services.imports import past_results
 from lampo.services.report import battle_report
@@ -64,18 +64,6 @@ def _root(
     """lampo: an omni-channel flash-sale engine with a live battle report."""
 
 
-StorageOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        envvar="LAMPO_STORAGE",
-        show_envvar=True,
-        help=(
-            "Storage URL: sqlite:///lampo.db (default), memory://, postgresql://..., "
-            "redis://...?prefix=..., redis+cluster://..., redis+postgresql://...?pg=..."
-        ),
-    ),
-]
 ScaleOpt = Annotated[float, typer.Option(help="Scale factor of stock and crowd, in (0, 10].")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the crowd: the same seed, the same run.")]
 

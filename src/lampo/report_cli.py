@@ -46,7 +46,10 @@ StorageOpt = Annotated[
         "--storage",
         envvar="LAMPO_STORAGE",
         show_envvar=True,
-        help="Storage URL: sqlite:///lampo.db (default) or memory://.",
+        help=(
+            "Storage URL: sqlite:///lampo.db (default), memory://, postgresql://..., "
+            "redis://...?prefix=..., redis+cluster://..., redis+postgresql://...?pg=..."
+        ),
     ),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
