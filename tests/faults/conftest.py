@@ -9,6 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
+from lampo.storage import from_url
+from lampo.storage.combined import RedisPostgresStorage
 from tests.faults._instances import PostgresServer, RedisServer
 
 
@@ -37,3 +39,19 @@ def combined_url(redis: RedisServer, postgres: PostgresServer) -> str:
     """A ``redis+postgresql://`` URL over the private servers, with a fresh schema."""
     ledger = f"{postgres.url}?schema=faults_{uuid.uuid4().hex[:12]}"
     return f"redis+postgresql://127.0.0.1:{redis.port}/0?pg={quote(ledger, safe='')}"
+
+
+@pytest.fixture
+def url(redis_server: RedisServer, postgres_server: PostgresServer) -> str:
+    """The URL of a fresh combined store over this test's private servers."""
+    return combined_url(redis_server, postgres_server)
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[RedisPostgresStorage]:
+    storage = from_url(url)
+    assert isinstance(storage, RedisPostgresStorage)
+    try:
+        yield storage
+    finally:
+        storage.close()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -18,27 +17,11 @@ from lampo.storage import from_url
 from lampo.storage.combined import RedisPostgresStorage
 from tests.contract.conftest import assert_consistent
 from tests.factories import NOW, sale_event
-from tests.faults._instances import PostgresServer, RedisServer
-from tests.faults.conftest import combined_url
+from tests.faults._instances import RedisServer
 
 pytestmark = [pytest.mark.faults, pytest.mark.redis_postgres]
 
 LATER = NOW + timedelta(minutes=1)
-
-
-@pytest.fixture
-def url(redis_server: RedisServer, postgres_server: PostgresServer) -> str:
-    return combined_url(redis_server, postgres_server)
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[RedisPostgresStorage]:
-    storage = from_url(url)
-    assert isinstance(storage, RedisPostgresStorage)
-    try:
-        yield storage
-    finally:
-        storage.close()
 
 
 @pytest.fixture

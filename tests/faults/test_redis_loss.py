@@ -6,8 +6,6 @@ docs/storage-redis-postgres.md for the order of writes these tests lean on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from lampo.domain.event import SaleEvent
@@ -16,30 +14,16 @@ from lampo.domain.totals import recount
 from lampo.services.clock import ManualClock
 from lampo.services.reconcile import reconcile
 from lampo.services.sales import Sales
-from lampo.storage import from_url
 from lampo.storage.combined import RedisPostgresStorage
 from tests.contract.conftest import assert_consistent
 from tests.factories import NOW, sale_event
-from tests.faults._instances import PostgresServer, RedisServer, wait_until
+from tests.faults._instances import RedisServer, wait_until
 from tests.faults._spike import Spike
-from tests.faults.conftest import combined_url
 
 pytestmark = [pytest.mark.faults, pytest.mark.redis_postgres]
 
 STOCK = 300
 BUYERS = 12
-
-
-@pytest.fixture
-def store(
-    redis_server: RedisServer, postgres_server: PostgresServer
-) -> Iterator[RedisPostgresStorage]:
-    storage = from_url(combined_url(redis_server, postgres_server))
-    assert isinstance(storage, RedisPostgresStorage)
-    try:
-        yield storage
-    finally:
-        storage.close()
 
 
 def spike(store: RedisPostgresStorage) -> tuple[Spike, SaleEvent]:
