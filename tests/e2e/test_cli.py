@@ -9,23 +9,12 @@ from pathlib import Path
 import pytest
 
 from lampo import __version__
-from lampo.cli import main
+from tests.e2e._cli import run
+
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 AUDIT_LINE = "oversold 0 · limit violations 0 · leaked 0 · totals vs recount: equal"
 TINY = "0.0005"
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("LAMPO_STORAGE", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_demo_runs_on_a_fresh_sqlite_file_and_ends_with_a_clean_audit(

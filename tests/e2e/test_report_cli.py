@@ -10,21 +10,11 @@ from pathlib import Path
 import pytest
 
 from lampo.cli import main
+from tests.e2e._cli import run
+
+pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
 SCALE = "0.0001"  # the period scenarios' allocations are multiples of 10,000: exact here
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("LAMPO_STORAGE", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
