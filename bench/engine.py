@@ -33,40 +33,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from lampo.domain.catalog import Category, Sku
+from _workload import ALLOCATION, EVENT, MARKET, PRICE, SKUS, bench_event
 from lampo.domain.errors import LampoError
-from lampo.domain.event import Offer, SaleEvent, Window
-from lampo.domain.market import Market
-from lampo.domain.money import FxTable, Money
 from lampo.services.sales import Sales
 from lampo.storage import Storage, from_url
-
-EVENT = "bench"
-MARKET = "CN"
-SKUS = tuple(f"phone-{i}" for i in range(8))
-PRICE = 99_900  # fen: 999.00 CNY
-ALLOCATION = 100_000_000  # never sells out during a run
-
-
-def bench_event(now: datetime) -> SaleEvent:
-    """One market, eight phone SKUs with a per-customer limit (so the limit check runs)."""
-    return SaleEvent(
-        id=EVENT,
-        name="engine benchmark",
-        markets={MARKET: Market(MARKET, "China", "CNY", "Asia/Shanghai")},
-        windows={MARKET: Window(now - timedelta(hours=1), now + timedelta(days=1))},
-        categories={"phones": Category("phones", "Phones", "phones")},
-        skus={s: Sku(s, "phone", s, "phones") for s in SKUS},
-        offers={
-            s: Offer(s, ALLOCATION, {MARKET: Money(PRICE, "CNY")}, limit_per_customer=2)
-            for s in SKUS
-        },
-        fx=FxTable("CNY", date(2015, 4, 8)),
-        hold_seconds=3600,
-        limit_per_customer=4,
-    )
 
 
 @dataclass
@@ -113,7 +85,7 @@ def run_threads(
 def bench_service(storage: Storage, threads: int, seconds: float) -> tuple[Phase, Phase, str]:
     """Reserve, then pay, through ``Sales``; returns both phases and an audit line."""
     sales = Sales(storage)
-    sales.open(bench_event(datetime.now(UTC)))
+    sales.open(bench_event(datetime.now(UTC), "engine benchmark"))
     holds: list[list[str]] = [[] for _ in range(threads)]
 
     def reserve(n: int, deadline: float) -> tuple[int, int]:
@@ -155,7 +127,7 @@ def bench_service_async(storage: Storage, callers: int, seconds: float) -> tuple
     """As ``bench_service``, with ``callers`` coroutines on one event loop (the way the HTTP
     server calls): the backend wakes the loop once per committed batch."""
     sales = Sales(storage)
-    sales.open(bench_event(datetime.now(UTC)))
+    sales.open(bench_event(datetime.now(UTC), "engine benchmark"))
     holds: list[list[str]] = [[] for _ in range(callers)]
 
     async def reserve(n: int, deadline: float) -> tuple[int, int]:

@@ -40,14 +40,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from lampo.domain.catalog import Category, Sku
+from _workload import ALLOCATION, EVENT, MARKET, SKUS, bench_event
 from lampo.domain.errors import LampoError
-from lampo.domain.event import Offer, SaleEvent, Window
-from lampo.domain.market import Market
-from lampo.domain.money import FxTable, Money
 from lampo.services.sales import Sales
 from lampo.storage import Storage, from_url
 
@@ -55,32 +52,10 @@ REDIS = os.environ.get("LAMPO_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES = os.environ.get("LAMPO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 #: A Redis Cluster to measure too (``redis+cluster://host:port``); no row without it.
 REDIS_CLUSTER = os.environ.get("LAMPO_BENCH_REDIS_CLUSTER_URL", "")
-EVENT = "bench"
-MARKET = "CN"
-SKUS = tuple(f"phone-{i}" for i in range(8))
-ALLOCATION = 100_000_000  # never sells out during a run
 DECREMENT = (
     "local v = redis.call('DECR', KEYS[1]) "
     "if v < 0 then redis.call('INCR', KEYS[1]) return -1 end return v"
 )
-
-
-def bench_event(now: datetime) -> SaleEvent:
-    return SaleEvent(
-        id=EVENT,
-        name="storage benchmark",
-        markets={MARKET: Market(MARKET, "China", "CNY", "Asia/Shanghai")},
-        windows={MARKET: Window(now - timedelta(hours=1), now + timedelta(days=1))},
-        categories={"phones": Category("phones", "Phones", "phones")},
-        skus={s: Sku(s, "phone", s, "phones") for s in SKUS},
-        offers={
-            s: Offer(s, ALLOCATION, {MARKET: Money(99_900, "CNY")}, limit_per_customer=2)
-            for s in SKUS
-        },
-        fx=FxTable("CNY", date(2015, 4, 8)),
-        hold_seconds=3600,
-        limit_per_customer=4,
-    )
 
 
 @dataclass
@@ -118,7 +93,7 @@ def run_threads(threads: int, seconds: float, work: Callable[[int, float], int])
 
 def bench_lampo(storage: Storage, callers: int, seconds: float) -> Row:
     sales = Sales(storage)
-    sales.open(bench_event(datetime.now(UTC)))
+    sales.open(bench_event(datetime.now(UTC), "storage benchmark"))
     refused = [0] * callers
 
     def reserve(n: int, deadline: float) -> int:
