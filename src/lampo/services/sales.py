@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from lampo.domain.catalog import check_id
-from lampo.domain.errors import InvalidRequest, LampoError, SoldOut, UnknownEvent
+from lampo.domain.errors import InvalidRequest, LampoError, SoldOut, UnknownEvent, UnknownHold
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
@@ -315,8 +315,6 @@ class Sales:
 
     # -- reads ------------------------------------------------------------------
     def hold(self, hold_id: str) -> Hold:
-        from lampo.domain.errors import UnknownHold
-
         hold = self.storage.hold(hold_id)
         if hold is None:
             raise UnknownHold(hold_id)
