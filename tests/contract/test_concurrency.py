@@ -235,3 +235,41 @@ def test_coroutines_reserving_and_paying_at_once_get_exactly_the_stock(
     assert (level.available, level.held, level.sold) == (0, 0, STOCK)
     assert store.totals(event.id).order_count == STOCK
     assert_consistent(store, event)
+
+
+def test_event_loops_in_several_threads_and_plain_threads_share_the_stock_exactly(
+    store: Storage, sales: Sales
+) -> None:
+    """Coroutine batches of several event loops (SQLite commits them in each loop's own
+    thread) and thread callers (the writer thread) at once: one batch at a time, exact."""
+    event = sale_event(stock={"phone-red": STOCK})
+    sales.open(event)
+    loops, per_loop, threads = 4, 40, 140
+
+    async def settle(coro: Awaitable[Hold]) -> object:
+        try:
+            return await coro
+        except LampoError as refusal:
+            return refusal
+
+    def work(i: int) -> object:
+        if i < loops:
+
+            async def crowd() -> list[object]:
+                return await asyncio.gather(
+                    *(
+                        settle(sales.areserve(event.id, f"l{i}-{j}", "CN", {"phone-red": 1}))
+                        for j in range(per_loop)
+                    )
+                )
+
+            return asyncio.run(crowd())
+        return sales.reserve(event.id, f"t{i}", "CN", {"phone-red": 1}, key=f"k{i}")
+
+    results = together(loops + threads, work)
+    flat = [r for batch in results[:loops] for r in batch] + results[loops:]  # type: ignore[attr-defined]
+    assert len(flat) == loops * per_loop + threads
+    assert reasons(flat) == {"ok": STOCK, "sold-out": len(flat) - STOCK}
+    level = store.stock(event.id)["phone-red"]
+    assert (level.available, level.held) == (0, STOCK)
+    assert_consistent(store, event)

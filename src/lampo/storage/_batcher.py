@@ -6,6 +6,17 @@ every unit in one transaction and returns one result per unit, or raises. A resu
 delivered only after ``commit`` returned, that is after the batch is durable; each event
 loop is woken once per batch. ``commit`` decides what to do when a batch fails (the
 server backends retry each unit alone, so one bad request cannot fail its neighbours).
+
+``inline=True`` (SQLite) changes where coroutines' batches run: the units that the
+coroutines of one event loop queue during one turn of that loop are committed together,
+at the end of the turn, in the loop's own thread, with no hop to the writer thread and
+back. One process has one interpreter lock, so the hop bought no parallelism for work
+that holds it (applying a batch); it cost two thread wake-ups per batch and a GIL
+convoy: every ``sqlite3`` call of the writer gives the lock up and must win it back from
+the busy loop. The loop is blocked while the batch commits (its fsync included), which
+is the same time its callers wait anyway. Threads still go through the writer thread; a
+lock keeps the writer's batches and the loops' batches one at a time. docs/http-api.md
+has the measurements.
 """
 
 from __future__ import annotations
@@ -60,11 +71,16 @@ def _resolve(items: list[tuple[_Future, Any, BaseException | None]]) -> None:
 class Batcher(Generic[S]):
     """The writer thread and its queue. ``submit``/``asubmit`` run one unit of work."""
 
-    def __init__(self, commit: Commit[S], max_batch: int, name: str) -> None:
+    def __init__(self, commit: Commit[S], max_batch: int, name: str, inline: bool = False) -> None:
         self._commit = commit
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._closed = False
+        self._inline = inline
+        #: Held while a batch commits: the writer's and the event loops' take turns.
+        self._turn = threading.Lock()
+        #: Inline mode: the units each event loop queued in its current turn.
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Work[S], _Future]]] = {}
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -80,8 +96,30 @@ class Batcher(Generic[S]):
             raise Unavailable("storage is closed")
         loop = asyncio.get_running_loop()
         future: _Future = loop.create_future()
-        self._queue.put((work, weight, (loop, future)))
+        if self._inline:
+            pending = self._pending.get(loop)
+            if pending is None:
+                pending = self._pending[loop] = []
+                loop.call_soon(self._flush, loop)  # after the callbacks already ready
+            pending.append((work, future))
+        else:
+            self._queue.put((work, weight, (loop, future)))
         return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Inline mode: commit what ``loop``'s coroutines queued this turn, in this thread."""
+        pending = self._pending.pop(loop, [])
+        if self._closed:
+            _resolve([(future, None, Unavailable("storage is closed")) for _, future in pending])
+            return
+        for start in range(0, len(pending), self._max_batch):
+            batch = pending[start : start + self._max_batch]
+            try:
+                with self._turn:
+                    outcomes = self._commit([work for work, _ in batch])
+            except BaseException as exc:  # a bug in commit: every caller sees it
+                outcomes = [(None, exc)] * len(batch)
+            _resolve([(f, r, e) for (_, f), (r, e) in zip(batch, outcomes, strict=True)])
 
     def close(self) -> None:
         if self._closed:
@@ -89,6 +127,8 @@ class Batcher(Generic[S]):
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join()
+        with self._turn:  # an event loop's batch that already started ends first
+            pass
 
     def _run(self) -> None:
         q = self._queue
@@ -110,7 +150,8 @@ class Batcher(Generic[S]):
                 batch.append(item)
                 size += item[1]
             try:
-                outcomes = self._commit([work for work, _, _ in batch])
+                with self._turn:
+                    outcomes = self._commit([work for work, _, _ in batch])
             except BaseException as exc:  # a bug in commit: every caller sees it
                 outcomes = [(None, exc)] * len(batch)
             self._deliver(batch, outcomes)

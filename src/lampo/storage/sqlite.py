@@ -366,7 +366,7 @@ class SqliteStorage(BatchedTransitions):
         self._readers_lock = threading.Lock()
         self._closed = False
         self._batcher: Batcher[_SqlState] = Batcher(
-            self._commit, self._max_batch, name="lampo-sqlite-writer"
+            self._commit, self._max_batch, name="lampo-sqlite-writer", inline=True
         )
 
     def _connect(self) -> sqlite3.Connection:
@@ -380,7 +380,8 @@ class SqliteStorage(BatchedTransitions):
     # -- the writer -------------------------------------------------------------
     def _commit(self, units: list[Callable[[_SqlState], Any]]) -> list[tuple[Any, Any]]:
         """Run ``units`` in one transaction; on failure, each alone, so one bad request
-        cannot fail its neighbours. Called by the batcher's writer thread only."""
+        cannot fail its neighbours. Called by the batcher only, one batch at a time (its
+        writer thread, or an event loop's thread for coroutines' batches)."""
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
