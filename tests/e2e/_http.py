@@ -73,7 +73,12 @@ class Server:
             if body is not None:
                 data = json.dumps(body).encode()
                 sent.setdefault("Content-Type", "application/json")
-            conn.request(method, path, body=data, headers=sent)
+            try:
+                conn.request(method, path, body=data, headers=sent)
+            except (BrokenPipeError, ConnectionResetError):
+                # the server answered before the whole body was sent (413) and closed
+                # the connection; like curl or a browser, read the answer it sent
+                pass
             resp = conn.getresponse()
             return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         finally:
