@@ -29,6 +29,7 @@ postgresql://postgres@127.0.0.1:5432/test); a missing server skips its rows.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -91,7 +92,7 @@ def run_threads(threads: int, seconds: float, work: Callable[[int, float], int])
     return sum(counts) / (time.perf_counter() - t0)
 
 
-def bench_lampo(storage: Storage, callers: int, seconds: float) -> Row:
+def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = False) -> Row:
     sales = Sales(storage)
     sales.open(bench_event(datetime.now(UTC), "storage benchmark"))
     refused = [0] * callers
@@ -99,7 +100,7 @@ def bench_lampo(storage: Storage, callers: int, seconds: float) -> Row:
     def reserve(n: int, deadline: float) -> int:
         ops = 0
         while time.perf_counter() < deadline:
-            sku = SKUS[(n + ops) % len(SKUS)]
+            sku = SKUS[0] if hot else SKUS[(n + ops) % len(SKUS)]
             try:
                 sales.reserve(EVENT, f"t{n}-c{ops}", MARKET, {sku: 1}, key=f"k{ops}")
             except LampoError:
@@ -230,7 +231,12 @@ def drop_postgres_schema(schema: str) -> None:
 
 
 def lampo_row(
-    name: str, url: str, callers: int, seconds: float, cleanup: Callable[[], None]
+    name: str,
+    url: str,
+    callers: int,
+    seconds: float,
+    cleanup: Callable[[], None],
+    hot: bool = False,
 ) -> Row:
     try:
         storage = from_url(url)
@@ -238,7 +244,7 @@ def lampo_row(
         cleanup()
         return Row(name, None, f"not available: {exc}")
     try:
-        row = bench_lampo(storage, callers, seconds)
+        row = bench_lampo(storage, callers, seconds, hot)
     finally:
         storage.close()
         cleanup()
@@ -254,6 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         default="memory,sqlite,postgres,redis,redis-cluster,redis-benchmark,textbook",
         help="comma-separated rows to run (default: all)",
+    )
+    parser.add_argument(
+        "--buckets",
+        type=int,
+        default=0,
+        help="also measure one hot SKU on redis and redis-cluster, without and with "
+        "buckets=N stock buckets (issue 5)",
     )
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
@@ -301,6 +314,24 @@ def main(argv: list[str] | None = None) -> int:
             args.seconds,
             lambda: drop_redis_cluster_prefix(cprefix),
         )
+    if args.buckets:
+        for key, base, drop in (
+            ("redis", REDIS, drop_redis_prefix),
+            ("redis-cluster", REDIS_CLUSTER, drop_redis_cluster_prefix),
+        ):
+            if key not in only or not base:
+                continue
+            for n in (1, args.buckets):
+                hprefix = f"lampo-bench-{uuid.uuid4().hex[:12]}:"
+                scheme = base.split("://")[0]
+                rows[f"{key}-hot-{n}"] = lampo_row(
+                    f"lampo {scheme}:// hot, buckets={n}",
+                    _with(_with(base, f"prefix={hprefix}"), f"buckets={n}"),
+                    args.callers,
+                    args.seconds,
+                    functools.partial(drop, hprefix),
+                    hot=True,
+                )
     if "redis-benchmark" in only:
         try:
             rows["redis-benchmark"] = bench_redis_benchmark(args.callers, args.seconds, 100_000)
@@ -329,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     ratio("memory", "redis-benchmark", "the most any backend could reach through Sales")
     ratio("redis", "memory", "what the redis backend keeps of the service's own rate")
     ratio("redis", "textbook", "goal >= 10")
+    for key in ("redis", "redis-cluster"):
+        ratio(f"{key}-hot-{args.buckets}", f"{key}-hot-1", "stock buckets, one hot SKU")
     ratio("postgres", "textbook", "for context")
     ratio("sqlite", "textbook", "for context")
     return 0

@@ -69,6 +69,15 @@ SQLITE = Backend("sqlite", _sqlite_url)
 POSTGRES = Backend("postgres", postgres_url, server=True, dispose=drop_postgres_schema)
 REDIS = Backend("redis", redis_url, server=True, dispose=drop_redis_prefix)
 REDIS_CLUSTER = Backend("redis-cluster", redis_cluster_url, server=True)  # a private cluster
+REDIS_BUCKETS = Backend(  # every event split over 4 stock buckets on one server
+    "redis-buckets",
+    lambda tmp: redis_url(tmp) + "&buckets=4",
+    server=True,
+    dispose=drop_redis_prefix,
+)
+REDIS_CLUSTER_BUCKETS = Backend(  # 3 stock buckets, in 3 slots of the private cluster
+    "redis-cluster-buckets", lambda tmp: redis_cluster_url(tmp) + "&buckets=3", server=True
+)
 REDIS_POSTGRES = Backend(
     "redis_postgres", redis_postgres_url, server=True, dispose=drop_redis_postgres
 )
@@ -79,6 +88,10 @@ ALL_STORAGES = [
     pytest.param(POSTGRES, id="postgres", marks=pytest.mark.postgres),
     pytest.param(REDIS, id="redis", marks=pytest.mark.redis),
     pytest.param(REDIS_CLUSTER, id="redis-cluster", marks=pytest.mark.redis_cluster),
+    pytest.param(REDIS_BUCKETS, id="redis-buckets", marks=pytest.mark.redis),
+    pytest.param(
+        REDIS_CLUSTER_BUCKETS, id="redis-cluster-buckets", marks=pytest.mark.redis_cluster
+    ),
     pytest.param(REDIS_POSTGRES, id="redis+postgres", marks=pytest.mark.redis_postgres),
 ]
 

@@ -68,6 +68,10 @@ class RedisPostgresStorage:
 
     def __init__(self, url: str) -> None:
         redis_url, pg_url = split_url(url)
+        buckets = [v for k, v in parse_qsl(urlsplit(redis_url).query) if k == "buckets"]
+        if buckets and buckets[-1] != "1":
+            # Reconcile and the record compare per-event stock rows of one live bucket.
+            raise InvalidRequest("buckets", "redis+postgresql:// supports buckets=1 only")
         #: The system of record (orders, events); period reports read it.
         self.ledger = PostgresStorage(pg_url)
         try:

@@ -8,9 +8,9 @@ keys share a hash slot and every script touches one slot: the same scripts run o
 Redis Cluster. Hold expiry reads a sorted set by deadline (no scan).
 
 Group commit: a writer thread (``_batcher.Batcher``) takes the requests of all the
-callers waiting at that moment and sends them as one script call per (script, event),
-all in one pipeline when there are several, so N concurrent callers share one round
-trip; each gets its own answer, in order. ``areserve``/``apay`` queue from the event loop
+callers waiting at that moment and sends them as one script call per (script, event,
+stock bucket), all in one pipeline when there are several, so N concurrent callers share
+one round trip; each gets its own answer, in order. ``areserve``/``apay`` queue from the event loop
 without a thread hop. Requests are encoded in the caller's thread, not the writer's.
 
 Two keys lie outside the events' slots: the hold index (``<prefix>hx:<hold id>`` -> its
@@ -31,9 +31,20 @@ Durability is the server's: an answer means the script ran, and it survives a cr
 as far as the server's AOF policy says (``appendfsync always`` for guarantee 5; see
 docs/architecture.md).
 
+Hot events: ``buckets=N`` splits each event set up by this store into N stock buckets,
+each in its own hash slot (bucket 0 keeps ``{event}``, bucket b the tag ``{event #b}``).
+A customer is pinned to one bucket (``_buckets.bucket_of``), so their limits and
+idempotency records stay in one slot; each bucket owns a share of every allocation, and
+a reservation its bucket cannot serve borrows units from sibling buckets by a journaled
+two-step transfer (lend.lua, borrow.lua, settle.lua; recovered on open and by every
+expiry sweep). Reads sum the buckets. An event keeps the bucket count it was set up with
+(``:nb`` in its bucket 0), whatever the ``buckets`` option of a store that opens it later.
+See docs/storage-redis-postgres.md, "Hot events: stock buckets".
+
 Query options (removed before connecting): ``prefix`` (default ``lampo:``), put in front
 of every key, so several stores can share one server; ``max_batch`` (most requests per
-writer round, default 256).
+writer round, default 256); ``buckets`` (stock buckets of the events this store sets up,
+1 to 64, default 1: one slot per event, as without the option).
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ import functools
 import hashlib
 import json
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -83,12 +95,30 @@ from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.money import Money
 from lampo.domain.totals import Totals, order_key
 from lampo.storage._batcher import Batcher
+from lampo.storage._buckets import bucket_of, parse_buckets, plan_moves, shares
 from lampo.storage.port import Result, check_same_definition
 
 SEP = "\x1f"  # between the parts of a counter or totals key
 RS = "\x1e"  # after each field of a request sent to reserve.lua
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-SCRIPTS = ("setup", "reserve", "pay", "release", "expire", "refund", "holds", "totals")
+SCRIPTS = (
+    "setup",
+    "reserve",
+    "pay",
+    "release",
+    "expire",
+    "refund",
+    "holds",
+    "totals",
+    "lend",
+    "borrow",
+    "settle",
+    "bucket",
+)
+#: Rounds of balancing (move units, run the refused reservations again) per writer round.
+_BALANCE_ROUNDS = 8
+#: Reads of a bucketed event's stock before one is known to be a consistent snapshot.
+_VIEW_TRIES = 20
 
 
 @functools.cache
@@ -194,7 +224,7 @@ def _split_url(url: str) -> tuple[str, dict[str, str]]:
     return urlunsplit((scheme, parts.netloc, parts.path, rest, "")), options
 
 
-_OPTIONS = ("prefix", "max_batch")
+_OPTIONS = ("prefix", "max_batch", "buckets")
 _CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, RedisClusterException)
 
 
@@ -217,13 +247,27 @@ def _cluster_client(url: str) -> Any:
 class _Req:
     """One request of a writer round: its script call's arguments, later its answer."""
 
-    __slots__ = ("answer", "args", "event", "hold_id", "script")
+    __slots__ = (
+        "answer",
+        "args",
+        "bucket",
+        "customer",
+        "event",
+        "hold_id",
+        "script",
+        "tag",
+        "wanted",
+    )
 
     def __init__(self, script: str, event: str | None, args: list[Any], hold_id: str = "") -> None:
         self.script = script
         self.event = event  # None: looked up from hold_id by the round
+        self.bucket = 0  # the event's stock bucket this request runs in
+        self.tag = event or ""  # the hold index value: the event, or "<event>\x1f<bucket>"
         self.args = args
         self.hold_id = hold_id
+        self.customer = ""  # reserve only: routes the request to the customer's bucket
+        self.wanted: dict[str, int] = {}  # reserve only: units per SKU
         self.answer: Any = None
 
 
@@ -239,6 +283,39 @@ class _Round:
         req = _Req(script, event, args, hold_id)
         self.reqs.append(req)
         return req
+
+
+def _tag(event: str, bucket: int, buckets: int) -> str:
+    """The hold index value of a hold in ``bucket`` of an event of ``buckets`` buckets."""
+    return event if buckets == 1 else f"{event}{SEP}{bucket}"
+
+
+def _untag(value: str) -> tuple[str, int]:
+    event, _, bucket = value.partition(SEP)
+    return event, int(bucket) if bucket else 0
+
+
+class _View:
+    """One consistent read of a bucketed event's stock: per bucket, SKU -> [allocation
+    share, available, held, sold]; and the units in transit (lent, not yet received)."""
+
+    __slots__ = ("levels", "transit")
+
+    def __init__(self, levels: list[dict[str, list[int]]], transit: dict[str, int]) -> None:
+        self.levels = levels
+        self.transit = transit
+
+    def total(self, sku: str) -> int:
+        """Available units of ``sku`` across the buckets, those in transit included."""
+        return sum(b[sku][1] for b in self.levels if sku in b) + self.transit.get(sku, 0)
+
+    def stock(self) -> dict[str, StockLevel]:
+        out = {}
+        for sku in sorted(self.levels[0]):
+            a, v, h, s = (sum(b.get(sku, [0, 0, 0, 0])[i] for b in self.levels) for i in range(4))
+            extra = self.transit.get(sku, 0)
+            out[sku] = StockLevel(sku, a + extra, v + extra, h, s)
+        return out
 
 
 #: A unit of the writer's batch: it adds its requests to the round and returns the
@@ -261,6 +338,11 @@ class RedisStorage:
             raise InvalidRequest("storage", "max_batch is an integer") from None
         if max_batch < 1:
             raise InvalidRequest("storage", "max_batch must be >= 1")
+        try:
+            #: The stock buckets of each event this store sets up (1: one slot per event).
+            self.buckets = parse_buckets(options.get("buckets", "1"))
+        except ValueError as exc:
+            raise InvalidRequest("buckets", str(exc)) from None
         self._r: Any
         try:
             if self.cluster:
@@ -282,10 +364,16 @@ class RedisStorage:
             raise Unavailable(f"redis: {exc}") from None
         self._events = self.prefix + "events"
         self._closed = False
+        #: Bucket count of each event known to exist (it never changes once set up).
+        self._nbs: dict[str, int] = {}
+        # Transfers that a crash left half done are completed before anything else.
+        self._call(self._recover_all)
         self._batcher: Batcher[_Round] = Batcher(self._commit, max_batch, name="lampo-redis-writer")
 
-    def _base(self, event: str) -> str:
-        return f"{self.prefix}{{{event}}}"
+    def _base(self, event: str, bucket: int = 0) -> str:
+        if bucket == 0:
+            return f"{self.prefix}{{{event}}}"
+        return f"{self.prefix}{{{event} #{bucket}}}"  # event ids have no spaces: no clash
 
     def _index(self, hold_id: str) -> str:
         """The key that names a hold's event (outside the event's slot)."""
@@ -362,60 +450,311 @@ class RedisStorage:
         return outcomes
 
     def _play(self, rnd: _Round) -> None:
-        """Look up the holds' events, run one script call per (script, event), in order."""
+        """Look up the holds' events, route reservations to their customers' buckets, run
+        one script call per (script, event, bucket), in order; then balance the buckets
+        of the reservations their bucket refused as sold out."""
         lookup = [req for req in rnd.reqs if req.event is None]
         if lookup:
             keys = [self._index(req.hold_id) for req in lookup]
             mget = self._r.mget_nonatomic if self.cluster else self._r.mget
-            for req, event in zip(lookup, mget(keys), strict=True):
-                if event is None:
+            for req, value in zip(lookup, mget(keys), strict=True):
+                if value is None:
                     req.answer = ["unknown-hold"]
-                req.event = event
-        groups: dict[tuple[str, str], list[_Req]] = {}
-        for req in rnd.reqs:
-            if req.answer is None and req.event is not None:
-                groups.setdefault((req.script, req.event), []).append(req)
+                else:
+                    req.event, req.bucket = _untag(value)
+                    req.tag = value
+        reserves = [req for req in rnd.reqs if req.script == "reserve" and req.answer is None]
+        bucketed: list[_Req] = []
+        if reserves:
+            counts = self._bucket_counts({req.event for req in reserves if req.event})
+            for req in reserves:
+                assert req.event is not None
+                n = counts[req.event]
+                if n > 1:
+                    req.bucket = bucket_of(req.customer, n)
+                    req.tag = _tag(req.event, req.bucket, n)
+                    bucketed.append(req)
+            if bucketed and self.cluster:
+                self._check_hold_ids(bucketed)
+        self._run_reqs([req for req in rnd.reqs if req.answer is None and req.event is not None])
+        short = [r for r in bucketed if isinstance(r.answer, list) and r.answer[0] == "sold-out"]
+        if short:
+            try:
+                self._balance(short)
+            except (*_CONNECTION_ERRORS, redis.ResponseError) as exc:
+                for req in short:  # outcome unknown to the caller: retry with the same key
+                    req.answer = Unavailable(f"redis: {exc}")
+        if self.cluster:
+            index: dict[str, str] = {}
+            for req in reserves:
+                one = req.answer
+                if isinstance(one, list) and one[0] in ("ok", "same"):
+                    hold_id = req.hold_id if one[0] == "ok" else _view_id(one[1])
+                    index[self._index(hold_id)] = req.tag
+            if index:
+                # On a cluster the index lies in other slots than the event: written after
+                # the hold, again on every idempotent repeat, so a caller that was answered
+                # can always find its hold (see the module docstring).
+                self._r.mset_nonatomic(index)
+
+    def _run_reqs(self, reqs: list[_Req]) -> None:
+        """One script call per (script, event, bucket), all in one pipeline."""
+        groups: dict[tuple[str, str, int], list[_Req]] = {}
+        for req in reqs:
+            assert req.event is not None
+            groups.setdefault((req.script, req.event, req.bucket), []).append(req)
         calls: list[tuple[str, list[str], list[Any]]] = []
-        for (script, event), reqs in groups.items():
-            keys = [self._base(event)]
+        for (script, event, bucket), group in groups.items():
+            keys = [self._base(event, bucket)]
             if script == "reserve" and not self.cluster:
-                keys += [self._index(req.hold_id) for req in reqs]
-            args: list[Any] = [event]
-            for req in reqs:
+                keys += [self._index(req.hold_id) for req in group]
+            args: list[Any] = [group[0].tag if script == "reserve" else event]
+            for req in group:
                 args += req.args
             calls.append((script, keys, args))
         answers = self._evalsha(calls)
-        index: dict[str, str] = {}
-        for ((script, event), reqs), answer in zip(groups.items(), answers, strict=True):
+        for group, answer in zip(groups.values(), answers, strict=True):
             if isinstance(answer, Exception):
-                for req in reqs:
+                for req in group:
                     req.answer = answer
                 continue
-            for req, one in zip(reqs, answer, strict=True):
+            for req, one in zip(group, answer, strict=True):
                 req.answer = one
-                if script == "reserve" and self.cluster and one[0] in ("ok", "same"):
-                    hold_id = req.hold_id if one[0] == "ok" else _view_id(one[1])
-                    index[self._index(hold_id)] = event
-        if index:
-            # On a cluster the index lies in other slots than the event: written after
-            # the hold, again on every idempotent repeat, so a caller that was answered
-            # can always find its hold (see the module docstring).
-            self._r.mset_nonatomic(index)
+
+    # -- stock buckets -------------------------------------------------------------------
+    def _bucket_counts(self, events: set[str]) -> dict[str, int]:
+        """The bucket count of each event; 1 for an event not set up (yet)."""
+        out = {e: self._nbs[e] for e in events if e in self._nbs}
+        todo = sorted(events - out.keys())
+        if todo:
+            pipe = self._r.pipeline(transaction=False)
+            for event in todo:
+                pipe.get(self._base(event) + ":nb")
+                pipe.exists(self._base(event) + ":def")
+            found = pipe.execute()
+            for i, event in enumerate(todo):
+                nb, known = found[2 * i], found[2 * i + 1]
+                out[event] = int(nb) if nb else 1
+                if known:  # an event's count never changes once it exists
+                    self._nbs[event] = out[event]
+        return out
+
+    def _bucket_count(self, event: str) -> int:
+        return self._bucket_counts({event})[event]
+
+    def _check_hold_ids(self, reqs: list[_Req]) -> None:
+        """On a cluster: refuse a bucketed reservation whose hold id the index gives to
+        another bucket or event (on one server reserve.lua checks it atomically)."""
+        values = self._r.mget_nonatomic([self._index(req.hold_id) for req in reqs])
+        mine: dict[str, str] = {}
+        for req, value in zip(reqs, values, strict=True):
+            first = mine.setdefault(req.hold_id, req.tag)
+            if (value is not None and value != req.tag) or first != req.tag:
+                req.answer = ["hold-id"]
+
+    def _read_view(self, event: str, n: int) -> _View:
+        """A consistent read of the ``n`` buckets of ``event``.
+
+        Each bucket is read atomically (bucket.lua: its stock, the transfers it lent and
+        has not settled, its transfer version); a lent transfer the borrower has not
+        applied yet is in transit. The read is kept only if no bucket's transfer version
+        moved between its read and a check after all reads: then every bucket was as read
+        at one instant between the two, and no unit is missed or counted twice.
+        """
+        view = _View([{} for _ in range(n)], {})
+        for _ in range(_VIEW_TRIES):
+            answers = self._evalsha([("bucket", [self._base(event, b)], []) for b in range(n)])
+            levels: list[dict[str, list[int]]] = []
+            versions: list[str] = []
+            lent: list[tuple[int, str, str, int]] = []  # (to, id, sku, units)
+            for answer in answers:
+                if isinstance(answer, Exception):
+                    raise answer
+                flat_stock, flat_lent, version = answer
+                raw = _pairs(flat_stock)
+                levels.append(
+                    {
+                        k[2:]: [
+                            int(raw[k]),
+                            int(raw["v:" + k[2:]]),
+                            int(raw["h:" + k[2:]]),
+                            int(raw["s:" + k[2:]]),
+                        ]
+                        for k in raw
+                        if k.startswith("a:")
+                    }
+                )
+                versions.append(str(version))
+                for tid, record in _pairs(flat_lent).items():
+                    parts = record.split(SEP)
+                    lent.append((int(parts[0]), tid, parts[1], int(parts[2])))
+            pipe = self._r.pipeline(transaction=False)
+            for dest, tid, _, _ in lent:
+                pipe.sismember(self._base(event, dest) + ":xin", tid)
+            for b in range(n):
+                pipe.get(self._base(event, b) + ":xv")
+            checked = pipe.execute()
+            applied, after = checked[: len(lent)], checked[len(lent) :]
+            transit: dict[str, int] = {}
+            for (_, _, item, count), done in zip(lent, applied, strict=True):
+                if not done:
+                    transit[item] = transit.get(item, 0) + count
+            view = _View(levels, transit)
+            if [str(v or "0") for v in after] == versions:
+                break
+        return view
+
+    def _transfer(self, event: str, moves: list[tuple[int, int, str, int]]) -> None:
+        """Move units between buckets: ``(from, to, sku, units)``, in three steps (see
+        docs/storage-redis-postgres.md): lend (the lender takes them off and records the
+        transfer), borrow (the borrower adds them, once per transfer id), settle (the
+        lender clears the record). A crash between steps leaves records that
+        ``_recover`` completes."""
+        if not moves:
+            return
+        ids = [uuid.uuid4().hex for _ in moves]
+        lend: dict[int, list[int]] = {}
+        for i, (frm, _, _, _) in enumerate(moves):
+            lend.setdefault(frm, []).append(i)
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        for frm, idx in lend.items():
+            args: list[Any] = []
+            for i in idx:
+                _, to, sku, units = moves[i]
+                args += [ids[i], to, sku, units]
+            calls.append(("lend", [self._base(event, frm)], args))
+        taken = [0] * len(moves)
+        for (_, idx), answer in zip(lend.items(), self._evalsha(calls), strict=True):
+            if isinstance(answer, Exception):
+                raise answer
+            for i, units in zip(idx, answer, strict=True):
+                taken[i] = int(units)
+        self._complete(
+            event,
+            [
+                (frm, ids[i], to, sku, taken[i])
+                for i, (frm, to, sku, _) in enumerate(moves)
+                if taken[i]
+            ],
+        )
+
+    def _complete(self, event: str, lent: list[tuple[int, str, int, str, int]]) -> None:
+        """Steps 2 and 3 of transfers ``(lender, id, to, sku, units)`` already lent."""
+        if not lent:
+            return
+        borrow: dict[int, list[Any]] = {}
+        settle: dict[int, list[Any]] = {}
+        for frm, tid, to, sku, units in lent:
+            borrow.setdefault(to, []).extend([tid, sku, units])
+            settle.setdefault(frm, []).append(tid)
+        for script, by_bucket in (("borrow", borrow), ("settle", settle)):
+            calls = [(script, [self._base(event, b)], args) for b, args in by_bucket.items()]
+            for answer in self._evalsha(calls):
+                if isinstance(answer, Exception):
+                    raise answer
+
+    def _recover(self, event: str, n: int) -> int:
+        """Complete every transfer of ``event`` left half done (a crash between its
+        steps); safe to run twice or at once with the transfer itself. How many it found."""
+        pipe = self._r.pipeline(transaction=False)
+        for b in range(n):
+            pipe.hgetall(self._base(event, b) + ":xfer")
+        lent: list[tuple[int, str, int, str, int]] = []
+        for frm, records in enumerate(pipe.execute()):
+            for tid, record in records.items():
+                to, sku, units = record.split(SEP)
+                lent.append((frm, tid, int(to), sku, int(units)))
+        self._complete(event, lent)
+        return len(lent)
+
+    def _recover_all(self) -> None:
+        events = set(self._r.smembers(self._events))
+        for event, n in self._bucket_counts(events).items():
+            if n > 1:
+                self._recover(event, n)
+
+    def _balance(self, pending: list[_Req]) -> None:
+        """Serve the reservations refused sold-out in their bucket from sibling buckets.
+
+        Per round: a consistent read of each event's buckets; a request short of some SKU
+        across all buckets (transit included) is answered sold-out with the true total; the
+        others get moves planned (``plan_moves``), the moves are made, and those requests
+        run again in their buckets. A request the round's plan could not cover (the units
+        went to earlier requests of the round) waits for the next round.
+        """
+        for _ in range(_BALANCE_ROUNDS):
+            retry: list[_Req] = []
+            waiting: list[_Req] = []
+            by_event: dict[str, list[_Req]] = {}
+            for req in pending:
+                assert req.event is not None
+                by_event.setdefault(req.event, []).append(req)
+            for event, reqs in by_event.items():
+                n = self._bucket_count(event)
+                view = self._read_view(event, n)
+                if view.transit:  # units stuck between buckets: complete, then read again
+                    self._recover(event, n)
+                    view = self._read_view(event, n)
+                available = [{sku: lv[1] for sku, lv in b.items()} for b in view.levels]
+                moves: list[tuple[int, int, str, int]] = []
+                for req in reqs:
+                    refusal = _refusal(view, req.wanted)
+                    if refusal is not None:
+                        req.answer = refusal
+                        continue
+                    plan = plan_moves(available, req.bucket, req.wanted)
+                    if plan is None:
+                        waiting.append(req)
+                        continue
+                    moves += [(frm, req.bucket, sku, units) for frm, sku, units in plan]
+                    retry.append(req)
+                self._transfer(event, moves)
+            for req in retry:
+                req.answer = None
+            self._run_reqs(retry)
+            pending = [r for r in retry if _sold_out(r.answer)] + waiting
+            if not pending:
+                return
+        # Still refused after every round (other processes took the units meanwhile): a
+        # true sold-out is answered as such; otherwise the units are there but kept moving,
+        # and the answer is a retryable ``unavailable``, never a sold-out with stock left.
+        for req in pending:
+            assert req.event is not None
+            view = self._read_view(req.event, self._bucket_count(req.event))
+            req.answer = _refusal(view, req.wanted) or Unavailable(
+                "stock is moving between buckets under contention; retry"
+            )
 
     # -- the port ------------------------------------------------------------------------
     def setup(self, event: SaleEvent) -> None:
         definition = json.dumps(event_to_dict(event), sort_keys=True)
-        args: list[Any] = [event.id, definition, len(event.offers)]
-        for sku, offer in sorted(event.offers.items()):
-            args += [sku, offer.allocation]
-        keys = [self._base(event.id)]
-        if not self.cluster:
-            keys.append(self._events)
-        out = self._run("setup", keys, args)
-        if self.cluster:  # the registry of event ids lies outside the event's slot
-            self._call(self._r.sadd, self._events, event.id)
-        if out[0] == "exists":
-            check_same_definition(event_from_dict(json.loads(out[1])), event)
+        # An event set up before keeps its bucket count; a new one gets this store's.
+        n = self._nbs.get(event.id) or self._call(self._probe, event.id) or self.buckets
+        # Bucket 0 last: its definition is what makes the event known (and routed by its
+        # bucket count), so an interrupted setup is simply run again.
+        for bucket in reversed(range(n)):
+            args: list[Any] = [event.id, definition, len(event.offers)]
+            for sku, offer in sorted(event.offers.items()):
+                args += [sku, shares(offer.allocation, n)[bucket]]
+            args.append("" if n == 1 else str(n))
+            keys = [self._base(event.id, bucket)]
+            if bucket == 0 and not self.cluster:
+                keys.append(self._events)
+            out = self._run("setup", keys, args)
+            if bucket == 0 and self.cluster:  # the registry of event ids lies elsewhere
+                self._call(self._r.sadd, self._events, event.id)
+            if out[0] == "exists":
+                check_same_definition(event_from_dict(json.loads(out[1])), event)
+        self._nbs[event.id] = n
+
+    def _probe(self, event: str) -> int | None:
+        """The bucket count of ``event``, None if it is not set up."""
+        base = self._base(event)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.get(base + ":nb")
+        pipe.exists(base + ":def")
+        nb, known = pipe.execute()
+        return (int(nb) if nb else 1) if known else None
 
     def events(self) -> list[str]:
         return sorted(self._call(self._r.smembers, self._events))
@@ -440,9 +779,12 @@ class RedisStorage:
                 encoded.append((i, req.hold.event, req.hold.id, list(args)))
 
         def unit(rnd: _Round) -> Callable[[], list[Result]]:
-            sent = [
-                (i, rnd.add("reserve", event, args, hold_id)) for i, event, hold_id, args in encoded
-            ]
+            sent = []
+            for i, event, hold_id, args in encoded:
+                req = rnd.add("reserve", event, args, hold_id)
+                req.customer = requests[i].hold.customer
+                req.wanted = _wanted(requests[i])
+                sent.append((i, req))
 
             def finish() -> list[Result]:
                 results: dict[int, Result] = dict(refused)
@@ -516,30 +858,46 @@ class RedisStorage:
         return out
 
     def expire_due(self, event: str, now: datetime, limit: int = 1000) -> list[Hold]:
-        out = self._run("expire", [self._base(event)], [_us(now), now.isoformat(), limit])
-        return [_hold_from_view(flat) for flat in out]
+        n = self._call(self._bucket_count, event)
+        if n > 1:  # the sweep also completes transfers a crash left half done
+            self._call(self._recover, event, n)
+        out: list[Hold] = []
+        for bucket in range(n):
+            if len(out) >= limit:
+                break
+            args = [_us(now), now.isoformat(), limit - len(out)]
+            found = self._run("expire", [self._base(event, bucket)], args)
+            out += [_hold_from_view(flat) for flat in found]
+        return out
 
     def hold(self, hold_id: str) -> Hold | None:
-        event = self._call(self._r.get, self._index(hold_id))
-        if event is None:
+        value = self._call(self._r.get, self._index(hold_id))
+        if value is None:
             return None
-        view = self._call(self._r.hmget, f"{self._base(event)}:h:{hold_id}", _VIEW)
+        event, bucket = _untag(value)
+        view = self._call(self._r.hmget, f"{self._base(event, bucket)}:h:{hold_id}", _VIEW)
         return None if view[0] is None else _hold_from_view(view)
 
     def holds(self, event: str) -> Iterator[Hold]:
         found: dict[str, Hold] = {}
-        cursor = "0"
-        while True:  # one script call per page of holds (SSCAN: no long block)
-            cursor, *views = self._run("holds", [self._base(event)], [cursor, 1000])
-            for view in views:
-                if view[0] is not None:
-                    hold = _hold_from_view(view)
-                    found[hold.id] = hold
-            if cursor == "0":
-                break
+        for bucket in range(self._call(self._bucket_count, event)):
+            base = self._base(event, bucket)
+            cursor = "0"
+            while True:  # one script call per page of holds (SSCAN: no long block)
+                cursor, *views = self._run("holds", [base], [cursor, 1000])
+                for view in views:
+                    if view[0] is not None:
+                        hold = _hold_from_view(view)
+                        found[hold.id] = hold
+                if cursor == "0":
+                    break
         return iter(sorted(found.values(), key=lambda h: (h.created_at, h.id)))
 
     def stock(self, event: str) -> dict[str, StockLevel]:
+        n = self._call(self._bucket_count, event)
+        if n > 1:
+            levels: dict[str, StockLevel] = self._call(self._read_view, event, n).stock()
+            return levels
         raw: dict[str, str] = self._call(self._r.hgetall, self._base(event) + ":stock")
         skus = sorted(k[2:] for k in raw if k.startswith("a:"))
         return {
@@ -554,14 +912,21 @@ class RedisStorage:
         }
 
     def totals(self, event: str) -> Totals:
-        base = self._base(event)
-        lu, la, ou, oa = (_pairs(flat) for flat in self._run("totals", [base], []))
-        lines: dict[Any, list[int]] = {
-            tuple(k.split(SEP)): [int(v), int(la.get(k, 0))] for k, v in lu.items()
-        }
-        orders: dict[Any, list[int]] = {
-            tuple(k.split(SEP)): [int(v), int(oa.get(k, 0))] for k, v in ou.items()
-        }
+        n = self._call(self._bucket_count, event)
+        calls: list[tuple[str, list[str], list[Any]]] = [
+            ("totals", [self._base(event, b)], []) for b in range(n)
+        ]
+        lines: dict[Any, list[int]] = {}
+        orders: dict[Any, list[int]] = {}
+        for answer in self._call(self._evalsha, calls):
+            if isinstance(answer, Exception):
+                raise answer
+            lu, la, ou, oa = (_pairs(flat) for flat in answer)
+            for into, units, amounts in ((lines, lu, la), (orders, ou, oa)):
+                for k, v in units.items():
+                    row = into.setdefault(tuple(k.split(SEP)), [0, 0])
+                    row[0] += int(v)
+                    row[1] += int(amounts.get(k, 0))
         return Totals(lines, orders)
 
     def close(self) -> None:
@@ -578,6 +943,28 @@ class RedisStorage:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _sold_out(answer: Any) -> bool:
+    return isinstance(answer, list) and answer[0] == "sold-out"
+
+
+def _refusal(view: _View, wanted: dict[str, int]) -> list[str] | None:
+    """The answer to a request that the buckets together cannot serve, else None."""
+    for sku in sorted(wanted):
+        if sku not in view.levels[0]:
+            return ["unknown-sku", sku]
+        total = view.total(sku)
+        if total < wanted[sku]:
+            return ["sold-out", sku, str(wanted[sku]), str(total)]
+    return None
+
+
+def _wanted(req: ReserveRequest) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in req.hold.lines:
+        out[line.sku] = out.get(line.sku, 0) + line.quantity
+    return out
 
 
 def _answer(req: _Req) -> Any:

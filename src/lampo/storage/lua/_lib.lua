@@ -1,6 +1,8 @@
 -- Shared by every lampo script: prepended to each one when it is loaded.
--- KEYS[1] is the event's key base, "<prefix>{<event>}": every key of one event shares
--- its hash slot, so a script stays atomic on a Redis Cluster too.
+-- KEYS[1] is the key base of one event (or of one stock bucket of a bucketed event),
+-- "<prefix>{<event>}" ("<prefix>{<event> #<b>}" for bucket b > 0): every key of it shares
+-- its hash slot, so a script stays atomic on a Redis Cluster too. Each bucket holds the
+-- keys below for its own customers, and its own share of every SKU's allocation.
 -- A hold is a hash written by reserve.lua: 'body' (the immutable hold, JSON, read by
 -- Python only), 'state', 'payment_id', 'paid_at', 'ended_at', 'refunded_at', and two
 -- strings of \30-ended fields the scripts need, computed by Python so no script ever
@@ -18,6 +20,11 @@ local K_IDEM = base .. ':idem'    -- idempotency key -> <fingerprint>\31<hold id
 local K_DEF = base .. ':def'      -- the event's definition (JSON)
 local K_OU, K_OA = base .. ':ou', base .. ':oa'  -- orders, amount by order key
 local K_LU, K_LA = base .. ':lu', base .. ':la'  -- units, amount by line key
+-- Stock buckets only (see docs/storage-redis-postgres.md, "Hot events: stock buckets"):
+local K_NB = base .. ':nb'        -- the event's bucket count (absent: one bucket)
+local K_XFER = base .. ':xfer'    -- transfers lent, not yet settled: id -> to\31sku\31units
+local K_XIN = base .. ':xin'      -- ids of the transfers this bucket has received
+local K_XV = base .. ':xv'        -- bumped by every transfer step on this bucket
 local SEP = '\31'
 local H_CUST, H_ELIMIT, H_UNITS, H_DEADLINE, H_M, H_SKUS = 4, 5, 6, 7, 8, 9
 local T_CUR, T_AMT, T_OK, T_NL, T_LINES = 1, 2, 3, 4, 5

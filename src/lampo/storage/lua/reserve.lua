@@ -1,10 +1,17 @@
 -- reserve a batch: KEYS[1] event base; on one server, KEYS[1 + i] is the hold index key
 --   of request i (its value: the event), written here; on a cluster those keys lie in
 --   other slots, so only KEYS[1] is given and the client writes the index afterwards.
--- ARGV: event, then three arguments per request: head, body, tot (see _lib.lua; only the
+-- ARGV: the hold index value (the event; "<event>\31<bucket>" for a bucketed event), then
+--   three arguments per request: head, body, tot (see _lib.lua; only the
 --   short head is parsed here, body and tot are stored as they come).
 -- Each request is checked in full before anything is written: a refusal changes nothing.
+local bucketed = string.find(ARGV[1], SEP, 1, true) ~= nil
 local known = redis.call('EXISTS', K_DEF) == 1
+if known and not bucketed and redis.call('EXISTS', K_NB) == 1 then
+  -- routed as if the event had one bucket (a client that looked before its setup ended):
+  -- refused, nothing written, so a customer never lands outside their bucket.
+  known = false
+end
 
 local function reserve_one(head, body, tot, index)
   local r = fields(head)
@@ -24,6 +31,13 @@ local function reserve_one(head, body, tot, index)
   local h = hkey(id)
   if redis.call('EXISTS', h) == 1 then
     return {'hold-id'}
+  end
+  if bucketed and index then
+    -- the id may be taken in another bucket of the event: the index knows
+    local other = redis.call('GET', index)
+    if other and other ~= ARGV[1] then
+      return {'hold-id'}
+    end
   end
   if elimit ~= '' then
     local already = tonumber(redis.call('HGET', K_CNT, cust .. SEP) or '0')

@@ -1,6 +1,7 @@
 -- setup: KEYS[1] event base; on one server KEYS[2], the set of event ids (a cluster's
 --   client adds the event there itself: that key lies in another slot).
--- ARGV: event id, definition JSON, n, (sku, allocation) * n.
+-- ARGV: event id, definition JSON, n, (sku, allocation) * n, bucket count ('' for an
+--   event of one bucket; for a bucketed event each bucket is set up with its shares).
 -- Returns {'ok'} or {'exists', definition}: the caller compares the definitions.
 local known = redis.call('GET', K_DEF)
 if known then
@@ -10,6 +11,10 @@ redis.call('SET', K_DEF, ARGV[2])
 for i = 0, tonumber(ARGV[3]) - 1 do
   local sku, alloc = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   redis.call('HSET', K_STOCK, 'a:' .. sku, alloc, 'v:' .. sku, alloc, 'h:' .. sku, 0, 's:' .. sku, 0)
+end
+local nb = ARGV[4 + 2 * tonumber(ARGV[3])]
+if nb and nb ~= '' then
+  redis.call('SET', K_NB, nb)
 end
 if KEYS[2] then
   redis.call('SADD', KEYS[2], ARGV[1])
