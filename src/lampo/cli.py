@@ -159,7 +159,7 @@ def _remove_database(db: Path) -> None:
             head = f.read(16)
         if head and head != b"SQLite format 3\x00":
             raise InvalidRequest("db", f"{db} exists and is not a SQLite file; not replacing it")
-    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), Path(f"{db}-lock")):
         path.unlink(missing_ok=True)
 
 

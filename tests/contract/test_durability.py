@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -140,5 +141,50 @@ def test_acknowledged_transitions_survive_kill_9(tmp_path: Path) -> None:
             if hold_id in payments:
                 assert hold.payment_id == payments[hold_id], (hold_id, seed)
         assert_consistent(store, event)
+    finally:
+        store.close()
+
+
+def test_lampo_processes_sharing_a_file_take_turns_without_busy_errors(tmp_path: Path) -> None:
+    """Four processes write one file with SQLite's busy timeout at 0: without the file
+    lock they take turns on, a process that finds the write lock taken fails at once
+    (``database is locked``, answered ``unavailable``). Every reservation must succeed."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}?busy_timeout=0"
+    from_url(url).close()  # create the file once, so the children do not race on the schema
+    count, procs = 400, []
+    for n in range(4):
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "tests.contract._writer_child", url, f"p{n}", str(count)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for p in procs:
+        assert p.stdout is not None
+        if p.stdout.readline().strip() != "ready":
+            p.kill()
+            _, err = p.communicate()
+            pytest.fail(f"a writer process did not start: {err}")
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    outcomes: Counter[str] = Counter()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        for line in out.split("\n"):
+            if line.strip():
+                reason, n = line.split()
+                outcomes[reason] += int(n)
+    assert outcomes == {"ok": 4 * count}
+    store = from_url(url)
+    try:
+        level = store.stock("shared-file")["phone-red"]
+        assert (level.held, level.available) == (4 * count, 10**6 - 4 * count)
+        assert sum(1 for _ in store.holds("shared-file")) == 4 * count
     finally:
         store.close()
