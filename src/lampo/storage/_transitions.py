@@ -126,7 +126,10 @@ def reserve(st: State, req: ReserveRequest) -> Hold:
     for sku in skus:
         moved = st.stock_move(hold.event, sku, -wanted[sku], wanted[sku], 0)
         assert moved, "stock changed inside an atomic step"
-        st.counter_add(hold.event, hold.customer, sku, wanted[sku])
+        # Like the event-wide one, a SKU's counter is kept only when the SKU has a limit:
+        # nothing else reads it, and the giving back below is a no-op on a missing one.
+        if limits[sku] is not None:
+            st.counter_add(hold.event, hold.customer, sku, wanted[sku])
     if req.event_limit is not None:
         st.counter_add(hold.event, hold.customer, EVENT_SCOPE, hold.units)
     st.idem_put(req.key, req.fingerprint, hold.id)
@@ -152,7 +155,7 @@ def _return_to_pool(st: State, hold: Hold, held: int, sold: int) -> None:
     for sku, qty in sorted(_per_sku(hold).items()):
         moved = st.stock_move(hold.event, sku, qty, -qty * held, -qty * sold)
         assert moved, "stock went out of balance"
-        st.counter_add(hold.event, hold.customer, sku, -qty)
+        st.counter_add(hold.event, hold.customer, sku, -qty)  # no-op if not kept
     st.counter_add(hold.event, hold.customer, EVENT_SCOPE, -hold.units)  # no-op if not kept
 
 
