@@ -2,7 +2,9 @@
 
 Run:  .venv/bin/python bench/storage.py [--seconds 3] [--callers 64] [--only redis,redis-benchmark]
 
-What it measures, in one run, each phase for ``--seconds`` with ``--callers`` threads:
+What it measures, in one run, each phase for ``--seconds`` with ``--callers`` threads
+(and, for lampo's rows, then with as many coroutines of one event loop, as an HTTP worker
+calls it):
 
 * **lampo, <backend>**: ``Sales.reserve`` (one unit of one of eight SKUs, a per-customer
   and an event-wide limit, an idempotency key) for distinct customers, over
@@ -29,6 +31,7 @@ postgresql://postgres@127.0.0.1:5432/test); a missing server skips its rows.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import os
 import re
@@ -64,6 +67,48 @@ class Row:
     name: str
     rate: float | None
     note: str
+    #: The same calls from ``--callers`` coroutines of one event loop (``Sales.areserve``),
+    #: as an HTTP worker makes them.
+    aio: float | None = None
+
+
+def _runner() -> asyncio.Runner:
+    """An asyncio runner on uvloop when it is installed (as ``lampo serve`` runs)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
+def run_coroutines(callers: int, seconds: float, sales: Sales, hot: bool) -> tuple[float, int]:
+    """Reservations/s of ``callers`` coroutines calling ``Sales.areserve``; and refusals."""
+    refused = 0
+
+    async def crowd() -> float:
+        nonlocal refused
+        deadline = time.perf_counter() + seconds
+        counts = [0] * callers
+
+        async def caller(n: int) -> None:
+            nonlocal refused
+            ops = 0
+            while time.perf_counter() < deadline:
+                sku = SKUS[0] if hot else SKUS[(n + ops) % len(SKUS)]
+                try:
+                    await sales.areserve(EVENT, f"a{n}-c{ops}", MARKET, {sku: 1}, key=f"k{ops}")
+                except LampoError:
+                    refused += 1
+                    continue
+                ops += 1
+            counts[n] = ops
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(caller(n) for n in range(callers)))
+        return sum(counts) / (time.perf_counter() - t0)
+
+    with _runner() as runner:
+        return runner.run(crowd()), refused
 
 
 def run_threads(threads: int, seconds: float, work: Callable[[int, float], int]) -> float:
@@ -110,14 +155,15 @@ def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = Fals
         return ops
 
     rate = run_threads(callers, seconds, reserve)
+    aio, aio_refused = run_coroutines(callers, seconds, sales, hot)
     stock = sales.stock(EVENT)
     held = sum(level.held for level in stock.values())
     placed = sum(1 for _ in storage.holds(EVENT))
     ok = all(level.conserved for level in stock.values()) and held == placed
     note = f"audit {'ok' if ok else 'FAILED'}: {held:,} units held in {placed:,} holds"
-    if sum(refused):
-        note += f"; REFUSED {sum(refused):,}"
-    return Row("", rate, note)
+    if sum(refused) + aio_refused:
+        note += f"; REFUSED {sum(refused) + aio_refused:,}"
+    return Row("", rate, note, aio)
 
 
 def bench_redis_benchmark(callers: int, seconds: float, guess: float) -> Row:
@@ -343,17 +389,22 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # no server, no driver: report and go on
             rows["textbook"] = Row("textbook PostgreSQL", None, f"not available: {exc}")
 
-    print(f"\n{'':38} {'reserve/s':>10}  note")
+    print(f"\n{'':38} {'reserve/s':>10} {'coroutines':>10}  note")
     for row in rows.values():
         rate = f"{row.rate:>10,.0f}" if row.rate is not None else f"{'-':>10}"
-        print(f"{row.name:38} {rate}  {row.note}")
+        aio = f"{row.aio:>10,.0f}" if row.aio is not None else f"{'-':>10}"
+        print(f"{row.name:38} {rate} {aio}  {row.note}")
 
     def ratio(a: str, b: str, goal: str) -> None:
         if a not in rows or b not in rows:
             return
         x, y = rows[a].rate, rows[b].rate
         if x is not None and y:
-            print(f"{rows[a].name} / {rows[b].name}: {x / y:.2f}  ({goal})")
+            line = f"{rows[a].name} / {rows[b].name}: {x / y:.2f}"
+            aio = rows[a].aio
+            if aio is not None:
+                line += f", coroutines {aio / y:.2f}"
+            print(f"{line}  ({goal})")
 
     print()
     ratio("redis", "redis-benchmark", "goal >= 0.5")
