@@ -392,8 +392,10 @@ def in_process(args: argparse.Namespace) -> int:
     reservations. Steadier than wrk on a shared machine, and blind to granian's cost."""
     from lampo.bootstrap import Config, build_sales
     from lampo.storage import from_url
-    from lampo.web.app import App
+    from lampo.web.app import App, tune_gc
     from lampo.web.config import WebConfig
+
+    tune_gc()  # as create_app does in a server worker
 
     requests = max(args.seconds, 1) * 2_000
     tokens = [issue_token(SECRET.encode(), f"b{i}", 7200).encode() for i in range(args.buyers)]

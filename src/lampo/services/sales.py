@@ -9,28 +9,29 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from lampo.domain.catalog import check_id
 from lampo.domain.errors import InvalidRequest, LampoError, SoldOut, UnknownEvent, UnknownHold
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
-    HoldLine,
     PayRequest,
     RefundRequest,
     ReleaseRequest,
     ReserveRequest,
     StockLevel,
+    checked_line,
+    new_hold,
 )
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.money import Money
 from lampo.domain.totals import Totals
 from lampo.services.clock import Clock, utcnow
+from lampo.services.ids import new_id
 from lampo.storage.port import Result, Storage
 
 MAX_LINES = 20
@@ -87,40 +88,44 @@ class Sales:
         return self._events
 
     # -- reserve ----------------------------------------------------------------
-    def _request(self, cmd: ReserveCommand) -> ReserveRequest:
+    def _request(self, cmd: ReserveCommand, now: datetime | None = None) -> ReserveRequest:
+        """The priced request of ``cmd`` at ``now`` (default: the clock), or its refusal."""
+        if now is None:
+            now = self.clock()
         event = self.event(cmd.event)
         check_id("customer", cmd.customer, 128)
         if cmd.key:
             check_id("idempotency key", cmd.key, 128)
-        now = self.clock()
         event.check_open(cmd.market, now)
-        if not cmd.items:
+        items = cmd.items
+        if not items:
             raise InvalidRequest("items", "a hold needs at least one SKU")
-        if len(cmd.items) > MAX_LINES:
+        if len(items) > MAX_LINES:
             raise InvalidRequest("items", f"at most {MAX_LINES} SKUs in one hold")
         lines = []
         limits = []
-        for sku in sorted(cmd.items):
-            qty = cmd.items[sku]
+        for sku in sorted(items):
+            qty = items[sku]
             if not isinstance(qty, int) or isinstance(qty, bool) or not 1 <= qty <= MAX_QUANTITY:
                 raise InvalidRequest("quantity", f"{sku}: must be 1..{MAX_QUANTITY}")
             price = event.price(sku, cmd.market)
-            lines.append(HoldLine(sku, qty, price.amount))
+            lines.append(checked_line(sku, qty, price.amount))  # qty is checked just above
             limits.append(event.offers[sku].limit_per_customer)
         if self.soldout_ttl:
             self._refuse_known_soldout(cmd, now_mono=time.monotonic())
-        hold = Hold(
-            id=uuid.uuid4().hex,
-            event=event.id,
-            customer=cmd.customer,
-            market=cmd.market,
-            channel=cmd.channel,
-            lines=tuple(lines),
-            currency=event.markets[cmd.market].currency,
-            created_at=now,
-            expires_at=now + timedelta(seconds=event.hold_seconds),
+        hold_id = new_id()
+        hold = new_hold(
+            hold_id,
+            event.id,
+            cmd.customer,
+            cmd.market,
+            cmd.channel,
+            tuple(lines),
+            event.markets[cmd.market].currency,
+            now,
+            now + timedelta(seconds=event.hold_seconds),
         )
-        key = cmd.key or "auto:" + hold.id
+        key = cmd.key or "auto:" + hold_id
         return ReserveRequest(
             f"{event.id}:{cmd.customer}:{key}", hold, tuple(limits), event.limit_per_customer
         )
@@ -149,9 +154,10 @@ class Sales:
         results: list[Result | None] = [None] * len(commands)
         requests: list[ReserveRequest] = []
         where: list[int] = []
+        now = self.clock()  # one reading for the batch: its holds are placed together
         for i, cmd in enumerate(commands):
             try:
-                requests.append(self._request(cmd))
+                requests.append(self._request(cmd, now))
                 where.append(i)
             except LampoError as refusal:
                 results[i] = refusal

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import time
@@ -191,11 +192,11 @@ class Router:
         raise NoRoute(path)
 
 
-@dataclass(slots=True)
-class _Replay:
-    fingerprint: bytes
-    response: Response
-    at: float
+#: A remembered answer: (body fingerprint, when, status, body, headers). Only bytes,
+#: numbers and tuples of bytes, so the garbage collector stops tracking an entry once a
+#: collection or two have seen it: a full cache (100,000 entries) adds nothing to the
+#: full collections, which would walk a Python object per entry again and again.
+_Replay = tuple[bytes, float, int, bytes, tuple[tuple[bytes, bytes], ...]]
 
 
 class ReplayCache:
@@ -216,17 +217,25 @@ class ReplayCache:
         hit = self._items.get(key)
         if hit is None:
             return None
-        if time.monotonic() - hit.at > self._seconds:
+        first, at, status, body, headers = hit
+        if time.monotonic() - at > self._seconds:
             del self._items[key]
             return None
-        if hit.fingerprint != fingerprint:
+        if first != fingerprint:
             raise IdempotencyConflict(key[-1])
-        return Response(hit.response.status, hit.response.body, [*hit.response.headers, _REPLAYED])
+        return Response(status, body, [*headers, _REPLAYED])
 
     def put(self, key: tuple[str, ...], fingerprint: bytes, response: Response) -> None:
-        self._items[key] = _Replay(fingerprint, response, time.monotonic())
-        if len(self._items) > self._entries:
-            self._items.popitem(last=False)
+        items = self._items
+        items[key] = (
+            fingerprint,
+            time.monotonic(),
+            response.status,
+            response.body,
+            tuple(response.headers),
+        )
+        if len(items) > self._entries:
+            items.popitem(last=False)
 
 
 class InternalError(LampoError):
@@ -381,7 +390,7 @@ class App:
                     handler = route.handlers["GET"]
                 else:
                     raise MethodNotAllowed(req.method, tuple(sorted(route.handlers)))
-            if name not in ("/health", "/metrics"):
+            if self.ip_limit.rate > 0 and name not in ("/health", "/metrics"):
                 self.ip_limit.take(req.client)
             response = await handler(req)
         except LampoError as refusal:
@@ -785,7 +794,28 @@ class App:
         return Response(200, text.encode(), [(b"content-type", b"text/plain; charset=utf-8")])
 
 
+#: Allocations (net, of objects the cyclic garbage collector tracks) between two
+#: collections of its youngest generation in a server process; Python's default is 700.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Run the cyclic garbage collector less often, in a server process.
+
+    Every reservation leaves objects that live on (the hold and its line in a storage
+    cache, an entry of the replay cache), so with the default threshold the collector
+    runs every ~90 reservations and, through its older generations, keeps walking every
+    cached hold: 6-25 % of a reservation's CPU in-process (SQLite, memory). The hot path
+    makes no reference cycles, so collecting less often costs no memory worth counting.
+    Never lowers a threshold set higher (or collection turned off) by the deployment.
+    """
+    young, middle, old = gc.get_threshold()
+    if 0 < young < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def create_app() -> App:
     """The app configured from the environment (the factory ``lampo serve`` runs)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    tune_gc()
     return App(WebConfig.from_env())

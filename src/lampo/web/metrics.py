@@ -6,6 +6,7 @@ worker); stock gauges are read from storage at scrape time, so they are exact.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 
 from lampo.domain.holds import StockLevel
@@ -29,12 +30,7 @@ class Metrics:
         counts = self._hist.get(route)
         if counts is None:
             counts = self._hist[route] = [0] * (len(BUCKETS) + 1)
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                counts[i] += 1
-                break
-        else:
-            counts[-1] += 1
+        counts[bisect_left(BUCKETS, seconds)] += 1  # the first bucket with seconds <= bound
         self._sum[route] += seconds
 
     def refused(self, reason: str) -> None:

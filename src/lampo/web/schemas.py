@@ -146,8 +146,9 @@ def hold_out(hold: Hold) -> HoldOut:
         event=hold.event,
         customer=hold.customer,
         market=hold.market,
-        channel=ChannelOut(hold.channel.kind.value, hold.channel.name, hold.channel.referral),
-        state=hold.state.value,
+        # the kind and the state are StrEnums: a str each, which msgspec writes as its value
+        channel=ChannelOut(hold.channel.kind, hold.channel.name, hold.channel.referral),
+        state=hold.state,
         lines=lines,
         amount=MoneyIO(amount, hold.currency),
         units=units,
