@@ -57,6 +57,7 @@ def free_port() -> int:
 class Server:
     port: int
     db: Path
+    pid: int = 0  # of ``lampo serve`` (granian's main process)
 
     def request(
         self,
@@ -175,7 +176,7 @@ def running_server(tmp: Path, workers: int = 1, **env: str) -> Iterator[Server]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    server = Server(port, db)
+    server = Server(port, db, proc.pid)
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:  # wait for the server to listen (startup, not a race)

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -49,7 +50,7 @@ from lampo.web import problems, schemas
 from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
-from lampo.web.metrics import Metrics
+from lampo.web.metrics import Metrics, SharedMetrics, merge
 from lampo.web.problems import (
     PROBLEM_JSON,
     EventExists,
@@ -289,6 +290,12 @@ class App:
         self.replays = ReplayCache(config.replay_entries, config.replay_seconds)
         self.metrics = Metrics()
         self.reservations = Coalescer(self._reserve_many)
+        #: The sum over the workers of one ``lampo serve`` (``LAMPO_METRICS_DIR``).
+        self.shared_metrics = (
+            SharedMetrics(Path(config.metrics_dir), self._metrics_snapshot)
+            if config.metrics_dir
+            else None
+        )
         self.router = Router()
         self._sweeper: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Future[None] | None = None
@@ -331,10 +338,14 @@ class App:
     async def startup(self) -> None:
         """``start`` off the loop, then the expiry sweeper on it."""
         await asyncio.to_thread(self.start)
+        if self.shared_metrics is not None:
+            await self.shared_metrics.start()
         if self.config.sweep_interval > 0 and self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def stop(self) -> None:
+        if self.shared_metrics is not None:
+            await self.shared_metrics.stop()  # its last snapshot, counted after it exits
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -400,8 +411,9 @@ class App:
             response = self._problem(InternalError(), path)
         if req.method == "HEAD":
             response = Response(response.status, b"", response.headers)
-        await self._send(send, response)
+        # counted before it is sent: a client that has the answer finds it in /metrics
         self.metrics.observe(name, req.method, response.status, time.perf_counter() - started)
+        await self._send(send, response)
 
     @staticmethod
     async def _send(send: Send, response: Response) -> None:
@@ -771,9 +783,18 @@ class App:
         def stock() -> dict[str, Any]:
             return {ev: self.storage.stock(ev) for ev in self.service.events}
 
-        batches = (self.reservations.batches, self.reservations.requests)
-        text = self.metrics.render(await asyncio.to_thread(stock), batches)
+        if self.shared_metrics is None:
+            metrics, batches = self.metrics, self._batches()
+        else:
+            metrics, batches = merge(await self.shared_metrics.collect())
+        text = metrics.render(await asyncio.to_thread(stock), batches)
         return Response(200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])
+
+    def _batches(self) -> tuple[int, int]:
+        return self.reservations.batches, self.reservations.requests
+
+    def _metrics_snapshot(self) -> bytes:
+        return self.metrics.to_json(self._batches())
 
     async def openapi(self, req: Request) -> Response:
         from lampo.web.openapi import spec

@@ -1,13 +1,17 @@
 """``lampo serve`` and ``lampo token``, registered on the main ``lampo`` command.
 
 ``serve`` puts its flags in the environment and starts granian with the app factory, so
-every worker process builds the same configuration (``WebConfig.from_env``).
+every worker process builds the same configuration (``WebConfig.from_env``). It also makes
+the directory where the workers share their metrics (``LAMPO_METRICS_DIR``, see
+``web/metrics.py``) and removes it when granian stops.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -79,27 +83,33 @@ def serve(
         env["LAMPO_BENCH_ENDPOINTS"] = "1"
     if test_clock:
         env["LAMPO_TEST_CLOCK"] = "1"
+    # the workers' metrics snapshots, summed by /metrics: private (0700), for this run only
+    metrics_dir = tempfile.mkdtemp(prefix="lampo-metrics-")
+    env["LAMPO_METRICS_DIR"] = metrics_dir
     os.environ.update(env)
     for name, secret in secrets.items():
         os.environ.setdefault(name, secret)
     from lampo.web.config import WebConfig
 
-    WebConfig.from_env()  # every setting checked before a worker starts
-    typer.echo(
-        f"lampo serving {storage} on http://{host}:{port} with {workers} worker(s); "
-        f"secrets in {secrets_file}"
-    )
-    Granian(
-        "lampo.web.app:create_app",
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        factory=True,
-        log_access=False,
-        # uvloop's call_soon_threadsafe, which granian calls once per request, is cheaper
-        loop=Loops.uvloop if importlib.util.find_spec("uvloop") else Loops.asyncio,
-    ).serve()
+    try:
+        WebConfig.from_env()  # every setting checked before a worker starts
+        typer.echo(
+            f"lampo serving {storage} on http://{host}:{port} with {workers} worker(s); "
+            f"secrets in {secrets_file}"
+        )
+        Granian(
+            "lampo.web.app:create_app",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            factory=True,
+            log_access=False,
+            # uvloop's call_soon_threadsafe, which granian calls once per request, is cheaper
+            loop=Loops.uvloop if importlib.util.find_spec("uvloop") else Loops.asyncio,
+        ).serve()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def token(

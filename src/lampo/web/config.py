@@ -59,6 +59,13 @@ def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: fl
     return value
 
 
+def _directory(env: Mapping[str, str], name: str) -> str:
+    text = env.get(name, "")
+    if text and not Path(text).is_dir():
+        raise InvalidRequest(name, f"not a directory: {text!r}")
+    return text
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").lower() in ("1", "true", "yes", "on")
 
@@ -88,6 +95,9 @@ class WebConfig:
     bench: bool = False
     #: Serve ``POST /v1/admin/clock`` to move the server's clock (tests, demos).
     test_clock: bool = False
+    #: The directory where the workers of one ``lampo serve`` share their metrics (``lampo
+    #: serve`` makes it); empty: this process's metrics only.
+    metrics_dir: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebConfig:
@@ -118,4 +128,5 @@ class WebConfig:
             sweep_interval=_number(env, "LAMPO_SWEEP_INTERVAL", 1.0, 0, 3600),
             bench=_flag(env, "LAMPO_BENCH_ENDPOINTS"),
             test_clock=_flag(env, "LAMPO_TEST_CLOCK"),
+            metrics_dir=_directory(env, "LAMPO_METRICS_DIR"),
         )
