@@ -7,7 +7,7 @@ delivered only after ``commit`` returned, that is after the batch is durable; ea
 loop is woken once per batch. ``commit`` decides what to do when a batch fails (the
 server backends retry each unit alone, so one bad request cannot fail its neighbours).
 
-``inline=True`` (SQLite) changes where coroutines' batches run: the units that the
+``try_commit`` (SQLite) changes where coroutines' batches run: the units that the
 coroutines of one event loop queue during one turn of that loop are committed together,
 at the end of the turn, in the loop's own thread, with no hop to the writer thread and
 back. One process has one interpreter lock, so the hop bought no parallelism for work
@@ -15,8 +15,11 @@ that holds it (applying a batch); it cost two thread wake-ups per batch and a GI
 convoy: every ``sqlite3`` call of the writer gives the lock up and must win it back from
 the busy loop. The loop is blocked while the batch commits (its fsync included), which
 is the same time its callers wait anyway. Threads still go through the writer thread; a
-lock keeps the writer's batches and the loops' batches one at a time. docs/http-api.md
-has the measurements.
+lock keeps the writer's batches and the loops' batches one at a time. A loop never waits
+for a batch that is not its own: when the lock (or, for SQLite, the file lock another
+process holds) is taken, ``try_commit`` answers None at once and the loop's batch goes to
+the writer thread instead (an expiry sweep of 1,000 holds holds the lock for about 20 ms).
+docs/http-api.md has the measurements.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ S = TypeVar("S")  # what a unit of work runs against (the backend's open transac
 Work = Callable[[S], Any]
 #: ``commit(units) -> one (result, error) per unit``: error is None on success.
 Commit = Callable[[list[Work[S]]], list[tuple[Any, BaseException | None]]]
+#: ``commit``, or None at once (nothing done) when it would have to wait for a lock.
+TryCommit = Callable[[list[Work[S]]], list[tuple[Any, BaseException | None]] | None]
 
 
 class _Waiter:
@@ -71,16 +76,23 @@ def _resolve(items: list[tuple[_Future, Any, BaseException | None]]) -> None:
 class Batcher(Generic[S]):
     """The writer thread and its queue. ``submit``/``asubmit`` run one unit of work."""
 
-    def __init__(self, commit: Commit[S], max_batch: int, name: str, inline: bool = False) -> None:
+    def __init__(
+        self,
+        commit: Commit[S],
+        max_batch: int,
+        name: str,
+        try_commit: TryCommit[S] | None = None,
+    ) -> None:
         self._commit = commit
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._closed = False
-        self._inline = inline
+        #: Inline mode (see the module's docstring): ``commit`` unless that would wait.
+        self._try_commit = try_commit
         #: Held while a batch commits: the writer's and the event loops' take turns.
         self._turn = threading.Lock()
         #: Inline mode: the units each event loop queued in its current turn.
-        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Work[S], _Future]]] = {}
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Work[S], int, _Future]]] = {}
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -96,30 +108,47 @@ class Batcher(Generic[S]):
             raise Unavailable("storage is closed")
         loop = asyncio.get_running_loop()
         future: _Future = loop.create_future()
-        if self._inline:
+        if self._try_commit is not None:
             pending = self._pending.get(loop)
             if pending is None:
                 pending = self._pending[loop] = []
                 loop.call_soon(self._flush, loop)  # after the callbacks already ready
-            pending.append((work, future))
+            pending.append((work, weight, future))
         else:
             self._queue.put((work, weight, (loop, future)))
         return await future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Inline mode: commit what ``loop``'s coroutines queued this turn, in this thread."""
+        """Inline mode: commit what ``loop``'s coroutines queued this turn, in this thread;
+        or, when that would wait (the writer thread's batch, or another process's, is
+        committing), hand it to the writer thread, so the loop never waits for a batch
+        that is not its own."""
         pending = self._pending.pop(loop, [])
         if self._closed:
-            _resolve([(future, None, Unavailable("storage is closed")) for _, future in pending])
+            _resolve([(f, None, Unavailable("storage is closed")) for _, _, f in pending])
             return
-        for start in range(0, len(pending), self._max_batch):
-            batch = pending[start : start + self._max_batch]
-            try:
-                with self._turn:
-                    outcomes = self._commit([work for work, _ in batch])
-            except BaseException as exc:  # a bug in commit: every caller sees it
-                outcomes = [(None, exc)] * len(batch)
-            _resolve([(f, r, e) for (_, f), (r, e) in zip(batch, outcomes, strict=True)])
+        assert self._try_commit is not None
+        start = 0
+        while start < len(pending):
+            batch: list[tuple[Work[S], int, _Future]] = []
+            size = 0
+            while start < len(pending) and (not batch or size < self._max_batch):
+                batch.append(pending[start])
+                size += pending[start][1]
+                start += 1
+            outcomes: list[tuple[Any, BaseException | None]] | None = None
+            if self._turn.acquire(blocking=False):
+                try:
+                    outcomes = self._try_commit([work for work, _, _ in batch])
+                except BaseException as exc:  # a bug in commit: every caller sees it
+                    outcomes = [(None, exc)] * len(batch)
+                finally:
+                    self._turn.release()
+            if outcomes is None:  # busy: this batch and the rest go to the writer, in order
+                for work, weight, future in pending[start - len(batch) :]:
+                    self._queue.put((work, weight, (loop, future)))
+                return
+            _resolve([(f, r, e) for (_, _, f), (r, e) in zip(batch, outcomes, strict=True)])
 
     def close(self) -> None:
         if self._closed:

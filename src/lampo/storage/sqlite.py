@@ -388,7 +388,7 @@ class SqliteStorage(BatchedTransitions):
         self._readers_lock = threading.Lock()
         self._closed = False
         self._batcher: Batcher[_SqlState] = Batcher(
-            self._commit, self._max_batch, name="lampo-sqlite-writer", inline=True
+            self._commit, self._max_batch, name="lampo-sqlite-writer", try_commit=self._try_commit
         )
 
     def _connect(self) -> sqlite3.Connection:
@@ -407,6 +407,19 @@ class SqliteStorage(BatchedTransitions):
         process at a time (the file lock)."""
         with self._file_turn():
             return self._transaction(units)
+
+    def _try_commit(self, units: list[Callable[[_SqlState], Any]]) -> list[tuple[Any, Any]] | None:
+        """``_commit``, or None at once when another process holds the file lock."""
+        if self._lock_fd < 0:
+            return self._transaction(units)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        try:
+            return self._transaction(units)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def _file_turn(self) -> Iterator[None]:
