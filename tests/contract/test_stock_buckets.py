@@ -17,7 +17,7 @@ import pytest
 from lampo.domain.errors import InvalidRequest, SoldOut
 from lampo.domain.holds import Hold
 from lampo.services.clock import ManualClock
-from lampo.services.sales import ReserveCommand, Sales
+from lampo.services.sales import Sales
 from lampo.storage import from_url
 from lampo.storage._buckets import bucket_of, shares
 from lampo.storage.redis import RedisStorage
@@ -31,6 +31,7 @@ from tests.contract.conftest import (
     units_by_customer,
 )
 from tests.contract.test_concurrency import reasons, together
+from tests.contract.test_hold_ids import assert_reused_hold_id_refused
 from tests.factories import NOW, sale_event
 
 BUCKETED = [
@@ -235,26 +236,13 @@ def test_a_reservation_needing_units_in_transit_gets_them(store: RedisStorage) -
 
 
 def test_a_hold_id_taken_in_another_bucket_is_refused(store: RedisStorage) -> None:
-    from dataclasses import replace
-
-    from lampo.domain.holds import ReserveRequest
-
     event = sale_event(stock={"phone-red": 12})
     sales = Sales(store, clock=ManualClock(NOW))
     sales.open(event)
     [alice] = customers(0, store.buckets, 1)
     [bob] = customers(1, store.buckets, 1)
     first = sales.reserve(event.id, alice, "CN", {"phone-red": 1}, key="k1")
-    request = sales._request(ReserveCommand(event.id, bob, "CN", {"phone-red": 2}, key="k2"))
-    clash = ReserveRequest(
-        request.key, replace(request.hold, id=first.id), request.sku_limits, request.event_limit
-    )
-    before = snapshot(store, event.id)
-    [result] = store.reserve([clash])
-    assert isinstance(result, InvalidRequest)
-    assert result.field == "hold_id"
-    assert snapshot(store, event.id) == before
-    assert store.hold(first.id) == first
+    assert_reused_hold_id_refused(store, sales, event.id, first, bob, {"phone-red": 2})
 
 
 def test_an_event_keeps_the_bucket_count_it_was_set_up_with(store: RedisStorage) -> None:
