@@ -9,13 +9,12 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from lampo.domain.errors import IdempotencyConflict
-from lampo.domain.holds import Hold, HoldLine, HoldState, ReserveRequest, checked_line, new_hold
+from lampo.domain.holds import Hold, HoldLine, ReserveRequest
 from lampo.domain.market import Channel, ChannelKind
 from lampo.services import ids
 from lampo.services.clock import ManualClock
@@ -87,27 +86,6 @@ def test_the_service_gives_each_hold_a_fresh_id() -> None:
     holds = [sales.reserve("fest", f"c{i}", "CN", {"phone-red": 1}) for i in range(20)]
     assert all(HEX_ID.fullmatch(h.id) for h in holds)
     assert len({h.id for h in holds}) == 20
-
-
-# -- trusted builders ---------------------------------------------------------------------------
-
-
-def test_new_hold_builds_what_the_constructor_builds_field_for_field() -> None:
-    channel = Channel(ChannelKind.MARKETPLACE, "flipkart")
-    lines = (HoldLine("a", 2, 100), HoldLine("b", 1, 250))
-    args = ("h1", "ev", "c1", "IN", channel, lines, "INR", T, T + timedelta(minutes=15))
-    fast, slow = new_hold(*args), Hold(*args)
-    assert fast == slow
-    assert hash(fast) == hash(slow)
-    for f in fields(Hold):  # a field added to Hold must be set by new_hold too
-        assert getattr(fast, f.name) == getattr(slow, f.name), f.name
-    assert fast.state is HoldState.HELD
-
-
-def test_checked_line_is_the_line_the_constructor_builds() -> None:
-    assert checked_line("phone", 3, 99900) == HoldLine("phone", 3, 99900)
-    with pytest.raises(AttributeError):  # still frozen
-        checked_line("phone", 3, 99900).quantity = 4  # type: ignore[misc]
 
 
 def test_one_batch_reads_the_clock_once_and_its_holds_share_the_time() -> None:

@@ -125,53 +125,6 @@ class Hold:
         return replace(self, state=self._move(Action.REFUND), refunded_at=now)
 
 
-_new = object.__new__
-_set = object.__setattr__  # how a frozen dataclass sets its own fields
-
-
-def checked_line(sku: str, quantity: int, unit_price: int) -> HoldLine:
-    """``HoldLine(sku, quantity, unit_price)`` for a caller that has already checked
-    ``quantity`` (a whole number >= 1): the service's reserve path, which checks every
-    line of untrusted input once, itself."""
-    line = _new(HoldLine)
-    _set(line, "sku", sku)
-    _set(line, "quantity", quantity)
-    _set(line, "unit_price", unit_price)
-    return line
-
-
-def new_hold(
-    hold_id: str,
-    event: str,
-    customer: str,
-    market: str,
-    channel: Channel,
-    lines: tuple[HoldLine, ...],
-    currency: str,
-    created_at: datetime,
-    expires_at: datetime,
-) -> Hold:
-    """A new hold (``HELD``), equal to ``Hold(...)`` with these fields: the service's
-    reserve path, which makes one per reservation (``Hold`` checks nothing, this only
-    spares the generated ``__init__``'s per-field lookups)."""
-    hold = _new(Hold)
-    _set(hold, "id", hold_id)
-    _set(hold, "event", event)
-    _set(hold, "customer", customer)
-    _set(hold, "market", market)
-    _set(hold, "channel", channel)
-    _set(hold, "lines", lines)
-    _set(hold, "currency", currency)
-    _set(hold, "created_at", created_at)
-    _set(hold, "expires_at", expires_at)
-    _set(hold, "state", HoldState.HELD)
-    _set(hold, "payment_id", "")
-    _set(hold, "paid_at", None)
-    _set(hold, "ended_at", None)
-    _set(hold, "refunded_at", None)
-    return hold
-
-
 #: An order is a paid (possibly since refunded) hold.
 Order = Hold
 

@@ -19,13 +19,12 @@ from lampo.domain.errors import InvalidRequest, LampoError, SoldOut, UnknownEven
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
+    HoldLine,
     PayRequest,
     RefundRequest,
     ReleaseRequest,
     ReserveRequest,
     StockLevel,
-    checked_line,
-    new_hold,
 )
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.money import Money
@@ -109,21 +108,21 @@ class Sales:
             if not isinstance(qty, int) or isinstance(qty, bool) or not 1 <= qty <= MAX_QUANTITY:
                 raise InvalidRequest("quantity", f"{sku}: must be 1..{MAX_QUANTITY}")
             price = event.price(sku, cmd.market)
-            lines.append(checked_line(sku, qty, price.amount))  # qty is checked just above
+            lines.append(HoldLine(sku, qty, price.amount))
             limits.append(event.offers[sku].limit_per_customer)
         if self.soldout_ttl:
             self._refuse_known_soldout(cmd, now_mono=time.monotonic())
         hold_id = new_id()
-        hold = new_hold(
-            hold_id,
-            event.id,
-            cmd.customer,
-            cmd.market,
-            cmd.channel,
-            tuple(lines),
-            event.markets[cmd.market].currency,
-            now,
-            now + timedelta(seconds=event.hold_seconds),
+        hold = Hold(
+            id=hold_id,
+            event=event.id,
+            customer=cmd.customer,
+            market=cmd.market,
+            channel=cmd.channel,
+            lines=tuple(lines),
+            currency=event.markets[cmd.market].currency,
+            created_at=now,
+            expires_at=now + timedelta(seconds=event.hold_seconds),
         )
         key = cmd.key or "auto:" + hold_id
         return ReserveRequest(
