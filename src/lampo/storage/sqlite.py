@@ -410,26 +410,23 @@ class SqliteStorage(BatchedTransitions):
 
     def _try_commit(self, units: list[Callable[[_SqlState], Any]]) -> list[tuple[Any, Any]] | None:
         """``_commit``, or None at once when another process holds the file lock."""
-        if self._lock_fd < 0:
-            return self._transaction(units)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return None
-        try:
-            return self._transaction(units)
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        with self._file_turn(wait=False) as mine:
+            return self._transaction(units) if mine else None
 
     @contextlib.contextmanager
-    def _file_turn(self) -> Iterator[None]:
-        """This process's turn to write the file (see the class's docstring)."""
+    def _file_turn(self, wait: bool = True) -> Iterator[bool]:
+        """This process's turn to write the file (see the class's docstring); with
+        ``wait=False``, False at once when another process has it."""
         if self._lock_fd < 0:
-            yield
+            yield True
             return
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
