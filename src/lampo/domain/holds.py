@@ -93,6 +93,13 @@ class Hold:
     def is_order(self) -> bool:
         return self.state in (HoldState.PAID, HoldState.REFUNDED)
 
+    def units_by_sku(self) -> dict[str, int]:
+        """Units per SKU (lines of one SKU added up)."""
+        out: dict[str, int] = {}
+        for line in self.lines:
+            out[line.sku] = out.get(line.sku, 0) + line.quantity
+        return out
+
     def quantity_of(self, sku: str) -> int:
         return sum(line.quantity for line in self.lines if line.sku == sku)
 

@@ -143,16 +143,9 @@ def _existing(st: State, hold_id: str) -> Hold:
     return hold
 
 
-def _per_sku(hold: Hold) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in hold.lines:
-        out[line.sku] = out.get(line.sku, 0) + line.quantity
-    return out
-
-
 def _return_to_pool(st: State, hold: Hold, held: int, sold: int) -> None:
     """Give ``hold``'s units back to the pool, out of ``held`` or ``sold``."""
-    for sku, qty in sorted(_per_sku(hold).items()):
+    for sku, qty in sorted(hold.units_by_sku().items()):
         moved = st.stock_move(hold.event, sku, qty, -qty * held, -qty * sold)
         assert moved, "stock went out of balance"
         st.counter_add(hold.event, hold.customer, sku, -qty)  # no-op if not kept
@@ -166,7 +159,7 @@ def pay(st: State, req: PayRequest) -> Hold:
     if req.amount is not None and req.amount != hold.amount:
         raise InvalidRequest("amount", f"payment of {req.amount} for a hold of {hold.amount}")
     paid = hold.pay(req.payment_id, req.now)
-    for sku, qty in sorted(_per_sku(hold).items()):
+    for sku, qty in sorted(hold.units_by_sku().items()):
         moved = st.stock_move(hold.event, sku, 0, -qty, qty)
         assert moved, "stock went out of balance"
     st.hold_update(paid)
@@ -225,7 +218,7 @@ def record(st: State, order: Hold) -> Hold:
             st.totals_add(known, -1)
             return refunded
         return known
-    wanted = _per_sku(order)
+    wanted = order.units_by_sku()
     for sku in sorted(wanted):
         level = st.stock_get(order.event, sku)
         if level is None:

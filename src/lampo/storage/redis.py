@@ -525,19 +525,26 @@ class RedisStorage:
     def _bucket_counts(self, events: set[str]) -> dict[str, int]:
         """The bucket count of each event; 1 for an event not set up (yet)."""
         out = {e: self._nbs[e] for e in events if e in self._nbs}
-        todo = sorted(events - out.keys())
-        if todo:
-            pipe = self._r.pipeline(transaction=False)
-            for event in todo:
-                pipe.get(self._base(event) + ":nb")
-                pipe.exists(self._base(event) + ":def")
-            found = pipe.execute()
-            for i, event in enumerate(todo):
-                nb, known = found[2 * i], found[2 * i + 1]
-                out[event] = int(nb) if nb else 1
-                if known:  # an event's count never changes once it exists
-                    self._nbs[event] = out[event]
+        for event, n in self._probe(events - out.keys()).items():
+            out[event] = n or 1
+            if n is not None:  # an event's count never changes once it exists
+                self._nbs[event] = n
         return out
+
+    def _probe(self, events: set[str]) -> dict[str, int | None]:
+        """The stored bucket count of each event, None for one not set up."""
+        if not events:
+            return {}
+        todo = sorted(events)
+        pipe = self._r.pipeline(transaction=False)
+        for event in todo:
+            pipe.get(self._base(event) + ":nb")
+            pipe.exists(self._base(event) + ":def")
+        found = pipe.execute()
+        return {
+            event: (int(nb) if nb else 1) if known else None
+            for event, nb, known in zip(todo, found[::2], found[1::2], strict=True)
+        }
 
     def _bucket_count(self, event: str) -> int:
         return self._bucket_counts({event})[event]
@@ -729,7 +736,7 @@ class RedisStorage:
     def setup(self, event: SaleEvent) -> None:
         definition = json.dumps(event_to_dict(event), sort_keys=True)
         # An event set up before keeps its bucket count; a new one gets this store's.
-        n = self._nbs.get(event.id) or self._call(self._probe, event.id) or self.buckets
+        n = self._nbs.get(event.id) or self._call(self._probe, {event.id})[event.id] or self.buckets
         # Bucket 0 last: its definition is what makes the event known (and routed by its
         # bucket count), so an interrupted setup is simply run again.
         for bucket in reversed(range(n)):
@@ -746,15 +753,6 @@ class RedisStorage:
             if out[0] == "exists":
                 check_same_definition(event_from_dict(json.loads(out[1])), event)
         self._nbs[event.id] = n
-
-    def _probe(self, event: str) -> int | None:
-        """The bucket count of ``event``, None if it is not set up."""
-        base = self._base(event)
-        pipe = self._r.pipeline(transaction=False)
-        pipe.get(base + ":nb")
-        pipe.exists(base + ":def")
-        nb, known = pipe.execute()
-        return (int(nb) if nb else 1) if known else None
 
     def events(self) -> list[str]:
         return sorted(self._call(self._r.smembers, self._events))
@@ -783,7 +781,7 @@ class RedisStorage:
             for i, event, hold_id, args in encoded:
                 req = rnd.add("reserve", event, args, hold_id)
                 req.customer = requests[i].hold.customer
-                req.wanted = _wanted(requests[i])
+                req.wanted = requests[i].hold.units_by_sku()
                 sent.append((i, req))
 
             def finish() -> list[Result]:
@@ -958,13 +956,6 @@ def _refusal(view: _View, wanted: dict[str, int]) -> list[str] | None:
         if total < wanted[sku]:
             return ["sold-out", sku, str(wanted[sku]), str(total)]
     return None
-
-
-def _wanted(req: ReserveRequest) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in req.hold.lines:
-        out[line.sku] = out.get(line.sku, 0) + line.quantity
-    return out
 
 
 def _answer(req: _Req) -> Any:
