@@ -43,6 +43,7 @@ from lampo.domain.holds import (
     StockLevel,
 )
 from lampo.domain.totals import Totals
+from lampo.storage._buckets import parse_buckets
 from lampo.storage.port import Result
 from lampo.storage.postgres import PostgresStorage
 from lampo.storage.redis import RedisStorage
@@ -69,7 +70,11 @@ class RedisPostgresStorage:
     def __init__(self, url: str) -> None:
         redis_url, pg_url = split_url(url)
         buckets = [v for k, v in parse_qsl(urlsplit(redis_url).query) if k == "buckets"]
-        if buckets and buckets[-1] != "1":
+        try:
+            n = parse_buckets(buckets[-1]) if buckets else 1
+        except ValueError as exc:
+            raise InvalidRequest("buckets", str(exc)) from None
+        if n != 1:  # checked before connecting to anything: a refusal changes nothing
             # Reconcile and the record compare per-event stock rows of one live bucket.
             raise InvalidRequest("buckets", "redis+postgresql:// supports buckets=1 only")
         #: The system of record (orders, events); period reports read it.
