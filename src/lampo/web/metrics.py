@@ -56,11 +56,13 @@ class Metrics:
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests[(route, method, status)] += 1
-        counts = self._hist.get(route)
-        if counts is None:
-            counts = self._hist[route] = [0] * (len(BUCKETS) + 1)
+        counts = self._hist.get(route) or self._new_histogram(route)
         counts[bisect_left(BUCKETS, seconds)] += 1  # the first bucket with seconds <= bound
         self._sum[route] += seconds
+
+    def _new_histogram(self, route: str) -> list[int]:
+        counts = self._hist[route] = [0] * (len(BUCKETS) + 1)  # one per bound, and +Inf
+        return counts
 
     def refused(self, reason: str) -> None:
         self.refusals[reason] += 1
@@ -110,9 +112,7 @@ class Metrics:
         for reason, n in other.refusals.items():
             self.refusals[reason] += n
         for route, counts in other._hist.items():
-            mine = self._hist.get(route)
-            if mine is None:
-                mine = self._hist[route] = [0] * (len(BUCKETS) + 1)
+            mine = self._hist.get(route) or self._new_histogram(route)
             for i, n in enumerate(counts):
                 mine[i] += n
             self._sum[route] += other._sum[route]
