@@ -1,4 +1,5 @@
-"""A hypothesis state machine over reserve, pay, release, expire, refund and time travel.
+"""A hypothesis state machine over reserve, pay, release, expire, refund, time travel and
+updates of the live event's allocations.
 
 Each rule predicts its outcome from the state storage shows just before it (the domain
 rules are deterministic), so a wrong answer fails at once; a refusal must change nothing.
@@ -9,6 +10,7 @@ equal to the recount, no customer above a limit, and every hold only ever moved 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import settings
@@ -65,6 +67,7 @@ class SaleMachine(RuleBasedStateMachine):
         self.clock = ManualClock(NOW)
         self.sales = Sales(self.store, clock=self.clock)
         self.sales.open(EVENT)
+        self.event = EVENT  # the definition storage holds now
         self.first: dict[tuple[str, str], tuple[str, tuple[tuple[str, int], ...], str]] = {}
         self.seen: dict[str, HoldState] = {}
 
@@ -204,6 +207,24 @@ class SaleMachine(RuleBasedStateMachine):
         before = snapshot(self.store, EVENT.id)
         self.expect("unknown-hold", self.attempt(self.sales.pay, "no-such-hold", "pay-a"), before)
 
+    @rule(sku=st.sampled_from(sorted(SKU_LIMITS)), allocation=st.integers(0, 9))
+    def update_allocation(self, sku: str, allocation: int) -> None:
+        level = self.store.stock(EVENT.id)[sku]
+        offers = {**self.event.offers, sku: replace(self.event.offers[sku], allocation=allocation)}
+        new = replace(self.event, offers=offers)
+        before = snapshot(self.store, EVENT.id)
+        expected = "ok" if allocation >= level.held + level.sold else "update-refused"
+        outcome = self.attempt(self.sales.update, new)
+        if expected == "ok":
+            assert outcome is None, outcome
+            self.event = new
+            assert self.store.stock(EVENT.id)[sku].available == allocation - level.held - level.sold
+        else:
+            assert isinstance(outcome, LampoError), outcome
+            assert outcome.reason == expected, outcome
+            assert snapshot(self.store, EVENT.id) == before, "a refused update changed state"
+        assert self.store.load_events() == [self.event]
+
     @rule(seconds=st.sampled_from([1, 30, 299, 300, 301, 3600, 4 * 3600]))
     def time_passes(self, seconds: int) -> None:
         self.clock.advance(seconds)
@@ -211,7 +232,7 @@ class SaleMachine(RuleBasedStateMachine):
     # -- invariants ------------------------------------------------------------------------
     @invariant()
     def stock_and_totals_agree_with_the_holds(self) -> None:
-        assert_consistent(self.store, EVENT)
+        assert_consistent(self.store, self.event)
 
     @invariant()
     def the_battle_report_figures_equal_the_recount(self) -> None:

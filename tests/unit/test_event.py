@@ -6,8 +6,15 @@ from datetime import datetime, timedelta
 import pytest
 
 from lampo.domain.catalog import Category, Sku
-from lampo.domain.errors import Closed, InvalidRequest, NotOpen, UnknownMarket, UnknownSku
-from lampo.domain.event import Offer, Window
+from lampo.domain.errors import (
+    Closed,
+    InvalidRequest,
+    NotOpen,
+    UnknownMarket,
+    UnknownSku,
+    UpdateRefused,
+)
+from lampo.domain.event import Offer, SaleEvent, Window, plan_update
 from lampo.domain.market import Channel, ChannelKind, Market
 from lampo.domain.money import Money
 from tests.factories import CN_OPENS, IN_OPENS, NOW, price_cn, sale_event
@@ -177,3 +184,59 @@ def test_a_store_channel_needs_a_store_id() -> None:
 def test_identifiers_must_be_short_printable_words(bad: object) -> None:
     with pytest.raises(InvalidRequest):
         Category(bad, "name")  # type: ignore[arg-type]
+
+
+# -- updating a live event ---------------------------------------------------------------
+
+
+def _without_india(event: SaleEvent) -> SaleEvent:
+    offers = {k: replace(o, prices={"CN": o.prices["CN"]}) for k, o in event.offers.items()}
+    markets = {"CN": event.markets["CN"]}
+    return replace(event, markets=markets, windows={"CN": event.windows["CN"]}, offers=offers)
+
+
+def _offers(event: SaleEvent, **changes: object) -> dict[str, Offer]:
+    return {k: replace(o, **changes) if k == "tv-55" else o for k, o in event.offers.items()}
+
+
+def test_an_update_says_what_it_does_to_stock() -> None:
+    old = sale_event(stock={"phone-red": 10, "tv-55": 5})
+    new = sale_event(stock={"phone-red": 7, "tv-55": 5, "tv-65": 3})
+    new = replace(new, offers={**new.offers, "tv-55": old.offers["tv-55"]})
+    change = plan_update(old, new)
+    assert change.deltas == {"phone-red": -3}
+    assert change.added == {"tv-65": 3}
+
+
+@pytest.mark.parametrize(
+    ("field", "change"),
+    [
+        ("markets", lambda e: _without_india(e)),
+        ("windows", lambda e: replace(e, windows={"CN": e.windows["CN"]})),
+        (
+            "skus",
+            lambda e: replace(
+                e, skus={**e.skus, "tv-55": replace(e.skus["tv-55"], category="phone")}
+            ),
+        ),
+        ("fx", lambda e: replace(e, fx=replace(e.fx, reporting="INR", rates={"CNY": 10}))),
+        ("limit_per_customer", lambda e: replace(e, limit_per_customer=2)),
+        ("limit_per_customer", lambda e: replace(e, offers=_offers(e, limit_per_customer=1))),
+        ("offers", lambda e: replace(e, offers={"phone-red": e.offers["phone-red"]})),
+    ],
+)
+def test_an_update_may_not_change_what_holds_and_counters_rest_on(
+    field: str, change: object
+) -> None:
+    old = sale_event(stock={"phone-red": 10, "tv-55": 5})
+    with pytest.raises(UpdateRefused) as refused:
+        plan_update(old, change(old))  # type: ignore[operator]
+    assert refused.value.field == field
+
+
+def test_an_update_may_change_or_drop_an_existing_limit_and_move_windows() -> None:
+    old = sale_event(stock={"phone-red": 10, "tv-55": 5}, sku_limit=2, event_limit=3)
+    later = {c: Window(w.opens, w.closes + timedelta(hours=1)) for c, w in old.windows.items()}
+    new = replace(old, limit_per_customer=None, offers=_offers(old, limit_per_customer=5))
+    change = plan_update(old, replace(new, windows=later, hold_seconds=60, name="Extended"))
+    assert (change.added, change.deltas) == ({}, {})

@@ -22,6 +22,7 @@ from lampo.domain.errors import (
     UnknownHold,
     UnknownMarket,
     UnknownSku,
+    UpdateRefused,
     refusal_from_detail,
 )
 from lampo.domain.holds import (
@@ -223,6 +224,7 @@ REFUSAL_EXAMPLES: list[LampoError] = [
     AlreadyPaid("h1", "p1"),
     IdempotencyConflict("k1"),
     Unavailable("writer queue full"),
+    UpdateRefused("fest", "allocation", "phone-red: 5 units are held or sold, more than 4"),
 ]
 
 

@@ -221,6 +221,22 @@ class Unavailable(LampoError):
         return f"storage unavailable: {self.problem}"
 
 
+class UpdateRefused(LampoError):
+    """A live event cannot take this new definition: ``field`` says what part, ``problem``
+    why. The event is left as it was."""
+
+    reason = "update-refused"
+
+    def __init__(self, event: str, field: str, problem: str) -> None:
+        self.event = event
+        self.field = field
+        self.problem = problem
+        super().__init__()
+
+    def message(self) -> str:
+        return f"event {self.event!r} cannot change its {self.field}: {self.problem}"
+
+
 REFUSALS: dict[str, type[LampoError]] = {
     cls.reason: cls
     for cls in (
@@ -238,6 +254,7 @@ REFUSALS: dict[str, type[LampoError]] = {
         AlreadyPaid,
         IdempotencyConflict,
         Unavailable,
+        UpdateRefused,
     )
 }
 

@@ -13,6 +13,7 @@ from lampo.domain.errors import (
     NotOpen,
     UnknownMarket,
     UnknownSku,
+    UpdateRefused,
 )
 from lampo.domain.market import Market
 from lampo.domain.money import FxTable, Money
@@ -160,3 +161,66 @@ class Milestone:
     @property
     def kind(self) -> str:
         return "units" if self.category else "money"
+
+
+@dataclass(frozen=True, slots=True)
+class StockChange:
+    """What an update does to stock: new SKUs with their allocation, and the change of
+    allocation of SKUs already on sale (storage adds it to ``available`` too)."""
+
+    added: Mapping[str, int]
+    deltas: Mapping[str, int]
+
+
+def plan_update(old: SaleEvent, new: SaleEvent) -> StockChange:
+    """Check that the live event ``old`` may become ``new`` and say what that does to stock.
+
+    A live event may add markets, SKUs, categories and milestones; move windows; change
+    prices, names, the hold time and FX rates; raise or lower allocations (storage refuses
+    one below what is held and sold); change or drop a per-customer limit. It may not drop
+    what holds, orders and totals refer to (a market, window, category, SKU or offer),
+    change a market's currency, a SKU's category or the reporting currency, nor add a limit
+    where there was none: counters are kept only for limited SKUs, so units bought before
+    would not count. Raises ``UpdateRefused`` naming the first part that cannot change.
+    """
+
+    def refuse(field: str, problem: str) -> UpdateRefused:
+        return UpdateRefused(old.id, field, problem)
+
+    if new.id != old.id:
+        raise refuse("id", f"{new.id!r} is another event")
+    for code, market in old.markets.items():
+        if code not in new.markets:
+            raise refuse("markets", f"{code} is gone; close its window instead")
+        if new.markets[code].currency != market.currency:
+            raise refuse("markets", f"{code} sells in {market.currency}; its currency stays")
+    for code in old.windows:
+        if code not in new.windows:
+            raise refuse("windows", f"{code} is gone; move its close instead")
+    for code in old.categories:
+        if code not in new.categories:
+            raise refuse("categories", f"{code} is gone; totals are kept by category")
+    for code, sku in old.skus.items():
+        if code not in new.skus:
+            raise refuse("skus", f"{code} is gone; holds and orders refer to it")
+        if new.skus[code].category != sku.category:
+            raise refuse("skus", f"{code} is in {sku.category}; its category stays")
+    if new.fx.reporting != old.fx.reporting:
+        raise refuse("fx", f"the reporting currency {old.fx.reporting} stays")
+    if old.limit_per_customer is None and new.limit_per_customer is not None:
+        raise refuse("limit_per_customer", "no limit was kept, so none can be added")
+    added: dict[str, int] = {}
+    deltas: dict[str, int] = {}
+    for code, offer in new.offers.items():
+        before = old.offers.get(code)
+        if before is None:
+            added[code] = offer.allocation
+            continue
+        if before.limit_per_customer is None and offer.limit_per_customer is not None:
+            raise refuse("limit_per_customer", f"{code} had no limit, so none can be added")
+        if offer.allocation != before.allocation:
+            deltas[code] = offer.allocation - before.allocation
+    for code in old.offers:
+        if code not in new.offers:
+            raise refuse("offers", f"{code} is gone; lower its allocation instead")
+    return StockChange(added, deltas)

@@ -76,6 +76,20 @@ class Sales:
         self.storage.setup(event)
         self._events[event.id] = event
 
+    def update(self, event: SaleEvent) -> None:
+        """Give the live event ``event.id`` this new definition (``Storage.update``); new
+        holds placed here are checked and priced by it from now on."""
+        self.storage.update(event)
+        self._events[event.id] = event
+        self._forget_soldout(event.id)
+
+    def learn(self, event: SaleEvent) -> None:
+        """Take a definition that storage already holds (another process set it up or
+        updated it) without writing anything."""
+        if self._events.get(event.id) != event:
+            self._events[event.id] = event
+            self._forget_soldout(event.id)
+
     def event(self, event_id: str) -> SaleEvent:
         try:
             return self._events[event_id]

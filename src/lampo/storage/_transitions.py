@@ -8,7 +8,7 @@ another transition's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar
 
@@ -23,6 +23,7 @@ from lampo.domain.errors import (
     UnknownHold,
     UnknownSku,
 )
+from lampo.domain.event import StockChange
 from lampo.domain.holds import (
     Hold,
     HoldState,
@@ -32,6 +33,7 @@ from lampo.domain.holds import (
     ReserveRequest,
     StockLevel,
 )
+from lampo.storage.port import below_committed
 
 EVENT_SCOPE = ""  # the counter key of a customer's units across a whole event
 
@@ -101,8 +103,8 @@ def reserve(st: State, req: ReserveRequest) -> Hold:
         limits[line.sku] = limit
     skus = sorted(wanted)
 
-    # The event-wide counter is kept only for events with an event-wide limit (an event's
-    # definition never changes), so a limit-free event spends no write on it.
+    # The event-wide counter is kept only for events with an event-wide limit (an update
+    # never adds a limit: ``plan_update``), so a limit-free event spends no write on it.
     if req.event_limit is not None:
         already = st.counter_get(hold.event, hold.customer, EVENT_SCOPE)
         if already + hold.units > req.event_limit:
@@ -244,4 +246,20 @@ def apply_all(
             out.append(fn(st, req))
         except LampoError as refusal:
             out.append(refusal)
+    return out
+
+
+def restock(event: str, change: StockChange, levels: Mapping[str, StockLevel]) -> list[StockLevel]:
+    """The stock levels an update leaves (``levels``: the current ones of the SKUs it
+    changes): an allocation moved by its delta moves ``available`` with it, a new SKU starts
+    at its allocation. ``below_committed`` when a delta would take ``available`` below zero."""
+    out = []
+    for sku, delta in sorted(change.deltas.items()):
+        level = levels[sku]
+        if level.available + delta < 0:
+            raise below_committed(event, sku, level.allocation + delta, level.held + level.sold)
+        allocation, available = level.allocation + delta, level.available + delta
+        out.append(StockLevel(sku, allocation, available, level.held, level.sold))
+    for sku, allocation in sorted(change.added.items()):
+        out.append(StockLevel(sku, allocation, allocation, 0, 0))
     return out

@@ -169,6 +169,14 @@ class RedisPostgresStorage:
         self.ledger.setup(event)  # the definition is on record before it goes live
         self.live.setup(event)
 
+    def update(self, event: SaleEvent) -> None:
+        # The live store first: it alone knows the units held, so it decides whether an
+        # allocation may fall. The ledger then takes the definition (its stock moves by the
+        # same amounts). If it is down, or the process dies in between, the update is
+        # simply run again: the live store has it already and does nothing.
+        self.live.update(event)
+        self.ledger.update(event)
+
     def events(self) -> list[str]:
         return self.ledger.events()
 

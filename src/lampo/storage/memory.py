@@ -11,7 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from lampo.domain.event import SaleEvent
+from lampo.domain.errors import UnknownEvent
+from lampo.domain.event import SaleEvent, plan_update
 from lampo.domain.holds import (
     Hold,
     HoldState,
@@ -112,6 +113,20 @@ class MemoryStorage:
                 self._st.stock[(event.id, sku)] = StockLevel(
                     sku, offer.allocation, offer.allocation, 0, 0
                 )
+
+    def update(self, event: SaleEvent) -> None:
+        with self._lock:
+            known = self._definitions.get(event.id)
+            if known is None:
+                raise UnknownEvent(event.id)
+            if known == event:
+                return
+            change = plan_update(known, event)
+            stock = self._st.stock
+            levels = {sku: stock[(event.id, sku)] for sku in change.deltas}
+            for level in tx.restock(event.id, change, levels):
+                stock[(event.id, level.sku)] = level
+            self._definitions[event.id] = event
 
     def events(self) -> list[str]:
         with self._lock:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from lampo.domain.errors import InvalidRequest, LampoError
+from lampo.domain.errors import InvalidRequest, LampoError, UpdateRefused
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
@@ -37,12 +37,27 @@ def check_same_definition(known: SaleEvent, new: SaleEvent) -> None:
         )
 
 
+def below_committed(event: str, sku: str, allocation: int, committed: int) -> UpdateRefused:
+    """The refusal of an allocation lower than the units held and sold."""
+    return UpdateRefused(
+        event, "allocation", f"{sku}: {committed} units are held or sold, more than {allocation}"
+    )
+
+
 @runtime_checkable
 class Storage(Protocol):
     def setup(self, event: SaleEvent) -> None:
         """Keep the event's definition and create its stock at its allocation.
         Idempotent: a second call with the same definition changes nothing; one with a
         different definition is refused (``InvalidRequest``) and changes nothing."""
+
+    def update(self, event: SaleEvent) -> None:
+        """Give a live event the definition ``event``, in one atomic step: new SKUs get
+        stock at their allocation, a changed allocation moves ``available`` by the same
+        amount. Holds keep the prices they were placed at. Refuses, changing nothing:
+        ``UnknownEvent``; ``UpdateRefused`` by ``plan_update``'s rules, or with field
+        ``allocation`` (``below_committed``) when an allocation would fall below the units
+        held and sold. The definition it holds already: a no-op."""
 
     def events(self) -> list[str]:
         """Ids of the events this storage holds."""

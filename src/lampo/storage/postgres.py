@@ -41,8 +41,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from lampo.domain.codec import event_from_dict, event_to_dict
-from lampo.domain.errors import InvalidRequest, Unavailable
-from lampo.domain.event import SaleEvent
+from lampo.domain.errors import InvalidRequest, Unavailable, UnknownEvent
+from lampo.domain.event import SaleEvent, plan_update
 from lampo.domain.holds import (
     Hold,
     HoldLine,
@@ -429,6 +429,39 @@ class PostgresStorage(BatchedTransitions):
                     "INSERT INTO stock VALUES (%s, %s, %s, %s, 0, 0)",
                     (event.id, sku, offer.allocation, offer.allocation),
                 )
+
+        self._batcher.submit(work)
+
+    def update(self, event: SaleEvent) -> None:
+        definition = json.dumps(event_to_dict(event), sort_keys=True)
+
+        def work(st: _PgState) -> None:
+            x = st._x
+            row = x(
+                "SELECT definition FROM events WHERE id = %s FOR UPDATE", (event.id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownEvent(event.id)
+            known = event_from_dict(json.loads(row[0]))
+            if known == event:
+                return
+            change = plan_update(known, event)
+            levels = {}
+            for sku in sorted(change.deltas):  # rows locked in one order, as reserve does
+                level = st.stock_get(event.id, sku)
+                assert level is not None, f"{event.id}/{sku} has an offer but no stock"
+                levels[sku] = level
+            rows = [
+                (event.id, s.sku, s.allocation, s.available, s.held, s.sold)
+                for s in tx.restock(event.id, change, levels)
+            ]
+            st_rows = (
+                "INSERT INTO stock VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event, sku) "
+                "DO UPDATE SET allocation = excluded.allocation, available = excluded.available"
+            )
+            for row in rows:
+                x(st_rows, row)
+            x("UPDATE events SET definition = %s WHERE id = %s", (definition, event.id))
 
         self._batcher.submit(work)
 

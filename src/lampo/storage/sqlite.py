@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lampo.domain.codec import event_from_dict, event_to_dict
-from lampo.domain.errors import InvalidRequest, Unavailable
-from lampo.domain.event import SaleEvent
+from lampo.domain.errors import InvalidRequest, Unavailable, UnknownEvent
+from lampo.domain.event import SaleEvent, plan_update
 from lampo.domain.holds import (
     Hold,
     HoldLine,
@@ -26,6 +26,7 @@ from lampo.domain.holds import (
 )
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.totals import Totals
+from lampo.storage import _transitions as tx
 from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
 from lampo.storage.port import check_same_definition
@@ -190,6 +191,10 @@ class _SqlState:
         self._stock.clear()
         self._known.clear()
         self._data_version = -1
+
+    def forget_stock(self) -> None:
+        """Drop the cached stock rows (an event update rewrote some)."""
+        self._stock.clear()
 
     def idem_get(self, key: str) -> tuple[str, str] | None:
         row = self._x("SELECT fingerprint, hold_id FROM idem WHERE key = ?", (key,)).fetchone()
@@ -488,6 +493,38 @@ class SqliteStorage(BatchedTransitions):
                 [(event.id, sku, o.allocation, o.allocation) for sku, o in event.offers.items()],
             )
             st.has_event(event.id)
+
+        self._batcher.submit(work)
+
+    def update(self, event: SaleEvent) -> None:
+        definition = json.dumps(event_to_dict(event), sort_keys=True)
+
+        def work(st: _SqlState) -> None:
+            x = self._conn.execute
+            row = x("SELECT definition FROM events WHERE id = ?", (event.id,)).fetchone()
+            if row is None:
+                raise UnknownEvent(event.id)
+            known = event_from_dict(json.loads(row[0]))
+            if known == event:
+                return
+            change = plan_update(known, event)
+            levels = {}
+            for sku in change.deltas:
+                level = st.stock_get(event.id, sku)
+                assert level is not None, f"{event.id}/{sku} has an offer but no stock"
+                levels[sku] = level
+            rows = [
+                (event.id, s.sku, s.allocation, s.available, s.held, s.sold)
+                for s in tx.restock(event.id, change, levels)
+            ]
+            st_rows = (
+                "INSERT INTO stock VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event, sku) DO UPDATE "
+                "SET allocation = excluded.allocation, available = excluded.available"
+            )
+            for row in rows:
+                x(st_rows, row)
+            x("UPDATE events SET definition = ? WHERE id = ?", (definition, event.id))
+            st.forget_stock()
 
         self._batcher.submit(work)
 

@@ -25,6 +25,7 @@ local K_NB = base .. ':nb'        -- the event's bucket count (absent: one bucke
 local K_XFER = base .. ':xfer'    -- transfers lent, not yet settled: id -> to\31sku\31units
 local K_XIN = base .. ':xin'      -- ids of the transfers this bucket has received
 local K_XV = base .. ':xv'        -- bumped by every transfer step on this bucket
+local K_DV = base .. ':dv'        -- the definition's version, bumped by each update
 local SEP = '\31'
 local H_CUST, H_ELIMIT, H_UNITS, H_DEADLINE, H_M, H_SKUS = 4, 5, 6, 7, 8, 9
 local T_CUR, T_AMT, T_OK, T_NL, T_LINES = 1, 2, 3, 4, 5
