@@ -298,6 +298,7 @@ class App:
         )
         self.router = Router()
         self._sweeper: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Future[None] | None = None
         self._routes()
 
@@ -340,29 +341,45 @@ class App:
         await asyncio.to_thread(self.start)
         if self.shared_metrics is not None:
             await self.shared_metrics.start()
+        loop = asyncio.get_running_loop()
         if self.config.sweep_interval > 0 and self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+            self._sweeper = loop.create_task(self._sweep())
+        if self.config.event_refresh > 0 and self._watcher is None:
+            self._watcher = loop.create_task(self._watch_events())
 
     async def stop(self) -> None:
         if self.shared_metrics is not None:
             await self.shared_metrics.stop()  # its last snapshot, counted after it exits
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        for task in (self._sweeper, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._sweeper = self._watcher = None
         if self.sales is not None:
             await asyncio.to_thread(self.sales.storage.close)
 
-    def refresh_events(self) -> None:
+    def refresh_events(self, definitions: bool = False) -> None:
         """Open the events storage holds that this process has not seen (another worker,
-        or an admin call, may have added them)."""
+        or an admin call, may have added them); with ``definitions``, also take the new
+        definitions of events updated elsewhere."""
         sales = self.service
-        if all(e in sales.events for e in sales.storage.events()):
+        if not definitions and all(e in sales.events for e in sales.storage.events()):
             return  # the usual case: one read of the ids, no definitions decoded
         for event in sales.storage.load_events():
             if event.id not in sales.events:
                 sales.open(event)
+            else:
+                sales.learn(event)
+
+    async def _watch_events(self) -> None:
+        """Every ``event_refresh`` seconds, take the definitions other workers updated."""
+        while True:
+            await asyncio.sleep(self.config.event_refresh)
+            try:
+                await asyncio.to_thread(self.refresh_events, True)
+            except Exception:
+                log.exception("reading event definitions failed")
 
     async def _sweep(self) -> None:
         while True:
@@ -495,6 +512,7 @@ class App:
         add("GET", "/v1/events/{event_id}/report", self.read_report)
         add("GET", "/v1/admin/events", self.list_events)
         add("POST", "/v1/admin/events", self.load_event)
+        add("PUT", "/v1/admin/events/{event_id}", self.update_event)
         add("GET", "/v1/admin/events/{event_id}/orders", self.list_orders)
         add("POST", "/v1/admin/holds/{hold_id}/refund", self.refund)
         add("POST", "/v1/admin/expire", self.expire)
@@ -518,8 +536,13 @@ class App:
             ch = data.channel
             channel = Channel(ch.kind, ch.name, ch.referral) if ch else _ONLINE  # type: ignore[arg-type]
             cmd = ReserveCommand(data.event, buyer.id, data.market, data.items, channel, key)
-            sales = self.service
-            if data.event not in sales.events:
+            event = self.service.events.get(data.event)
+            if (
+                event is None
+                or data.market not in event.windows
+                or not event.offers.keys() >= data.items.keys()
+            ):
+                # another worker may have loaded the event, or added the SKU or market
                 await self._refresh_events_since_now()
             result = await self.reservations.submit(cmd)
             if isinstance(result, LampoError):
@@ -534,16 +557,16 @@ class App:
         return self.service.areserve_many(commands)
 
     async def _refresh_events_since_now(self) -> None:
-        """An unknown event may have been loaded by another worker: look in storage, with a
-        read that starts after this call did (so an event whose load was answered before
-        the request came is found). Concurrent callers share one read, and at most one is
-        in flight, so a flood of bad event ids costs one cheap read at a time."""
+        """An unknown event, SKU or market may have been loaded or added by another worker:
+        read the definitions in storage, with a read that starts after this call did (so an
+        update answered before the request came is found). Concurrent callers share one
+        read, and at most one is in flight, so a flood of bad ids costs one read at a time."""
         started_after_call = False
         while True:
             running = self._refreshing
             if running is None or running.done():
                 running = self._refreshing = asyncio.ensure_future(
-                    asyncio.to_thread(self.refresh_events)
+                    asyncio.to_thread(self.refresh_events, True)
                 )
                 started_after_call = True
             with contextlib.suppress(Exception):
@@ -668,30 +691,34 @@ class App:
         ]
         return json_response(200, schemas.EventList(items))
 
+    def _event_from_body(self, req: Request, body: bytes) -> SaleEvent:
+        """The event an admin upload defines: JSON (the codec's form, as ``GET
+        /v1/events/{id}`` gives it) or a scenario TOML file, scaled by ``?scale=``."""
+        media = req.media_type()
+        if media in ("application/toml", "text/toml"):
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidRequest("body", "TOML must be UTF-8") from None
+            scale = req.arg("scale") or "1"
+            try:
+                factor = float(scale)
+            except ValueError:
+                raise InvalidRequest("scale", f"not a number: {scale!r}") from None
+            return scenarios.loads(text, "upload", factor).event
+        if media == "application/json":
+            data = _decode(schemas.any_decoder, body)
+            if not isinstance(data, dict):
+                raise InvalidRequest("body", "an event definition is a JSON object")
+            return event_from_dict(data)
+        raise UnsupportedMediaType(media, ("application/json", "application/toml"))
+
     async def load_event(self, req: Request) -> Response:
         self._admin(req)
         key = self._idempotency_key(req)
 
         async def run(body: bytes) -> Response:
-            media = req.media_type()
-            if media in ("application/toml", "text/toml"):
-                try:
-                    text = body.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise InvalidRequest("body", "TOML must be UTF-8") from None
-                scale = req.arg("scale") or "1"
-                try:
-                    factor = float(scale)
-                except ValueError:
-                    raise InvalidRequest("scale", f"not a number: {scale!r}") from None
-                event = scenarios.loads(text, "upload", factor).event
-            elif media == "application/json":
-                data = _decode(schemas.any_decoder, body)
-                if not isinstance(data, dict):
-                    raise InvalidRequest("body", "an event definition is a JSON object")
-                event = event_from_dict(data)
-            else:
-                raise UnsupportedMediaType(media, ("application/json", "application/toml"))
+            event = self._event_from_body(req, body)
             return await asyncio.to_thread(self._setup, event)
 
         return await self._once(req, "admin", key, self.config.max_admin_body, run)
@@ -705,8 +732,25 @@ class App:
                 raise EventExists(event.id)
             status = 200
         sales.open(event)
+        return self._summary(status, event)
+
+    def _summary(self, status: int, event: SaleEvent) -> Response:
         summary = schemas.EventSummary(event.id, event.name, event.opens, event.closes)
         return json_response(status, summary, (b"location", f"/v1/events/{event.id}".encode()))
+
+    async def update_event(self, req: Request) -> Response:
+        self._admin(req)
+        key = self._idempotency_key(req)
+        event_id = req.params["event_id"]
+
+        async def run(body: bytes) -> Response:
+            event = self._event_from_body(req, body)
+            if event.id != event_id:
+                raise InvalidRequest("id", f"the body defines {event.id!r}, not {event_id!r}")
+            await asyncio.to_thread(self.service.update, event)
+            return self._summary(200, event)
+
+        return await self._once(req, "admin", key, self.config.max_admin_body, run)
 
     async def list_orders(self, req: Request) -> Response:
         self._admin(req)

@@ -55,6 +55,13 @@ def serve(
         float | None,
         typer.Option(envvar="LAMPO_SWEEP_INTERVAL", help="Seconds between expiry sweeps."),
     ] = None,
+    event_refresh: Annotated[
+        float | None,
+        typer.Option(
+            envvar="LAMPO_EVENT_REFRESH",
+            help="Seconds between a worker's reads of event definitions updated elsewhere.",
+        ),
+    ] = None,
     soldout_ttl: Annotated[
         float | None,
         typer.Option(
@@ -75,6 +82,7 @@ def serve(
         ("LAMPO_BUYER_RATE", buyer_rate),
         ("LAMPO_IP_RATE", ip_rate),
         ("LAMPO_SWEEP_INTERVAL", sweep_interval),
+        ("LAMPO_EVENT_REFRESH", event_refresh),
         ("LAMPO_SOLDOUT_TTL", soldout_ttl),
     ):
         if value is not None:

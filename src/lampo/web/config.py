@@ -91,6 +91,9 @@ class WebConfig:
     replay_seconds: float = 24 * 3600.0
     #: Seconds between expiry sweeps (0: no sweeper in this server).
     sweep_interval: float = 1.0
+    #: Seconds between reads of the event definitions, so a worker takes an update made
+    #: through another worker (0: only at start and on unknown events).
+    event_refresh: float = 1.0
     #: Serve ``/_bench/empty`` (the benchmark's baseline endpoint).
     bench: bool = False
     #: Serve ``POST /v1/admin/clock`` to move the server's clock (tests, demos).
@@ -126,6 +129,7 @@ class WebConfig:
             ip_rate=_number(env, "LAMPO_IP_RATE", 2000.0, 0, 1e7),
             ip_burst=_number(env, "LAMPO_IP_BURST", 4000.0, 1, 1e7),
             sweep_interval=_number(env, "LAMPO_SWEEP_INTERVAL", 1.0, 0, 3600),
+            event_refresh=_number(env, "LAMPO_EVENT_REFRESH", 1.0, 0, 3600),
             bench=_flag(env, "LAMPO_BENCH_ENDPOINTS"),
             test_clock=_flag(env, "LAMPO_TEST_CLOCK"),
             metrics_dir=_directory(env, "LAMPO_METRICS_DIR"),

@@ -86,6 +86,21 @@ def _op(
     return op
 
 
+_SCALE = {
+    "name": "scale",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+}
+_EVENT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": _OBJECT},
+        "application/toml": {"schema": {"type": "string"}},
+    },
+}
+
+
 def _paths() -> dict[str, Any]:
     hold = _json(_ref("HoldOut"), "The hold (or order) as it is now.")
     hold_param = _path_param("hold_id")
@@ -195,23 +210,28 @@ def _paths() -> dict[str, Any]:
                     "201": _json(_ref("EventSummary"), "Loaded and open for sale."),
                 },
                 "adminKey",
-                [
-                    _IDEMPOTENCY,
-                    {
-                        "name": "scale",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
-                    },
-                ],
-                {
-                    "required": True,
-                    "content": {
-                        "application/json": {"schema": _OBJECT},
-                        "application/toml": {"schema": {"type": "string"}},
-                    },
-                },
+                [_IDEMPOTENCY, _SCALE],
+                _EVENT_BODY,
             ),
+        },
+        "/v1/admin/events/{event_id}": {
+            "put": _op(
+                "Update a live sale event (the same forms as loading it)",
+                "admin",
+                {"200": _json(_ref("EventSummary"), "Updated; new holds follow it at once.")},
+                "adminKey",
+                [event_param, _IDEMPOTENCY, _SCALE],
+                _EVENT_BODY,
+                description=(
+                    "Add stock or SKUs, markets or categories; move windows; change prices "
+                    "(holds keep theirs), the hold time, FX rates, names, milestones; change "
+                    "or drop a per-customer limit. Refused (`update-refused`, nothing "
+                    "changed): an allocation below the units held and sold, dropping what "
+                    "holds and totals refer to, changing a market's currency or a SKU's "
+                    "category, adding a limit where there was none. Other workers of the "
+                    "server follow within `LAMPO_EVENT_REFRESH` seconds (default 1)."
+                ),
+            )
         },
         "/v1/admin/events/{event_id}/orders": {
             "get": _op(

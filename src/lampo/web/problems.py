@@ -87,7 +87,7 @@ class EventExists(LampoError):
     def message(self) -> str:
         return (
             f"event {self.event!r} exists with another definition; "
-            "a live event's definition is not changed"
+            f"PUT /v1/admin/events/{self.event} updates it"
         )
 
 
@@ -116,6 +116,7 @@ TYPES: dict[str, ProblemType] = {
     "illegal-transition": ProblemType(409, "The hold is not in a state that allows this"),
     "already-paid": ProblemType(409, "The hold was paid by another payment"),
     "event-exists": ProblemType(409, "The event exists with another definition"),
+    "update-refused": ProblemType(409, "The live event cannot take this definition"),
     "hold-expired": ProblemType(410, "The hold has expired"),
     "payload-too-large": ProblemType(413, "The body is too large"),
     "unsupported-media-type": ProblemType(415, "Unsupported content type"),
