@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -103,6 +104,27 @@ def test_a_recorded_order_takes_back_its_units_from_unpaid_holds_after_a_redis_l
     assert (level.available, level.held, level.sold) == (0, 1, 2)
     assert_consistent(store, event)
     assert reconcile(store.live, store.ledger, check=True).differences == []
+
+
+def test_an_update_that_went_live_but_not_on_record_is_rolled_forward(
+    store: RedisPostgresStorage, sales: Sales
+) -> None:
+    event = sale_event(stock={"phone-red": 5})
+    sales.open(event)
+    sales.reserve(event.id, "c1", "CN", {"phone-red": 2})
+    offers = {"phone-red": replace(event.offers["phone-red"], allocation=9)}
+    grown = replace(event, offers=offers)
+    store.live.update(grown)  # as if lampo died before the record took the update
+
+    found = reconcile(store.live, store.ledger, check=True)
+    assert [d.kind for d in found.differences] == ["definition-not-on-record"]
+    assert store.ledger.load_events() == [event]  # --check wrote nothing
+    assert reconcile(store.live, store.ledger).unresolved == []
+    assert store.ledger.load_events() == [grown]
+    assert store.ledger.stock(event.id)["phone-red"].allocation == 9
+    assert reconcile(store.live, store.ledger, check=True).differences == []
+    store.update(grown)  # the admin's retry: both have it, nothing changes
+    assert_consistent(store, grown)
 
 
 def test_a_combined_url_without_its_postgresql_part_is_refused_clearly() -> None:

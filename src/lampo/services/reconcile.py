@@ -2,7 +2,8 @@
 
 The record wins for what it holds: event definitions and orders (paid, refunded). The
 live store wins for what only it holds: holds not paid yet. What the live store decided
-but the record missed (a payment whose record failed) is rolled forward onto the record.
+but the record missed (a payment whose record failed, an event update cut before the
+record took it) is rolled forward onto the record.
 See docs/storage-redis-postgres.md for when each difference arises.
 
 Every repair goes through the storage port (setup, reserve, pay, refund, release,
@@ -116,7 +117,17 @@ class _Run:
                     "defined live only",
                     partial(_setup, self.ledger, event),
                 )
-        merged = {**live, **on_record}
+            elif on_record[event.id] != event:
+                # An update goes live first (the live store decides whether its stock
+                # allows it), so the live definition is the newer: roll it forward.
+                self.note(
+                    event.id,
+                    "definition-not-on-record",
+                    event.id,
+                    "updated live only",
+                    partial(_update, self.ledger, event),
+                )
+        merged = {**on_record, **live}
         self.out.events = len(merged)
         return [merged[k] for k in sorted(merged)]
 
@@ -271,6 +282,14 @@ class _Run:
 def _setup(store: Storage, event: SaleEvent) -> str:
     try:
         store.setup(event)
+    except LampoError as refusal:
+        return str(refusal)
+    return ""
+
+
+def _update(store: Storage, event: SaleEvent) -> str:
+    try:
+        store.update(event)
     except LampoError as refusal:
         return str(refusal)
     return ""
