@@ -49,7 +49,7 @@ def test_metrics_are_the_sum_over_the_workers_at_every_scrape(tmp_path: Path) ->
     tmpdir = tmp_path / "tmp"  # where `lampo serve` makes its metrics directory
     tmpdir.mkdir()
     with running_server(tmp_path, workers=2, TMPDIR=str(tmpdir)) as server:
-        [shared] = tmpdir.glob("lampo-metrics-*")
+        [shared] = tmpdir.glob("lampo-run-*")
         assert stat.S_IMODE(shared.stat().st_mode) == 0o700
         server.load(live_event("metrics-sum", {"phone-red": 1000}))
         # every call is a new connection, so the calls spread over both workers

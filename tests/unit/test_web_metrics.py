@@ -83,19 +83,17 @@ def test_a_file_that_is_not_a_snapshot_is_left_out(bad: bytes) -> None:
     assert "lampo_reserve_batches_total 1" in text
 
 
-def test_the_metrics_dir_must_be_a_directory(tmp_path: Path) -> None:
+def test_the_run_dir_must_be_a_directory(tmp_path: Path) -> None:
     env = {
         "LAMPO_SECRET": "s" * 32,
         "LAMPO_ADMIN_KEY": "a" * 32,
         "LAMPO_WEBHOOK_SECRET": "w" * 32,
         "LAMPO_STORAGE": "memory://",
     }
-    assert WebConfig.from_env(env).metrics_dir == ""
-    assert WebConfig.from_env({**env, "LAMPO_METRICS_DIR": str(tmp_path)}).metrics_dir == str(
-        tmp_path
-    )
+    assert WebConfig.from_env(env).run_dir == ""
+    assert WebConfig.from_env({**env, "LAMPO_RUN_DIR": str(tmp_path)}).run_dir == str(tmp_path)
     with pytest.raises(InvalidRequest):
-        WebConfig.from_env({**env, "LAMPO_METRICS_DIR": str(tmp_path / "nowhere")})
+        WebConfig.from_env({**env, "LAMPO_RUN_DIR": str(tmp_path / "nowhere")})
 
 
 # -- workers sharing a directory ------------------------------------------------------------

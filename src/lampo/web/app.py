@@ -290,11 +290,9 @@ class App:
         self.replays = ReplayCache(config.replay_entries, config.replay_seconds)
         self.metrics = Metrics()
         self.reservations = Coalescer(self._reserve_many)
-        #: The sum over the workers of one ``lampo serve`` (``LAMPO_METRICS_DIR``).
+        #: The sum over the workers of one ``lampo serve`` (``LAMPO_RUN_DIR``).
         self.shared_metrics = (
-            SharedMetrics(Path(config.metrics_dir), self._metrics_snapshot)
-            if config.metrics_dir
-            else None
+            SharedMetrics(Path(config.run_dir), self._metrics_snapshot) if config.run_dir else None
         )
         self.router = Router()
         self._sweeper: asyncio.Task[None] | None = None

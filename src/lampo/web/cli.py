@@ -1,9 +1,10 @@
 """``lampo serve`` and ``lampo token``, registered on the main ``lampo`` command.
 
 ``serve`` puts its flags in the environment and starts granian with the app factory, so
-every worker process builds the same configuration (``WebConfig.from_env``). It also makes
-the directory where the workers share their metrics (``LAMPO_METRICS_DIR``, see
-``web/metrics.py``) and removes it when granian stops.
+every worker process builds the same configuration (``WebConfig.from_env``). It also
+makes the run's private directory that its workers share (``LAMPO_RUN_DIR``: metrics
+snapshots, see ``web/metrics.py``; rate limits, see ``web/ratelimit.py``) and removes it
+when granian stops.
 """
 
 from __future__ import annotations
@@ -91,9 +92,9 @@ def serve(
         env["LAMPO_BENCH_ENDPOINTS"] = "1"
     if test_clock:
         env["LAMPO_TEST_CLOCK"] = "1"
-    # the workers' metrics snapshots, summed by /metrics: private (0700), for this run only
-    metrics_dir = tempfile.mkdtemp(prefix="lampo-metrics-")
-    env["LAMPO_METRICS_DIR"] = metrics_dir
+    # what the workers share (metrics snapshots, rate limits): private (0700), this run only
+    run_dir = tempfile.mkdtemp(prefix="lampo-run-")
+    env["LAMPO_RUN_DIR"] = run_dir
     os.environ.update(env)
     for name, secret in secrets.items():
         os.environ.setdefault(name, secret)
@@ -117,7 +118,7 @@ def serve(
             loop=Loops.uvloop if importlib.util.find_spec("uvloop") else Loops.asyncio,
         ).serve()
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def token(

@@ -98,9 +98,10 @@ class WebConfig:
     bench: bool = False
     #: Serve ``POST /v1/admin/clock`` to move the server's clock (tests, demos).
     test_clock: bool = False
-    #: The directory where the workers of one ``lampo serve`` share their metrics (``lampo
-    #: serve`` makes it); empty: this process's metrics only.
-    metrics_dir: str = ""
+    #: The private directory of one ``lampo serve`` run, shared by its workers: metrics
+    #: snapshots and the rate limits' table (``lampo serve`` makes it); empty: this
+    #: process's metrics and limits only.
+    run_dir: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebConfig:
@@ -132,5 +133,5 @@ class WebConfig:
             event_refresh=_number(env, "LAMPO_EVENT_REFRESH", 1.0, 0, 3600),
             bench=_flag(env, "LAMPO_BENCH_ENDPOINTS"),
             test_clock=_flag(env, "LAMPO_TEST_CLOCK"),
-            metrics_dir=_directory(env, "LAMPO_METRICS_DIR"),
+            run_dir=_directory(env, "LAMPO_RUN_DIR"),
         )

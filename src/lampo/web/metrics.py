@@ -3,7 +3,7 @@
 Counters and histograms live in process memory, so counting costs the request path a few
 dict updates and nothing else. With several worker processes (``lampo serve --workers
 N``) each worker also keeps a snapshot of its own counters in a file of a directory that
-``lampo serve`` makes for the run (``LAMPO_METRICS_DIR``), and a scrape answers the sum of
+``lampo serve`` makes for the run (``LAMPO_RUN_DIR``), and a scrape answers the sum of
 every file (``SharedMetrics``): the sum over all workers, which never goes backwards (the
 file of a worker that exited keeps counting). Stock gauges are read from storage at
 scrape time, so they are exact.
