@@ -44,3 +44,21 @@ def test_two_workers_sell_the_stock_exactly_once(two_workers: Server) -> None:
     assert statuses.count(409) == 120
     level = two_workers.stock("workers-burst")["phone-red"]
     assert level == {"sku": "phone-red", "allocation": 30, "available": 0, "held": 30, "sold": 0}
+
+
+def test_a_buyer_has_one_rate_limit_budget_across_workers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Three requests, then 429: before the workers shared their limits, a buyer whose
+    calls spread over two workers got up to six."""
+    env = {"LAMPO_BUYER_RATE": "0.01", "LAMPO_BUYER_BURST": "3"}
+    with running_server(tmp_path_factory.mktemp("limits"), workers=2, **env) as srv:
+        srv.load(live_event("workers-limits", {"phone-red": 100}))
+        # each call is a new connection, so the calls spread over both workers
+        statuses = [
+            srv.reserve("greedy", "workers-limits", {"phone-red": 1}, key=f"g{i}").status
+            for i in range(16)
+        ]
+        assert statuses.count(201) + statuses.count(409) == 3, statuses
+        assert statuses.count(429) == 13
+        assert srv.reserve("patient", "workers-limits", {"phone-red": 1}).status == 201

@@ -17,6 +17,7 @@ import contextlib
 import gc
 import hashlib
 import logging
+import mmap
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -59,7 +60,7 @@ from lampo.web.problems import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from lampo.web.ratelimit import RateLimiter
+from lampo.web.ratelimit import RateLimiter, shared_table
 
 log = logging.getLogger("lampo.web")
 
@@ -285,8 +286,19 @@ class App:
         self.clock = OffsetClock()
         self.sales: Sales | None = sales
         self.tokens = TokenVerifier(config.secret)
-        self.buyer_limit = RateLimiter("buyer", config.buyer_rate, config.buyer_burst)
-        self.ip_limit = RateLimiter("client address", config.ip_rate, config.ip_burst)
+
+        def table(name: str, rate: float) -> mmap.mmap | None:
+            """The run's table shared by every worker, or None: this process's own."""
+            if not config.run_dir or rate <= 0:
+                return None
+            return shared_table(Path(config.run_dir) / f"ratelimit-{name}")
+
+        self.buyer_limit = RateLimiter(
+            "buyer", config.buyer_rate, config.buyer_burst, table("buyer", config.buyer_rate)
+        )
+        self.ip_limit = RateLimiter(
+            "client address", config.ip_rate, config.ip_burst, table("address", config.ip_rate)
+        )
         self.replays = ReplayCache(config.replay_entries, config.replay_seconds)
         self.metrics = Metrics()
         self.reservations = Coalescer(self._reserve_many)
