@@ -23,6 +23,7 @@ from lampo import __version__
 from lampo.bootstrap import Config, build_simulation, default_storage_url, open_storage
 from lampo.domain.errors import InvalidRequest, LampoError, UnknownEvent
 from lampo.domain.money import Money
+from lampo.event_cli import event_app
 from lampo.reconcile_cli import reconcile_command
 from lampo.report_cli import StorageOpt, render_battle, report_app
 from lampo.services.audit import Audit, audit
@@ -300,6 +301,7 @@ def _events(store: Storage, event: str | None) -> list[str]:
 register_web(app)  # lampo serve, lampo token
 app.command("reconcile")(reconcile_command)  # lampo reconcile [--check]
 app.add_typer(report_app, name="report")  # lampo report event|period
+app.add_typer(event_app, name="event")  # lampo event show|load|update|allocate
 
 
 # -- entry point ----------------------------------------------------------------
