@@ -23,7 +23,7 @@ from lampo.domain.errors import (
     UnknownHold,
     UnknownSku,
 )
-from lampo.domain.event import StockChange
+from lampo.domain.event import SaleEvent, StockChange, plan_update
 from lampo.domain.holds import (
     Hold,
     HoldState,
@@ -53,6 +53,9 @@ class State(Protocol):
 
     def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
         """Add the deltas, unless a column would go below zero (then change nothing)."""
+
+    def stock_set(self, event: str, level: StockLevel) -> None:
+        """Write ``level`` as the SKU's row, creating it if there is none (an update)."""
 
     def counter_get(self, event: str, customer: str, sku: str) -> int: ...
 
@@ -247,6 +250,19 @@ def apply_all(
         except LampoError as refusal:
             out.append(refusal)
     return out
+
+
+def redefine(st: State, known: SaleEvent, event: SaleEvent) -> None:
+    """The stock side of ``Storage.update``, from the definition ``known`` to ``event``:
+    refuse what ``plan_update`` refuses, then set the rows it changes (``restock``)."""
+    change = plan_update(known, event)
+    levels = {}
+    for sku in sorted(change.deltas):  # rows taken in one order, as reserve takes them
+        level = st.stock_get(event.id, sku)
+        assert level is not None, f"{event.id}/{sku} has an offer but no stock"
+        levels[sku] = level
+    for level in restock(event.id, change, levels):
+        st.stock_set(event.id, level)
 
 
 def restock(event: str, change: StockChange, levels: Mapping[str, StockLevel]) -> list[StockLevel]:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from lampo.domain.errors import UnknownEvent
-from lampo.domain.event import SaleEvent, plan_update
+from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
     HoldState,
@@ -49,6 +49,9 @@ class _MemoryState:
 
     def stock_get(self, event: str, sku: str) -> StockLevel | None:
         return self.stock.get((event, sku))
+
+    def stock_set(self, event: str, level: StockLevel) -> None:
+        self.stock[(event, level.sku)] = level
 
     def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
         s = self.stock[(event, sku)]
@@ -121,11 +124,7 @@ class MemoryStorage:
                 raise UnknownEvent(event.id)
             if known == event:
                 return
-            change = plan_update(known, event)
-            stock = self._st.stock
-            levels = {sku: stock[(event.id, sku)] for sku in change.deltas}
-            for level in tx.restock(event.id, change, levels):
-                stock[(event.id, level.sku)] = level
+            tx.redefine(self._st, known, event)
             self._definitions[event.id] = event
 
     def events(self) -> list[str]:

@@ -42,7 +42,7 @@ from psycopg.types.json import Jsonb
 
 from lampo.domain.codec import event_from_dict, event_to_dict
 from lampo.domain.errors import InvalidRequest, Unavailable, UnknownEvent
-from lampo.domain.event import SaleEvent, plan_update
+from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
     HoldLine,
@@ -195,6 +195,14 @@ class _PgState:
             {"a": available, "h": held, "s": sold, "e": event, "k": sku},
         )
         return cur.rowcount == 1
+
+    def stock_set(self, event: str, level: StockLevel) -> None:
+        self._x(
+            "INSERT INTO stock VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event, sku) "
+            "DO UPDATE SET allocation = excluded.allocation, available = excluded.available, "
+            "held = excluded.held, sold = excluded.sold",
+            (event, level.sku, level.allocation, level.available, level.held, level.sold),
+        )
 
     def counter_get(self, event: str, customer: str, sku: str) -> int:
         # Create-or-lock: a missing row cannot be locked, and another process's first
@@ -445,22 +453,7 @@ class PostgresStorage(BatchedTransitions):
             known = event_from_dict(json.loads(row[0]))
             if known == event:
                 return
-            change = plan_update(known, event)
-            levels = {}
-            for sku in sorted(change.deltas):  # rows locked in one order, as reserve does
-                level = st.stock_get(event.id, sku)
-                assert level is not None, f"{event.id}/{sku} has an offer but no stock"
-                levels[sku] = level
-            rows = [
-                (event.id, s.sku, s.allocation, s.available, s.held, s.sold)
-                for s in tx.restock(event.id, change, levels)
-            ]
-            st_rows = (
-                "INSERT INTO stock VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (event, sku) "
-                "DO UPDATE SET allocation = excluded.allocation, available = excluded.available"
-            )
-            for row in rows:
-                x(st_rows, row)
+            tx.redefine(st, known, event)
             x("UPDATE events SET definition = %s WHERE id = %s", (definition, event.id))
 
         self._batcher.submit(work)

@@ -17,7 +17,7 @@ from typing import Any
 
 from lampo.domain.codec import event_from_dict, event_to_dict
 from lampo.domain.errors import InvalidRequest, Unavailable, UnknownEvent
-from lampo.domain.event import SaleEvent, plan_update
+from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
     HoldLine,
@@ -214,10 +214,15 @@ class _SqlState:
             )
             self._moved.clear()
 
-    def forget_stock(self) -> None:
-        """Write, then drop, the cached stock rows (an event update rewrites some)."""
-        self.flush()
-        self._stock.clear()
+    def stock_set(self, event: str, level: StockLevel) -> None:
+        self._x(
+            "INSERT INTO stock VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event, sku) DO UPDATE "
+            "SET allocation = excluded.allocation, available = excluded.available, "
+            "held = excluded.held, sold = excluded.sold",
+            (event, level.sku, level.allocation, level.available, level.held, level.sold),
+        )
+        self._stock[(event, level.sku)] = level
+        self._moved.discard((event, level.sku))  # written whole just now
 
     def idem_get(self, key: str) -> tuple[str, str] | None:
         row = self._x("SELECT fingerprint, hold_id FROM idem WHERE key = ?", (key,)).fetchone()
@@ -526,24 +531,8 @@ class SqliteStorage(BatchedTransitions):
             known = event_from_dict(json.loads(row[0]))
             if known == event:
                 return
-            change = plan_update(known, event)
-            levels = {}
-            for sku in change.deltas:
-                level = st.stock_get(event.id, sku)
-                assert level is not None, f"{event.id}/{sku} has an offer but no stock"
-                levels[sku] = level
-            rows = [
-                (event.id, s.sku, s.allocation, s.available, s.held, s.sold)
-                for s in tx.restock(event.id, change, levels)
-            ]
-            st_rows = (
-                "INSERT INTO stock VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event, sku) DO UPDATE "
-                "SET allocation = excluded.allocation, available = excluded.available"
-            )
-            for row in rows:
-                x(st_rows, row)
+            tx.redefine(st, known, event)
             x("UPDATE events SET definition = ? WHERE id = ?", (definition, event.id))
-            st.forget_stock()
 
         self._batcher.submit(work)
 
