@@ -148,6 +148,48 @@ def milestone_crossings(event: SaleEvent, orders: Iterable[Hold]) -> list[Crossi
     return [found.get(i, Crossing(m)) for i, m in enumerate(event.milestones)]
 
 
+def units_by_category(event: SaleEvent, totals: Totals) -> dict[str, int]:
+    """Units sold (net of refunds) per category of ``event``, every category present.
+
+    A SKU that ``event`` does not list is left out: a worker may read totals that a newer
+    definition (an update made through another worker, not yet taken here) sold into."""
+    units = dict.fromkeys(event.categories, 0)
+    for (sku, *_), (n, _) in totals.lines.items():
+        item = event.skus.get(sku)
+        if item is not None:
+            units[item.category] = units.get(item.category, 0) + n
+    return units
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneLevel:
+    """A milestone against the live figure now: ``value`` is minor units of the reporting
+    currency (the grand total) or units of the milestone's category, net of refunds.
+
+    Unlike ``Crossing`` it needs no order, only the live totals, so a dashboard can ask
+    every second; a refund that takes the figure back below the threshold makes it
+    unreached again (``milestone_crossings`` keeps the first crossing)."""
+
+    milestone: Milestone
+    value: int
+
+    @property
+    def reached(self) -> bool:
+        return self.value >= self.milestone.threshold
+
+
+def milestone_levels(event: SaleEvent, totals: Totals) -> list[MilestoneLevel]:
+    """Each of ``event``'s milestones with its live figure, in the event's order."""
+    if not event.milestones:
+        return []
+    money = grand_total(event, totals)[3].amount
+    units = units_by_category(event, totals)
+    return [
+        MilestoneLevel(m, units.get(m.category, 0) if m.category else money)
+        for m in event.milestones
+    ]
+
+
 # -- stock, sell-out and the curve -----------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class SkuResult:

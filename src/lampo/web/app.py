@@ -47,7 +47,7 @@ from lampo.services.sales import ReserveCommand, Sales
 from lampo.sim import scenario as scenarios
 from lampo.storage import Storage
 from lampo.storage.port import Result
-from lampo.web import problems, schemas
+from lampo.web import live, problems, schemas
 from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
@@ -61,6 +61,7 @@ from lampo.web.problems import (
     UnsupportedMediaType,
 )
 from lampo.web.ratelimit import RateLimiter, shared_table
+from lampo.web.shared_reads import SharedReads
 
 log = logging.getLogger("lampo.web")
 
@@ -302,6 +303,8 @@ class App:
         self.replays = ReplayCache(config.replay_entries, config.replay_seconds)
         self.metrics = Metrics()
         self.reservations = Coalescer(self._reserve_many)
+        #: One read of an event's live report serves every viewer for ``report_ttl``.
+        self.reports: SharedReads[bytes] = SharedReads(config.report_ttl)
         #: The sum over the workers of one ``lampo serve`` (``LAMPO_RUN_DIR``).
         self.shared_metrics = (
             SharedMetrics(Path(config.run_dir), self._metrics_snapshot) if config.run_dir else None
@@ -532,6 +535,8 @@ class App:
         add("GET", "/openapi.json", self.openapi)
         add("GET", "/docs", self.docs)
         add("GET", "/problems/{reason}", self.problem_page)
+        add("GET", "/live", self.live_index)
+        add("GET", "/live/{event_id}", self.live_page)
         if self.config.test_clock:
             add("POST", "/v1/admin/clock", self.move_clock)
 
@@ -665,31 +670,40 @@ class App:
         return json_response(200, schemas.stock_out(event.id, self.storage.stock(event.id)))
 
     async def read_report(self, req: Request) -> Response:
-        event = self._event(req.params["event_id"])
-        totals = self.storage.totals(event.id)
-        currency_of = {code: m.currency for code, m in event.markets.items()}
-        amounts = totals.amounts_by_currency(currency_of)
-        total = event.fx.total(amounts)
-        by_market: dict[str, dict[str, int]] = {}
-        for (market, *_), (orders, amount) in totals.orders.items():
-            row = by_market.setdefault(market, {"orders": 0, "amount": 0})
-            row["orders"] += orders
-            row["amount"] += amount
-        return json_response(
-            200,
-            {
-                "event": event.id,
-                "name": event.name,
-                "orders": totals.order_count,
-                "units": totals.units,
-                "amounts": amounts,
-                "total": {"amount": total.amount, "currency": total.currency},
-                "markets": {
-                    m: {**row, "currency": currency_of[m]} for m, row in sorted(by_market.items())
-                },
-                "stock": schemas.stock_out(event.id, self.storage.stock(event.id)).skus,
-            },
+        """The live report, read at most once per ``report_ttl`` per event however many
+        dashboards ask (``SharedReads``): live totals and stock only, no order is read."""
+        event_id = self._event(req.params["event_id"]).id
+        body = await self.reports.get(event_id, lambda: self._report_body(event_id))
+        return Response(200, body)
+
+    def _report_body(self, event_id: str) -> bytes:
+        as_of = self.clock()
+        event = self.service.event(event_id)  # the newest definition this worker knows
+        report = schemas.report_out(
+            event, self.storage.totals(event_id), self.storage.stock(event_id), as_of
         )
+        # msgspec's module-level encoder: this runs in a thread, beside the loop's encoder
+        return msgspec.json.encode(report)
+
+    # -- the live dashboard ------------------------------------------------------------
+    async def live_index(self, req: Request) -> Response:
+        await asyncio.to_thread(self.refresh_events)
+        events = list(self.service.events.values())
+        page = live.index(events, self.clock())
+        if len(events) == 1:  # straight to the only event's page (the list links to it too)
+            location = (b"location", live.path_of(events[0].id).encode())
+            return Response(302, page.body, [*page.headers, location])
+        return Response(200, page.body, page.headers)
+
+    async def live_page(self, req: Request) -> Response:
+        event_id = req.params["event_id"]
+        try:
+            event = self._event(event_id)
+        except UnknownEvent:
+            page = live.not_found(event_id)
+            return Response(404, page.body, page.headers)
+        page = live.dashboard(event)
+        return Response(200, page.body, page.headers)
 
     # -- admin ------------------------------------------------------------------------
     async def list_events(self, req: Request) -> Response:

@@ -94,6 +94,9 @@ class WebConfig:
     #: Seconds between reads of the event definitions, so a worker takes an update made
     #: through another worker (0: only at start and on unknown events).
     event_refresh: float = 1.0
+    #: Seconds one read of an event's live report is served to every viewer (per worker):
+    #: many dashboards cost one storage read per event per interval. 0: read every time.
+    report_ttl: float = 0.5
     #: Serve ``/_bench/empty`` (the benchmark's baseline endpoint).
     bench: bool = False
     #: Serve ``POST /v1/admin/clock`` to move the server's clock (tests, demos).
@@ -131,6 +134,7 @@ class WebConfig:
             ip_burst=_number(env, "LAMPO_IP_BURST", 4000.0, 1, 1e7),
             sweep_interval=_number(env, "LAMPO_SWEEP_INTERVAL", 1.0, 0, 3600),
             event_refresh=_number(env, "LAMPO_EVENT_REFRESH", 1.0, 0, 3600),
+            report_ttl=_number(env, "LAMPO_REPORT_TTL", 0.5, 0, 60),
             bench=_flag(env, "LAMPO_BENCH_ENDPOINTS"),
             test_clock=_flag(env, "LAMPO_TEST_CLOCK"),
             run_dir=_directory(env, "LAMPO_RUN_DIR"),

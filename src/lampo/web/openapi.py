@@ -27,6 +27,7 @@ _MODELS = (
     schemas.EventStock,
     schemas.EventList,
     schemas.EventSummary,
+    schemas.Report,
     schemas.Health,
     schemas.Problem,
 )
@@ -59,6 +60,19 @@ def _path_param(name: str) -> dict[str, Any]:
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_PAGE = {"schema": {"type": "string"}}
+
+
+def _html(description: str, **headers: str) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": {"text/html": _PAGE}}
+    if headers:
+        response["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    return response
 
 
 def _op(
@@ -190,7 +204,47 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Live totals of the event (orders, units, money per market and in total)",
                 "events",
-                {"200": _json(_OBJECT, "The live totals and stock.")},
+                {"200": _json(_ref("Report"), "The live totals, stock and milestones.")},
+                None,
+                [event_param],
+                description=(
+                    "Read from the live totals and stock levels that storage keeps (no order "
+                    "is recounted). One read per event serves every caller for "
+                    "`LAMPO_REPORT_TTL` seconds (default 0.5) in each worker, so the figures "
+                    "may be that much older than the request; `as_of` says when they were "
+                    "read. `milestones[].reached` compares the live figure now, net of "
+                    "refunds; `lampo report event` gives the time each was first crossed."
+                ),
+            )
+        },
+        "/live": {
+            "get": _op(
+                "The live battle-report pages: a list of events, or the only one",
+                "dashboard",
+                {
+                    "200": _html("A page that links every event's live page."),
+                    "302": _html(
+                        "With exactly one event: its live page.",
+                        Location="`/live/{event_id}`",
+                    ),
+                },
+            )
+        },
+        "/live/{event_id}": {
+            "get": _op(
+                "The live battle-report page of an event, for a big screen",
+                "dashboard",
+                {
+                    "200": _html("A self-contained page that polls the JSON report."),
+                    "404": {
+                        "description": "No such event: a small HTML page (a path that "
+                        "matches no route is a problem, as elsewhere).",
+                        "content": {
+                            "text/html": _PAGE,
+                            "application/problem+json": {"schema": _ref("Problem")},
+                        },
+                    },
+                },
                 None,
                 [event_param],
             )

@@ -4,13 +4,17 @@ JSON Schema that the OpenAPI document publishes."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta, Struct
 
+from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold, StockLevel
+from lampo.domain.money import MINOR_UNITS, Money
+from lampo.domain.report import milestone_levels, units_by_category
+from lampo.domain.totals import Totals
 from lampo.services.sales import MAX_LINES, MAX_QUANTITY
 
 Id = Annotated[str, Meta(min_length=1, max_length=64, examples=["redmi-note-4"])]
@@ -122,6 +126,94 @@ class Health(Struct):
     status: str
 
 
+class ReportTotal(Struct):
+    amount: Annotated[int, Meta(description="Minor units of the reporting currency.")]
+    currency: str
+
+
+class MarketTotal(Struct):
+    """One market's live totals: ``amount`` in minor units of its own ``currency``,
+    ``money`` the same converted to the reporting currency (minor units)."""
+
+    orders: int
+    amount: int
+    currency: str
+    units: int
+    money: int
+
+
+class MarketWindow(Struct):
+    """A market's sale window (UTC) and what a dashboard needs to show its local time."""
+
+    name: str
+    currency: str
+    tz: Annotated[str, Meta(description="IANA time zone of the market.")]
+    opens: datetime
+    closes: datetime
+
+
+class CategoryTotal(Struct):
+    name: str
+    unit: Annotated[str, Meta(description="What one item is called, e.g. phones.")]
+    units: int
+
+
+class SkuStock(Struct):
+    """Stock of one SKU (allocation = available + held + sold), with what a dashboard
+    shows beside it. ``sold_out``: no unit is left to hold now (units in holds come back
+    if they are released or expire)."""
+
+    sku: str
+    allocation: int
+    available: int
+    held: int
+    sold: int
+    name: str
+    category: str
+    sold_out: bool
+
+
+class MilestoneOut(Struct):
+    """A milestone of the event against its live figure: ``value`` and ``threshold`` are
+    minor units of the reporting currency (``kind`` money) or units of ``category``."""
+
+    label: str
+    kind: Annotated[str, Meta(pattern="^(money|units)$")]
+    category: str
+    threshold: int
+    value: int
+    reached: bool
+
+
+class Report(Struct):
+    """The live battle report of an event, from the live totals storage keeps."""
+
+    event: str
+    name: str
+    orders: int
+    units: int
+    amounts: Annotated[dict[str, int], Meta(description="Minor units per currency.")]
+    total: ReportTotal
+    markets: Annotated[
+        dict[str, MarketTotal], Meta(description="Markets with orders, by market code.")
+    ]
+    stock: list[SkuStock]
+    as_of: Annotated[datetime, Meta(description="When these figures were read (UTC).")]
+    opens: datetime
+    closes: datetime
+    currencies: Annotated[
+        dict[str, int],
+        Meta(description="Minor-unit exponent (ISO 4217) of each currency: CNY 2, JPY 0."),
+    ]
+    windows: Annotated[
+        dict[str, MarketWindow], Meta(description="Every market on sale, by market code.")
+    ]
+    categories: Annotated[
+        dict[str, CategoryTotal], Meta(description="Units sold per category (net).")
+    ]
+    milestones: list[MilestoneOut]
+
+
 class Problem(Struct):
     """RFC 9457 problem details; refusal data follow as extension members."""
 
@@ -167,6 +259,85 @@ def stock_out(event: str, levels: dict[str, StockLevel]) -> EventStock:
         [
             StockOut(s.sku, s.allocation, s.available, s.held, s.sold)
             for _, s in sorted(levels.items())
+        ],
+    )
+
+
+def report_out(
+    event: SaleEvent, totals: Totals, levels: dict[str, StockLevel], as_of: datetime
+) -> Report:
+    """The live report of ``event`` from its live totals and stock levels: no order is
+    read or recounted, so it is cheap enough to serve every second."""
+    currency_of = {code: m.currency for code, m in event.markets.items()}
+    amounts = totals.amounts_by_currency(currency_of)
+    total = event.fx.total(amounts)
+    by_market: dict[str, list[int]] = {}  # orders, amount, units
+    for (market, *_), (orders, amount) in totals.orders.items():
+        row = by_market.setdefault(market, [0, 0, 0])
+        row[0] += orders
+        row[1] += amount
+    for (_, market, *_), (units, _) in totals.lines.items():
+        by_market.setdefault(market, [0, 0, 0])[2] += units
+    categories = units_by_category(event, totals)
+    currencies = {event.fx.reporting, *currency_of.values()}
+    return Report(
+        event=event.id,
+        name=event.name,
+        orders=totals.order_count,
+        units=totals.units,
+        amounts=amounts,
+        total=ReportTotal(total.amount, total.currency),
+        markets={
+            m: MarketTotal(
+                orders,
+                amount,
+                currency_of[m],
+                units,
+                event.fx.convert(Money(amount, currency_of[m])).amount,
+            )
+            for m, (orders, amount, units) in sorted(by_market.items())
+        },
+        stock=[
+            SkuStock(
+                s.sku,
+                s.allocation,
+                s.available,
+                s.held,
+                s.sold,
+                event.skus[s.sku].name if s.sku in event.skus else s.sku,
+                event.category_of(s.sku) if s.sku in event.skus else "",
+                s.available == 0,
+            )
+            for _, s in sorted(levels.items())
+        ],
+        as_of=as_of.astimezone(UTC),
+        opens=event.opens.astimezone(UTC),
+        closes=event.closes.astimezone(UTC),
+        currencies={c: MINOR_UNITS[c] for c in sorted(currencies)},
+        windows={
+            code: MarketWindow(
+                event.markets[code].name,
+                event.markets[code].currency,
+                event.markets[code].tz,
+                w.opens.astimezone(UTC),
+                w.closes.astimezone(UTC),
+            )
+            for code, w in sorted(event.windows.items(), key=lambda kv: (kv[1].opens, kv[0]))
+        },
+        categories={
+            code: CategoryTotal(cat.name, cat.unit, categories.get(code, 0))
+            for code, cat in event.categories.items()
+        },
+        milestones=[
+            MilestoneOut(
+                lv.milestone.label,
+                lv.milestone.kind,
+                lv.milestone.category,
+                lv.milestone.threshold,
+                lv.value,
+                lv.reached,
+            )
+            for lv in milestone_levels(event, totals)
         ],
     )
 
