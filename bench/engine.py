@@ -302,6 +302,17 @@ def count_batches(storage: Storage) -> list[int]:
             return commit(units)
 
         setattr(batcher, "_commit", counted)  # noqa: B010 (a private hook, on purpose)
+    # coroutines' batches commit in their event loop's thread, through ``_try_commit``
+    try_commit = getattr(batcher, "_try_commit", None)
+    if callable(try_commit):
+
+        def counted_try(units: list[object]) -> object:
+            outcome = try_commit(units)
+            if outcome is not None:  # None: not committed here (handed to the writer)
+                sizes.append(len(units))
+            return outcome
+
+        setattr(batcher, "_try_commit", counted_try)  # noqa: B010
     return sizes
 
 
