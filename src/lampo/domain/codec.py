@@ -7,6 +7,7 @@ float. ``event_from_dict(event_to_dict(e)) == e`` for every valid event.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
@@ -108,3 +109,13 @@ def event_from_dict(data: dict[str, Any]) -> SaleEvent:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidRequest("event", f"malformed event definition: {exc!r}") from None
+
+
+def event_to_json(event: SaleEvent) -> str:
+    """The definition as storage keeps it: ``event_to_dict`` as JSON, keys sorted (so one
+    definition is always the same text)."""
+    return json.dumps(event_to_dict(event), sort_keys=True)
+
+
+def event_from_json(text: str) -> SaleEvent:
+    return event_from_dict(json.loads(text))

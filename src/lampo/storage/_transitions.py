@@ -57,6 +57,13 @@ class State(Protocol):
     def stock_set(self, event: str, level: StockLevel) -> None:
         """Write ``level`` as the SKU's row, creating it if there is none (an update)."""
 
+    def definition_get(self, event: str) -> SaleEvent | None:
+        """The stored definition of ``event`` (locked against other writers until the
+        step ends, where the backend has row locks)."""
+
+    def definition_set(self, event: SaleEvent) -> None:
+        """Replace the stored definition of the existing event ``event.id``."""
+
     def counter_get(self, event: str, customer: str, sku: str) -> int: ...
 
     def counter_add(self, event: str, customer: str, sku: str, delta: int) -> None:
@@ -252,9 +259,15 @@ def apply_all(
     return out
 
 
-def redefine(st: State, known: SaleEvent, event: SaleEvent) -> None:
-    """The stock side of ``Storage.update``, from the definition ``known`` to ``event``:
-    refuse what ``plan_update`` refuses, then set the rows it changes (``restock``)."""
+def redefine(st: State, event: SaleEvent) -> None:
+    """``Storage.update`` in one atomic step: from the stored definition to ``event``.
+    ``UnknownEvent``; the same definition: nothing; otherwise refuse what ``plan_update``
+    refuses, set the stock rows it changes (``restock``), then the definition."""
+    known = st.definition_get(event.id)
+    if known is None:
+        raise UnknownEvent(event.id)
+    if known == event:
+        return
     change = plan_update(known, event)
     levels = {}
     for sku in sorted(change.deltas):  # rows taken in one order, as reserve takes them
@@ -263,6 +276,7 @@ def redefine(st: State, known: SaleEvent, event: SaleEvent) -> None:
         levels[sku] = level
     for level in restock(event.id, change, levels):
         st.stock_set(event.id, level)
+    st.definition_set(event)
 
 
 def restock(event: str, change: StockChange, levels: Mapping[str, StockLevel]) -> list[StockLevel]:

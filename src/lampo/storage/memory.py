@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from lampo.domain.errors import UnknownEvent
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
@@ -30,6 +29,7 @@ from lampo.storage.port import Result, check_same_definition
 class _MemoryState:
     def __init__(self) -> None:
         self.stock: dict[tuple[str, str], StockLevel] = {}
+        self.definitions: dict[str, SaleEvent] = {}
         self.events: dict[str, Totals] = {}
         self.counters: dict[tuple[str, str, str], int] = {}
         self.holds: dict[str, Hold] = {}
@@ -52,6 +52,12 @@ class _MemoryState:
 
     def stock_set(self, event: str, level: StockLevel) -> None:
         self.stock[(event, level.sku)] = level
+
+    def definition_get(self, event: str) -> SaleEvent | None:
+        return self.definitions.get(event)
+
+    def definition_set(self, event: SaleEvent) -> None:
+        self.definitions[event.id] = event
 
     def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
         s = self.stock[(event, sku)]
@@ -102,15 +108,14 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._st = _MemoryState()
-        self._definitions: dict[str, SaleEvent] = {}
 
     def setup(self, event: SaleEvent) -> None:
         with self._lock:
-            known = self._definitions.get(event.id)
+            known = self._st.definitions.get(event.id)
             if known is not None:
                 check_same_definition(known, event)
                 return
-            self._definitions[event.id] = event
+            self._st.definitions[event.id] = event
             self._st.events[event.id] = Totals()
             for sku, offer in event.offers.items():
                 self._st.stock[(event.id, sku)] = StockLevel(
@@ -119,13 +124,7 @@ class MemoryStorage:
 
     def update(self, event: SaleEvent) -> None:
         with self._lock:
-            known = self._definitions.get(event.id)
-            if known is None:
-                raise UnknownEvent(event.id)
-            if known == event:
-                return
-            tx.redefine(self._st, known, event)
-            self._definitions[event.id] = event
+            tx.redefine(self._st, event)
 
     def events(self) -> list[str]:
         with self._lock:
@@ -133,7 +132,8 @@ class MemoryStorage:
 
     def load_events(self) -> list[SaleEvent]:
         with self._lock:
-            return [self._definitions[k] for k in sorted(self._definitions)]
+            definitions = self._st.definitions
+            return [definitions[k] for k in sorted(definitions)]
 
     def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
         with self._lock:

@@ -25,7 +25,6 @@ under an advisory lock and recorded in ``lampo_migrations`` (see ``migrate``).
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -40,8 +39,8 @@ from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from lampo.domain.codec import event_from_dict, event_to_dict
-from lampo.domain.errors import InvalidRequest, Unavailable, UnknownEvent
+from lampo.domain.codec import event_from_json, event_to_json
+from lampo.domain.errors import InvalidRequest, Unavailable
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
@@ -195,6 +194,13 @@ class _PgState:
             {"a": available, "h": held, "s": sold, "e": event, "k": sku},
         )
         return cur.rowcount == 1
+
+    def definition_get(self, event: str) -> SaleEvent | None:
+        row = self._x("SELECT definition FROM events WHERE id = %s FOR UPDATE", (event,)).fetchone()
+        return None if row is None else event_from_json(row[0])
+
+    def definition_set(self, event: SaleEvent) -> None:
+        self._x("UPDATE events SET definition = %s WHERE id = %s", (event_to_json(event), event.id))
 
     def stock_set(self, event: str, level: StockLevel) -> None:
         self._x(
@@ -421,16 +427,14 @@ class PostgresStorage(BatchedTransitions):
 
     # -- the port ------------------------------------------------------------------------
     def setup(self, event: SaleEvent) -> None:
-        definition = json.dumps(event_to_dict(event), sort_keys=True)
+        definition = event_to_json(event)
 
         def work(st: _PgState) -> None:
-            x = st._x
-            row = x(
-                "SELECT definition FROM events WHERE id = %s FOR UPDATE", (event.id,)
-            ).fetchone()
-            if row is not None:
-                check_same_definition(event_from_dict(json.loads(row[0])), event)
+            known = st.definition_get(event.id)
+            if known is not None:
+                check_same_definition(known, event)
                 return
+            x = st._x
             x("INSERT INTO events (id, definition) VALUES (%s, %s)", (event.id, definition))
             for sku, offer in sorted(event.offers.items()):
                 x(
@@ -441,22 +445,7 @@ class PostgresStorage(BatchedTransitions):
         self._batcher.submit(work)
 
     def update(self, event: SaleEvent) -> None:
-        definition = json.dumps(event_to_dict(event), sort_keys=True)
-
-        def work(st: _PgState) -> None:
-            x = st._x
-            row = x(
-                "SELECT definition FROM events WHERE id = %s FOR UPDATE", (event.id,)
-            ).fetchone()
-            if row is None:
-                raise UnknownEvent(event.id)
-            known = event_from_dict(json.loads(row[0]))
-            if known == event:
-                return
-            tx.redefine(st, known, event)
-            x("UPDATE events SET definition = %s WHERE id = %s", (definition, event.id))
-
-        self._batcher.submit(work)
+        self._batcher.submit(lambda st: tx.redefine(st, event))
 
     def events(self) -> list[str]:
         with self._reader() as conn:
@@ -465,7 +454,7 @@ class PostgresStorage(BatchedTransitions):
     def load_events(self) -> list[SaleEvent]:
         with self._reader() as conn:
             rows = conn.execute("SELECT definition FROM events ORDER BY id").fetchall()
-        return [event_from_dict(json.loads(r[0])) for r in rows]
+        return [event_from_json(r[0]) for r in rows]
 
     # -- the system of record of a combined backend (storage/combined.py) ----------------
     def record(self, orders: Sequence[Hold]) -> list[Result]:

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -70,7 +69,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException
 
-from lampo.domain.codec import event_from_dict, event_to_dict
+from lampo.domain.codec import event_from_json, event_to_json
 from lampo.domain.errors import (
     AlreadyPaid,
     HoldExpired,
@@ -744,7 +743,7 @@ class RedisStorage:
 
     # -- the port ------------------------------------------------------------------------
     def setup(self, event: SaleEvent) -> None:
-        definition = json.dumps(event_to_dict(event), sort_keys=True)
+        definition = event_to_json(event)
         # An event set up before keeps its bucket count; a new one gets this store's.
         known = self._nbs.get(event.id) or self._call(self._probe, {event.id})[event.id]
         n = known or self.buckets
@@ -763,7 +762,7 @@ class RedisStorage:
             if bucket == 0 and self.cluster:  # the registry of event ids lies elsewhere
                 self._call(self._r.sadd, self._events, event.id)
             if out[0] == "exists":
-                check_same_definition(event_from_dict(json.loads(out[1])), event)
+                check_same_definition(event_from_json(out[1]), event)
         self._nbs[event.id] = n
 
     def update(self, event: SaleEvent) -> None:
@@ -777,12 +776,12 @@ class RedisStorage:
         the definition's copy and a share of new units (see docs/storage-redis-postgres.md,
         "Updating a live event")."""
         n = self._bucket_count(event.id)
-        text = json.dumps(event_to_dict(event), sort_keys=True)
+        text = event_to_json(event)
         for _ in range(_UPDATE_ROUNDS):
             known = self._r.get(self._base(event.id) + ":def")
             if known is None:
                 raise UnknownEvent(event.id)
-            stored = event_from_dict(json.loads(known))
+            stored = event_from_json(known)
             change = StockChange({}, {}) if stored == event else plan_update(stored, event)
             if n > 1 and stored != event:
                 self._prepare_update(event, change, n)
@@ -870,7 +869,7 @@ class RedisStorage:
         for event in self.events():
             text = self._call(self._r.get, self._base(event) + ":def")
             if text is not None:
-                out.append(event_from_dict(json.loads(text)))
+                out.append(event_from_json(text))
         return out
 
     def _reserve_unit(self, requests: Sequence[ReserveRequest]) -> _Unit:

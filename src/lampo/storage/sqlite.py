@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from lampo.domain.codec import event_from_dict, event_to_dict
-from lampo.domain.errors import InvalidRequest, Unavailable, UnknownEvent
+from lampo.domain.codec import event_from_json, event_to_json
+from lampo.domain.errors import InvalidRequest, Unavailable
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
@@ -223,6 +223,13 @@ class _SqlState:
         )
         self._stock[(event, level.sku)] = level
         self._moved.discard((event, level.sku))  # written whole just now
+
+    def definition_get(self, event: str) -> SaleEvent | None:
+        row = self._x("SELECT definition FROM events WHERE id = ?", (event,)).fetchone()
+        return None if row is None else event_from_json(row[0])
+
+    def definition_set(self, event: SaleEvent) -> None:
+        self._x("UPDATE events SET definition = ? WHERE id = ?", (event_to_json(event), event.id))
 
     def idem_get(self, key: str) -> tuple[str, str] | None:
         row = self._x("SELECT fingerprint, hold_id FROM idem WHERE key = ?", (key,)).fetchone()
@@ -499,14 +506,14 @@ class SqliteStorage(BatchedTransitions):
 
     # -- the port ---------------------------------------------------------------
     def setup(self, event: SaleEvent) -> None:
-        definition = json.dumps(event_to_dict(event), sort_keys=True)
+        definition = event_to_json(event)
 
         def work(st: _SqlState) -> None:
-            x = self._conn.execute
-            row = x("SELECT definition FROM events WHERE id = ?", (event.id,)).fetchone()
-            if row is not None:
-                check_same_definition(event_from_dict(json.loads(row[0])), event)
+            known = st.definition_get(event.id)
+            if known is not None:
+                check_same_definition(known, event)
                 return
+            x = self._conn.execute
             x(
                 "INSERT INTO events VALUES (?, ?, ?)",
                 (event.id, _us(datetime.now(UTC)), definition),
@@ -521,27 +528,14 @@ class SqliteStorage(BatchedTransitions):
         self._batcher.submit(work)
 
     def update(self, event: SaleEvent) -> None:
-        definition = json.dumps(event_to_dict(event), sort_keys=True)
-
-        def work(st: _SqlState) -> None:
-            x = self._conn.execute
-            row = x("SELECT definition FROM events WHERE id = ?", (event.id,)).fetchone()
-            if row is None:
-                raise UnknownEvent(event.id)
-            known = event_from_dict(json.loads(row[0]))
-            if known == event:
-                return
-            tx.redefine(st, known, event)
-            x("UPDATE events SET definition = ? WHERE id = ?", (definition, event.id))
-
-        self._batcher.submit(work)
+        self._batcher.submit(lambda st: tx.redefine(st, event))
 
     def events(self) -> list[str]:
         return [r[0] for r in self._reader().execute("SELECT id FROM events ORDER BY id")]
 
     def load_events(self) -> list[SaleEvent]:
         rows = self._reader().execute("SELECT definition FROM events ORDER BY id")
-        return [event_from_dict(json.loads(r[0])) for r in rows]
+        return [event_from_json(r[0]) for r in rows]
 
     def hold(self, hold_id: str) -> Hold | None:
         row = (
