@@ -106,7 +106,7 @@ class _Run:
                     "event-not-live",
                     event.id,
                     "defined on record only",
-                    partial(_setup, self.live, event),
+                    partial(_refusal, self.live.setup, event),
                 )
         for event in live.values():
             if event.id not in on_record:
@@ -115,7 +115,7 @@ class _Run:
                     "event-not-on-record",
                     event.id,
                     "defined live only",
-                    partial(_setup, self.ledger, event),
+                    partial(_refusal, self.ledger.setup, event),
                 )
             elif on_record[event.id] != event:
                 # An update goes live first (the live store decides whether its stock
@@ -125,7 +125,7 @@ class _Run:
                     "definition-not-on-record",
                     event.id,
                     "updated live only",
-                    partial(_update, self.ledger, event),
+                    partial(_refusal, self.ledger.update, event),
                 )
         merged = {**on_record, **live}
         self.out.events = len(merged)
@@ -279,17 +279,10 @@ class _Run:
             )
 
 
-def _setup(store: Storage, event: SaleEvent) -> str:
+def _refusal(write: Callable[[SaleEvent], None], event: SaleEvent) -> str:
+    """Run a definition write (``setup``, ``update``): '' or what refused it."""
     try:
-        store.setup(event)
-    except LampoError as refusal:
-        return str(refusal)
-    return ""
-
-
-def _update(store: Storage, event: SaleEvent) -> str:
-    try:
-        store.update(event)
+        write(event)
     except LampoError as refusal:
         return str(refusal)
     return ""
