@@ -80,8 +80,7 @@ class Sales:
         """Give the live event ``event.id`` this new definition (``Storage.update``); new
         holds placed here are checked and priced by it from now on."""
         self.storage.update(event)
-        self._events[event.id] = event
-        self._forget_soldout(event.id)
+        self.learn(event)
 
     def learn(self, event: SaleEvent) -> None:
         """Take a definition that storage already holds (another process set it up or
