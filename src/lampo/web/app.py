@@ -350,15 +350,23 @@ class App:
         self.refresh_events()
 
     async def startup(self) -> None:
-        """``start`` off the loop, then the expiry sweeper on it."""
+        """``start`` off the loop, then the expiry sweeper and the definitions' watcher on it."""
         await asyncio.to_thread(self.start)
         if self.shared_metrics is not None:
             await self.shared_metrics.start()
         loop = asyncio.get_running_loop()
-        if self.config.sweep_interval > 0 and self._sweeper is None:
-            self._sweeper = loop.create_task(self._sweep())
-        if self.config.event_refresh > 0 and self._watcher is None:
-            self._watcher = loop.create_task(self._watch_events())
+        config = self.config
+        if config.sweep_interval > 0 and self._sweeper is None:
+            sweep = self._every(
+                config.sweep_interval, lambda: self.service.expire_due(), "expiry sweep"
+            )
+            self._sweeper = loop.create_task(sweep)
+        if config.event_refresh > 0 and self._watcher is None:
+            # the definitions that other workers (or `lampo event`) updated
+            watch = self._every(
+                config.event_refresh, lambda: self.refresh_events(True), "reading event definitions"
+            )
+            self._watcher = loop.create_task(watch)
 
     async def stop(self) -> None:
         if self.shared_metrics is not None:
@@ -385,24 +393,18 @@ class App:
             else:
                 sales.learn(event)
 
-    async def _watch_events(self) -> None:
-        """Every ``event_refresh`` seconds, take the definitions other workers updated."""
+    @staticmethod
+    async def _every(seconds: float, work: Callable[[], object], what: str) -> None:
+        """Run ``work`` off the loop every ``seconds``, for ever; a failure is logged and
+        the next round comes as usual."""
         while True:
-            await asyncio.sleep(self.config.event_refresh)
+            await asyncio.sleep(seconds)
             try:
-                await asyncio.to_thread(self.refresh_events, True)
-            except Exception:
-                log.exception("reading event definitions failed")
-
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.sweep_interval)
-            try:
-                await asyncio.to_thread(self.service.expire_due)
+                await asyncio.to_thread(work)
             except LampoError as refusal:
-                log.warning("expiry sweep refused: %s", refusal)
+                log.warning("%s refused: %s", what, refusal)
             except Exception:
-                log.exception("expiry sweep failed")
+                log.exception("%s failed", what)
 
     @property
     def service(self) -> Sales:
