@@ -136,8 +136,9 @@ def _records_table(out: str) -> list[str]:
     return [line.rstrip() for line in lines[start : end + 1]]
 
 
-@settings(max_examples=4, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(scale=st.floats(0.0001, 0.0006))
+@pytest.mark.slow
+@settings(max_examples=3, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scale=st.floats(0.0001, 0.0004))
 def test_the_demo_and_the_report_print_the_same_records_for_the_same_database(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, scale: float
 ) -> None:
