@@ -27,7 +27,6 @@ from lampo.event_cli import event_app
 from lampo.reconcile_cli import reconcile_command
 from lampo.report_cli import StorageOpt, render_battle, report_app
 from lampo.services.audit import Audit, audit
-from lampo.services.imports import past_results
 from lampo.services.report import battle_report
 from lampo.services.sales import Sales
 from lampo.sim import scenario as scenarios
@@ -138,10 +137,8 @@ def _simulate(
 
             result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
         found = audit(sales.storage, loaded.event)
-        now, refused = sales.clock(), result.refusals
-        battle = battle_report(
-            sales.storage, loaded.event.id, now, refused, past_results(scale=loaded.scale)
-        )
+        # the same report, records included, as `lampo report event` prints from storage
+        battle = battle_report(sales.storage, loaded.event.id, sales.clock(), result.refusals)
         render_battle(console, battle, loaded.event.markets[loaded.home_market].tz)
         _report(console, loaded, sales, result, found, battle.money)
         if audit_table:

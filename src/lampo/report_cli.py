@@ -21,10 +21,13 @@ from rich.table import Table
 
 from lampo.bootstrap import Config, open_storage
 from lampo.domain.errors import InvalidRequest
-from lampo.domain.money import MINOR_UNITS, Money
-from lampo.domain.period import Period, PeriodFigures, Share, percent, zone
-from lampo.domain.report import BattleReport, Bucket, Row
+from lampo.domain.money import Money
+from lampo.domain.period import Growth, Period, PeriodFigures, Share, percent, zone
+from lampo.domain.records import amount_text, margin_text
+from lampo.domain.report import BattleReport, Bucket, Row, measured
+from lampo.domain.timetext import LocalClock
 from lampo.services import imports
+from lampo.services.imports import DEFAULT_HISTORY
 from lampo.services.report import PeriodReport, battle_report, flatten, period_report, to_data
 
 report_app = typer.Typer(
@@ -73,17 +76,17 @@ def event_cmd(
     fmt: FormatOpt = Format.TABLE,
     history: Annotated[
         str, typer.Option(help="Past results to compare with: a shipped name or a CSV file.")
-    ] = "fan-festivals.csv",
+    ] = DEFAULT_HISTORY,
     tz: Annotated[
         str | None, typer.Option(help="Time zone of the times shown (default: first market).")
     ] = None,
 ) -> None:
     """The battle report of an event: totals, milestones, records, rankings, curve."""
-    past = imports.past_results(history)
+    imports.past_results(history)  # a bad history file is refused before storage is opened
     config = Config.from_env(storage_url=storage)
     store = open_storage(config.storage_url, must_exist=True)
     try:
-        report = battle_report(store, name, datetime.now(UTC), history=past)
+        report = battle_report(store, name, datetime.now(UTC), history=history)
     finally:
         store.close()
     if fmt is Format.TABLE:
@@ -112,12 +115,14 @@ def _spark(buckets: list[Bucket], width: int = 72) -> str:
 
 
 def render_battle(console: Console, report: BattleReport, tz: str | None = None) -> None:
-    """The battle report as Rich tables (``tz``: the zone of the times shown)."""
+    """The battle report as Rich tables (``tz``: the zone of the times shown). A local time
+    reads with its date unless the event opens and closes on one date there, which the
+    table's title then states."""
     zone_name = tz or next(iter(report.markets.values()), "UTC")
-    shown = zone(zone_name)
+    shown = LocalClock.over(zone(zone_name), report.opens, report.closes)
 
     def at(when: datetime | None) -> str:
-        return when.astimezone(shown).strftime("%H:%M:%S") if when else "-"
+        return shown.text(when) if when else "-"
 
     cur = report.reporting
     truth = "[green]equal" if report.truth else "[red]DIFFERENT"
@@ -144,7 +149,7 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
     rows_table("Sales per channel", report.by["outlet"], "channel")
     rows_table("Sales per referral (online)", report.by["referral"], "referral")
 
-    skus = Table(title=f"Stock sold per SKU (times in {zone_name})", title_justify="left")
+    skus = Table(title=f"Stock sold per SKU (times in {zone_name}{shown.on})", title_justify="left")
     for col in ("SKU", "category", "sold", "allocation", "share", "sold out at"):
         skus.add_column(col, justify="left" if col in ("SKU", "category") else "right")
     for s in sorted(report.skus, key=lambda s: (s.sold_out_at is None, s.sold_out_at, s.sku)):
@@ -168,42 +173,36 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         for code in sorted(report.markets):
             offset = report.opens.astimezone(zone(report.markets[code])).utcoffset()
             clocks.setdefault(offset, []).append(code)
-        columns = [(" ".join(codes), zone(report.markets[codes[0]])) for codes in clocks.values()]
-        for title, _ in columns:
-            ms.add_column(title, justify="right")
+        columns = [
+            LocalClock.over(zone(report.markets[codes[0]]), report.opens, report.closes)
+            for codes in clocks.values()
+        ]
+        for codes, clock in zip(clocks.values(), columns, strict=True):
+            ms.add_column(" ".join(codes) + clock.on, justify="right")
         for c in report.milestones:
             m = c.milestone
-            threshold = f"{m.threshold:,} {m.category}" if m.category else _money(m.threshold, cur)
-            cells = [m.label, threshold]
+            cells = [m.label, measured(m, cur, report.category_units)]
             if c.at is None:
                 cells += ["not reached"] + ["" for _ in columns]
             else:
                 cells.append(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
-                cells += [c.at.astimezone(clock).strftime("%H:%M:%S") for _, clock in columns]
+                cells += [clock.text(c.at) for clock in columns]
             ms.add_row(*cells)
         console.print(ms)
 
     if report.records:
         rec = Table(title="Records", title_justify="left")
-        for col in ("record", "this event", "best before", "held by", "beaten", "by"):
+        for col in ("record", "this event", "best before", "held by", "beaten", "margin"):
             rec.add_column(col, justify="left" if col in ("record", "held by") else "right")
         for r in report.records:
-
-            def show(v: int | Fraction, unit: str = r.unit) -> str:
-                if unit == "seconds":
-                    return f"{float(v):,.1f} s"
-                if unit in MINOR_UNITS:
-                    return _money(int(v), unit)
-                return f"{int(v):,}"
-
             beaten = "-" if r.beaten is None else "[green]yes" if r.beaten else "no"
             rec.add_row(
                 r.title,
-                show(r.value),
-                "-" if r.best is None else show(r.best),
+                amount_text(r.value, r.unit),
+                "-" if r.best is None else amount_text(r.best, r.unit),
                 r.best_name or "-",
                 beaten,
-                "-" if r.margin is None else show(r.margin),
+                margin_text(r),
             )
         console.print(rec)
 
@@ -225,7 +224,8 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
     if curve and any(b.units for b in curve):
         peak = max(curve, key=lambda b: b.units)
         console.print(
-            f"[bold]Units paid per minute[/] ({at(report.opens)} to {at(report.closes)}, "
+            f"[bold]Units paid per minute[/] ({at(report.opens)} to {at(report.closes)}"
+            f"{shown.on}, "
             f"peak {peak.units:,} at {at(peak.start)}): {_spark(curve)}"
         )
         first = report.curve.per_second[:120]
@@ -298,12 +298,7 @@ def render_period(console: Console, report: PeriodReport) -> None:
     head = Table(title="Growth", title_justify="left")
     for col in ("figure", f.period.label, "vs", "base", "growth"):
         head.add_column(col, justify="left" if col == "figure" else "right")
-    for label, base, growth in (
-        ("QoQ", report.base, report.qoq),
-        ("YoY", report.year_ago, report.yoy),
-    ):
-        if base is None or growth is None:
-            continue
+    for label, base, growth in _comparisons(report):
         head.add_row(
             f"units ({label})",
             f"{f.units:,}",
@@ -321,7 +316,9 @@ def render_period(console: Console, report: PeriodReport) -> None:
     console.print(head)
 
     markets = Table(title="Per market (growth of local-currency revenue)", title_justify="left")
-    for col in ("market", "units", "revenue (local)", cur, "share", "QoQ", "YoY", "best seller"):
+    growths = _comparisons(report)
+    labels = [label for label, _, _ in growths]
+    for col in ("market", "units", "revenue (local)", cur, "share", *labels, "best seller"):
         markets.add_column(col, justify="left" if col in ("market", "best seller") else "right")
     for s in f.by_market:
         local = f.local.get(s.key)
@@ -332,8 +329,7 @@ def render_period(console: Console, report: PeriodReport) -> None:
             local.format() if local else "-",
             _money(s.money, cur),
             _pct(s.of(f.revenue)),
-            percent(report.qoq.by_market_revenue.get(s.key)) if report.qoq else "n/a",
-            percent(report.yoy.by_market_revenue.get(s.key)) if report.yoy else "n/a",
+            *(percent(growth.by_market_revenue.get(s.key)) for _, _, growth in growths),
             f"{best[0]} ({best[1]:,})" if best else "-",
         )
     console.print(markets)
@@ -368,6 +364,17 @@ def render_period(console: Console, report: PeriodReport) -> None:
         for r in ranks:
             rt.add_row(str(r.rank), r.brand, _pct(r.share))
         console.print(rt)
+
+
+def _comparisons(report: PeriodReport) -> list[tuple[str, PeriodFigures, Growth]]:
+    """(name, base, growth) of each comparison the period report shows: against its base
+    (``QoQ``, ``YoY`` or ``vs 2016Q4``), then year on year unless the base is that year."""
+    out = []
+    if report.base is not None and report.growth is not None:
+        out.append((report.against, report.base, report.growth))
+    if report.year_ago is not None and report.yoy is not None and report.against != "YoY":
+        out.append(("YoY", report.year_ago, report.yoy))
+    return out
 
 
 def _shares(console: Console, title: str, f: PeriodFigures, rows: list[Share]) -> None:

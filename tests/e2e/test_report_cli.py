@@ -39,7 +39,8 @@ def test_q2_2017_shows_seventy_percent_more_phones_than_q1_from_the_orders(
     assert data["figures"]["units"] == 2316
     assert data["base"]["units"] == 1362
     assert data["base"]["period"]["label"] == "2017Q1"
-    growth = data["qoq"]["units"]
+    assert data["against"] == "QoQ"
+    growth = data["growth"]["units"]
     num, den = (int(x) for x in growth.split("/"))
     assert round(1000 * num / den) == 700  # +70.0 %
     assert data["figures"]["best_sellers"]["IN"][0] == "Redmi Note 4"
@@ -87,6 +88,37 @@ def test_the_event_report_matches_the_live_totals_in_json(
     assert code == 0
     assert "Battle report: Xiaomi Q2 2017 (618)" in table
     assert "live totals vs recount from orders: equal" in " ".join(table.split())
+
+
+def _growth_rows(out: str) -> list[str]:
+    """The figure column of the printed "Growth" table: ``units (QoQ)``, ..."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Growth"))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("└"))
+    return [line.split("│")[1].strip() for line in lines[start + 4 : end]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "labels"),
+    [
+        (("2017Q2",), ["QoQ", "YoY"]),
+        (("2017Q2", "--vs", "2017Q1"), ["QoQ", "YoY"]),
+        (("2017Q2", "--vs", "2016Q2"), ["YoY"]),
+        (("2017Q2", "--vs", "2016Q4"), ["vs 2016Q4", "YoY"]),
+        (("2017",), ["YoY"]),
+        (("2017", "--vs", "2016"), ["YoY"]),
+    ],
+)
+def test_each_growth_row_names_what_it_compares_with(
+    capsys: pytest.CaptureFixture[str], history: str, argv: tuple[str, ...], labels: list[str]
+) -> None:
+    capsys.readouterr()
+    code, out, err = run(capsys, "report", "period", *argv, "--storage", history)
+    assert code == 0, err
+    expected = [f"{figure} ({label})" for label in labels for figure in ("units", "revenue")]
+    assert _growth_rows(out) == expected
+    header = next(line for line in out.splitlines() if "┃ market" in line)
+    assert [h.strip() for h in header.split("┃")[6 : 6 + len(labels)]] == labels
 
 
 @pytest.mark.parametrize(

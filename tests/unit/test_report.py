@@ -10,11 +10,10 @@ from lampo.domain.event import Milestone
 from lampo.domain.holds import Hold, HoldLine, HoldState
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.money import Money
+from lampo.domain.records import PastResult, compare_records
 from lampo.domain.report import (
     MarketShare,
-    PastResult,
     brand_ranks,
-    compare_records,
     grand_total,
     milestone_crossings,
     rankings,
@@ -151,17 +150,22 @@ def test_the_curve_puts_each_payment_in_its_minute_and_second() -> None:
 
 def test_a_record_is_beaten_only_by_a_higher_figure_in_a_window_no_longer() -> None:
     h12 = timedelta(hours=12)
+    before = CN_OPENS - timedelta(days=365)
+
+    def earlier(name: str, window: timedelta, units: int) -> PastResult:
+        return PastResult(name, "phone", before, before + window, window, units)
+
     past = [
-        PastResult("fest 2014", "phone", h12, 1_300_000, Money(150_000_000_000, "CNY")),
-        PastResult("a day", "phone", timedelta(hours=24), 9_000_000),
-        PastResult(
-            "flash", "phone", timedelta(minutes=30), 40_000, sellout_seconds=Fraction(21, 5)
-        ),
+        replace(earlier("fest 2014", h12, 1_300_000), money=Money(150_000_000_000, "CNY")),
+        earlier("a day", timedelta(hours=24), 9_000_000),
+        replace(earlier("flash", timedelta(minutes=30), 40_000), sellout_seconds=Fraction(21, 5)),
     ]
     now = [
         PastResult(
             "fest 2015",
             "phone",
+            CN_OPENS,
+            CN_OPENS + h12,
             h12,
             2_112_010,
             Money(208_000_000_000, "CNY"),

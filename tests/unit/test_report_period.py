@@ -8,6 +8,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.holds import HoldState
@@ -43,6 +45,23 @@ def test_quarters_follow_each_other_and_a_year_ago_is_the_same_quarter() -> None
     assert Period.parse("2017").previous().label == "2016"
     assert q1.end == Period.parse("2017Q2").start
     assert q1.within(Period.parse("2017"))
+
+
+periods = st.builds(Period, st.integers(1971, 9997), st.integers(0, 4))
+
+
+@given(period=periods, base=periods)
+def test_a_growth_is_named_by_what_it_compares_with(period: Period, base: Period) -> None:
+    name = period.against(base)
+    if base == period.year_ago():
+        assert name == "YoY"  # a year against the year before included
+    elif period.quarter and base == period.previous():
+        assert name == "QoQ"
+    else:
+        assert name == f"vs {base.label}"
+    assert period.against(period.year_ago()) == "YoY"
+    if period.quarter:
+        assert period.against(period.previous()) == "QoQ"
 
 
 def test_the_reporting_zone_decides_which_quarter_a_payment_falls_in() -> None:
@@ -149,6 +168,31 @@ def test_the_shipped_import_files_read_cleanly() -> None:
             "h.csv",
             ",".join(imports.PAST_COLUMNS) + "\nfest,2014-04-08,12,phones,1,9.999,CNY,,,,\n",
             "more decimals",
+        ),
+        (
+            "h.csv",
+            ",".join(imports.PAST_COLUMNS) + "\nfest,2014-04-08T10:00,12,phones,1,,,,,,\n",
+            "needs a UTC offset",
+        ),
+        (
+            "h.csv",
+            ",".join(imports.PAST_COLUMNS) + "\nfest,9999-12-31,12,phones,1,,,,,,\n",
+            "years 1970 to 9998",
+        ),
+        (
+            "h.csv",
+            ",".join(imports.PAST_COLUMNS) + "\nfest,2014-04-08,1e9,phones,1,,,,,,\n",
+            "window_hours must be a decimal",
+        ),
+        (
+            "h.csv",
+            ",".join(imports.PAST_COLUMNS) + "\nfest,2014-04-08,9000,phones,1,,,,,,\n",
+            "window_hours must be from 1 second to 8784 hours",
+        ),
+        (
+            "h.csv",
+            ",".join(imports.PAST_COLUMNS) + "\nfest,2014-04-08,0.0001,phones,1,,,,,,\n",
+            "window_hours must be from 1 second",
         ),
         ("s.csv", "period,market,brand,share_percent,units,source\n2021Q9,CN,X,1,,\n", "2021Q9"),
         ("t.toml", "targets = 3\n", "[[targets]]"),

@@ -89,6 +89,17 @@ class Period:
     def within(self, other: Period) -> bool:
         return other.start <= self.start and self.end <= other.end
 
+    def against(self, base: Period) -> str:
+        """How a growth of this period over ``base`` is named: ``QoQ`` over the previous
+        quarter, ``YoY`` over the same period a year earlier (a year over the year before
+        is both), otherwise ``vs 2016Q4``."""
+        same = (base.year, base.quarter)
+        if same == (self.year - 1, self.quarter):
+            return "YoY"
+        if self.quarter and same == (self.previous().year, self.previous().quarter):
+            return "QoQ"
+        return f"vs {base.label}"
+
 
 def zone(tz: str) -> ZoneInfo:
     try:

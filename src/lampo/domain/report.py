@@ -1,5 +1,6 @@
-"""Battle-report rules: roll-ups, milestones, sell-out times, the sales curve, records and
-rankings. Pure functions over an event's definition, its live ``Totals`` and its orders.
+"""Battle-report rules: roll-ups, milestones, sell-out times, the sales curve and rankings
+(records are in ``records.py``). Pure functions over an event's definition, its live
+``Totals`` and its orders.
 
 Money in the reporting currency is always computed the same way as the live totals: sum
 the exact minor units per currency first, then convert each currency's sum once through
@@ -11,7 +12,7 @@ and row, because each row is converted on its own (never through a float).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
@@ -19,6 +20,7 @@ from fractions import Fraction
 from lampo.domain.event import Milestone, SaleEvent
 from lampo.domain.holds import Hold, HoldState
 from lampo.domain.money import Money
+from lampo.domain.records import RecordResult
 from lampo.domain.totals import LineKey, Totals
 
 #: The battle report's roll-up dimensions and how each is read off a ``LineKey``.
@@ -146,6 +148,27 @@ def milestone_crossings(event: SaleEvent, orders: Iterable[Hold]) -> list[Crossi
             if value >= m.threshold:
                 found[i] = Crossing(m, at, hold_id, value)
     return [found.get(i, Crossing(m)) for i, m in enumerate(event.milestones)]
+
+
+def measured(milestone: Milestone, currency: str, units: Mapping[str, str]) -> str:
+    """What ``milestone``'s threshold measures, as the reports print it: money in the
+    reporting ``currency`` (``1,000,000.00 CNY``) or units of its category, named by
+    ``units`` (category -> unit name: ``2,000 phones``)."""
+    if milestone.category:
+        return f"{milestone.threshold:,} {units.get(milestone.category, 'units')}"
+    return Money(milestone.threshold, currency).format()
+
+
+def scaled_milestone(
+    milestone: Milestone, scale: float, currency: str, units: Mapping[str, str]
+) -> Milestone:
+    """``milestone``, whose threshold a scaled run has already multiplied by ``scale``,
+    labelled with the amount it now measures and the label it was written with:
+    ``1,000,000.00 CNY (x0.001 of ¥1 billion)``. At scale 1 it is returned unchanged."""
+    if scale == 1:
+        return milestone
+    label = f"{measured(milestone, currency, units)} (x{scale:g} of {milestone.label})"
+    return Milestone(label, milestone.threshold, milestone.category)
 
 
 def units_by_category(event: SaleEvent, totals: Totals) -> dict[str, int]:
@@ -281,128 +304,6 @@ def first_hour_units(event: SaleEvent, orders: Iterable[Hold]) -> Counter[str]:
     return out
 
 
-# -- records -------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class PastResult:
-    """One category's result in one sale: an earlier lampo event, or an imported figure.
-
-    ``window`` is the sale's length; ``money`` its revenue (``None`` if unknown);
-    ``first_hour_units`` the units sold in its first hour; ``sellout_seconds`` and
-    ``sellout_units`` its fastest sell-out of one SKU (``None`` if unknown)."""
-
-    name: str
-    category: str
-    window: timedelta
-    units: int
-    money: Money | None = None
-    first_hour_units: int | None = None
-    sellout_seconds: Fraction | None = None
-    sellout_units: int | None = None
-    source: str = "lampo"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordResult:
-    """``title`` compares ``value`` (this event) with the best earlier ``best`` (by
-    ``best_name``). ``beaten`` is ``None`` when there is nothing to compare with.
-    ``margin`` is value - best (for a sell-out time, best - value: seconds faster)."""
-
-    title: str
-    unit: str
-    value: int | Fraction
-    best: int | Fraction | None = None
-    best_name: str = ""
-    beaten: bool | None = None
-    margin: int | Fraction | None = None
-    higher_is_better: bool = True
-
-
-def _hours(window: timedelta) -> str:
-    hours = Fraction(int(window.total_seconds()), 3600)
-    return f"{hours.numerator}" if hours.denominator == 1 else f"{float(hours):g}"
-
-
-def _compare(
-    title: str,
-    unit: str,
-    value: int | Fraction,
-    past: Sequence[tuple[str, int | Fraction]],
-    higher_is_better: bool = True,
-) -> RecordResult:
-    if not past:
-        return RecordResult(title, unit, value, higher_is_better=higher_is_better)
-    pick = max if higher_is_better else min
-    best_name, best = pick(past, key=lambda p: p[1])
-    if higher_is_better:
-        return RecordResult(title, unit, value, best, best_name, value > best, value - best)
-    return RecordResult(title, unit, value, best, best_name, value < best, best - value, False)
-
-
-def compare_records(
-    current: Sequence[PastResult], past: Sequence[PastResult], units: Mapping[str, str]
-) -> list[RecordResult]:
-    """This event's results (one ``PastResult`` per category) against every earlier one.
-
-    Only earlier sales at most as long as this one compete ("in a 12-hour window"); money is
-    compared only in the same currency. ``units`` names a category's unit ("phones")."""
-    out: list[RecordResult] = []
-    for cur in current:
-        rivals = [p for p in past if p.category == cur.category and p.window <= cur.window]
-        unit = units.get(cur.category, "units")
-        out.append(
-            _compare(
-                f"most {unit} in a {_hours(cur.window)}-hour window",
-                unit,
-                cur.units,
-                [(p.name, p.units) for p in rivals],
-            )
-        )
-        if cur.first_hour_units is not None:
-            out.append(
-                _compare(
-                    f"most {unit} in the first hour",
-                    unit,
-                    cur.first_hour_units,
-                    [
-                        (p.name, p.first_hour_units)
-                        for p in past
-                        if p.category == cur.category and p.first_hour_units is not None
-                    ],
-                )
-            )
-    money = [c for c in current if c.money is not None and c.money.amount]
-    if money:  # every row carries the sale's whole revenue: take it once, never add rows
-        cur0 = money[0]
-        total = cur0.money.amount if cur0.money else 0
-        currency = cur0.money.currency if cur0.money else ""
-        rivals_money: dict[str, int] = {}
-        for p in past:
-            if p.money is not None and p.money.currency == currency and p.window <= cur0.window:
-                rivals_money[p.name] = max(rivals_money.get(p.name, 0), p.money.amount)
-        out.append(
-            _compare(
-                f"most money in a {_hours(cur0.window)}-hour window",
-                currency,
-                total,
-                sorted(rivals_money.items()),
-            )
-        )
-    sellouts = [c for c in current if c.sellout_seconds is not None]
-    if sellouts:
-        fastest = min(sellouts, key=lambda c: c.sellout_seconds or 0)
-        assert fastest.sellout_seconds is not None
-        out.append(
-            _compare(
-                "fastest sell-out of a SKU",
-                "seconds",
-                fastest.sellout_seconds,
-                [(p.name, p.sellout_seconds) for p in past if p.sellout_seconds is not None],
-                higher_is_better=False,
-            )
-        )
-    return out
-
-
 # -- rankings -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Ranked:
@@ -518,6 +419,7 @@ class BattleReport:
     markets: dict[str, str]  # market code -> IANA zone, for local times
     truth: bool
     expected: dict[str, int] = field(default_factory=dict)  # seed figures, if known
+    category_units: dict[str, str] = field(default_factory=dict)  # "phones" for phones
 
 
 def buyers(holds: Iterable[Hold]) -> int:

@@ -4,7 +4,10 @@ Three small text formats, shipped examples in ``lampo/scenarios/history/``:
 
 - **past results** (CSV): ``name,date,window_hours,category,units,money,currency,
   first_hour_units,sellout_seconds,sellout_units,source``; one row per sale and category;
-  empty cells are unknown; ``money`` is a decimal string in ``currency``.
+  empty cells are unknown; ``money`` is a decimal string in ``currency``; ``date`` is the
+  sale's day (``2014-09-02``: some time that day, anywhere) or its start with a UTC offset
+  (``2014-09-02T14:00+05:30``), in the years 1970 to 9998; ``window_hours`` is from a
+  second to 8,784 (a leap year). A record is set only against sales over before it opened.
 - **market shares** (CSV): ``period,market,brand,share_percent,units,source``.
 - **targets** (TOML): ``[fx]`` planning rates (``reporting``, ``on``, ``[fx.rates]``) and
   ``[[targets]]`` with ``label``, ``period`` (``2017``, ``2018Q1``) and either ``money`` +
@@ -20,8 +23,7 @@ import io
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -30,10 +32,16 @@ from typing import Any, TypeVar
 from lampo.domain.errors import LampoError
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
 from lampo.domain.period import Period, Target, Targets
-from lampo.domain.report import MarketShare, PastResult
+from lampo.domain.records import PastResult, day_bounds
+from lampo.domain.report import MarketShare
 
 PACKAGE = "lampo.scenarios"
 HISTORY = "history"
+#: The earlier sales every battle report compares with unless told otherwise.
+DEFAULT_HISTORY = "fan-festivals.csv"
+#: Bounds of a past result's date and length (a sale lasts at most a leap year).
+MIN_YEAR, MAX_YEAR = 1970, 9998
+MAX_WINDOW_HOURS = 366 * 24
 _DECIMAL = re.compile(r"^-?[0-9][0-9_]*(\.[0-9]+)?$")
 T = TypeVar("T")
 
@@ -143,13 +151,34 @@ def _rows(
     return out
 
 
+def _when(text: str, window: timedelta) -> tuple[datetime, datetime]:
+    """(started, ended) of a sale from its ``date`` cell: a day (``2014-09-02``, the sale
+    ran at some time of that day) or its start with a UTC offset
+    (``2014-09-02T14:00+05:30``)."""
+    try:
+        start = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"date must be a day such as 2014-09-02 or a start such as "
+            f"2014-09-02T14:00+05:30, got {text!r}"
+        ) from None
+    if not MIN_YEAR <= start.year <= MAX_YEAR:
+        raise ValueError(f"date must be in the years {MIN_YEAR} to {MAX_YEAR}, got {text!r}")
+    if "T" not in text.upper() and " " not in text:
+        return day_bounds(start.date(), window)
+    if start.tzinfo is None or start.utcoffset() is None:
+        raise ValueError(f"date {text!r} needs a UTC offset, such as 2014-09-02T14:00+05:30")
+    return start.astimezone(UTC), (start + window).astimezone(UTC)
+
+
 def _past(cells: dict[str, str]) -> PastResult:
     if not cells["name"]:
         raise ValueError("name is empty")
-    date.fromisoformat(cells["date"])
     hours = _decimal(cells["window_hours"], "window_hours")
-    if hours <= 0:
-        raise ValueError("window_hours must be positive")
+    if hours * 3600 < 1 or hours > MAX_WINDOW_HOURS:
+        raise ValueError(f"window_hours must be from 1 second to {MAX_WINDOW_HOURS} hours")
+    window = timedelta(seconds=int(hours * 3600))
+    started, ended = _when(cells["date"], window)
     units = _whole(cells["units"], "units")
     if units is None:
         raise ValueError("units is empty")
@@ -159,7 +188,9 @@ def _past(cells: dict[str, str]) -> PastResult:
     return PastResult(
         name=cells["name"],
         category=cells["category"],
-        window=timedelta(seconds=int(hours * 3600)),
+        started=started,
+        ended=ended,
+        window=window,
         units=units,
         money=_money(cells["money"], cells["currency"]),
         first_hour_units=_whole(cells["first_hour_units"], "first_hour_units"),
@@ -169,27 +200,11 @@ def _past(cells: dict[str, str]) -> PastResult:
     )
 
 
-def past_results(
-    name_or_path: str | Path = "fan-festivals.csv", scale: float = 1.0
-) -> list[PastResult]:
-    """Earlier sales' results from a CSV file (shipped name or path). ``scale`` multiplies
-    units and money (not times), to set a scaled simulation against the real figures."""
+def past_results(name_or_path: str | Path = DEFAULT_HISTORY) -> list[PastResult]:
+    """Earlier sales' results from a CSV file (shipped name or path), as reported: a scaled
+    run is set against the real figures, as ``lampo report event`` reads its storage."""
     text, label = read_text(name_or_path)
-    rows = _rows(text, label, PAST_COLUMNS, _past)
-    if scale == 1.0:
-        return rows
-    k = Fraction(scale)
-    return [
-        replace(
-            p,
-            units=round(p.units * k),
-            money=None if p.money is None else Money(round(p.money.amount * k), p.money.currency),
-            first_hour_units=None if p.first_hour_units is None else round(p.first_hour_units * k),
-            sellout_units=None if p.sellout_units is None else round(p.sellout_units * k),
-            name=f"{p.name} (x{scale:g})",
-        )
-        for p in rows
-    ]
+    return _rows(text, label, PAST_COLUMNS, _past)
 
 
 def _share(cells: dict[str, str]) -> MarketShare:

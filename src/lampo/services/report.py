@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
+from pathlib import Path
 
 from lampo.domain.errors import InvalidRequest, UnknownEvent
 from lampo.domain.event import SaleEvent
@@ -29,16 +30,15 @@ from lampo.domain.period import (
     period_figures,
     progress,
 )
+from lampo.domain.records import PastResult, RecordResult, compare_records
 from lampo.domain.report import (
     DIMENSIONS,
     BattleReport,
     BrandRank,
     MarketShare,
-    PastResult,
     SkuResult,
     brand_ranks,
     buyers,
-    compare_records,
     first_hour_units,
     grand_total,
     milestone_crossings,
@@ -48,6 +48,8 @@ from lampo.domain.report import (
     sold_out_times,
 )
 from lampo.domain.totals import Totals, recount
+from lampo.services import imports
+from lampo.services.imports import DEFAULT_HISTORY
 from lampo.storage.port import Storage
 
 _MICRO = timedelta(microseconds=1)
@@ -79,6 +81,8 @@ def past_result(event: SaleEvent, totals: Totals, holds: Sequence[Hold]) -> list
             PastResult(
                 name=event.name,
                 category=cat,
+                started=event.opens,
+                ended=event.closes,
                 window=max(w.length for w in event.windows.values()),
                 units=units[cat],
                 money=revenue,
@@ -91,23 +95,42 @@ def past_result(event: SaleEvent, totals: Totals, holds: Sequence[Hold]) -> list
     return out
 
 
+def event_records(
+    storage: Storage,
+    event: SaleEvent,
+    totals: Totals,
+    holds: Sequence[Hold],
+    history: str | Path = DEFAULT_HISTORY,
+) -> list[RecordResult]:
+    """``event``'s records: its results (from ``totals`` and its ``holds``) against every
+    other event in ``storage`` and every sale of the ``history`` file (a shipped name or a
+    path) that was over before ``event`` opened.
+
+    The one place records are made: every report of an event (``lampo demo``, ``simulate``,
+    ``report event`` in every format) gets them from here, from what storage holds, so two
+    of them never disagree about one database."""
+    past = imports.past_results(history)
+    for other in storage.load_events():
+        if other.id != event.id and other.closes <= event.opens:
+            past.extend(past_result(other, storage.totals(other.id), list(storage.holds(other.id))))
+    units = {c: cat.unit for c, cat in event.categories.items()}
+    return compare_records(past_result(event, totals, holds), past, units)
+
+
 def battle_report(
     storage: Storage,
     event_id: str,
     now: datetime,
     refusals: Mapping[str, int] | None = None,
-    history: Iterable[PastResult] = (),
+    history: str | Path = DEFAULT_HISTORY,
     expected: Mapping[str, int] | None = None,
 ) -> BattleReport:
     """The battle report of ``event_id`` as of ``now``.
 
     ``refusals``: refused requests by reason, as the process that served them counted
-    (storage keeps no refusal). ``history``: imported earlier results the records compare
-    with, besides every earlier event in ``storage``."""
-    events = {e.id: e for e in storage.load_events()}
-    if event_id not in events:
-        raise UnknownEvent(event_id)
-    event = events[event_id]
+    (storage keeps no refusal). ``history``: the file of imported earlier results the
+    records compare with (``event_records``), besides every earlier event in ``storage``."""
+    event = event_of(storage, event_id)
     holds = list(storage.holds(event_id))
     totals = storage.totals(event_id)
     stock = storage.stock(event_id)
@@ -124,12 +147,6 @@ def battle_report(
         )
         for sku, level in sorted(stock.items())
     ]
-    past: list[PastResult] = list(history)
-    for other in events.values():
-        if other.id != event_id and other.closes <= event.opens:
-            past.extend(past_result(other, storage.totals(other.id), list(storage.holds(other.id))))
-    current = past_result(event, totals, holds)
-    units_names = {c: cat.unit for c, cat in event.categories.items()}
     return BattleReport(
         event=event.id,
         name=event.name,
@@ -148,11 +165,12 @@ def battle_report(
         milestones=milestone_crossings(event, holds),
         curve=sales_curve(event, holds),
         refusals=dict(Counter(refusals or {}).most_common()),
-        records=compare_records(current, past, units_names),
+        records=event_records(storage, event, totals, holds, history),
         rankings=rankings(event, totals),
         markets={code: m.tz for code, m in event.markets.items()},
         truth=totals == recount(holds),
         expected=dict(expected or {}),
+        category_units={c: cat.unit for c, cat in event.categories.items()},
     )
 
 
@@ -165,9 +183,14 @@ class TargetLine:
 
 @dataclass(frozen=True, slots=True)
 class PeriodReport:
+    """A period's results with their growth against ``base`` (``--vs``, else the previous
+    period), named by ``against`` (``QoQ``, ``YoY`` or ``vs 2016Q4``: ``Period.against``),
+    and against the same period a year earlier (``yoy``)."""
+
     figures: PeriodFigures
-    base: PeriodFigures | None  # the period compared with (--vs, else the previous one)
-    qoq: Growth | None  # against ``base``
+    base: PeriodFigures | None
+    against: str
+    growth: Growth | None  # against ``base``
     year_ago: PeriodFigures | None
     yoy: Growth | None
     targets: list[TargetLine]
@@ -251,7 +274,8 @@ def period_report(
     return PeriodReport(
         figures=figures,
         base=base,
-        qoq=compare(figures, base),
+        against=period.against(base_period),
+        growth=compare(figures, base),
         year_ago=ago,
         yoy=compare(figures, ago),
         targets=lines,

@@ -6,7 +6,8 @@ bare ``699.00`` as a float, and no float ever touches money. A bad file raises
 ``ScenarioError`` naming the file, the line and the field (``skus[2].prices.IN``).
 
 ``scale`` multiplies every allocation, expected figure, milestone and arrival rate (each
-allocation stays at least 1), so a scenario runs at any size.
+allocation stays at least 1), so a scenario runs at any size; a scaled milestone's label
+states the amount it measures (``1,000,000.00 CNY (x0.001 of ¥1 billion)``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
 from lampo.domain.market import Market
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
+from lampo.domain.report import scaled_milestone
 from lampo.sim._locate import Path as FieldPath
 from lampo.sim._locate import format_path, locate
 
@@ -409,6 +411,7 @@ class _Builder:
         if not isinstance(raw, list):
             raise self.fail(("milestones",), "must be an array of tables ([[milestones]])")
         out = []
+        names = {cid: c.unit for cid, c in categories.items()}
         for i, item in enumerate(raw):
             path: FieldPath = ("milestones", i)
             m = self.table(item, path)
@@ -417,13 +420,15 @@ class _Builder:
                 raise self.fail(path, "needs exactly one of money or units")
             if "money" in m:
                 money = self.money(m["money"], (*path, "money"), fx.reporting)
-                out.append(Milestone(label, _scaled(money.amount, self.scale)))
+                milestone = Milestone(label, _scaled(money.amount, self.scale))
             else:
                 units = self.integer(m["units"], (*path, "units"), 1)
                 category = self.string(self.get(m, path, "category"), (*path, "category"))
                 if category not in categories:
                     raise self.fail((*path, "category"), f"{category!r} is not a category")
-                out.append(Milestone(label, _scaled(units, self.scale), category))
+                milestone = Milestone(label, _scaled(units, self.scale), category)
+            # the label was written for the full-size threshold: say what is measured now
+            out.append(scaled_milestone(milestone, self.scale, fx.reporting, names))
         return tuple(out)
 
     def expected(self, raw: Any, fx: FxTable, categories: dict[str, Category]) -> Expected:
