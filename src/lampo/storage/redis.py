@@ -120,6 +120,7 @@ SCRIPTS = (
     "bucket",
     "update",
     "rows",
+    "claim",
 )
 #: Rounds of balancing (move units, run the refused reservations again) per writer round.
 _BALANCE_ROUNDS = 8
@@ -128,6 +129,8 @@ _VIEW_TRIES = 20
 #: Attempts of one update (planned again after another update or, with buckets, after
 #: buyers took the units gathered for a lower allocation) before ``Unavailable``.
 _UPDATE_ROUNDS = 50
+#: Tries to claim a payment id on a cluster whose claim other clients keep taking over.
+_CLAIM_TRIES = 4
 
 
 @functools.cache
@@ -263,6 +266,7 @@ class _Req:
         "customer",
         "event",
         "hold_id",
+        "payment_id",
         "script",
         "tag",
         "wanted",
@@ -277,6 +281,7 @@ class _Req:
         self.hold_id = hold_id
         self.customer = ""  # reserve only: routes the request to the customer's bucket
         self.wanted: dict[str, int] = {}  # reserve only: units per SKU
+        self.payment_id = ""  # pay only
         self.answer: Any = None
 
 
@@ -377,6 +382,7 @@ class RedisStorage:
         self._nbs: dict[str, int] = {}
         # Transfers that a crash left half done are completed before anything else.
         self._call(self._recover_all)
+        self._call(self._bind_paid_orders)
         self._batcher: Batcher[_Round] = Batcher(self._commit, max_batch, name="lampo-redis-writer")
 
     def _base(self, event: str, bucket: int = 0) -> str:
@@ -387,6 +393,10 @@ class RedisStorage:
     def _index(self, hold_id: str) -> str:
         """The key that names a hold's event (outside the event's slot)."""
         return f"{self.prefix}hx:{hold_id}"
+
+    def _payment_key(self, payment_id: str) -> str:
+        """The key of a payment id: the hold it settled (outside every event's slot)."""
+        return f"{self.prefix}px:{payment_id}"
 
     def _call(self, fn: Any, *args: Any) -> Any:
         if self._closed:
@@ -485,7 +495,12 @@ class RedisStorage:
                     bucketed.append(req)
             if bucketed and self.cluster:
                 self._check_hold_ids(bucketed)
-        self._run_reqs([req for req in rnd.reqs if req.answer is None and req.event is not None])
+        runnable = [req for req in rnd.reqs if req.answer is None and req.event is not None]
+        if self.cluster:
+            self._run_reqs([req for req in runnable if req.script != "pay"])
+            self._pay_on_cluster([req for req in runnable if req.script == "pay"])
+        else:
+            self._run_reqs(runnable)
         short = [r for r in bucketed if isinstance(r.answer, list) and r.answer[0] == "sold-out"]
         if short:
             try:
@@ -517,6 +532,8 @@ class RedisStorage:
             keys = [self._base(event, bucket)]
             if script == "reserve" and not self.cluster:
                 keys += [self._index(req.hold_id) for req in group]
+            elif script == "pay" and not self.cluster:
+                keys += [self._payment_key(req.payment_id) for req in group]
             args: list[Any] = [group[0].tag if script == "reserve" else event]
             for req in group:
                 args += req.args
@@ -529,6 +546,124 @@ class RedisStorage:
                 continue
             for req, one in zip(group, answer, strict=True):
                 req.answer = one
+
+    # -- payment ids on a cluster ----------------------------------------------------------
+    def _pay_on_cluster(self, reqs: list[_Req]) -> None:
+        """Payments on a cluster, where a payment id's key lies in another slot than its
+        hold: claim each payment id for its hold (claim.lua), run pay.lua where claimed,
+        then end each attempt ('paid' binds the id for good, 'refused' lets it go). The
+        requests of one payment id for several holds go one hold at a time, so each
+        learns how the one before ended. See docs/storage-redis-postgres.md, "Payment ids
+        on a cluster"."""
+        while reqs:
+            hold_of: dict[str, str] = {}  # payment id -> the hold it is tried on now
+            now: list[_Req] = []
+            later: list[_Req] = []
+            for req in reqs:
+                same = hold_of.setdefault(req.payment_id, req.hold_id) == req.hold_id
+                (now if same else later).append(req)
+            refused = self._claim(hold_of)
+            for req in now:
+                req.answer = refused.get(req.payment_id)
+            claimed = [req for req in now if req.answer is None]
+            self._run_reqs(claimed)
+            self._end_attempts(claimed)
+            reqs = later
+
+    def _claim(self, hold_of: dict[str, str]) -> dict[str, list[str]]:
+        """Claim each payment id for its hold; the answers of those that cannot be:
+        ``payment-id`` (it settled another hold), ``payment-busy`` (claimed for another
+        hold that may still be paid with it: an attempt under way, or one a crash cut)."""
+        out: dict[str, list[str]] = {}
+        vouched: dict[str, str] = {}  # payment id -> a hold found unable to take it
+        todo = dict(hold_of)
+        for _ in range(_CLAIM_TRIES):
+            if not todo:
+                break
+            calls: list[tuple[str, list[str], list[Any]]] = [
+                ("claim", [self._payment_key(pid)], ["claim", hold_id, vouched.get(pid, "")])
+                for pid, hold_id in todo.items()
+            ]
+            again: dict[str, str] = {}
+            for (pid, hold_id), answer in zip(todo.items(), self._evalsha(calls), strict=True):
+                if isinstance(answer, Exception):
+                    raise answer
+                match answer:
+                    case ["ok"]:
+                        pass
+                    case ["bound"]:
+                        out[pid] = ["payment-id"]
+                    case ["other", other]:
+                        verdict = self._claimed_by(other, pid)
+                        if verdict is None:  # that hold can never be paid with it: take over
+                            vouched[pid] = other
+                            again[pid] = hold_id
+                        else:
+                            out[pid] = verdict
+                    case _:
+                        raise AssertionError(f"claim.lua answered {answer!r}")
+            todo = again
+        for pid in todo:  # taken over by others each time: under way elsewhere
+            out[pid] = ["payment-busy"]
+        return out
+
+    def _claimed_by(self, hold_id: str, payment_id: str) -> list[str] | None:
+        """What the claim of ``payment_id`` for ``hold_id`` means for another hold's
+        payment: ``payment-id`` if that hold is paid with it (its end was cut before the
+        binding), ``payment-busy`` if it is still held (it may be paid with it yet), None
+        if it can never be (ended otherwise, or paid with another id): the claim is stale."""
+        other = self.hold(hold_id)
+        if other is None:
+            return None
+        if other.is_order and other.payment_id == payment_id:
+            return ["payment-id"]
+        if other.state is HoldState.HELD:
+            return ["payment-busy"]
+        return None
+
+    def _end_attempts(self, claimed: list[_Req]) -> None:
+        """Each payment id's attempt ended: ``paid`` if one of its requests was paid (or
+        found paid) with it, ``refused`` if pay.lua refused them all. An attempt whose
+        outcome is unknown (the script call failed) stays under way."""
+        by_id: dict[str, list[_Req]] = {}
+        for req in claimed:
+            by_id.setdefault(req.payment_id, []).append(req)
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        for payment_id, group in by_id.items():
+            answers = [req.answer for req in group]
+            if any(isinstance(a, list) and a[0] in ("ok", "same") for a in answers):
+                op = "paid"
+            elif all(isinstance(a, list) for a in answers):
+                op = "refused"
+            else:
+                continue
+            calls.append(("claim", [self._payment_key(payment_id)], [op, group[0].hold_id]))
+        for answer in self._evalsha(calls) if calls else []:
+            if isinstance(answer, Exception):
+                raise answer
+
+    def _bind_paid_orders(self) -> None:
+        """Give every order's payment id its key, once per store prefix (the key
+        ``px-bound`` says it was done): orders paid by a lampo from before payment ids
+        had keys have none. An id that paid several keeps the first paid."""
+        done = self.prefix + "px-bound"
+        if self._r.exists(done):
+            return
+        orders = [
+            hold
+            for event in sorted(self._r.smembers(self._events))
+            for hold in self.holds(event)
+            if hold.is_order
+        ]
+        orders.sort(key=lambda h: (h.paid_at or h.created_at, h.id))
+        calls: list[tuple[str, list[str], list[Any]]] = [
+            ("claim", [self._payment_key(h.payment_id)], ["bind", h.id]) for h in orders
+        ]
+        for start in range(0, len(calls), 1000):
+            for answer in self._evalsha(calls[start : start + 1000]):
+                if isinstance(answer, Exception):
+                    raise answer
+        self._r.set(done, "1")
 
     # -- stock buckets -------------------------------------------------------------------
     def _bucket_counts(self, events: set[str]) -> dict[str, int]:
@@ -930,7 +1065,17 @@ class RedisStorage:
         return unit
 
     def _pay_unit(self, requests: Sequence[PayRequest]) -> _Unit:
-        return self._by_hold_unit("pay", requests, _pay_args, _paid)
+        encoded = [(req.hold_id, req.payment_id, _pay_args(req)) for req in requests]
+
+        def unit(rnd: _Round) -> Callable[[], list[Result]]:
+            sent = []
+            for hold_id, payment_id, args in encoded:
+                req = rnd.add("pay", None, args, hold_id)
+                req.payment_id = payment_id
+                sent.append(req)
+            return lambda: [_paid(r, _answer(s)) for r, s in zip(requests, sent, strict=True)]
+
+        return unit
 
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         if not requests:
@@ -1130,6 +1275,10 @@ def _paid(req: PayRequest, answer: list[Any]) -> Result:
             return InvalidRequest("amount", f"payment of {req.amount} for a hold of {held}")
         case ["already-paid", payment_id]:
             return AlreadyPaid(req.hold_id, payment_id)
+        case ["payment-id"]:
+            return IdempotencyConflict(req.payment_id)
+        case ["payment-busy"]:
+            return Unavailable(f"payment {req.payment_id!r} is under way on another hold; retry")
         case ["hold-expired", flat]:
             return HoldExpired(req.hold_id, _hold_from_view(flat).expires_at)
     return _ended(req.hold_id, "paid", answer)
