@@ -9,16 +9,31 @@ test_concurrency.py, the state machine's rule in test_state_machine.py.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
-from lampo.domain.errors import HoldExpired, IdempotencyConflict, InvalidRequest
+from lampo.domain.errors import HoldExpired, IdempotencyConflict, InvalidRequest, Unavailable
 from lampo.domain.holds import Hold, HoldState, PayRequest
 from lampo.domain.money import Money
 from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
-from lampo.storage import Storage
-from tests.contract.conftest import assert_consistent, snapshot
+from lampo.storage import Storage, from_url
+from lampo.storage.redis import RedisStorage, _untag
+from tests.contract.conftest import (
+    REDIS,
+    REDIS_BUCKETS,
+    REDIS_CLUSTER,
+    REDIS_CLUSTER_BUCKETS,
+    Backend,
+    assert_consistent,
+    snapshot,
+)
 from tests.factories import NOW, sale_event
+
+DATA = Path(__file__).parent / "data"
 
 EVENT = sale_event(stock={"phone-red": 10, "tv-55": 3}, hold_seconds=600)
 
@@ -179,3 +194,164 @@ def test_a_late_retry_of_the_first_payment_is_answered_even_long_after(
     assert opened.pay(first.id, "psp-1") == paid
     clock.advance(2 * 86_400)
     assert_refused_as_used(store, opened, second, "psp-1")
+
+
+# -- stores written before payment ids were bound -----------------------------------------------
+
+
+@pytest.mark.sqlite
+def test_a_sqlite_file_of_schema_1_is_upgraded_and_its_first_payment_keeps_the_id(
+    tmp_path: Path,
+) -> None:
+    """The upgrade on a file written by schema 1 (data/sqlite-schema-1.sql: psp-1 paid
+    alice's hold, then bruno's; psp-2 paid carla's, refunded; dario's is held)."""
+    path = tmp_path / "old.db"
+    made = sqlite3.connect(path)
+    made.executescript((DATA / "sqlite-schema-1.sql").read_text(encoding="utf-8"))
+    made.close()
+    store = from_url(f"sqlite:///{path}")
+    try:
+        before = snapshot(store, "fest")
+        holds = {h.customer: h for h in store.holds("fest")}
+        sales = Sales(store, clock=ManualClock(NOW))
+        assert sales.pay(holds["alice"].id, "psp-1") == holds["alice"]
+        assert sales.pay(holds["bruno"].id, "psp-1") == holds["bruno"]  # as schema 1 left it
+        assert sales.pay(holds["carla"].id, "psp-2") == holds["carla"]
+        assert snapshot(store, "fest") == before
+        for used in ("psp-1", "psp-2"):
+            with pytest.raises(IdempotencyConflict):
+                sales.pay(holds["dario"].id, used)
+        assert snapshot(store, "fest") == before
+        assert sales.pay(holds["dario"].id, "psp-3").state is HoldState.PAID
+    finally:
+        store.close()
+    read = sqlite3.connect(path)
+    try:
+        assert read.execute("SELECT value FROM meta").fetchall() == [("2",)]
+        assert dict(read.execute("SELECT payment_id, hold_id FROM payments")) == {
+            "psp-1": holds["alice"].id,
+            "psp-2": holds["carla"].id,
+            "psp-3": holds["dario"].id,
+        }
+    finally:
+        read.close()
+    with from_url(f"sqlite:///{path}") as again:  # a second opening upgrades nothing
+        assert again.hold(holds["dario"].id) is not None
+
+
+REDIS_STORES = [
+    pytest.param(REDIS, id="redis", marks=pytest.mark.redis),
+    pytest.param(REDIS_CLUSTER, id="redis-cluster", marks=pytest.mark.redis_cluster),
+    pytest.param(REDIS_BUCKETS, id="redis-buckets", marks=pytest.mark.redis),
+    pytest.param(
+        REDIS_CLUSTER_BUCKETS, id="redis-cluster-buckets", marks=pytest.mark.redis_cluster
+    ),
+]
+
+
+@pytest.mark.parametrize("spec", REDIS_STORES)
+def test_redis_orders_paid_before_payment_ids_had_keys_get_them_on_opening(
+    spec: Backend, tmp_path: Path
+) -> None:
+    url = spec.fresh_url(tmp_path)
+    store = spec.connect(url)
+    assert isinstance(store, RedisStorage)
+    with store:
+        clock = ManualClock(NOW)
+        sales = Sales(store, clock=clock)
+        sales.open(EVENT)
+        alice, bruno = two_holds(sales)
+        dario = sales.reserve(EVENT.id, "dario", "CN", {"tv-55": 1})
+        sales.pay(alice.id, "psp-1")
+        clock.advance(5)
+        sales.pay(bruno.id, "psp-x")
+        # What an earlier lampo left: no payment id keys, and psp-1 paid bruno's hold too.
+        event, bucket = _untag(store._r.get(store._index(bruno.id)))
+        store._r.hset(f"{store._base(event, bucket)}:h:{bruno.id}", "payment_id", "psp-1")
+        for key in (store._payment_key("psp-1"), store._payment_key("psp-x")):
+            store._r.delete(key)
+        store._r.delete(store.prefix + "px-bound")
+    with spec.connect(url) as opened:
+        assert isinstance(opened, RedisStorage)
+        sales = Sales(opened, clock=ManualClock(NOW))
+        before = snapshot(opened, EVENT.id)
+        assert sales.pay(bruno.id, "psp-1").id == bruno.id  # its own retry: as it is
+        with pytest.raises(IdempotencyConflict):
+            sales.pay(dario.id, "psp-1")
+        assert snapshot(opened, EVENT.id) == before
+        assert opened._r.hget(opened._payment_key("psp-1"), "hold") == alice.id  # first paid
+        assert opened._r.exists(opened.prefix + "px-bound")
+
+
+# -- the crash points of a payment on a Redis Cluster --------------------------------------------
+
+CLUSTERS = REDIS_STORES[1::2]
+
+
+@pytest.fixture(params=CLUSTERS)
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisStorage]:
+    spec: Backend = request.param
+    store = spec.open(tmp_path)
+    assert isinstance(store, RedisStorage)
+    assert store.cluster
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def cut_claim(store: RedisStorage, payment_id: str, hold_id: str) -> None:
+    """What a crash right after the claim (or after a refusal, before its end) leaves."""
+    [answer] = store._evalsha([("claim", [store._payment_key(payment_id)], ["claim", hold_id, ""])])
+    assert answer == ["ok"]
+
+
+def test_a_claim_cut_before_its_payment_keeps_the_id_busy_and_its_retry_pays(
+    cluster: RedisStorage,
+) -> None:
+    sales = Sales(cluster, clock=ManualClock(NOW))
+    sales.open(EVENT)
+    first, second = two_holds(sales)
+    cut_claim(cluster, "psp-1", first.id)
+    before = snapshot(cluster, EVENT.id)
+    with pytest.raises(Unavailable):  # first may yet be paid with it: retry later
+        sales.pay(second.id, "psp-1")
+    assert snapshot(cluster, EVENT.id) == before
+    assert sales.pay(first.id, "psp-1").state is HoldState.PAID  # the cut payment's retry
+    assert_refused_as_used(cluster, sales, second, "psp-1")
+    bound = cluster._r.hgetall(cluster._payment_key("psp-1"))
+    assert (bound["hold"], bound["paid"]) == (first.id, "1")
+
+
+@pytest.mark.parametrize("end", ["released", "paid-otherwise", "expired"])
+def test_a_claim_cut_for_a_hold_that_ended_unpaid_by_it_is_taken_over(
+    cluster: RedisStorage, end: str
+) -> None:
+    clock = ManualClock(NOW)
+    sales = Sales(cluster, clock=clock)
+    sales.open(EVENT)
+    first = sales.reserve(EVENT.id, "alice", "CN", {"phone-red": 1})
+    cut_claim(cluster, "psp-1", first.id)
+    if end == "released":
+        sales.release(first.id)
+    elif end == "paid-otherwise":
+        sales.pay(first.id, "psp-9")
+    else:
+        clock.advance(EVENT.hold_seconds)
+        assert [h.id for h in sales.expire_due(EVENT.id)] == [first.id]
+    second = sales.reserve(EVENT.id, "bruno", "CN", {"phone-red": 1})
+    assert sales.pay(second.id, "psp-1").payment_id == "psp-1"
+    assert_consistent(cluster, EVENT)
+
+
+def test_a_payment_whose_binding_was_cut_still_keeps_its_id(cluster: RedisStorage) -> None:
+    sales = Sales(cluster, clock=ManualClock(NOW))
+    sales.open(EVENT)
+    first, second = two_holds(sales)
+    paid = sales.pay(first.id, "psp-1")
+    key = cluster._payment_key("psp-1")
+    cluster._r.hdel(key, "paid")  # a crash after pay.lua, before the attempt's end
+    cluster._r.hset(key, "n", "1")
+    assert_refused_as_used(cluster, sales, second, "psp-1")  # first is found paid with it
+    assert sales.pay(first.id, "psp-1") == paid  # the retry ends the attempt: bound again
+    assert cluster._r.hget(key, "paid") == "1"

@@ -591,8 +591,10 @@ class RedisStorage:
                 match answer:
                     case ["ok"]:
                         pass
-                    case ["bound"]:
+                    case ["bound"] if not self._paid_with(hold_id, pid):
                         out[pid] = ["payment-id"]
+                    case ["bound"]:
+                        pass  # an order from before the keys, paid with it too: "same"
                     case ["other", other]:
                         verdict = self._claimed_by(other, pid)
                         if verdict is None:  # that hold can never be paid with it: take over
@@ -620,6 +622,10 @@ class RedisStorage:
         if other.state is HoldState.HELD:
             return ["payment-busy"]
         return None
+
+    def _paid_with(self, hold_id: str, payment_id: str) -> bool:
+        hold = self.hold(hold_id)
+        return hold is not None and hold.is_order and hold.payment_id == payment_id
 
     def _end_attempts(self, claimed: list[_Req]) -> None:
         """Each payment id's attempt ended: ``paid`` if one of its requests was paid (or
