@@ -18,11 +18,14 @@ import pytest
 from lampo.domain.errors import HoldExpired, IdempotencyConflict, InvalidRequest, Unavailable
 from lampo.domain.holds import Hold, HoldState, PayRequest
 from lampo.domain.money import Money
+from lampo.domain.totals import recount
 from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
 from lampo.storage import Storage, from_url
+from lampo.storage.postgres import PostgresStorage
 from lampo.storage.redis import RedisStorage, _untag
 from tests.contract.conftest import (
+    POSTGRES,
     REDIS,
     REDIS_BUCKETS,
     REDIS_CLUSTER,
@@ -31,6 +34,7 @@ from tests.contract.conftest import (
     assert_consistent,
     snapshot,
 )
+from tests.contract.test_concurrency import reasons, together
 from tests.factories import NOW, sale_event
 
 DATA = Path(__file__).parent / "data"
@@ -355,3 +359,42 @@ def test_a_payment_whose_binding_was_cut_still_keeps_its_id(cluster: RedisStorag
     assert_refused_as_used(cluster, sales, second, "psp-1")  # first is found paid with it
     assert sales.pay(first.id, "psp-1") == paid  # the retry ends the attempt: bound again
     assert cluster._r.hget(key, "paid") == "1"
+
+
+# -- the record of orders (PostgreSQL, the ledger of redis+postgresql://) ------------------------
+
+
+@pytest.mark.postgres
+def test_the_record_refuses_a_second_order_of_one_payment_id_even_two_at_once(
+    tmp_path: Path,
+) -> None:
+    """``PostgresStorage.record`` (orders decided by a live store) checks the payment id,
+    and two transactions recording orders of one new id at once meet at the key."""
+    stores = POSTGRES.open_shared(tmp_path, 2)
+    ledgers = [store for store in stores if isinstance(store, PostgresStorage)]
+    try:
+        assert len(ledgers) == 2
+        for ledger in ledgers:
+            ledger.setup(EVENT)
+        live = Sales(from_url("memory://"), clock=ManualClock(NOW))  # holds to record
+        live.open(EVENT)
+        holds = [live.reserve(EVENT.id, f"c{i}", "CN", {"phone-red": 1}) for i in range(8)]
+        record = ledgers[0].record
+        assert record([holds[0].pay("psp-0", NOW)])[0].state is HoldState.PAID
+        before = snapshot(ledgers[0], EVENT.id)
+        [refused] = record([holds[1].pay("psp-0", NOW)])
+        assert refused == IdempotencyConflict("psp-0")
+        assert snapshot(ledgers[0], EVENT.id) == before
+        # Holds 2..7 in pairs, each pair one new payment id, both recorded at once.
+        orders = [hold.pay(f"psp-{1 + i // 2}", NOW) for i, hold in enumerate(holds[2:])]
+        results = together(
+            len(orders),
+            lambda i: ledgers[i % 2].record([orders[i]])[0],
+        )
+        assert sorted(reasons(results).items()) == [("idempotency-conflict", 3), ("ok", 3)]
+        recorded = list(ledgers[0].holds(EVENT.id))
+        assert sorted(h.payment_id for h in recorded) == ["psp-0", "psp-1", "psp-2", "psp-3"]
+        assert ledgers[0].totals(EVENT.id) == recount(recorded)
+    finally:
+        for store in stores:
+            store.close()

@@ -22,6 +22,16 @@ only after the index is written, and a crash between the two leaves a hold that 
 caller, retrying with the same key, finds again; one nobody retries for expires as usual
 (expiry reads the event's own deadline index). Hold ids are unique per event.
 
+Payment ids have keys outside the events' slots too (``<prefix>px:<payment id>``, a
+hash: the hold it settled): a payment id settles at most one hold. On one server pay.lua
+checks and writes it in the same atomic step as the payment. On a cluster the client
+claims the id for its hold (claim.lua, in the key's own slot) before pay.lua and ends
+the attempt after it (``paid`` binds it for good); a claim for another hold that may
+still be paid with the id makes the payment ``Unavailable`` (retry), one for a hold that
+never can be is taken over. See ``_pay_on_cluster`` and docs/storage-redis-postgres.md,
+"Payment ids on a cluster". Orders paid before these keys existed get theirs when a
+store opens, once per prefix (``<prefix>px-bound``).
+
 Reads: ``holds`` and ``totals`` are scripts too (one slot, one snapshot per call;
 ``holds`` pages through the event's hold ids with SSCAN, so a huge event never blocks
 the server for long). On a cluster, the stores of one process share one ``RedisCluster``
