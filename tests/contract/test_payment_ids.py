@@ -323,8 +323,7 @@ def test_a_claim_cut_before_its_payment_keeps_the_id_busy_and_its_retry_pays(
     assert snapshot(cluster, EVENT.id) == before
     assert sales.pay(first.id, "psp-1").state is HoldState.PAID  # the cut payment's retry
     assert_refused_as_used(cluster, sales, second, "psp-1")
-    bound = cluster._r.hgetall(cluster._payment_key("psp-1"))
-    assert (bound["hold"], bound["paid"]) == (first.id, "1")
+    assert cluster._r.hget(cluster._payment_key("psp-1"), "hold") == first.id
 
 
 @pytest.mark.parametrize("end", ["released", "paid-otherwise", "expired"])
@@ -348,17 +347,39 @@ def test_a_claim_cut_for_a_hold_that_ended_unpaid_by_it_is_taken_over(
     assert_consistent(cluster, EVENT)
 
 
-def test_a_payment_whose_binding_was_cut_still_keeps_its_id(cluster: RedisStorage) -> None:
+def test_a_claim_is_never_taken_from_the_hold_its_id_paid(cluster: RedisStorage) -> None:
     sales = Sales(cluster, clock=ManualClock(NOW))
     sales.open(EVENT)
     first, second = two_holds(sales)
-    paid = sales.pay(first.id, "psp-1")
+    sales.pay(first.id, "psp-1")
     key = cluster._payment_key("psp-1")
-    cluster._r.hdel(key, "paid")  # a crash after pay.lua, before the attempt's end
-    cluster._r.hset(key, "n", "1")
-    assert_refused_as_used(cluster, sales, second, "psp-1")  # first is found paid with it
-    assert sales.pay(first.id, "psp-1") == paid  # the retry ends the attempt: bound again
-    assert cluster._r.hget(key, "paid") == "1"
+    assert cluster._r.hgetall(key) == {"hold": first.id, "n": "1"}  # no step after the script
+    cluster._r.hset(key, "n", "0")  # even with no attempt counted, the paid hold decides
+    assert_refused_as_used(cluster, sales, second, "psp-1")
+    assert cluster._r.hget(key, "paid") == "1"  # found paid: said so on the key from now on
+    assert_refused_as_used(cluster, sales, second, "psp-1")
+
+
+def test_a_claim_whose_attempts_were_all_refused_is_taken_over_unless_one_came_meanwhile(
+    cluster: RedisStorage,
+) -> None:
+    sales = Sales(cluster, clock=ManualClock(NOW))
+    sales.open(EVENT)
+    first, second = two_holds(sales)
+    with pytest.raises(InvalidRequest):
+        sales.pay(first.id, "psp-1", Money(1, "CNY"))
+    key = [cluster._payment_key("psp-1")]
+    assert cluster._r.hgetall(key[0]) == {"hold": first.id, "n": "0"}
+    # A client found first held with no attempt counted, and takes the claim over; but an
+    # attempt for first claimed it in between: the take-over is refused, nothing written.
+    cut_claim(cluster, "psp-1", first.id)
+    [answer] = cluster._evalsha([("claim", key, ["claim", second.id, first.id, "0"])])
+    assert answer == ["other", first.id, "1"]
+    assert cluster._r.hgetall(key[0]) == {"hold": first.id, "n": "1"}
+    with pytest.raises(Unavailable):  # that attempt may yet pay first
+        sales.pay(second.id, "psp-1")
+    assert sales.pay(first.id, "psp-1").payment_id == "psp-1"
+    assert_refused_as_used(cluster, sales, second, "psp-1")
 
 
 # -- the record of orders (PostgreSQL, the ledger of redis+postgresql://) ------------------------

@@ -25,12 +25,12 @@ caller, retrying with the same key, finds again; one nobody retries for expires 
 Payment ids have keys outside the events' slots too (``<prefix>px:<payment id>``, a
 hash: the hold it settled): a payment id settles at most one hold. On one server pay.lua
 checks and writes it in the same atomic step as the payment. On a cluster the client
-claims the id for its hold (claim.lua, in the key's own slot) before pay.lua and ends
-the attempt after it (``paid`` binds it for good); a claim for another hold that may
-still be paid with the id makes the payment ``Unavailable`` (retry), one for a hold that
-never can be is taken over. See ``_pay_on_cluster`` and docs/storage-redis-postgres.md,
-"Payment ids on a cluster". Orders paid before these keys existed get theirs when a
-store opens, once per prefix (``<prefix>px-bound``).
+claims the id for its hold (claim.lua, in the key's own slot) before pay.lua, and lets
+go of it if pay.lua refused; a claim for another hold that may still be paid with the id
+makes the payment ``Unavailable`` (retry), one for a hold that cannot be is taken over.
+See ``_pay_on_cluster`` and docs/storage-redis-postgres.md, "Payment ids on a cluster".
+Orders paid before these keys existed get theirs when a store opens, once per prefix
+(``<prefix>px-bound``).
 
 Reads: ``holds`` and ``totals`` are scripts too (one slot, one snapshot per call;
 ``holds`` pages through the event's hold ids with SSCAN, so a huge event never blocks
@@ -533,6 +533,8 @@ class RedisStorage:
 
     def _run_reqs(self, reqs: list[_Req]) -> None:
         """One script call per (script, event, bucket), all in one pipeline."""
+        if not reqs:
+            return
         groups: dict[tuple[str, str, int], list[_Req]] = {}
         for req in reqs:
             assert req.event is not None
@@ -561,7 +563,8 @@ class RedisStorage:
     def _pay_on_cluster(self, reqs: list[_Req]) -> None:
         """Payments on a cluster, where a payment id's key lies in another slot than its
         hold: claim each payment id for its hold (claim.lua), run pay.lua where claimed,
-        then end each attempt ('paid' binds the id for good, 'refused' lets it go). The
+        then let go of the claims pay.lua refused. A payment that succeeded needs no third
+        step: its hold, paid with the id, refuses the id elsewhere from then on. The
         requests of one payment id for several holds go one hold at a time, so each
         learns how the one before ended. See docs/storage-redis-postgres.md, "Payment ids
         on a cluster"."""
@@ -577,21 +580,24 @@ class RedisStorage:
                 req.answer = refused.get(req.payment_id)
             claimed = [req for req in now if req.answer is None]
             self._run_reqs(claimed)
-            self._end_attempts(claimed)
+            self._let_go(claimed)
             reqs = later
 
     def _claim(self, hold_of: dict[str, str]) -> dict[str, list[str]]:
         """Claim each payment id for its hold; the answers of those that cannot be:
         ``payment-id`` (it settled another hold), ``payment-busy`` (claimed for another
-        hold that may still be paid with it: an attempt under way, or one a crash cut)."""
+        hold that is still held and may be paid with it: an attempt under way, or one a
+        crash cut)."""
         out: dict[str, list[str]] = {}
-        vouched: dict[str, str] = {}  # payment id -> a hold found unable to take it
+        # payment id -> (the hold its claim may be taken from, the most attempts for that
+        # hold it may still count: '' any, as that hold can never be paid with the id)
+        over: dict[str, tuple[str, str]] = {}
         todo = dict(hold_of)
         for _ in range(_CLAIM_TRIES):
             if not todo:
                 break
             calls: list[tuple[str, list[str], list[Any]]] = [
-                ("claim", [self._payment_key(pid)], ["claim", hold_id, vouched.get(pid, "")])
+                ("claim", [self._payment_key(pid)], ["claim", hold_id, *over.get(pid, ("", ""))])
                 for pid, hold_id in todo.items()
             ]
             again: dict[str, str] = {}
@@ -605,55 +611,59 @@ class RedisStorage:
                         out[pid] = ["payment-id"]
                     case ["bound"]:
                         pass  # an order from before the keys, paid with it too: "same"
-                    case ["other", other]:
-                        verdict = self._claimed_by(other, pid)
-                        if verdict is None:  # that hold can never be paid with it: take over
-                            vouched[pid] = other
-                            again[pid] = hold_id
-                        else:
+                    case ["other", other, attempts]:
+                        verdict = self._claimed_by(other, pid, int(attempts))
+                        if isinstance(verdict, list):
                             out[pid] = verdict
+                        else:  # claim it again, taking it over from that hold
+                            over[pid] = (other, verdict)
+                            again[pid] = hold_id
                     case _:
                         raise AssertionError(f"claim.lua answered {answer!r}")
             todo = again
-        for pid in todo:  # taken over by others each time: under way elsewhere
+        for pid in todo:  # claimed again by others each time: under way elsewhere
             out[pid] = ["payment-busy"]
         return out
 
-    def _claimed_by(self, hold_id: str, payment_id: str) -> list[str] | None:
-        """What the claim of ``payment_id`` for ``hold_id`` means for another hold's
-        payment: ``payment-id`` if that hold is paid with it (its end was cut before the
-        binding), ``payment-busy`` if it is still held (it may be paid with it yet), None
-        if it can never be (ended otherwise, or paid with another id): the claim is stale."""
+    def _claimed_by(self, hold_id: str, payment_id: str, attempts: int) -> list[str] | str:
+        """What a claim of ``payment_id`` for ``hold_id`` (``attempts`` for it not known
+        to have been refused) means for a payment of another hold: the answer
+        ``payment-id`` if that hold is paid with it (it settled it: the key says so from
+        now on, ``bind``), ``payment-busy`` if it is held and an attempt may yet pay it.
+        Otherwise the claim may be taken over, and the most attempts it may count then:
+        '' (any) if that hold can never be paid with the id (it ended otherwise, was paid
+        with another id, or is gone); '0' if it is held and every attempt was refused, so
+        that one claiming it meanwhile keeps it."""
         other = self.hold(hold_id)
         if other is None:
-            return None
+            return ""
         if other.is_order and other.payment_id == payment_id:
+            self._run("claim", [self._payment_key(payment_id)], ["bind", hold_id])
             return ["payment-id"]
-        if other.state is HoldState.HELD:
-            return ["payment-busy"]
-        return None
+        if other.state is not HoldState.HELD:
+            return ""
+        return ["payment-busy"] if attempts > 0 else "0"
 
     def _paid_with(self, hold_id: str, payment_id: str) -> bool:
         hold = self.hold(hold_id)
         return hold is not None and hold.is_order and hold.payment_id == payment_id
 
-    def _end_attempts(self, claimed: list[_Req]) -> None:
-        """Each payment id's attempt ended: ``paid`` if one of its requests was paid (or
-        found paid) with it, ``refused`` if pay.lua refused them all. An attempt whose
-        outcome is unknown (the script call failed) stays under way."""
-        by_id: dict[str, list[_Req]] = {}
+    def _let_go(self, claimed: list[_Req]) -> None:
+        """Let go of each payment id whose requests pay.lua all refused (the claim counts
+        one attempt fewer). One paid or found paid keeps its claim; one whose outcome is
+        unknown (the script call failed) too, as if it might have paid."""
+        refused: dict[str, list[bool]] = {}
+        hold_of: dict[str, str] = {}
         for req in claimed:
-            by_id.setdefault(req.payment_id, []).append(req)
-        calls: list[tuple[str, list[str], list[Any]]] = []
-        for payment_id, group in by_id.items():
-            answers = [req.answer for req in group]
-            if any(isinstance(a, list) and a[0] in ("ok", "same") for a in answers):
-                op = "paid"
-            elif all(isinstance(a, list) for a in answers):
-                op = "refused"
-            else:
-                continue
-            calls.append(("claim", [self._payment_key(payment_id)], [op, group[0].hold_id]))
+            one = req.answer
+            done = isinstance(one, list) and one[0] not in ("ok", "same")
+            refused.setdefault(req.payment_id, []).append(done)
+            hold_of[req.payment_id] = req.hold_id
+        calls: list[tuple[str, list[str], list[Any]]] = [
+            ("claim", [self._payment_key(pid)], ["refused", hold_of[pid]])
+            for pid, all_refused in refused.items()
+            if all(all_refused)
+        ]
         for answer in self._evalsha(calls) if calls else []:
             if isinstance(answer, Exception):
                 raise answer
