@@ -480,8 +480,9 @@ class RedisStorage:
 
     def _play(self, rnd: _Round) -> None:
         """Look up the holds' events, route reservations to their customers' buckets, run
-        one script call per (script, event, bucket), in order; then balance the buckets
-        of the reservations their bucket refused as sold out."""
+        one script call per (script, event, bucket), in order (on a cluster, payments
+        after the others, each payment id claimed around them: ``_pay_on_cluster``); then
+        balance the buckets of the reservations their bucket refused as sold out."""
         lookup = [req for req in rnd.reqs if req.event is None]
         if lookup:
             keys = [self._index(req.hold_id) for req in lookup]
