@@ -44,9 +44,27 @@ class Backend:
     dispose: Callable[[str], None] | None = None  # removes what url() made (at session end)
 
     def open(self, tmp: Path) -> Storage:
+        return self.connect(self.fresh_url(tmp))
+
+    def open_shared(self, tmp: Path, count: int) -> list[Storage]:
+        """``count`` stores over one fresh state, as ``count`` processes would open it
+        (each its own connections and writer). ``memory://`` keeps its state in the
+        store object, so there it is one store ``count`` times."""
+        url = self.fresh_url(tmp)
+        first = self.connect(url)
+        if url == "memory://":
+            return [first] * count
+        return [first] + [self.connect(url) for _ in range(count - 1)]
+
+    def fresh_url(self, tmp: Path) -> str:
+        """The URL of a fresh store (removed at the session's end), to open with ``connect``."""
         url = self.url(tmp)
         if self.dispose is not None:
             _TO_DISPOSE.append((self.dispose, url))
+        return url
+
+    def connect(self, url: str) -> Storage:
+        """A store on ``url``; skips (fails under CI) when the backend's server is absent."""
         try:
             return from_url(url)
         except (Unavailable, ImportError, OSError, ConnectionError) as exc:

@@ -10,13 +10,14 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
-from lampo.domain.errors import LampoError
+from lampo.domain.errors import IdempotencyConflict, LampoError
 from lampo.domain.holds import Hold, HoldState
 from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
 from lampo.storage import Storage
-from tests.contract.conftest import assert_consistent, units_by_customer
+from tests.contract.conftest import Backend, assert_consistent, units_by_customer
 from tests.factories import NOW, sale_event
 
 BUYERS = 300
@@ -174,6 +175,52 @@ def test_many_payment_ids_for_one_hold_make_one_order(store: Storage, sales: Sal
     assert len(won) == 20  # every retry of the winning payment id gets the same order
     assert store.totals(event.id).order_count == 1
     assert_consistent(store, event)
+
+
+def test_payment_ids_from_a_small_pool_each_settle_at_most_one_hold(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Two stores over one state (two processes' worth of writers), 210 payments at once
+    of 30 holds with 5 payment ids: every hold is tried with every id, some twice."""
+    stores = backend.open_shared(tmp_path, 2)
+    try:
+        event = sale_event(stock={"phone-red": STOCK})
+        clock = ManualClock(NOW)
+        sellers = [Sales(store, clock=clock) for store in stores]
+        for seller in sellers:
+            seller.open(event)
+        holds = [sellers[0].reserve(event.id, f"c{i}", "CN", {"phone-red": 1}) for i in range(30)]
+        pool = [f"psp-{k}" for k in range(5)]
+
+        def attempt(i: int) -> tuple[str, str]:
+            return holds[i % 30].id, pool[(i % 30 + i // 30) % 5]
+
+        results = together(210, lambda i: sellers[i % 2].pay(*attempt(i)))
+        allowed = {"ok", "idempotency-conflict", "already-paid"}
+        if "cluster" in backend.name:  # a payment id claimed by the other store's round
+            allowed.add("unavailable")
+        assert set(reasons(results)) <= allowed, reasons(results)
+        orders = [h for h in stores[0].holds(event.id) if h.is_order]
+        assert Counter(h.payment_id for h in orders).most_common(1)[0][1] == 1
+        settled = {h.payment_id: h.id for h in orders}
+        for i, result in enumerate(results):
+            hold_id, payment_id = attempt(i)
+            if isinstance(result, Hold):
+                assert (result.id, result.payment_id) == (hold_id, payment_id)
+                assert settled[payment_id] == hold_id
+            elif isinstance(result, IdempotencyConflict):
+                assert result.key == payment_id
+                assert settled[payment_id] != hold_id
+        assert {r.id for r in results if isinstance(r, Hold)} == {h.id for h in orders}
+        assert stores[0].totals(event.id).order_count == len(orders)
+        assert_consistent(stores[0], event)
+        ledger = getattr(stores[0], "ledger", None)
+        if ledger is not None:  # the record refuses a second order of one payment id too
+            recorded = [h.payment_id for h in ledger.holds(event.id) if h.is_order]
+            assert sorted(recorded) == sorted(settled)
+    finally:
+        for store in {id(s): s for s in stores}.values():
+            store.close()
 
 
 def test_payers_racing_the_sweeper_end_each_hold_once(store: Storage, clock: ManualClock) -> None:

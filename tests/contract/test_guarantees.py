@@ -384,6 +384,11 @@ def _already_paid(s: Sales, c: ManualClock) -> None:
     s.pay(hold.id, "p2")
 
 
+def _payment_id_reused(s: Sales, c: ManualClock) -> None:
+    s.pay(reserve(s, "c1", phone_red=1).id, "p1")
+    s.pay(reserve(s, "c2", phone_red=1).id, "p1")
+
+
 def _illegal(s: Sales, c: ManualClock) -> None:
     hold = reserve(s, "c1", phone_red=1)
     s.pay(hold.id, "p1")
@@ -429,6 +434,7 @@ REFUSALS: list[tuple[Callable[[Sales, ManualClock], None], type]] = [
     (_closed, Closed),
     (_expired, HoldExpired),
     (_already_paid, AlreadyPaid),
+    (_payment_id_reused, IdempotencyConflict),
     (_illegal, IllegalTransition),
     (_wrong_amount, InvalidRequest),
     (_unknown_hold, UnknownHold),

@@ -56,7 +56,7 @@ def test_every_key_of_an_event_lies_in_one_slot(cluster_store: RedisStorage, adm
         sales.open(event)
         sku = next(iter(event.offers))
         hold = sales.reserve(event.id, "alice", "CN", {sku: 1}, key="k1")
-        sales.pay(hold.id, "pay-1")
+        sales.pay(hold.id, f"pay-{event.id}")
     slots: dict[str, set[int]] = {}
     for key in _keys(admin, cluster_store.prefix):
         for event in ("fan-fest", "double-11"):

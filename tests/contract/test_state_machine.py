@@ -1,5 +1,6 @@
-"""A hypothesis state machine over reserve, pay, release, expire, refund, time travel and
-updates of the live event's allocations.
+"""A hypothesis state machine over reserve, pay (with a hold's own payment ids, and with
+ids of a pool every hold shares), release, expire, refund, time travel and updates of the
+live event's allocations.
 
 Each rule predicts its outcome from the state storage shows just before it (the domain
 rules are deterministic), so a wrong answer fails at once; a refusal must change nothing.
@@ -44,6 +45,7 @@ EVENT = sale_event(
     hold_seconds=300,
 )
 CUSTOMERS = ["c1", "c2", "c3"]
+PAYMENT_POOL = ["psp-1", "psp-2"]
 
 #: Where a hold may go from each state (itself included: a read may see no change).
 REACHABLE = {
@@ -70,6 +72,7 @@ class SaleMachine(RuleBasedStateMachine):
         self.event = EVENT  # the definition storage holds now
         self.first: dict[tuple[str, str], tuple[str, tuple[tuple[str, int], ...], str]] = {}
         self.seen: dict[str, HoldState] = {}
+        self.settled: dict[str, str] = {}  # payment id -> the hold it paid (the model)
 
     def teardown(self) -> None:
         self.store.close()
@@ -146,10 +149,22 @@ class SaleMachine(RuleBasedStateMachine):
 
     @rule(hold_id=holds, payment=st.sampled_from(["pay-a", "pay-b"]))
     def pay(self, hold_id: str, payment: str) -> None:
+        """A payment id of this hold's own (retries, and a second payment of one hold)."""
+        self.settle(hold_id, f"{payment}-{hold_id}")
+
+    @rule(hold_id=holds, payment=st.sampled_from(PAYMENT_POOL))
+    def pay_with_a_shared_payment_id(self, hold_id: str, payment: str) -> None:
+        """A payment id of a small pool shared by every hold: once one settled a hold, it
+        is refused on any other (``idempotency-conflict``), refunded or not."""
+        self.settle(hold_id, payment)
+
+    def settle(self, hold_id: str, payment: str) -> None:
         before = snapshot(self.store, EVENT.id)
         hold = self.current(hold_id)
         if hold.state is not HoldState.HELD and hold.payment_id == payment:
             expected = "ok"
+        elif payment in self.settled:
+            expected = "idempotency-conflict"
         elif hold.state is HoldState.PAID:
             expected = "already-paid"
         elif hold.state is HoldState.EXPIRED or (
@@ -167,6 +182,7 @@ class SaleMachine(RuleBasedStateMachine):
             if hold.state is not HoldState.HELD:
                 assert paid == hold
                 assert snapshot(self.store, EVENT.id) == before, "a repeated payment had an effect"
+            self.settled[payment] = hold_id
 
     @rule(hold_id=holds)
     def release(self, hold_id: str) -> None:
@@ -247,6 +263,12 @@ class SaleMachine(RuleBasedStateMachine):
         for (_, sku), units in units_by_customer(list(self.store.holds(EVENT.id))).items():
             limit = EVENT_LIMIT if sku == "" else SKU_LIMITS[sku]
             assert limit is None or units <= limit
+
+    @invariant()
+    def each_payment_id_settled_the_one_hold_the_model_says(self) -> None:
+        orders = [h for h in self.store.holds(EVENT.id) if h.is_order]
+        assert {h.payment_id: h.id for h in orders} == self.settled
+        assert len(orders) == len(self.settled), "a payment id settled two orders"
 
     @invariant()
     def holds_only_move_forward(self) -> None:

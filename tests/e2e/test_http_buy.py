@@ -7,10 +7,11 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from tests.e2e._http import Server, live_event
+from tests.e2e._http import Reply, Server, live_event
 
 pytestmark = pytest.mark.sqlite
 
@@ -143,6 +144,55 @@ def test_a_signed_webhook_pays_the_hold_and_a_redelivery_changes_nothing(
     assert first.json["state"] == "paid"
     assert again.json["payment_id"] == "psp-jan-1"
     assert server.stock(event)["phone-red"]["sold"] == before + 1
+
+
+def assert_refused_as_used(reply: Reply, payment_id: str, first_hold: str) -> None:
+    """422 problem+json ``idempotency-conflict`` naming the payment id and nothing of the
+    hold it paid (which may be another buyer's)."""
+    assert reply.status == 422, reply.body
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert reply.type == "/problems/idempotency-conflict"
+    assert reply.json["key"] == payment_id
+    assert first_hold not in reply.body.decode()
+
+
+def test_a_payment_id_reused_on_another_hold_is_refused_and_changes_nothing(
+    server: Server, event: str
+) -> None:
+    first = server.reserve("lena", event, {"phone-black": 1}).json
+    other = server.reserve("mario", event, {"phone-black": 2}).json
+    assert server.pay("lena", first["id"], key="psp-lena-1").status == 200
+    before = server.stock(event)
+    for _ in range(2):  # and again: still refused (the replay, or storage again)
+        assert_refused_as_used(
+            server.pay("mario", other["id"], key="psp-lena-1"), "psp-lena-1", first["id"]
+        )
+    assert server.stock(event) == before
+    assert server.admin("GET", f"/v1/holds/{other['id']}").json["state"] == "held"
+    assert server.pay("lena", first["id"], key="psp-lena-1").json["state"] == "paid"
+
+
+def test_a_webhook_reusing_a_payment_id_on_another_hold_is_refused_and_changes_nothing(
+    server: Server, event: str
+) -> None:
+    first = server.reserve("nora", event, {"phone-red": 1}).json
+    other = server.reserve("oscar", event, {"phone-red": 1}).json
+
+    def webhook(hold: dict[str, Any]) -> Reply:
+        payload = {
+            "type": "payment.succeeded",
+            "hold_id": hold["id"],
+            "payment_id": "psp-nora-1",
+            "amount": hold["amount"],
+        }
+        return server.webhook(payload)
+
+    assert webhook(first).status == 200
+    before = server.stock(event)
+    assert_refused_as_used(webhook(other), "psp-nora-1", first["id"])
+    assert server.stock(event) == before
+    assert server.admin("GET", f"/v1/holds/{other['id']}").json["state"] == "held"
+    assert webhook(first).json["state"] == "paid"  # the redelivery of the first: as it was
 
 
 def test_webhooks_with_a_bad_or_stale_signature_are_refused_and_pay_nothing(

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from lampo.cli import main
-from lampo.domain.errors import InvalidRequest
+from lampo.domain.errors import IdempotencyConflict, InvalidRequest
 from lampo.domain.holds import HoldState, PayRequest
 from lampo.services.clock import ManualClock
 from lampo.services.reconcile import reconcile
@@ -125,6 +125,30 @@ def test_an_update_that_went_live_but_not_on_record_is_rolled_forward(
     assert reconcile(store.live, store.ledger, check=True).differences == []
     store.update(grown)  # the admin's retry: both have it, nothing changes
     assert_consistent(store, grown)
+
+
+def test_a_payment_id_the_record_holds_for_another_order_is_a_conflict_reconcile_reports(
+    url: str, store: RedisPostgresStorage, sales: Sales
+) -> None:
+    event = sale_event(stock={"phone-red": 5})
+    sales.open(event)
+    first = sales.reserve(event.id, "c1", "CN", {"phone-red": 1})
+    second = sales.reserve(event.id, "c2", "CN", {"phone-red": 1})
+    sales.pay(first.id, "p1")
+    store.live._r.delete(store.live._payment_key("p1"))  # Redis lost the key (no AOF)
+    with pytest.raises(IdempotencyConflict):  # Redis paid it; the record refuses it
+        sales.pay(second.id, "p1")
+    assert store.ledger.hold(second.id) is None
+    assert store.pending == []  # a refusal, not an outage: nothing to roll forward
+
+    found = reconcile(store.live, store.ledger)
+    [conflict] = [d for d in found.unresolved if d.kind == "order-not-on-record"]
+    assert conflict.subject == second.id
+    assert "'p1'" in conflict.detail
+    assert main(["reconcile", "--storage", url, "--check"]) == 1  # a person must refund one
+    recorded = store.ledger.hold(first.id)
+    assert recorded is not None
+    assert recorded.payment_id == "p1"
 
 
 def test_a_combined_url_without_its_postgresql_part_is_refused_clearly() -> None:

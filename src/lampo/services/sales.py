@@ -236,15 +236,19 @@ class Sales:
     ) -> Hold:
         """A sale at a store's till: the units are taken and paid at once (an order).
 
-        Two steps under one key: a hold keyed ``key``, then its payment with payment id
-        ``store:key``. A retry with the same key after a crash between them finds the
-        first hold and pays it, so the sale happens once whatever fails.
+        Two steps under one key: a hold keyed ``key`` (per customer, as every reserve
+        key), then its payment with payment id ``store:<hold id>``, which no other sale
+        can hold (a payment id settles one hold only). A retry with the same key after a
+        crash between them finds the first hold and pays it; one after the payment finds
+        the order and returns it, so the sale happens once whatever fails.
         """
         check_id("store", store)
         if not key:
             raise InvalidRequest("key", "a store sale needs its till's idempotency key")
         hold = self.reserve(event, customer, market, items, Channel(ChannelKind.STORE, store), key)
-        return self.pay(hold.id, f"store:{key}")
+        if hold.is_order:  # paid by the first try (under whatever payment id it used)
+            return hold
+        return self.pay(hold.id, f"store:{hold.id}")
 
     # -- pay, release, refund, expire ------------------------------------------
     def _pay_requests(

@@ -47,6 +47,15 @@ class State(Protocol):
 
     def idem_put(self, key: str, fingerprint: str, hold_id: str) -> None: ...
 
+    def payment_get(self, payment_id: str) -> str | None:
+        """The id of the hold ``payment_id`` settled, if it settled one."""
+
+    def payment_put(self, payment_id: str, hold_id: str) -> bool:
+        """Bind ``payment_id`` to ``hold_id`` for good (a refund keeps it); True if it is
+        bound to ``hold_id`` now. False, having written nothing, if it is bound to another
+        hold: a backend whose concurrent transactions learn of each other's binding only
+        here (a unique key) refuses here."""
+
     def has_event(self, event: str) -> bool: ...
 
     def stock_get(self, event: str, sku: str) -> StockLevel | None: ...
@@ -165,12 +174,22 @@ def _return_to_pool(st: State, hold: Hold, held: int, sold: int) -> None:
 
 
 def pay(st: State, req: PayRequest) -> Hold:
+    """Pay a hold. A payment id settles at most one hold, forever: the same id on this
+    hold again returns the first result; on any other hold it is an
+    ``IdempotencyConflict`` keyed by the payment id (which names nothing of that other
+    hold, maybe another buyer's). A refused payment binds nothing."""
     hold = _existing(st, req.hold_id)
     if hold.state is not HoldState.HELD and hold.payment_id == req.payment_id:
         return hold  # the same payment again: the first result, no second effect
+    if st.payment_get(req.payment_id) is not None:  # bound, and not to this hold (above)
+        raise IdempotencyConflict(req.payment_id)
     if req.amount is not None and req.amount != hold.amount:
         raise InvalidRequest("amount", f"payment of {req.amount} for a hold of {hold.amount}")
     paid = hold.pay(req.payment_id, req.now)
+    # The binding is the first write: a backend that learns of a concurrent binding only
+    # from its insert refuses here, before anything else was written.
+    if not st.payment_put(req.payment_id, hold.id):
+        raise IdempotencyConflict(req.payment_id)
     for sku, qty in sorted(hold.units_by_sku().items()):
         moved = st.stock_move(hold.event, sku, 0, -qty, qty)
         assert moved, "stock went out of balance"
@@ -213,7 +232,8 @@ def record(st: State, order: Hold) -> Hold:
     as it is. A paid order takes its units from available into sold, checked (so the
     record itself refuses an oversell) and counts in the totals; a refunded one moves an
     order recorded as paid on, or is written as it is. Idempotent by hold id: the same
-    order again, or an older state of it, returns the record unchanged."""
+    order again, or an older state of it, returns the record unchanged. A payment id
+    on record for another order is an ``IdempotencyConflict``, as in ``pay``."""
     if not order.is_order:
         raise InvalidRequest("state", f"only orders are recorded, not a {order.state} hold")
     if not st.has_event(order.event):
@@ -230,6 +250,8 @@ def record(st: State, order: Hold) -> Hold:
             st.totals_add(known, -1)
             return refunded
         return known
+    if st.payment_get(order.payment_id) is not None:  # and not for this order: it is new
+        raise IdempotencyConflict(order.payment_id)
     wanted = order.units_by_sku()
     for sku in sorted(wanted):
         level = st.stock_get(order.event, sku)
@@ -237,6 +259,8 @@ def record(st: State, order: Hold) -> Hold:
             raise UnknownSku(order.event, sku)
         if order.state is HoldState.PAID and level.available < wanted[sku]:
             raise SoldOut(sku, wanted[sku], level.available)
+    if not st.payment_put(order.payment_id, order.id):
+        raise IdempotencyConflict(order.payment_id)
     st.hold_insert(order)
     if order.state is HoldState.PAID:
         for sku in sorted(wanted):

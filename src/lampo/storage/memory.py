@@ -34,6 +34,7 @@ class _MemoryState:
         self.counters: dict[tuple[str, str, str], int] = {}
         self.holds: dict[str, Hold] = {}
         self.idem: dict[str, tuple[str, str]] = {}
+        self.payments: dict[str, str] = {}  # payment id -> the hold it settled
         # Per event, a heap of (deadline, hold id) of holds placed; entries whose hold has
         # ended since are skipped when popped, so the sweep never scans every hold.
         self.due: dict[str, list[tuple[datetime, str]]] = {}
@@ -43,6 +44,12 @@ class _MemoryState:
 
     def idem_put(self, key: str, fingerprint: str, hold_id: str) -> None:
         self.idem[key] = (fingerprint, hold_id)
+
+    def payment_get(self, payment_id: str) -> str | None:
+        return self.payments.get(payment_id)
+
+    def payment_put(self, payment_id: str, hold_id: str) -> bool:
+        return self.payments.setdefault(payment_id, hold_id) == hold_id
 
     def has_event(self, event: str) -> bool:
         return event in self.events

@@ -170,6 +170,21 @@ class _PgState:
     def idem_put(self, key: str, fingerprint: str, hold_id: str) -> None:
         self._x("INSERT INTO idem VALUES (%s, %s, %s)", (key, fingerprint, hold_id))
 
+    def payment_get(self, payment_id: str) -> str | None:
+        row = self._x(
+            "SELECT hold_id FROM payments WHERE payment_id = %s", (payment_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def payment_put(self, payment_id: str, hold_id: str) -> bool:
+        # Another transaction binding the same id at once: the insert waits for it, and
+        # does nothing if it committed (then the read, a new snapshot, sees its row).
+        cur = self._x(
+            "INSERT INTO payments VALUES (%s, %s) ON CONFLICT (payment_id) DO NOTHING",
+            (payment_id, hold_id),
+        )
+        return cur.rowcount == 1 or self.payment_get(payment_id) == hold_id
+
     def has_event(self, event: str) -> bool:
         if event in self._known:
             return True
@@ -459,8 +474,11 @@ class PostgresStorage(BatchedTransitions):
     # -- the system of record of a combined backend (storage/combined.py) ----------------
     def record(self, orders: Sequence[Hold]) -> list[Result]:
         """Write orders decided by a live store, one transaction per batch; see
-        ``_transitions.record``. Only stock, holds and totals are written: no hold of
-        state ``held``, no idempotency records, no per-customer counters."""
+        ``_transitions.record``. Only stock, holds, totals and the orders' payment ids
+        are written: no hold of state ``held``, no idempotency records, no per-customer
+        counters. A payment id on record for another order is refused
+        (``IdempotencyConflict``), by the check and, between two transactions at once,
+        by the primary key of ``payments``."""
         return self._batch(tx.record, orders)
 
     async def arecord(self, orders: Sequence[Hold]) -> list[Result]:

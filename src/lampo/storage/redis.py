@@ -22,6 +22,16 @@ only after the index is written, and a crash between the two leaves a hold that 
 caller, retrying with the same key, finds again; one nobody retries for expires as usual
 (expiry reads the event's own deadline index). Hold ids are unique per event.
 
+Payment ids have keys outside the events' slots too (``<prefix>px:<payment id>``, a
+hash: the hold it settled): a payment id settles at most one hold. On one server pay.lua
+checks and writes it in the same atomic step as the payment. On a cluster the client
+claims the id for its hold (claim.lua, in the key's own slot) before pay.lua, and lets
+go of it if pay.lua refused; a claim for another hold that may still be paid with the id
+makes the payment ``Unavailable`` (retry), one for a hold that cannot be is taken over.
+See ``_pay_on_cluster`` and docs/storage-redis-postgres.md, "Payment ids on a cluster".
+Orders paid before these keys existed get theirs when a store opens, once per prefix
+(``<prefix>px-bound``).
+
 Reads: ``holds`` and ``totals`` are scripts too (one slot, one snapshot per call;
 ``holds`` pages through the event's hold ids with SSCAN, so a huge event never blocks
 the server for long). On a cluster, the stores of one process share one ``RedisCluster``
@@ -120,6 +130,7 @@ SCRIPTS = (
     "bucket",
     "update",
     "rows",
+    "claim",
 )
 #: Rounds of balancing (move units, run the refused reservations again) per writer round.
 _BALANCE_ROUNDS = 8
@@ -128,6 +139,8 @@ _VIEW_TRIES = 20
 #: Attempts of one update (planned again after another update or, with buckets, after
 #: buyers took the units gathered for a lower allocation) before ``Unavailable``.
 _UPDATE_ROUNDS = 50
+#: Tries to claim a payment id on a cluster whose claim other clients keep taking over.
+_CLAIM_TRIES = 4
 
 
 @functools.cache
@@ -263,6 +276,7 @@ class _Req:
         "customer",
         "event",
         "hold_id",
+        "payment_id",
         "script",
         "tag",
         "wanted",
@@ -277,6 +291,7 @@ class _Req:
         self.hold_id = hold_id
         self.customer = ""  # reserve only: routes the request to the customer's bucket
         self.wanted: dict[str, int] = {}  # reserve only: units per SKU
+        self.payment_id = ""  # pay only
         self.answer: Any = None
 
 
@@ -377,6 +392,7 @@ class RedisStorage:
         self._nbs: dict[str, int] = {}
         # Transfers that a crash left half done are completed before anything else.
         self._call(self._recover_all)
+        self._call(self._bind_paid_orders)
         self._batcher: Batcher[_Round] = Batcher(self._commit, max_batch, name="lampo-redis-writer")
 
     def _base(self, event: str, bucket: int = 0) -> str:
@@ -387,6 +403,10 @@ class RedisStorage:
     def _index(self, hold_id: str) -> str:
         """The key that names a hold's event (outside the event's slot)."""
         return f"{self.prefix}hx:{hold_id}"
+
+    def _payment_key(self, payment_id: str) -> str:
+        """The key of a payment id: the hold it settled (outside every event's slot)."""
+        return f"{self.prefix}px:{payment_id}"
 
     def _call(self, fn: Any, *args: Any) -> Any:
         if self._closed:
@@ -460,8 +480,9 @@ class RedisStorage:
 
     def _play(self, rnd: _Round) -> None:
         """Look up the holds' events, route reservations to their customers' buckets, run
-        one script call per (script, event, bucket), in order; then balance the buckets
-        of the reservations their bucket refused as sold out."""
+        one script call per (script, event, bucket), in order (on a cluster, payments
+        after the others, each payment id claimed around them: ``_pay_on_cluster``); then
+        balance the buckets of the reservations their bucket refused as sold out."""
         lookup = [req for req in rnd.reqs if req.event is None]
         if lookup:
             keys = [self._index(req.hold_id) for req in lookup]
@@ -485,7 +506,12 @@ class RedisStorage:
                     bucketed.append(req)
             if bucketed and self.cluster:
                 self._check_hold_ids(bucketed)
-        self._run_reqs([req for req in rnd.reqs if req.answer is None and req.event is not None])
+        runnable = [req for req in rnd.reqs if req.answer is None and req.event is not None]
+        if self.cluster:
+            self._run_reqs([req for req in runnable if req.script != "pay"])
+            self._pay_on_cluster([req for req in runnable if req.script == "pay"])
+        else:
+            self._run_reqs(runnable)
         short = [r for r in bucketed if isinstance(r.answer, list) and r.answer[0] == "sold-out"]
         if short:
             try:
@@ -508,6 +534,8 @@ class RedisStorage:
 
     def _run_reqs(self, reqs: list[_Req]) -> None:
         """One script call per (script, event, bucket), all in one pipeline."""
+        if not reqs:
+            return
         groups: dict[tuple[str, str, int], list[_Req]] = {}
         for req in reqs:
             assert req.event is not None
@@ -517,6 +545,8 @@ class RedisStorage:
             keys = [self._base(event, bucket)]
             if script == "reserve" and not self.cluster:
                 keys += [self._index(req.hold_id) for req in group]
+            elif script == "pay" and not self.cluster:
+                keys += [self._payment_key(req.payment_id) for req in group]
             args: list[Any] = [group[0].tag if script == "reserve" else event]
             for req in group:
                 args += req.args
@@ -529,6 +559,138 @@ class RedisStorage:
                 continue
             for req, one in zip(group, answer, strict=True):
                 req.answer = one
+
+    # -- payment ids on a cluster ----------------------------------------------------------
+    def _pay_on_cluster(self, reqs: list[_Req]) -> None:
+        """Payments on a cluster, where a payment id's key lies in another slot than its
+        hold: claim each payment id for its hold (claim.lua), run pay.lua where claimed,
+        then let go of the claims pay.lua refused. A payment that succeeded needs no third
+        step: its hold, paid with the id, refuses the id elsewhere from then on. The
+        requests of one payment id for several holds go one hold at a time, so each
+        learns how the one before ended. See docs/storage-redis-postgres.md, "Payment ids
+        on a cluster"."""
+        while reqs:
+            hold_of: dict[str, str] = {}  # payment id -> the hold it is tried on now
+            now: list[_Req] = []
+            later: list[_Req] = []
+            for req in reqs:
+                same = hold_of.setdefault(req.payment_id, req.hold_id) == req.hold_id
+                (now if same else later).append(req)
+            refused = self._claim(hold_of)
+            for req in now:
+                req.answer = refused.get(req.payment_id)
+            claimed = [req for req in now if req.answer is None]
+            self._run_reqs(claimed)
+            self._let_go(claimed)
+            reqs = later
+
+    def _claim(self, hold_of: dict[str, str]) -> dict[str, list[str]]:
+        """Claim each payment id for its hold; the answers of those that cannot be:
+        ``payment-id`` (it settled another hold), ``payment-busy`` (claimed for another
+        hold that is still held and may be paid with it: an attempt under way, or one a
+        crash cut)."""
+        out: dict[str, list[str]] = {}
+        # payment id -> (the hold its claim may be taken from, the most attempts for that
+        # hold it may still count: '' any, as that hold can never be paid with the id)
+        over: dict[str, tuple[str, str]] = {}
+        todo = dict(hold_of)
+        for _ in range(_CLAIM_TRIES):
+            if not todo:
+                break
+            calls: list[tuple[str, list[str], list[Any]]] = [
+                ("claim", [self._payment_key(pid)], ["claim", hold_id, *over.get(pid, ("", ""))])
+                for pid, hold_id in todo.items()
+            ]
+            again: dict[str, str] = {}
+            for (pid, hold_id), answer in zip(todo.items(), self._evalsha(calls), strict=True):
+                if isinstance(answer, Exception):
+                    raise answer
+                match answer:
+                    case ["ok"]:
+                        pass
+                    case ["bound"] if not self._paid_with(hold_id, pid):
+                        out[pid] = ["payment-id"]
+                    case ["bound"]:
+                        pass  # an order from before the keys, paid with it too: "same"
+                    case ["other", other, attempts]:
+                        verdict = self._claimed_by(other, pid, int(attempts))
+                        if isinstance(verdict, list):
+                            out[pid] = verdict
+                        else:  # claim it again, taking it over from that hold
+                            over[pid] = (other, verdict)
+                            again[pid] = hold_id
+                    case _:
+                        raise AssertionError(f"claim.lua answered {answer!r}")
+            todo = again
+        for pid in todo:  # claimed again by others each time: under way elsewhere
+            out[pid] = ["payment-busy"]
+        return out
+
+    def _claimed_by(self, hold_id: str, payment_id: str, attempts: int) -> list[str] | str:
+        """What a claim of ``payment_id`` for ``hold_id`` (``attempts`` for it not known
+        to have been refused) means for a payment of another hold: the answer
+        ``payment-id`` if that hold is paid with it (it settled it: the key says so from
+        now on, ``bind``), ``payment-busy`` if it is held and an attempt may yet pay it.
+        Otherwise the claim may be taken over, and the most attempts it may count then:
+        '' (any) if that hold can never be paid with the id (it ended otherwise, was paid
+        with another id, or is gone); '0' if it is held and every attempt was refused, so
+        that one claiming it meanwhile keeps it."""
+        other = self.hold(hold_id)
+        if other is None:
+            return ""
+        if other.is_order and other.payment_id == payment_id:
+            self._run("claim", [self._payment_key(payment_id)], ["bind", hold_id])
+            return ["payment-id"]
+        if other.state is not HoldState.HELD:
+            return ""
+        return ["payment-busy"] if attempts > 0 else "0"
+
+    def _paid_with(self, hold_id: str, payment_id: str) -> bool:
+        hold = self.hold(hold_id)
+        return hold is not None and hold.is_order and hold.payment_id == payment_id
+
+    def _let_go(self, claimed: list[_Req]) -> None:
+        """Let go of each payment id whose requests pay.lua all refused (the claim counts
+        one attempt fewer). One paid or found paid keeps its claim; one whose outcome is
+        unknown (the script call failed) too, as if it might have paid."""
+        refused: dict[str, list[bool]] = {}
+        hold_of: dict[str, str] = {}
+        for req in claimed:
+            one = req.answer
+            done = isinstance(one, list) and one[0] not in ("ok", "same")
+            refused.setdefault(req.payment_id, []).append(done)
+            hold_of[req.payment_id] = req.hold_id
+        calls: list[tuple[str, list[str], list[Any]]] = [
+            ("claim", [self._payment_key(pid)], ["refused", hold_of[pid]])
+            for pid, all_refused in refused.items()
+            if all(all_refused)
+        ]
+        for answer in self._evalsha(calls) if calls else []:
+            if isinstance(answer, Exception):
+                raise answer
+
+    def _bind_paid_orders(self) -> None:
+        """Give every order's payment id its key, once per store prefix (the key
+        ``px-bound`` says it was done): orders paid by a lampo from before payment ids
+        had keys have none. An id that paid several keeps the first paid."""
+        done = self.prefix + "px-bound"
+        if self._r.exists(done):
+            return
+        orders = [
+            hold
+            for event in sorted(self._r.smembers(self._events))
+            for hold in self.holds(event)
+            if hold.is_order
+        ]
+        orders.sort(key=lambda h: (h.paid_at or h.created_at, h.id))
+        calls: list[tuple[str, list[str], list[Any]]] = [
+            ("claim", [self._payment_key(h.payment_id)], ["bind", h.id]) for h in orders
+        ]
+        for start in range(0, len(calls), 1000):
+            for answer in self._evalsha(calls[start : start + 1000]):
+                if isinstance(answer, Exception):
+                    raise answer
+        self._r.set(done, "1")
 
     # -- stock buckets -------------------------------------------------------------------
     def _bucket_counts(self, events: set[str]) -> dict[str, int]:
@@ -930,7 +1092,17 @@ class RedisStorage:
         return unit
 
     def _pay_unit(self, requests: Sequence[PayRequest]) -> _Unit:
-        return self._by_hold_unit("pay", requests, _pay_args, _paid)
+        encoded = [(req.hold_id, req.payment_id, _pay_args(req)) for req in requests]
+
+        def unit(rnd: _Round) -> Callable[[], list[Result]]:
+            sent = []
+            for hold_id, payment_id, args in encoded:
+                req = rnd.add("pay", None, args, hold_id)
+                req.payment_id = payment_id
+                sent.append(req)
+            return lambda: [_paid(r, _answer(s)) for r, s in zip(requests, sent, strict=True)]
+
+        return unit
 
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         if not requests:
@@ -1130,6 +1302,10 @@ def _paid(req: PayRequest, answer: list[Any]) -> Result:
             return InvalidRequest("amount", f"payment of {req.amount} for a hold of {held}")
         case ["already-paid", payment_id]:
             return AlreadyPaid(req.hold_id, payment_id)
+        case ["payment-id"]:
+            return IdempotencyConflict(req.payment_id)
+        case ["payment-busy"]:
+            return Unavailable(f"payment {req.payment_id!r} is under way on another hold; retry")
         case ["hold-expired", flat]:
             return HoldExpired(req.hold_id, _hold_from_view(flat).expires_at)
     return _ended(req.hold_id, "paid", answer)

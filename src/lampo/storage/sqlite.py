@@ -34,7 +34,7 @@ from lampo.storage.port import check_same_definition
 if sys.platform != "win32":
     import fcntl
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +66,9 @@ CREATE INDEX IF NOT EXISTS holds_event ON holds (event);
 CREATE TABLE IF NOT EXISTS idem (
     key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, hold_id TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id TEXT PRIMARY KEY, hold_id TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS line_totals (
     event TEXT NOT NULL, sku TEXT NOT NULL, market TEXT NOT NULL, kind TEXT NOT NULL,
     name TEXT NOT NULL, referral TEXT NOT NULL,
@@ -79,6 +82,20 @@ CREATE TABLE IF NOT EXISTS order_totals (
     PRIMARY KEY (event, market, kind, name, referral)
 ) WITHOUT ROWID;
 """
+
+#: What takes a file from schema version ``v`` to ``v + 1`` (the tables ``SCHEMA`` adds
+#: exist already: it runs, idempotent, on every opening), in one transaction with the new
+#: version number.
+UPGRADES = {
+    # 2: a payment id settles at most one hold. Schema 1 let one pay several: the first
+    # paid keeps it, and a later one is left as it is (answered as the same payment if its
+    # own hold is paid with it again).
+    1: (
+        "INSERT OR IGNORE INTO payments (payment_id, hold_id) "
+        "SELECT payment_id, id FROM holds WHERE state IN ('paid', 'refunded') "
+        "AND payment_id <> '' ORDER BY paid_at, id"
+    ),
+}
 
 SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -237,6 +254,15 @@ class _SqlState:
 
     def idem_put(self, key: str, fingerprint: str, hold_id: str) -> None:
         self._x("INSERT INTO idem VALUES (?, ?, ?)", (key, fingerprint, hold_id))
+
+    def payment_get(self, payment_id: str) -> str | None:
+        row = self._x("SELECT hold_id FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def payment_put(self, payment_id: str, hold_id: str) -> bool:
+        # One writer holds the file's write lock: payment_get, just before, is the truth.
+        self._x("INSERT INTO payments VALUES (?, ?)", (payment_id, hold_id))
+        return True
 
     def has_event(self, event: str) -> bool:
         if event in self._known:
@@ -401,20 +427,12 @@ class SqliteStorage(BatchedTransitions):
         try:
             with self._file_turn():
                 self._conn = self._connect()
-                with self._conn:
-                    self._conn.executescript(SCHEMA)
-                    self._conn.execute(
-                        "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                        (SCHEMA_VERSION,),
-                    )
-            version = self._conn.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()[0]
+                version = self._migrate()
         except sqlite3.Error as exc:
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)
             raise InvalidRequest("storage", f"cannot open SQLite file {path!r}: {exc}") from None
-        if int(version) != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION:
             raise InvalidRequest("storage", f"{path!r} has schema {version}, not {SCHEMA_VERSION}")
         self._known: set[str] = set()
         self._state = _SqlState(self._conn, self._known)
@@ -425,6 +443,33 @@ class SqliteStorage(BatchedTransitions):
         self._batcher: Batcher[_SqlState] = Batcher(
             self._commit, self._max_batch, name="lampo-sqlite-writer", try_commit=self._try_commit
         )
+
+    def _migrate(self) -> int:
+        """Create what is missing and upgrade a file of an older schema (``UPGRADES``, each
+        step atomic with its version number); the file's schema version after that. Runs
+        in this process's turn on the file, so two openings never upgrade it at once."""
+        conn = self._conn
+        with conn:
+            conn.executescript(SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+            )
+        version = int(
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        )
+        while version in UPGRADES and version < SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(UPGRADES[version])
+                version += 1
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return version
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

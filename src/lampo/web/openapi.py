@@ -44,7 +44,8 @@ _IDEMPOTENCY = {
     "required": True,
     "description": "Makes the call safe to retry: a replay returns the first response "
     "(with `Idempotent-Replayed: true`); the same key with another body is refused "
-    "(`idempotency-conflict`). For pay, it is the payment id.",
+    "(`idempotency-conflict`). For pay, it is the payment id, which settles one hold only: "
+    "on another hold it is refused (`idempotency-conflict`).",
     "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
 }
 
@@ -179,7 +180,8 @@ def _paths() -> dict[str, Any]:
                 },
                 '`Lampo-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`; a '
                 "signature outside the time window is refused (`stale-signature`). "
-                "Idempotent by `payment_id`.",
+                "Idempotent by `payment_id`; a `payment_id` that paid another hold is "
+                "refused (`idempotency-conflict`).",
             )
         },
         "/v1/events/{event_id}": {

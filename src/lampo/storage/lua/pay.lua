@@ -1,8 +1,12 @@
--- pay a batch: KEYS[1] event base.
+-- pay a batch: KEYS[1] event base; on one server, KEYS[1 + i] is the payment id key of
+--   request i (<prefix>px:<payment id>, a hash: 'hold', and 'paid' once it settled it),
+--   checked and written here; on a cluster those keys lie in other slots, so only KEYS[1]
+--   is given and the client claims the payment id around the script (claim.lua).
 -- ARGV: event, then per request: hold id, payment id, now (microseconds), now (ISO),
 --   amount ('' when not checked), currency.
--- A repeated payment id returns the order as it is; checks mirror Hold.pay.
-local function pay_one(id, pid, now_us, now_iso, amount, currency)
+-- A repeated payment id returns the order as it is; one that settled another hold is
+-- refused; the other checks mirror Hold.pay.
+local function pay_one(id, pid, now_us, now_iso, amount, currency, pkey)
   local h = hkey(id)
   local t = load(h)
   if not t.state then
@@ -10,6 +14,9 @@ local function pay_one(id, pid, now_us, now_iso, amount, currency)
   end
   if t.state ~= 'held' and t.payment_id == pid then
     return {'same', view(h)}
+  end
+  if pkey and redis.call('HGET', pkey, 'paid') then
+    return {'payment-id'}
   end
   local amt, cur = t.t[T_AMT], t.t[T_CUR]
   if amount ~= '' and (amount ~= amt or currency ~= cur) then
@@ -33,11 +40,16 @@ local function pay_one(id, pid, now_us, now_iso, amount, currency)
   redis.call('HSET', h, 'state', 'paid', 'payment_id', pid, 'paid_at', now_iso, 'ended_at', now_iso)
   redis.call('ZREM', K_DUE, id)
   count(t, 1)
+  if pkey then
+    redis.call('HSET', pkey, 'hold', id, 'paid', '1')
+  end
   return {'ok', view(h)}
 end
 
 local out = {}
 for a = 2, #ARGV, 6 do
-  out[#out + 1] = pay_one(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+  local n = #out + 1
+  out[n] = pay_one(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
+    KEYS[1 + n])
 end
 return out
