@@ -154,9 +154,12 @@ def allocate(
         seen.add(sku)
         digits = value.replace("_", "").replace(",", "")  # 5_000 and 5,000 read as 5000
         # ASCII digits only: int() would also take other scripts' digits and spaces
-        if not re.fullmatch(r"[+-]?[0-9]{1,30}", digits):
-            raise InvalidRequest("allocation", f"{item!r}: {value!r} is not a whole number")
-        number = int(digits)
+        if not re.fullmatch(r"[+-]?[0-9]+", digits):
+            raise InvalidRequest("allocation", f"{item[:60]!r}: not a whole number")
+        try:
+            number = int(digits)
+        except ValueError:  # past the 4,300 digits int() reads: past any bound too
+            raise InvalidRequest("allocation", f"{item[:60]!r}: too many digits") from None
         allocation = offers[sku].allocation + number if value[:1] in "+-" else number
         offers[sku] = replace(offers[sku], allocation=allocation)  # Offer checks its bounds
     _apply(storage, replace(current, offers=offers))

@@ -361,7 +361,8 @@ BACKENDS: dict[str, Backend] = {
                     "synchronous",
                     Choice(SYNC_MODES),
                     "FULL",
-                    "FULL survives a power cut, NORMAL a kill -9 (SQLite's PRAGMA synchronous)",
+                    "FULL survives a power cut, NORMAL a kill -9, OFF neither "
+                    "(SQLite's PRAGMA synchronous)",
                 ),
                 Option("max_batch", Integer(1, MAX_BATCH), 512, _WRITER_ROUND),
                 Option(
@@ -377,8 +378,8 @@ BACKENDS: dict[str, Backend] = {
             ("postgresql", "postgres"),
             "postgresql://USER@HOST:PORT/DB",
             _postgres_server,
-            f"libpq's URL: {_HOST}, several as HOST:PORT,HOST:PORT, or a %-encoded socket "
-            f"directory; DB: a name of at most {MAX_IDENTIFIER} bytes",
+            f"{_HOST} (default: libpq's); several as HOST:PORT,HOST:PORT, or a %-encoded "
+            f"socket directory; DB: a name of at most {MAX_IDENTIFIER} bytes",
             (
                 Option(
                     "schema",
@@ -540,8 +541,7 @@ def _options(
             if name in known and name in _SET_BY_LAMPO:
                 raise _refuse(name, f"{name} is set by lampo ({_SET_BY_LAMPO[name]}); {valid}")
             if name not in known:
-                shown = name if name.isprintable() else repr(name)
-                raise _refuse("storage", f"unknown option {shown[:60]!r}; {valid}")
+                raise _refuse("storage", f"unknown option {name[:60]!r}; {valid}")
             if not text.isprintable():  # not echoed: it may be a password
                 raise _refuse(name, f"the value of {name} holds a control character; {valid}")
             passed.append((name, text))
