@@ -387,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         if _debugging():
             traceback.print_exception(err, file=sys.stderr)
         return _failure(err, usage)
+    if code == EXIT_INTERRUPTED:  # typer turns a Ctrl-C inside a command into this code
+        return _fail("interrupted", EXIT_INTERRUPTED)
     return code if isinstance(code, int) else 0
 
 

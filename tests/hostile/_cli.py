@@ -8,6 +8,10 @@ import pytest
 
 from lampo.cli import EXIT_INTERNAL, main
 
+#: The flash-drop scenario's sale and its one SKU, as the ``sale_database`` fixture holds it.
+EVENT = "redmi-1s-flipkart-2014"
+SKU = "redmi-1s"
+
 #: Exit codes a command may end with on any input: done, found something (audit,
 #: reconcile --check), refused (bad input), storage unavailable. Never EXIT_INTERNAL.
 CLEAN_CODES = (0, 1, 2, 69)

@@ -6,6 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from lampo.cli import main
+
+
+@pytest.fixture(scope="module")
+def sale_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of a SQLite file holding the flash-drop sale simulated at scale 0.01 (400
+    units, sold out), made once per module."""
+    path = tmp_path_factory.mktemp("hostile-cli") / "sale.db"
+    url = f"sqlite:///{path.resolve().as_posix()}"
+    assert main(["simulate", "flash-drop", "--scale", "0.01", "--storage", url]) == 0
+    return url
+
 
 @pytest.fixture
 def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -165,6 +165,56 @@ def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, 
     return out
 
 
+#: The keys of a scenario's sale event (not of its crowd) whose values are mutated.
+EVENT_KEYS = (
+    "id",
+    "name",
+    "home_market",
+    "hold_seconds",
+    "limit_per_customer",
+    "opens",
+    "closes",
+    "currency",
+    "tz",
+    "category",
+    "allocation",
+    "limit",
+    "prices",
+    "units",
+    "label",
+    "reporting",
+)
+
+
+def toml_values() -> st.SearchStrategy[str]:
+    """TOML literals of the wrong type, size or shape."""
+    return st.one_of(
+        hostile_integers.map(str),
+        hostile_text.map(lambda t: json.dumps(t)),  # a JSON string is a TOML basic string
+        st.floats(allow_nan=False, allow_infinity=False).map(repr),
+        st.sampled_from(["[]", "{}", "true", "1979-05-27T07:32:00Z", "nan", "inf"]),
+        hostile_integers.map(lambda n: f'{{ IN = "{n}" }}'),
+        st.integers(1, 3000).map(lambda d: "[" * d + "]" * d),
+    )
+
+
+@st.composite
+def mutated_scenarios(draw: st.DrawFn, scenario: str) -> str:
+    """``scenario`` (TOML) with one to three of its event's values replaced by hostile
+    ones; its crowd is left alone (how long a crowd may run is another bound)."""
+    lines = scenario.splitlines()
+    crowd = next(i for i, line in enumerate(lines) if line.startswith("[crowd"))
+    keyed = [
+        i
+        for i, line in enumerate(lines[:crowd])
+        if re.match(rf"({'|'.join(EVENT_KEYS)})\s*=", line)
+    ]
+    for index in draw(st.lists(st.sampled_from(keyed), min_size=1, max_size=3, unique=True)):
+        key = lines[index].split("=", 1)[0].strip()
+        lines[index] = f"{key} = {draw(toml_values())}"
+    return "\n".join(lines) + "\n"
+
+
 def hostile_files() -> st.SearchStrategy[str]:
     """File contents: deep documents, text and bytes-as-text that is no document at all."""
     return st.one_of(
@@ -274,6 +324,7 @@ __all__ = [
     "hostile_integers",
     "hostile_text",
     "mutated_definitions",
+    "mutated_scenarios",
     "number_text",
     "storage_urls",
 ]

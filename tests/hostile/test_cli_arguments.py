@@ -17,22 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lampo.cli import main
-from tests.hostile._cli import assert_one_line_or_success, run
+from tests.hostile._cli import EVENT, SKU, assert_one_line_or_success, run
 from tests.hostile.strategies_cli import hostile_text, number_text
 
-EVENT = "redmi-1s-flipkart-2014"
-SKU = "redmi-1s"
 SMALLEST_RUN = 0.002  # scales above this run whole simulations: slow, and not the point
-
-
-@pytest.fixture(scope="module")
-def database(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The flash-drop sale simulated at scale 0.01 into a SQLite file (400 units)."""
-    path = tmp_path_factory.mktemp("hostile-cli") / "sale.db"
-    url = f"sqlite:///{path.resolve().as_posix()}"
-    assert main(["simulate", "flash-drop", "--scale", "0.01", "--storage", url]) == 0
-    return url
 
 
 def _float(text: str) -> float | None:
@@ -137,13 +125,13 @@ def _not_an_address(host: str) -> bool:
 @given(data=st.data())
 def test_every_command_succeeds_or_answers_one_line_on_hostile_arguments(
     data: st.DataObject,
-    database: str,
+    sale_database: str,
     sandbox: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("LAMPO_SECRET", "a-secret-for-tokens")
-    argv = data.draw(commands(database, str(sandbox / "secrets.env")), label="argv")
+    argv = data.draw(commands(sale_database, str(sandbox / "secrets.env")), label="argv")
     done = run(capsys, argv)
     assert_one_line_or_success(done)
 
@@ -156,11 +144,11 @@ def test_every_command_succeeds_or_answers_one_line_on_hostile_arguments(
 def test_an_unknown_event_is_named_in_the_one_line(
     event: str,
     command: list[str],
-    database: str,
+    sale_database: str,
     sandbox: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    done = run(capsys, [*command, event, "--storage", database])
+    done = run(capsys, [*command, event, "--storage", sale_database])
     assert done.code == 2, done
     assert len(done.err.splitlines()) == 1
     assert "no sale event named" in done.err
@@ -176,22 +164,22 @@ def _whole_number(text: str) -> bool:
 @settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=number.filter(lambda t: not _whole_number(t)))
 def test_an_allocation_that_is_no_whole_number_is_refused_naming_it(
-    value: str, database: str, sandbox: Path, capsys: pytest.CaptureFixture[str]
+    value: str, sale_database: str, sandbox: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     item = f"{SKU}={value}"
-    done = run(capsys, ["event", "allocate", EVENT, item, "--storage", database])
+    done = run(capsys, ["event", "allocate", EVENT, item, "--storage", sale_database])
     assert done.code == 2
     assert done.err.startswith("error: invalid allocation: ")
     assert len(done.err.splitlines()) == 1
 
 
 def test_an_allocation_in_other_scripts_digits_is_refused_not_read(
-    database: str, sandbox: Path, capsys: pytest.CaptureFixture[str]
+    sale_database: str, sandbox: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    done = run(capsys, ["event", "allocate", EVENT, f"{SKU}=+\u0665", "--storage", database])
+    done = run(capsys, ["event", "allocate", EVENT, f"{SKU}=+\u0665", "--storage", sale_database])
     assert done.code == 2
     assert "not a whole number" in done.err
-    shown = run(capsys, ["stock", EVENT, "--storage", database])
+    shown = run(capsys, ["stock", EVENT, "--storage", sale_database])
     assert "405" not in shown.out  # int() would have read the ARABIC-INDIC FIVE as 5
 
 
@@ -203,8 +191,10 @@ def test_an_allocation_in_other_scripts_digits_is_refused_not_read(
 )
 @pytest.mark.parametrize("allocation", [2**63, 10**30])
 def test_an_allocation_beyond_64_bits_is_refused_as_bad_input(
-    allocation: int, database: str, sandbox: Path, capsys: pytest.CaptureFixture[str]
+    allocation: int, sale_database: str, sandbox: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    done = run(capsys, ["event", "allocate", EVENT, f"{SKU}={allocation}", "--storage", database])
+    done = run(
+        capsys, ["event", "allocate", EVENT, f"{SKU}={allocation}", "--storage", sale_database]
+    )
     assert_one_line_or_success(done, internal_allowed=True)
     assert done.code == 2, done.err
