@@ -86,6 +86,8 @@ def demo(
     """Run a scaled-down Mi Fan Fest 2015 on a fresh SQLite file and show the result."""
     console = Console()
     loaded = scenarios.load(DEMO_SCENARIO, scale)
+    if "?" in str(db) or "#" in str(db):  # they would end the file's name in its URL
+        raise InvalidRequest("db", f"{str(db)!r}: a file name holding ? or # cannot be used")
     _remove_database(db)
     url = f"sqlite:///{db}"
     console.print(

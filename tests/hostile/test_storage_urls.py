@@ -321,3 +321,12 @@ def test_a_database_beyond_the_server_s_count_is_refused_and_nothing_written(
     zero = _redis_client(0)
     assert not list(zero.scan_iter(match=prefix + "*"))  # type: ignore[attr-defined]
     zero.close()  # type: ignore[attr-defined]
+
+
+def test_a_sqlite_file_whose_name_holds_a_space_is_still_a_storage_url(
+    capsys: pytest.CaptureFixture[str], sandbox: Path
+) -> None:
+    url = "sqlite:///my sale.db"
+    done = run(capsys, ["simulate", "flash-drop", "--scale", "0.01", "--storage", url])
+    assert done.code == 0, done.err
+    assert (sandbox / "my sale.db").is_file()

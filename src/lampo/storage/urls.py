@@ -489,8 +489,8 @@ def parse(url: str) -> StorageUrl:
         raise _refuse("storage", "no URL given")
     if len(url) > MAX_URL_LENGTH:
         raise _refuse("storage", f"the URL is {len(url):,} characters; at most {MAX_URL_LENGTH:,}")
-    for at, char in enumerate(url):
-        if not char.isprintable() or char.isspace():
+    for at, char in enumerate(url):  # a space passes: a SQLite file's name may hold one
+        if not char.isprintable():
             raise _refuse("storage", f"the URL holds {char!r} at position {at}; encode it")
     try:
         parts = urlsplit(url)
@@ -618,9 +618,10 @@ def markdown_table() -> str:
             f"| {option.help} |"
         )
     rows.append(
-        f"\nA URL holds at most {MAX_URL_LENGTH:,} characters, no space or control character "
-        "(encode them), no `#fragment`, and each option once; an unknown option or a value "
-        "out of bounds is refused, naming it and the valid options, before anything connects."
+        f"\nA URL holds at most {MAX_URL_LENGTH:,} characters, no control character or line "
+        "break (encode them), no `#fragment`, and each option once; an unknown option or a "
+        "value out of bounds is refused, naming it and the valid options, before anything "
+        "connects."
     )
     return "\n".join(rows) + "\n"
 
