@@ -12,13 +12,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from lampo.domain.errors import InvalidRequest
 from lampo.services.clock import Clock, ManualClock, utcnow
 from lampo.services.sales import Sales
 from lampo.sim.scenario import Scenario
-from lampo.storage import Storage, from_url
+from lampo.storage import Storage, from_url, urls
 
 SQLITE_DEFAULT = "sqlite:///lampo.db"
 MEMORY = "memory://"
@@ -39,7 +38,8 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
-        """Settings from ``environ`` (default ``os.environ``); a ``None`` override is unset."""
+        """Settings from ``environ`` (default ``os.environ``); a ``None`` override is unset.
+        The storage URL is checked (``storage.urls``) but not opened."""
         env = os.environ if environ is None else environ
         url = overrides.get("storage_url") or env.get("LAMPO_STORAGE") or default_storage_url()
         ttl_text = overrides.get("soldout_ttl") or env.get("LAMPO_SOLDOUT_TTL") or 0.0
@@ -49,18 +49,14 @@ class Config:
             raise InvalidRequest("soldout_ttl", f"not a number: {ttl_text!r}") from None
         if not 0 <= ttl < 3600:
             raise InvalidRequest("soldout_ttl", "must be between 0 and 3600 seconds")
+        urls.parse(str(url))  # a malformed storage URL is refused here, before anything runs
         return cls(str(url), ttl)
 
 
 def sqlite_file(url: str) -> Path | None:
-    """The file a ``sqlite://`` URL names (same rules as ``lampo.storage``); else None."""
-    parts = urlsplit(url)
-    if parts.scheme != "sqlite":
-        return None
-    path = parts.netloc + parts.path if parts.netloc else parts.path
-    if not parts.netloc and path.startswith("/"):
-        path = path[1:]
-    return Path(path) if path else None
+    """The file a ``sqlite://`` URL names (checked as ``lampo.storage`` does); else None."""
+    checked = urls.parse(url)
+    return Path(checked.address.path) if checked.backend.name == "sqlite" else None
 
 
 def open_storage(url: str, must_exist: bool = False) -> Storage:

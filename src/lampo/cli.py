@@ -1,27 +1,31 @@
 """The ``lampo`` command (Typer + Rich): parse the input, call a service, format the answer.
 
-Every refusal and every bad input ends in a one-line red ``error: ...`` and exit code 2,
-never a traceback. ``simulate`` and ``demo`` exit 1 when the audit finds anything.
+Every failure of every command ends in ``main``: one red ``error: ...`` line on stderr
+and an exit code (``EXIT_*``: 2 for bad input and refusals), never a traceback unless
+``LAMPO_DEBUG=1``. ``simulate`` and ``demo`` exit 1 when the audit finds anything.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
+import traceback
 from collections import Counter
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from lampo import __version__
 from lampo.bootstrap import Config, build_simulation, default_storage_url, open_storage
-from lampo.domain.errors import InvalidRequest, LampoError, UnknownEvent
+from lampo.domain.errors import InvalidRequest, LampoError, Unavailable, UnknownEvent
 from lampo.domain.money import Money
 from lampo.event_cli import event_app
 from lampo.reconcile_cli import reconcile_command
@@ -33,6 +37,7 @@ from lampo.sim import scenario as scenarios
 from lampo.sim.driver import SimResult
 from lampo.sim.driver import run as run_simulation
 from lampo.storage import Storage
+from lampo.storage.urls import redact
 from lampo.web.cli import register as register_web
 
 DEMO_SCENARIO = "mi-fan-fest-2015"
@@ -80,10 +85,12 @@ def demo(
     """Run a scaled-down Mi Fan Fest 2015 on a fresh SQLite file and show the result."""
     console = Console()
     loaded = scenarios.load(DEMO_SCENARIO, scale)
+    if "?" in str(db) or "#" in str(db):  # they would end the file's name in its URL
+        raise InvalidRequest("db", f"{str(db)!r}: a file name holding ? or # cannot be used")
     _remove_database(db)
     url = f"sqlite:///{db}"
     console.print(
-        f"[bold]{loaded.event.name}[/] at scale {scale:g} on {url}: "
+        f"[bold]{escape(loaded.event.name)}[/] at scale {scale:g} on {escape(url)}: "
         f"{loaded.event.total_allocation:,} units in {len(loaded.event.markets)} markets"
     )
     found = _simulate(console, loaded, Config.from_env(storage_url=url), seed)
@@ -184,7 +191,7 @@ def _report(
         expected = loaded.expected.units.get(cid)
         if expected:
             ratio = f"{sold[cid] / expected:.1%}"
-            seed.add_row(category.name, f"{sold[cid]:,}", f"{expected:,}", ratio)
+            seed.add_row(Text(category.name), f"{sold[cid]:,}", f"{expected:,}", ratio)
     goal = loaded.expected.revenue
     if goal is not None and goal.amount and goal.currency == revenue.currency:
         ratio = f"{revenue.amount / goal.amount:.1%}"
@@ -199,12 +206,13 @@ def _report(
         f" · {result.releases:,} released · {result.wall_seconds:.1f} s ({rate:,.0f} requests/s)"
     )
     style = "bold green" if found.ok else "bold red"
-    console.print(f"[{style}]{found.summary()}")
+    console.print(Text(found.summary(), style=style))
 
 
 def _audit_table(console: Console, found: Audit) -> None:
     table = Table(
-        title=f"Audit of {found.event} ({found.holds:,} holds recounted)", title_justify="left"
+        title=Text(f"Audit of {found.event} ({found.holds:,} holds recounted)"),
+        title_justify="left",
     )
     table.add_column("check")
     table.add_column("found", justify="right")
@@ -212,7 +220,7 @@ def _audit_table(console: Console, found: Audit) -> None:
 
     def row(name: str, count: int, detail: str) -> None:
         mark = "[green]0" if not count else f"[red]{count:,}"
-        table.add_row(name, mark, detail)
+        table.add_row(name, mark, Text(detail))
 
     row(
         "oversold units",
@@ -249,15 +257,15 @@ def stock(
         events = _events(store, event)
         console = Console()
         if not events:
-            console.print(f"no sale events in {config.storage_url}")
+            console.print(Text(f"no sale events in {redact(config.storage_url)}"))
         for ev in events:
-            table = Table(title=f"Stock of {ev}", title_justify="left")
+            table = Table(title=Text(f"Stock of {ev}"), title_justify="left")
             table.add_column("SKU")
             for col in ("allocation", "available", "held", "sold"):
                 table.add_column(col, justify="right")
             for sku, level in sorted(store.stock(ev).items()):
                 table.add_row(
-                    sku,
+                    Text(sku),
                     f"{level.allocation:,}",
                     f"{level.available:,}",
                     f"{level.held:,}",
@@ -301,48 +309,110 @@ app.add_typer(report_app, name="report")  # lampo report event|period
 app.add_typer(event_app, name="event")  # lampo event show|load|update|allocate
 
 
-# -- entry point ----------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Usage:
-    """Parse errors of the click that typer runs on (vendored or not)."""
+# -- entry point: every failure of every command ends here ---------------------
+#: Exit codes of ``lampo`` (README, "The lampo command").
+EXIT_FOUND = 1  # simulate/demo: the audit found something; reconcile --check: a difference
+EXIT_REFUSED = 2  # bad input, or a refusal (a LampoError, a usage error)
+EXIT_UNAVAILABLE = 69  # storage unavailable (sysexits' EX_UNAVAILABLE): retry later
+EXIT_INTERNAL = 70  # a bug in lampo (sysexits' EX_SOFTWARE)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+#: Set (to anything but "" or "0") to see the traceback of any failure, not one line.
+DEBUG_VARIABLE = "LAMPO_DEBUG"
+_LONGEST = 2000  # characters of an error line
 
-    types: tuple[type[BaseException], ...]
+
+def _refusal_in(err: BaseException) -> LampoError | None:
+    """The refusal behind ``err``: itself, its cause or context, or one in a group (a
+    cleanup that failed after a refusal must not hide the refusal the user can act on)."""
+    seen: set[int] = set()
+    todo = [err]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, LampoError):
+            return current
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return None
 
 
-def _usage_errors() -> _Usage:
-    types: list[type[BaseException]] = [typer.TyperException]
+def one_line(message: str) -> str:
+    """``message`` as one printable line: whitespace (newlines too) collapsed, control
+    characters shown escaped (they could move a terminal's cursor), length capped."""
+    line = " ".join(message.split())
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+    return line if len(line) <= _LONGEST else line[: _LONGEST - 1] + "…"
+
+
+def _fail(message: str, code: int = EXIT_REFUSED) -> int:
+    """Print ``error: MESSAGE`` as one line on stderr; return ``code``. The message is
+    plain text: Rich markup or emoji codes in it (an event id, a file name) print as is."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
+    err.print(Text.assemble(("error:", "bold red"), " ", (one_line(message), "red")))
+    return code
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Usage errors of the click that typer runs on (its vendored copy, or click itself)."""
+    types: list[type[Exception]] = [typer.TyperException]
     try:
         import click
 
         types.append(click.ClickException)
-    except ImportError:  # pragma: no cover - typer vendors click
+    except ImportError:  # pragma: no cover - recent typer vendors click
         pass
-    return _Usage(tuple(types))
+    return tuple(types)
 
 
-def _fail(message: str) -> int:
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]error:[/] [red]{message}", markup=True)
-    return 2
+def _debugging() -> bool:
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lampo`` with ``argv`` (default: the process arguments); return the exit code."""
+    """Run ``lampo`` with ``argv`` (default: the process arguments); return the exit code.
+
+    The one place where every command's failure becomes one line on stderr and an exit
+    code (``EXIT_*``): a refusal or bad input names the problem; anything unexpected is an
+    internal error, still one line, its traceback shown only with ``LAMPO_DEBUG=1``."""
     usage = _usage_errors()
     try:
         code: Any = app(args=argv, prog_name="lampo", standalone_mode=False)
-    except LampoError as refusal:
-        return _fail(str(refusal))
-    except usage.types as err:
-        text = err.format_message() if hasattr(err, "format_message") else str(err)
-        return _fail(" ".join(str(text).split()) + " (see lampo --help)")
     except (KeyboardInterrupt, typer.Abort):
-        return _fail("interrupted")
-    except sqlite3.Error as err:
-        return _fail(f"database: {err}")
-    except OSError as err:
-        return _fail(f"{err.strerror or err}: {err.filename or ''}".rstrip(": "))
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except Exception as err:
+        if _debugging():
+            traceback.print_exception(err, file=sys.stderr)
+        return _failure(err, usage)
+    if code == EXIT_INTERRUPTED:  # typer turns a Ctrl-C inside a command into this code
+        return _fail("interrupted", EXIT_INTERRUPTED)
     return code if isinstance(code, int) else 0
+
+
+def _failure(err: Exception, usage: tuple[type[Exception], ...]) -> int:
+    """The line and exit code of a command's failure."""
+    refusal = _refusal_in(err)
+    if isinstance(refusal, Unavailable):
+        return _fail(str(refusal), EXIT_UNAVAILABLE)
+    if refusal is not None:
+        return _fail(str(refusal))
+    if isinstance(err, usage):
+        text = err.format_message() if hasattr(err, "format_message") else str(err)
+        return _fail(f"{text} (see lampo --help)")
+    if isinstance(err, sqlite3.Error):
+        return _fail(f"database: {err}")
+    if isinstance(err, OSError):
+        return _fail(f"{err.strerror or err}: {err.filename or ''}".rstrip(": "))
+    if isinstance(err, ImportError):  # a backend's extra is not installed
+        return _fail(str(err))
+    first = (str(err).strip().splitlines() or [""])[0]
+    return _fail(
+        f"internal error: {type(err).__name__}: {first} "
+        f"(a bug in lampo; rerun with {DEBUG_VARIABLE}=1 to see where)",
+        EXIT_INTERNAL,
+    )
 
 
 __all__ = ["app", "default_storage_url", "main"]

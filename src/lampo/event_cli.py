@@ -5,6 +5,7 @@ command line. A running ``lampo serve`` on the same storage follows an update wi
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from lampo.bootstrap import Config, open_storage
 from lampo.domain.codec import event_from_dict, event_to_dict
@@ -60,14 +62,14 @@ def _stored(store: Storage, event_id: str) -> SaleEvent:
 
 def _changes(old: SaleEvent, new: SaleEvent) -> Table:
     change = plan_update(old, new)
-    table = Table(title=f"Update of {new.id}", title_justify="left")
+    table = Table(title=Text(f"Update of {new.id}"), title_justify="left")
     for col in ("SKU", "allocation before", "after", "change"):
         table.add_column(col, justify="left" if col == "SKU" else "right")
     for sku, delta in sorted(change.deltas.items()):
         before = old.offers[sku].allocation
-        table.add_row(sku, f"{before:,}", f"{before + delta:,}", f"{delta:+,}")
+        table.add_row(Text(sku), f"{before:,}", f"{before + delta:,}", f"{delta:+,}")
     for sku, allocation in sorted(change.added.items()):
-        table.add_row(sku, "new", f"{allocation:,}", f"{allocation:+,}")
+        table.add_row(Text(sku), "new", f"{allocation:,}", f"{allocation:+,}")
     return table
 
 
@@ -76,14 +78,14 @@ def _apply(storage: str | None, event: SaleEvent) -> None:
     try:
         before = _stored(store, event.id)
         if before == event:
-            Console().print(f"{event.id}: the definition is the same; nothing changed")
+            Console().print(Text(f"{event.id}: the definition is the same; nothing changed"))
             return
         table = _changes(before, event)  # refuses here, before any write, what cannot change
         store.update(event)
         console = Console()
         if table.row_count:
             console.print(table)
-        console.print(f"{event.id}: updated")
+        console.print(Text(f"{event.id}: updated"))
     finally:
         store.close()
 
@@ -112,7 +114,7 @@ def load(file: FileArg, storage: StorageOpt = None, scale: ScaleOpt = 1.0) -> No
                 "event", f"{event.id!r} exists with another definition: `lampo event update`"
             )
         store.setup(event)
-        Console().print(f"{event.id}: loaded, {event.total_allocation:,} units on offer")
+        Console().print(Text(f"{event.id}: loaded, {event.total_allocation:,} units on offer"))
     finally:
         store.close()
 
@@ -141,17 +143,23 @@ def allocate(
     finally:
         store.close()
     offers = dict(current.offers)
+    seen: set[str] = set()
     for item in changes:
         sku, sep, value = item.partition("=")
         if not sep or sku not in offers:
             known = ", ".join(sorted(offers))
             raise InvalidRequest("allocation", f"{item!r}: expected SKU=N with SKU one of {known}")
+        if sku in seen:
+            raise InvalidRequest("allocation", f"{sku!r} is given twice")
+        seen.add(sku)
+        digits = value.replace("_", "").replace(",", "")  # 5_000 and 5,000 read as 5000
+        # ASCII digits only: int() would also take other scripts' digits and spaces
+        if not re.fullmatch(r"[+-]?[0-9]+", digits):
+            raise InvalidRequest("allocation", f"{item[:60]!r}: not a whole number")
         try:
-            number = int(value.replace("_", "").replace(",", ""))
-        except ValueError:
-            raise InvalidRequest(
-                "allocation", f"{item!r}: {value!r} is not a whole number"
-            ) from None
+            number = int(digits)
+        except ValueError:  # past the 4,300 digits int() reads: past any bound too
+            raise InvalidRequest("allocation", f"{item[:60]!r}: too many digits") from None
         allocation = offers[sku].allocation + number if value[:1] in "+-" else number
-        offers[sku] = replace(offers[sku], allocation=allocation)  # Offer checks >= 0
+        offers[sku] = replace(offers[sku], allocation=allocation)  # Offer checks its bounds
     _apply(storage, replace(current, offers=offers))

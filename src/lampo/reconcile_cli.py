@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from lampo.bootstrap import open_storage
 from lampo.domain.errors import InvalidRequest
 from lampo.services.reconcile import Reconciliation, reconcile
+from lampo.storage import urls
 
 
 def reconcile_command(
@@ -21,7 +23,8 @@ def reconcile_command(
             "--storage",
             envvar="LAMPO_STORAGE",
             show_envvar=True,
-            help="A redis+postgresql://HOST:PORT/DB?pg=<URL-encoded postgresql URL> storage.",
+            help="A redis+postgresql://HOST:PORT/DB?pg=<URL-encoded postgresql URL> storage. "
+            + urls.cli_help(),
         ),
     ],
     check: Annotated[
@@ -53,7 +56,9 @@ def render(console: Console, found: Reconciliation) -> None:
         return
     table = Table("event", "difference", "subject", "detail", "repaired")
     for d in found.differences:
-        table.add_row(d.event, d.kind, d.subject, d.detail, "yes" if d.repaired else "no")
+        table.add_row(
+            *map(Text, (d.event, d.kind, d.subject, d.detail)), "yes" if d.repaired else "no"
+        )
     console.print(table)
 
 

@@ -29,6 +29,7 @@ from lampo.domain.timetext import LocalClock
 from lampo.services import imports
 from lampo.services.imports import DEFAULT_HISTORY
 from lampo.services.report import PeriodReport, battle_report, flatten, period_report, to_data
+from lampo.storage import urls
 
 report_app = typer.Typer(
     name="report",
@@ -49,10 +50,7 @@ StorageOpt = Annotated[
         "--storage",
         envvar="LAMPO_STORAGE",
         show_envvar=True,
-        help=(
-            "Storage URL: sqlite:///lampo.db (default), memory://, postgresql://..., "
-            "redis://...?prefix=..., redis+cluster://..., redis+postgresql://...?pg=..."
-        ),
+        help=f"{urls.cli_help()} Default: sqlite:///lampo.db.",
     ),
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, json or csv.")]

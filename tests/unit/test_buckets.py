@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import zlib
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lampo.storage._buckets import MAX_BUCKETS, bucket_of, parse_buckets, plan_moves, shares
+from lampo.domain.errors import InvalidRequest
+from lampo.storage import urls
+from lampo.storage._buckets import MAX_BUCKETS, bucket_of, plan_moves, shares
 
 
 def test_a_customer_always_lands_in_the_same_bucket() -> None:
@@ -26,10 +29,11 @@ def test_shares_sum_exactly_to_the_allocation(allocation: int, buckets: int) -> 
     assert max(parts) - min(parts) <= 1
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "65", "abc", "", "1.5"])
+@pytest.mark.parametrize("text", ["0", "-1", "65", "abc", "", "1.5", "\u0663", " 2"])
 def test_a_bad_bucket_count_is_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="buckets must be"):
-        parse_buckets(text)
+    with pytest.raises(InvalidRequest, match="buckets") as caught:
+        urls.parse(f"redis://127.0.0.1:6379/0?buckets={quote(text)}")
+    assert caught.value.field == "buckets"
 
 
 def test_a_short_bucket_borrows_half_of_the_richest_sibling_and_at_least_its_need() -> None:

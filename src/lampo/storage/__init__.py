@@ -1,60 +1,51 @@
 """Storage backends, chosen by URL through an explicit registry.
 
-``from_url("memory://")``, ``from_url("sqlite:///lampo.db")``. Server backends are
+``from_url("memory://")``, ``from_url("sqlite:///lampo.db")``. The URL is checked in full
+first (``storage.urls``: every part and option against its backend's declaration), so a
+malformed one is refused before anything connects or opens a file. Server backends are
 imported lazily so the embedded default needs nothing extra.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from urllib.parse import parse_qs, urlsplit
 
-from lampo.domain.errors import InvalidRequest
+from lampo.storage import urls
 from lampo.storage.port import Result, Storage
+from lampo.storage.urls import StorageUrl
 
 __all__ = ["BACKENDS", "Result", "Storage", "from_url"]
 
 
-def _memory(url: str) -> Storage:
+def _memory(url: StorageUrl) -> Storage:
     from lampo.storage.memory import MemoryStorage
 
     return MemoryStorage()
 
 
-def _sqlite(url: str) -> Storage:
+def _sqlite(url: StorageUrl) -> Storage:
     from lampo.storage.sqlite import SqliteStorage
 
-    parts = urlsplit(url)
-    path = parts.path
-    if parts.netloc:  # sqlite://relative/path.db is a common slip: keep it relative
-        path = parts.netloc + path
-    elif path.startswith("/") and not path.startswith("//"):
-        path = path[1:]  # sqlite:///lampo.db -> lampo.db (relative), sqlite:////abs -> /abs
-    elif path.startswith("//"):
-        path = path[1:]
-    if not path:
-        raise InvalidRequest("storage", f"{url!r} names no file")
-    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    return SqliteStorage(path, **options)
+    return SqliteStorage(url.address.path, url.options)
 
 
-def _postgres(url: str) -> Storage:
+def _postgres(url: StorageUrl) -> Storage:
     try:
         from lampo.storage.postgres import PostgresStorage
     except ImportError as exc:
-        raise ImportError(f"{url.split(':')[0]}:// needs lampo[postgres] ({exc})") from exc
+        raise ImportError(f"{url.scheme}:// needs lampo[postgres] ({exc})") from exc
     return PostgresStorage(url)
 
 
-def _redis(url: str) -> Storage:
+def _redis(url: StorageUrl) -> Storage:
     try:
         from lampo.storage.redis import RedisStorage
     except ImportError as exc:
-        raise ImportError(f"{url.split(':')[0]}:// needs lampo[redis] ({exc})") from exc
+        raise ImportError(f"{url.scheme}:// needs lampo[redis] ({exc})") from exc
     return RedisStorage(url)
 
 
-def _redis_postgres(url: str) -> Storage:
+def _redis_postgres(url: StorageUrl) -> Storage:
     try:
         from lampo.storage.combined import RedisPostgresStorage
     except ImportError as exc:
@@ -62,11 +53,11 @@ def _redis_postgres(url: str) -> Storage:
     return RedisPostgresStorage(url)
 
 
-BACKENDS: dict[str, Callable[[str], Storage]] = {
+#: How each backend is opened, by the backend names of ``urls.BACKENDS``.
+BACKENDS: dict[str, Callable[[StorageUrl], Storage]] = {
     "memory": _memory,
     "sqlite": _sqlite,
     "postgresql": _postgres,
-    "postgres": _postgres,
     "redis": _redis,
     "redis+cluster": _redis,
     "redis+postgresql": _redis_postgres,
@@ -75,10 +66,5 @@ BACKENDS: dict[str, Callable[[str], Storage]] = {
 
 def from_url(url: str) -> Storage:
     """The backend that ``url`` names; a clear ``InvalidRequest`` for anything else."""
-    scheme = urlsplit(url).scheme
-    try:
-        factory = BACKENDS[scheme]
-    except KeyError:
-        known = ", ".join(f"{s}://" for s in BACKENDS)
-        raise InvalidRequest("storage", f"unknown scheme in {url!r}; known: {known}") from None
-    return factory(url)
+    checked = urls.parse(url)
+    return BACKENDS[checked.backend.name](checked)

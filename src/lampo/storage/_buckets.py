@@ -13,18 +13,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 
+#: Most stock buckets of one event (the ``buckets`` URL option, see ``storage/urls.py``).
 MAX_BUCKETS = 64
-
-
-def parse_buckets(text: str) -> int:
-    """The ``buckets`` URL option: an integer from 1 to ``MAX_BUCKETS``, or ValueError."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise ValueError(f"buckets must be an integer, not {text!r}") from None
-    if not 1 <= n <= MAX_BUCKETS:
-        raise ValueError(f"buckets must be between 1 and {MAX_BUCKETS}, not {n}")
-    return n
 
 
 def bucket_of(customer: str, buckets: int) -> int:

@@ -20,7 +20,8 @@ known to be down, a payment is refused with ``Unavailable`` before Redis is touc
 (changing nothing), after one probe of PostgreSQL per batch.
 
 URL: ``redis+postgresql://HOST:PORT/DB?prefix=lampo:&pg=<URL-encoded postgresql URL>``;
-everything but ``pg`` is the Redis URL (``redis://HOST:PORT/DB?prefix=...``).
+everything but ``pg`` is the Redis URL (``redis://HOST:PORT/DB?prefix=...``). Its options
+are declared and checked in ``storage/urls.py``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import asyncio
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from lampo.domain.errors import InvalidRequest, LampoError, Unavailable, UnknownHold
+from lampo.domain.errors import LampoError, Unavailable, UnknownHold
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
@@ -43,40 +44,32 @@ from lampo.domain.holds import (
     StockLevel,
 )
 from lampo.domain.totals import Totals
-from lampo.storage._buckets import parse_buckets
+from lampo.storage import urls
 from lampo.storage.port import Result
 from lampo.storage.postgres import PostgresStorage
 from lampo.storage.redis import RedisStorage
+from lampo.storage.urls import StorageUrl
 
 SCHEME = "redis+postgresql"
 
 
-def split_url(url: str) -> tuple[str, str]:
-    """(Redis URL, PostgreSQL URL) of a ``redis+postgresql://`` URL."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    pg = [v for k, v in query if k == "pg"]
-    if not pg or not pg[-1]:
-        raise InvalidRequest("storage", f"{SCHEME}:// needs pg=<URL-encoded postgresql URL>")
-    if urlsplit(pg[-1]).scheme not in ("postgresql", "postgres"):
-        raise InvalidRequest("storage", "pg= must be a postgresql:// URL")
-    rest = urlencode([(k, v) for k, v in query if k != "pg"])
-    return urlunsplit(("redis", parts.netloc, parts.path, rest, "")), pg[-1]
+def split_url(url: str | StorageUrl) -> tuple[str, str]:
+    """(Redis URL, PostgreSQL URL) of a checked ``redis+postgresql://`` URL."""
+    checked = urls.checked(url, SCHEME)
+    live = [(o.name, checked.options[o.name]) for o in checked.backend.options if o.name != "pg"]
+    parts = urlsplit(checked.target)
+    redis_url = urlunsplit(("redis", parts.netloc, parts.path, urlencode(live), ""))
+    return redis_url, str(checked.text("pg"))
 
 
 class RedisPostgresStorage:
     """The Storage port over a live ``RedisStorage`` and a recording ``PostgresStorage``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str | StorageUrl) -> None:
+        # Checked in full before connecting to anything: a refusal changes nothing. The
+        # one bucket (buckets=1 only) is declared in storage/urls.py: reconcile and the
+        # record compare per-event stock rows of one live bucket.
         redis_url, pg_url = split_url(url)
-        buckets = [v for k, v in parse_qsl(urlsplit(redis_url).query) if k == "buckets"]
-        try:
-            n = parse_buckets(buckets[-1]) if buckets else 1
-        except ValueError as exc:
-            raise InvalidRequest("buckets", str(exc)) from None
-        if n != 1:  # checked before connecting to anything: a refusal changes nothing
-            # Reconcile and the record compare per-event stock rows of one live bucket.
-            raise InvalidRequest("buckets", "redis+postgresql:// supports buckets=1 only")
         #: The system of record (orders, events); period reports read it.
         self.ledger = PostgresStorage(pg_url)
         try:

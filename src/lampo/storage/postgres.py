@@ -15,9 +15,10 @@ transaction's, in READ COMMITTED. Within one request, rows are locked in a fixed
 in which case PostgreSQL aborts one, and the batch is run again one request per
 transaction. A refusal is decided before anything is written, so it changes nothing.
 
-Query options (removed before connecting): ``schema`` (created if missing, then used as
-the search path), ``max_batch`` (most requests in one transaction, default 256),
-``readers`` (size of the read connection pool, default 4).
+Query options (declared, bounded and checked in ``storage/urls.py``; removed before
+connecting): ``schema`` (created if missing, then used as the search path),
+``max_batch`` (most requests in one transaction, default 256), ``readers`` (size of the
+read connection pool, default 4). Any other is a libpq connection parameter, passed on.
 
 Schema migrations: the numbered SQL files in ``migrations/postgres``, applied in order
 under an advisory lock and recorded in ``lampo_migrations`` (see ``migrate``).
@@ -32,7 +33,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -51,9 +51,11 @@ from lampo.domain.holds import (
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
+from lampo.storage import urls
 from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
 from lampo.storage.port import Result, check_same_definition
+from lampo.storage.urls import StorageUrl
 
 #: Any lampo process migrating any schema takes this advisory lock first.
 MIGRATION_LOCK = 0x1A4B0_0001
@@ -311,30 +313,15 @@ class _PgState:
         return [r[0] for r in rows]
 
 
-def _split_url(url: str) -> tuple[str, dict[str, str]]:
-    """The connection URL psycopg gets, and lampo's own options taken out of it."""
-    parts = urlsplit(url)
-    ours = {"schema", "max_batch", "readers"}
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    options = {k: v for k, v in query if k in ours}
-    rest = urlencode([(k, v) for k, v in query if k not in ours])
-    scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
-    return urlunsplit((scheme, parts.netloc, parts.path, rest, "")), options
-
-
 class PostgresStorage(BatchedTransitions):
     """All state in PostgreSQL; writes coalesced into one transaction per batch."""
 
-    def __init__(self, url: str) -> None:
-        self._conninfo, options = _split_url(url)
-        self.schema = options.get("schema") or None
-        try:
-            max_batch = int(options.get("max_batch", 256))
-            readers = int(options.get("readers", 4))
-        except ValueError:
-            raise InvalidRequest("storage", "max_batch and readers are integers") from None
-        if max_batch < 1 or readers < 1:
-            raise InvalidRequest("storage", "max_batch and readers must be >= 1")
+    def __init__(self, url: str | StorageUrl) -> None:
+        checked = urls.checked(url, "postgresql")
+        self._conninfo = checked.target
+        self.schema = checked.text("schema")
+        max_batch = checked.number("max_batch")
+        readers = checked.number("readers")
         self._closed = False
         conn = self._connect()
         try:

@@ -56,10 +56,11 @@ changed since it was read); with buckets, one script in bucket 0 too, with journ
 transfers before it (the units a lower allocation takes) and after it (new units spread).
 See docs/storage-redis-postgres.md, "Updating a live event".
 
-Query options (removed before connecting): ``prefix`` (default ``lampo:``), put in front
-of every key, so several stores can share one server; ``max_batch`` (most requests per
-writer round, default 256); ``buckets`` (stock buckets of the events this store sets up,
-1 to 64, default 1: one slot per event, as without the option).
+Query options (declared, bounded and checked in ``storage/urls.py``; removed before
+connecting): ``prefix`` (default ``lampo:``), put in front of every key, so several
+stores can share one server; ``max_batch`` (most requests per writer round, default 256);
+``buckets`` (stock buckets of the events this store sets up, 1 to 64, default 1: one slot
+per event, as without the option). The URL's path is the database number.
 """
 
 from __future__ import annotations
@@ -72,7 +73,6 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import redis
@@ -108,9 +108,11 @@ from lampo.domain.holds import (
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.money import Money
 from lampo.domain.totals import Totals, order_key
+from lampo.storage import urls
 from lampo.storage._batcher import Batcher
-from lampo.storage._buckets import bucket_of, parse_buckets, plan_moves, shares
+from lampo.storage._buckets import bucket_of, plan_moves, shares
 from lampo.storage.port import Result, below_committed, check_same_definition
+from lampo.storage.urls import StorageUrl
 
 SEP = "\x1f"  # between the parts of a counter or totals key
 RS = "\x1e"  # after each field of a request sent to reserve.lua
@@ -236,17 +238,6 @@ def _hold_from_view(view: Sequence[str]) -> Hold:
     )
 
 
-def _split_url(url: str) -> tuple[str, dict[str, str]]:
-    """The URL to connect to (``redis://``, lampo's options removed) and those options."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    options = {k: v for k, v in query if k in _OPTIONS}
-    rest = urlencode([(k, v) for k, v in query if k not in _OPTIONS])
-    scheme = "redis" if parts.scheme == "redis+cluster" else parts.scheme
-    return urlunsplit((scheme, parts.netloc, parts.path, rest, "")), options
-
-
-_OPTIONS = ("prefix", "max_batch", "buckets")
 _CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, RedisClusterException)
 
 
@@ -350,23 +341,15 @@ _Unit = Callable[[_Round], Callable[[], Any]]
 class RedisStorage:
     """All live state in Redis (one server, or a cluster); writes coalesced per batch."""
 
-    def __init__(self, url: str) -> None:
-        self.cluster = urlsplit(url).scheme == "redis+cluster"
-        conn_url, options = _split_url(url)
-        self.prefix = options.get("prefix", "lampo:")
-        if "{" in self.prefix or "}" in self.prefix:
-            raise InvalidRequest("prefix", "may not contain { or } (they make the hash tag)")
-        try:
-            max_batch = int(options.get("max_batch", 256))
-        except ValueError:
-            raise InvalidRequest("storage", "max_batch is an integer") from None
-        if max_batch < 1:
-            raise InvalidRequest("storage", "max_batch must be >= 1")
-        try:
-            #: The stock buckets of each event this store sets up (1: one slot per event).
-            self.buckets = parse_buckets(options.get("buckets", "1"))
-        except ValueError as exc:
-            raise InvalidRequest("buckets", str(exc)) from None
+    def __init__(self, url: str | StorageUrl) -> None:
+        checked = urls.checked(url, "redis", "redis+cluster")
+        self.cluster = checked.backend.name == "redis+cluster"
+        conn_url = checked.target
+        prefix = checked.text("prefix")
+        self.prefix = "" if prefix is None else prefix
+        max_batch = checked.number("max_batch")
+        #: The stock buckets of each event this store sets up (1: one slot per event).
+        self.buckets = checked.number("buckets")
         self._r: Any
         try:
             if self.cluster:
@@ -381,7 +364,11 @@ class RedisStorage:
                     timeout=30,
                 )
                 self._r = redis.Redis(connection_pool=pool)
-                self._r.ping()
+                try:
+                    self._r.ping()
+                except redis.ResponseError as exc:  # refused while connecting: the URL's
+                    pool.disconnect()  # database number or credentials
+                    raise InvalidRequest("storage", f"the redis server refuses it: {exc}") from None
             # Loaded on first use: a NOSCRIPT answer loads them (see _evalsha).
             self._shas = {name: _sha(script_text(name)) for name in SCRIPTS}
         except (*_CONNECTION_ERRORS, ValueError) as exc:

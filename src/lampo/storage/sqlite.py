@@ -11,7 +11,7 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from lampo.domain.holds import (
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
+from lampo.storage import urls
 from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
 from lampo.storage.port import check_same_definition
@@ -96,8 +97,6 @@ UPGRADES = {
         "AND payment_id <> '' ORDER BY paid_at, id"
     ),
 }
-
-SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
 def _us(when: datetime | None) -> int | None:
@@ -388,9 +387,10 @@ class _SqlState:
 class SqliteStorage(BatchedTransitions):
     """All state in one SQLite file; writes coalesced by one writer thread (group commit).
 
-    ``synchronous``: FULL (default; survives a power cut) or NORMAL (survives kill -9).
-    ``max_batch``: most requests in one transaction. ``busy_timeout``: ms to wait for the
-    write lock a process that is not lampo holds.
+    ``options`` (from a ``sqlite://`` URL, checked by ``storage.urls``; default: each
+    option's default): ``synchronous``: FULL (survives a power cut) or NORMAL (survives
+    kill -9); ``max_batch``: most requests in one transaction; ``busy_timeout``: ms to wait
+    for the write lock a process that is not lampo holds.
 
     Processes of lampo that share the file (several ``lampo serve`` workers, a sweep from
     the command line) take turns through an exclusive ``flock`` on ``<file>-lock``, taken
@@ -399,23 +399,11 @@ class SqliteStorage(BatchedTransitions):
     turn), which put the p99 of two workers above one second.
     """
 
-    def __init__(
-        self,
-        path: str,
-        synchronous: str = "FULL",
-        max_batch: int | str = 512,
-        busy_timeout: int | str = 10_000,
-    ) -> None:
-        sync = str(synchronous).upper()
-        if sync not in SYNC_MODES:
-            raise InvalidRequest("synchronous", f"{synchronous!r} is not one of {SYNC_MODES}")
-        try:
-            self._max_batch = int(max_batch)
-            self._busy = int(busy_timeout)
-        except ValueError:
-            raise InvalidRequest("storage", "max_batch and busy_timeout are integers") from None
-        if self._max_batch < 1 or self._busy < 0:
-            raise InvalidRequest("storage", "max_batch must be >= 1, busy_timeout >= 0")
+    def __init__(self, path: str, options: Mapping[str, int | str | None] | None = None) -> None:
+        chosen = {**urls.defaults("sqlite"), **(options or {})}  # checked by storage.urls
+        self._max_batch = urls.option_int(chosen, "max_batch")
+        self._busy = urls.option_int(chosen, "busy_timeout")
+        sync = str(urls.option_str(chosen, "synchronous"))
         self.path = path
         self.synchronous = sync
         self._lock_fd = -1

@@ -10,8 +10,10 @@ when granian stops.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +22,7 @@ import typer
 
 from lampo.bootstrap import SQLITE_DEFAULT, Config
 from lampo.domain.errors import InvalidRequest
+from lampo.storage import urls
 from lampo.web.config import DEFAULT_SECRETS_FILE, ensure_secrets_file, read_secrets_file
 
 SecretsOpt = Annotated[
@@ -34,14 +37,16 @@ SecretsOpt = Annotated[
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="IP address to listen on (0.0.0.0 or :: for every interface).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Worker processes (each with its own writer).")
     ] = 1,
     storage: Annotated[
         str,
-        typer.Option("--storage", envvar="LAMPO_STORAGE", show_envvar=True, help="Storage URL."),
+        typer.Option("--storage", envvar="LAMPO_STORAGE", show_envvar=True, help=urls.cli_help()),
     ] = SQLITE_DEFAULT,
     secrets_file: SecretsOpt = Path(DEFAULT_SECRETS_FILE),
     buyer_rate: Annotated[
@@ -77,6 +82,7 @@ def serve(
     from granian.constants import Interfaces, Loops
 
     Config.from_env(storage_url=storage, soldout_ttl=soldout_ttl)  # fail early on bad input
+    check_listen(host, port)  # before any file is made or any worker starts
     secrets = ensure_secrets_file(secrets_file, os.environ)
     env = {"LAMPO_STORAGE": storage, "LAMPO_SECRETS_FILE": str(secrets_file.resolve())}
     for name, value in (
@@ -103,7 +109,8 @@ def serve(
     try:
         WebConfig.from_env()  # every setting checked before a worker starts
         typer.echo(
-            f"lampo serving {storage} on http://{host}:{port} with {workers} worker(s); "
+            f"lampo serving {urls.redact(storage)} on http://{host}:{port} with {workers} "
+            "worker(s); "
             f"secrets in {secrets_file}"
         )
         Granian(
@@ -119,6 +126,32 @@ def serve(
         ).serve()
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse an address granian could not listen on (not an IP address, a port in use,
+    an address of no interface) with one clear ``InvalidRequest``, before it starts: its
+    own failure comes as a long traceback from the Rust side. A probe socket binds and
+    listens with ``SO_REUSEADDR``, as a server does, so a port still in TIME_WAIT from a
+    previous run passes; anything listening there fails it."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise InvalidRequest(
+            "host",
+            f"{host!r} is not an IP address (granian listens on an address, not a name: "
+            "127.0.0.1, ::1, or 0.0.0.0 / :: for every interface)",
+        ) from None
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+            probe.listen()
+        except OSError as exc:
+            raise InvalidRequest(
+                "port", f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+            ) from None
 
 
 def token(
