@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from lampo.bootstrap import Config, open_storage
 from lampo.domain.errors import InvalidRequest
@@ -112,6 +113,16 @@ def _spark(buckets: list[Bucket], width: int = 72) -> str:
     return "".join(bars[-(-v * (len(bars) - 1) // top)] for v in sums)
 
 
+def _row(table: Table, *cells: str | Text) -> None:
+    """Add a row whose text cells print as they are: names come from event definitions
+    and history files, so a '[' in one is text, never Rich markup."""
+    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
+
+
+def _table(title: str) -> Table:
+    return Table(title=Text(title), title_justify="left")
+
+
 def render_battle(console: Console, report: BattleReport, tz: str | None = None) -> None:
     """The battle report as Rich tables (``tz``: the zone of the times shown). A local time
     reads with its date unless the event opens and closes on one date there, which the
@@ -123,23 +134,27 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         return shown.text(when) if when else "-"
 
     cur = report.reporting
-    truth = "[green]equal" if report.truth else "[red]DIFFERENT"
+    truth = ("equal", "green") if report.truth else ("DIFFERENT", "red")
     console.print(
-        f"[bold]Battle report: {report.name}[/] ({report.event}) · "
-        f"{report.units:,} units · {report.orders:,} orders · {report.buyers:,} buyers · "
-        f"[bold]{report.money.format()}[/] (FX of {report.fx_on}) · "
-        f"live totals vs recount from orders: {truth}"
+        Text.assemble(
+            (f"Battle report: {report.name}", "bold"),
+            f" ({report.event}) · {report.units:,} units · {report.orders:,} orders · "
+            f"{report.buyers:,} buyers · ",
+            (report.money.format(), "bold"),
+            f" (FX of {report.fx_on}) · live totals vs recount from orders: ",
+            truth,
+        )
     )
 
     def rows_table(title: str, rows: list[Row], label: str, local: bool = False) -> None:
-        table = Table(title=title, title_justify="left")
+        table = _table(title)
         for col in (label, "units", "orders", *(["local"] if local else []), cur):
             table.add_column(col, justify="left" if col == label else "right")
         for r in rows:
             cells = [r.key, f"{r.units:,}", "-" if r.orders is None else f"{r.orders:,}"]
             if local:
                 cells.append(", ".join(_money(a, c) for c, a in r.amounts.items()))
-            table.add_row(*cells, r.money.format())
+            _row(table, *cells, r.money.format())
         console.print(table)
 
     rows_table("Sales per category", report.by["category"], "category")
@@ -147,11 +162,12 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
     rows_table("Sales per channel", report.by["outlet"], "channel")
     rows_table("Sales per referral (online)", report.by["referral"], "referral")
 
-    skus = Table(title=f"Stock sold per SKU (times in {zone_name}{shown.on})", title_justify="left")
+    skus = _table(f"Stock sold per SKU (times in {zone_name}{shown.on})")
     for col in ("SKU", "category", "sold", "allocation", "share", "sold out at"):
         skus.add_column(col, justify="left" if col in ("SKU", "category") else "right")
     for s in sorted(report.skus, key=lambda s: (s.sold_out_at is None, s.sold_out_at, s.sku)):
-        skus.add_row(
+        _row(
+            skus,
             s.name,
             s.category,
             f"{s.sold:,}",
@@ -162,7 +178,7 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
     console.print(skus)
 
     if report.milestones:
-        ms = Table(title="Milestones (the payment that crossed each)", title_justify="left")
+        ms = _table("Milestones (the payment that crossed each)")
         ms.add_column("milestone")
         ms.add_column("threshold", justify="right")
         ms.add_column("UTC", justify="right")
@@ -185,16 +201,17 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
             else:
                 cells.append(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
                 cells += [clock.text(c.at) for clock in columns]
-            ms.add_row(*cells)
+            _row(ms, *cells)
         console.print(ms)
 
     if report.records:
-        rec = Table(title="Records", title_justify="left")
+        rec = _table("Records")
         for col in ("record", "this event", "best before", "held by", "beaten", "margin"):
             rec.add_column(col, justify="left" if col in ("record", "held by") else "right")
         for r in report.records:
-            beaten = "-" if r.beaten is None else "[green]yes" if r.beaten else "no"
-            rec.add_row(
+            beaten = "-" if r.beaten is None else Text("yes", "green") if r.beaten else "no"
+            _row(
+                rec,
                 r.title,
                 amount_text(r.value, r.unit),
                 "-" if r.best is None else amount_text(r.best, r.unit),
@@ -206,16 +223,16 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
 
     rk = report.rankings
     if rk.overall:
-        best = Table(title="Best sellers and category champions", title_justify="left")
+        best = _table("Best sellers and category champions")
         for col in ("rank", "SKU", "units", cur, "where"):
             best.add_column(col, justify="left" if col in ("SKU", "where") else "right")
         for top in rk.overall:
-            best.add_row(str(top.rank), top.key, f"{top.units:,}", top.money.format(), "overall")
+            _row(best, str(top.rank), top.key, f"{top.units:,}", top.money.format(), "overall")
         for cat, top in rk.champions.items():
-            best.add_row("1", top.key, f"{top.units:,}", top.money.format(), f"champion of {cat}")
+            _row(best, "1", top.key, f"{top.units:,}", top.money.format(), f"champion of {cat}")
         for market, ranked in rk.per_market.items():
             top = ranked[0]
-            best.add_row("1", top.key, f"{top.units:,}", top.money.format(), f"best in {market}")
+            _row(best, "1", top.key, f"{top.units:,}", top.money.format(), f"best in {market}")
         console.print(best)
 
     curve = report.curve.per_minute
@@ -289,22 +306,27 @@ def render_period(console: Console, report: PeriodReport) -> None:
     f = report.figures
     cur = f.currency
     console.print(
-        f"[bold]Results of {f.period.label}[/] ({f.period.tz}; {f.period.start:%Y-%m-%d %H:%M} "
-        f"to {f.period.end:%Y-%m-%d %H:%M} UTC) from {len(f.events)} event(s): "
-        f"{f.units:,} units · {f.orders:,} orders · [bold]{_money(f.revenue, cur)}"
+        Text.assemble(
+            (f"Results of {f.period.label}", "bold"),
+            f" ({f.period.tz}; {f.period.start:%Y-%m-%d %H:%M} to {f.period.end:%Y-%m-%d %H:%M}"
+            f" UTC) from {len(f.events)} event(s): {f.units:,} units · {f.orders:,} orders · ",
+            (_money(f.revenue, cur), "bold"),
+        )
     )
-    head = Table(title="Growth", title_justify="left")
+    head = _table("Growth")
     for col in ("figure", f.period.label, "vs", "base", "growth"):
         head.add_column(col, justify="left" if col == "figure" else "right")
     for label, base, growth in _comparisons(report):
-        head.add_row(
+        _row(
+            head,
             f"units ({label})",
             f"{f.units:,}",
             base.period.label,
             f"{base.units:,}",
             percent(growth.units),
         )
-        head.add_row(
+        _row(
+            head,
             f"revenue ({label})",
             _money(f.revenue, cur),
             base.period.label,
@@ -313,7 +335,7 @@ def render_period(console: Console, report: PeriodReport) -> None:
         )
     console.print(head)
 
-    markets = Table(title="Per market (growth of local-currency revenue)", title_justify="left")
+    markets = _table("Per market (growth of local-currency revenue)")
     growths = _comparisons(report)
     labels = [label for label, _, _ in growths]
     for col in ("market", "units", "revenue (local)", cur, "share", *labels, "best seller"):
@@ -321,7 +343,8 @@ def render_period(console: Console, report: PeriodReport) -> None:
     for s in f.by_market:
         local = f.local.get(s.key)
         best = f.best_sellers.get(s.key)
-        markets.add_row(
+        _row(
+            markets,
             s.key,
             f"{s.units:,}",
             local.format() if local else "-",
@@ -335,7 +358,7 @@ def render_period(console: Console, report: PeriodReport) -> None:
     _shares(console, "Per category", f, f.by_category)
 
     if report.targets:
-        tg = Table(title="Targets", title_justify="left")
+        tg = _table("Targets")
         for col in ("target", "goal", "to date", "done", "projected at this pace", "on track"):
             tg.add_column(col, justify="left" if col == "target" else "right")
         for line in report.targets:
@@ -346,7 +369,8 @@ def render_period(console: Console, report: PeriodReport) -> None:
             def show(v: int, unit: str = line.unit, money: bool = t.money is not None) -> str:
                 return _money(v, unit) if money else f"{v:,} {unit}"
 
-            tg.add_row(
+            _row(
+                tg,
                 t.label,
                 show(goal),
                 show(p.actual),
@@ -356,11 +380,11 @@ def render_period(console: Console, report: PeriodReport) -> None:
             )
         console.print(tg)
     for market, ranks in report.ranks.items():
-        rt = Table(title=f"Brand ranking, {market} {f.period.label} (imported)")
+        rt = _table(f"Brand ranking, {market} {f.period.label} (imported)")
         for col in ("rank", "brand", "share"):
             rt.add_column(col, justify="left" if col == "brand" else "right")
         for r in ranks:
-            rt.add_row(str(r.rank), r.brand, _pct(r.share))
+            _row(rt, str(r.rank), r.brand, _pct(r.share))
         console.print(rt)
 
 
@@ -376,11 +400,11 @@ def _comparisons(report: PeriodReport) -> list[tuple[str, PeriodFigures, Growth]
 
 
 def _shares(console: Console, title: str, f: PeriodFigures, rows: list[Share]) -> None:
-    table = Table(title=title, title_justify="left")
+    table = _table(title)
     for col in ("", "units", f.currency, "share of revenue"):
         table.add_column(col, justify="left" if not col else "right")
     for s in rows:
-        table.add_row(s.key, f"{s.units:,}", _money(s.money, f.currency), _pct(s.of(f.revenue)))
+        _row(table, s.key, f"{s.units:,}", _money(s.money, f.currency), _pct(s.of(f.revenue)))
     console.print(table)
 
 

@@ -113,12 +113,6 @@ def test_a_hostile_definition_file_is_refused_as_bad_input(
     assert_one_line_or_success(done)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report_cli.render_battle prints event, SKU and market names as Rich markup: "
-    "'[/x]' raises MarkupError (an internal error line) after the simulation ran; for the "
-    "report's owner (issue 10, item 15)",
-)
 def test_a_scenario_whose_names_hold_markup_simulates_and_reports(
     sandbox: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
