@@ -8,6 +8,9 @@ finite, control characters, text that is not valid UTF-8, nesting deeper than Py
 recursion limit, and sizes past every documented bound. Nothing here knows lampo's
 routes or options: the tests combine these values into requests, arguments and files.
 
+Each function returns the same strategy object for the same arguments (they are cached:
+building and validating a strategy costs far more than drawing from it).
+
 Generic: ``hostile_text``, ``hostile_integers``, ``hostile_floats``,
 ``hostile_number_text``, ``json_values``, ``nested_json``, ``nested_toml``,
 ``toml_documents``. HTTP: ``header_values``, ``raw_header_values``, ``bearer_values``,
@@ -17,6 +20,7 @@ Generic: ``hostile_text``, ``hostile_integers``, ``hostile_floats``,
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -100,6 +104,7 @@ def _sized(
     return st.text(alphabet, min_size=min_size, max_size=max_size)
 
 
+@functools.cache
 def hostile_text(
     *, min_size: int = 0, max_size: int = 200, surrogates: bool = False
 ) -> st.SearchStrategy[str]:
@@ -113,24 +118,26 @@ def hostile_text(
     special = st.sampled_from(
         UNICODE_DIGITS + "\x00\x01\x07\x08\t\n\x0b\x0c\r\x1b\x7f\x85\xa0\u2028\u2029\u3000"
     )
+    # the nastiest branches first: hypothesis starts from (and shrinks to) the first
     pieces = st.one_of(
-        _sized(anything, min_size, max_size),
-        _sized(st.one_of(anything, special), min_size, max_size),
+        st.builds(
+            lambda head, digits, tail: head + digits + tail,
+            st.sampled_from(("", "-", "+", " ", "0")),
+            _sized(st.sampled_from(UNICODE_DIGITS + "0123456789"), 1, 30),
+            st.sampled_from(("", " ", ".5", "e9", "\x00", "abc")),
+        ),
         *(
             [st.sampled_from(words)]
             if (words := [w for w in _TRICKY_WORDS if min_size <= len(w) <= max_size])
             else []
         ),
-        st.builds(
-            lambda head, digits, tail: head + digits + tail,
-            st.sampled_from(("", "-", "+", " ", "0")),
-            _sized(st.sampled_from("0123456789" + UNICODE_DIGITS), 1, 30),
-            st.sampled_from(("", " ", ".5", "e9", "\x00", "abc")),
-        ),
+        _sized(st.one_of(special, anything), min_size, max_size),
+        _sized(anything, min_size, max_size),
     )
     return pieces.filter(lambda s: min_size <= len(s) <= max_size)
 
 
+@functools.cache
 def hostile_integers() -> st.SearchStrategy[int]:
     """Integers near zero, at the 32-, 53-, 63- and 64-bit limits, and far past them."""
     return st.one_of(
@@ -146,6 +153,7 @@ def hostile_integers() -> st.SearchStrategy[int]:
     )
 
 
+@functools.cache
 def hostile_floats() -> st.SearchStrategy[float]:
     """Floats, including NaN, the infinities, -0.0, subnormals and the largest ones."""
     return st.one_of(
@@ -155,28 +163,32 @@ def hostile_floats() -> st.SearchStrategy[float]:
     )
 
 
+@functools.cache
 def hostile_number_text(max_digits: int = 5000) -> st.SearchStrategy[str]:
     """Text that looks like a number to someone: ASCII integers of any size (past the
     4,300 digits ``int()`` converts), signs, spaces, underscores, exponents, hex, Unicode
     digits, non-finite words."""
-    digits = st.integers(min_value=1, max_value=max_digits).map(lambda n: "9" * n)
+    many = min(4301, max_digits)  # one past what int() converts
+    digits = st.integers(min_value=many, max_value=max(many, max_digits)).map(lambda n: "9" * n)
+    # the nastiest branches first: hypothesis starts from (and shrinks to) the first
     return st.one_of(
-        hostile_integers().map(lambda n: str(n) if abs(n) < 10**4000 else "9" * 4301),
-        digits,
-        hostile_floats().map(repr),
+        st.sampled_from(UNICODE_DIGITS).map(lambda d: d * 3),
         st.builds(
             lambda sign, body, tail: sign + body + tail,
             st.sampled_from(("", "-", "+", " ", "\t", "0", "00")),
-            _sized(st.sampled_from("0123456789" + UNICODE_DIGITS + "_.,eE"), 1, 40),
+            _sized(st.sampled_from(UNICODE_DIGITS + "0123456789_.,eE"), 1, 40),
             st.sampled_from(("", " ", "\n", "\x00", "abc", "%", "e999")),
         ),
-        st.sampled_from(UNICODE_DIGITS).map(lambda d: d * 3),
+        digits,
         st.sampled_from(
             ("nan", "inf", "-inf", "1e309", "0x1f", "1_0", "\u0661\u0660", "\u00b2", "")
         ),
+        hostile_integers().map(lambda n: str(n) if abs(n) < 10**4000 else "9" * 4301),
+        hostile_floats().map(repr),
     )
 
 
+@functools.cache
 def json_values(max_leaves: int = 30) -> st.SearchStrategy[Any]:
     """JSON values of every type (to go where another type is expected), with hostile
     leaves: huge and negative integers, extreme floats, hostile strings."""
@@ -197,6 +209,18 @@ def json_values(max_leaves: int = 30) -> st.SearchStrategy[Any]:
     )
 
 
+@functools.cache
+def depths(max_depth: int) -> st.SearchStrategy[int]:
+    """Nesting depths: shallow, around Python's recursion limit (1,000 frames: parsers
+    written as recursive functions fail somewhere in 900-1,600), and up to ``max_depth``."""
+    return st.one_of(
+        st.integers(min_value=900, max_value=min(1600, max_depth)),
+        st.integers(min_value=min(1600, max_depth), max_value=max_depth),
+        st.integers(min_value=1, max_value=64),
+    )
+
+
+@functools.cache
 def nested_json(max_depth: int = 100_000) -> st.SearchStrategy[str]:
     """JSON text nested from a few levels to far past any recursion limit: arrays,
     objects, a mix, sometimes left unclosed."""
@@ -213,13 +237,12 @@ def nested_json(max_depth: int = 100_000) -> st.SearchStrategy[str]:
     return st.builds(
         build,
         st.sampled_from(("array", "object", "mixed")),
-        st.one_of(
-            st.integers(min_value=1, max_value=64), st.integers(min_value=64, max_value=max_depth)
-        ),
+        depths(max_depth),
         st.booleans().map(lambda unclosed: not unclosed),
     )
 
 
+@functools.cache
 def nested_toml(max_depth: int = 50_000) -> st.SearchStrategy[str]:
     """TOML text nested from a few levels to far past any recursion limit: arrays and
     inline tables (which Python's ``tomllib`` parses recursively), dotted keys and table
@@ -235,14 +258,11 @@ def nested_toml(max_depth: int = 50_000) -> st.SearchStrategy[str]:
         return "[" + ".".join(["a"] * depth) + "]\nb = 1\n"
 
     return st.builds(
-        build,
-        st.sampled_from(("array", "inline", "dotted", "header")),
-        st.one_of(
-            st.integers(min_value=1, max_value=64), st.integers(min_value=64, max_value=max_depth)
-        ),
+        build, st.sampled_from(("array", "inline", "dotted", "header")), depths(max_depth)
     )
 
 
+@functools.cache
 def toml_documents(
     tables: tuple[str, ...] = ("event", "fx", "markets", "skus"),
 ) -> st.SearchStrategy[str]:
@@ -273,15 +293,29 @@ def toml_documents(
 _FIELD_BYTES = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 
 
+def header_bytes(text: str, latin1: bool) -> bytes:
+    """``text`` as a client would put it in a header: UTF-8, or Latin-1 where it can be
+    (an app reading headers as Latin-1, as ASGI suggests, then sees ``text`` itself:
+    '²', '³' and '¹' are Latin-1 and ``isdigit()``), keeping only the bytes a server lets
+    through, trimmed."""
+    if latin1:
+        data = text.encode("latin-1", "ignore")
+    else:
+        data = text.encode("utf-8", "surrogatepass")
+    return bytes(c for c in data if c in _FIELD_BYTES).strip()
+
+
+@functools.cache
 def header_values(max_size: int = 300) -> st.SearchStrategy[bytes]:
     """Header values a server hands to the app: printable ASCII and obs-text (bytes
-    0x80-0xFF, e.g. UTF-8 of Unicode digits), no leading or trailing whitespace (servers
-    strip it)."""
-    utf8 = hostile_text(max_size=max_size).map(lambda s: s.encode("utf-8", "surrogatepass"))
+    0x80-0xFF: Latin-1 '²', UTF-8 of Unicode digits), no leading or trailing whitespace
+    (servers strip it)."""
+    text = st.builds(header_bytes, hostile_text(max_size=max_size), st.sampled_from((True, False)))
     raw = st.binary(max_size=max_size).map(lambda b: bytes(c for c in b if c in _FIELD_BYTES))
-    return st.one_of(utf8, raw).map(lambda b: bytes(c for c in b if c in _FIELD_BYTES).strip())
+    return st.one_of(text, raw.map(bytes.strip))
 
 
+@functools.cache
 def raw_header_values(max_size: int = 300) -> st.SearchStrategy[bytes]:
     """Any bytes for a header value but CR and LF (which would end it): control bytes,
     NUL, DEL, obs-text. Servers refuse some of these themselves (400, no body)."""
@@ -299,14 +333,15 @@ def _jwt(header: bytes, payload: bytes, secret: bytes | None, signature: bytes =
     return f"{head}.{body}.{_b64(signature)}"
 
 
+@functools.cache
 def bearer_values(secret: bytes) -> st.SearchStrategy[bytes]:
     """``Authorization`` values: garbage, other schemes, tokens with deeply nested or
     malformed JSON in their parts, wrong algorithms, forged or missing signatures, claims
     of the wrong type, and tokens properly signed with ``secret`` whose claims are
     hostile (a buyer id of any text, an expiry of any size or type)."""
     json_part = st.one_of(
-        json_values().map(lambda v: json.dumps(v).encode()),
         nested_json(max_depth=5000).map(str.encode),
+        json_values().map(lambda v: json.dumps(v).encode()),
         st.binary(max_size=60),
     )
     good_head = json.dumps({"alg": "HS256", "typ": "JWT"}).encode()
@@ -332,9 +367,14 @@ def bearer_values(secret: bytes) -> st.SearchStrategy[bytes]:
     )
     scheme = st.sampled_from(("Bearer ", "bearer ", "BEARER ", "Bearer  ", "Basic ", "", "Bearer"))
     return st.one_of(
-        st.builds(lambda s, t: (s + t).encode("utf-8", "surrogatepass"), scheme, token),
+        st.builds(
+            lambda s, t, latin1: header_bytes(s + t, latin1),
+            scheme,
+            token,
+            st.sampled_from((True, False)),
+        ),
         header_values(),
-    ).map(lambda b: bytes(c for c in b if c in _FIELD_BYTES).strip())
+    )
 
 
 def signature_values(secret: bytes, body: bytes, now: int) -> st.SearchStrategy[bytes]:
@@ -348,47 +388,50 @@ def signature_values(secret: bytes, body: bytes, now: int) -> st.SearchStrategy[
         ).hexdigest()
 
     stamp = st.one_of(
-        st.just(str(now)),
-        st.integers(min_value=-(10**6), max_value=10**6).map(lambda d: str(now + d)),
-        hostile_number_text(max_digits=40),
         st.builds(lambda d: str(now).replace("1", d, 1), st.sampled_from(UNICODE_DIGITS)),
+        hostile_number_text(max_digits=40),
+        st.integers(min_value=-(10**6), max_value=10**6).map(lambda d: str(now + d)),
+        st.just(str(now)),
     )
     signature = st.one_of(
-        st.just(""),
+        st.text("é" + UNICODE_DIGITS + "0123456789abcdefABCDEF", min_size=64, max_size=64),
         hostile_text(max_size=80),
+        st.just(""),
         st.binary(min_size=32, max_size=32).map(bytes.hex),
-        st.text("0123456789abcdefABCDEF" + UNICODE_DIGITS + "é", min_size=64, max_size=64),
     )
 
-    def header(t: str, sig: str | None, good: bool, extra: str) -> bytes:
+    def header(t: str, sig: str | None, good: bool, extra: str, latin1: bool) -> bytes:
         v1 = mac(t) if good or sig is None else sig
-        return f"t={t},v1={v1}{extra}".encode("utf-8", "surrogatepass")
+        return header_bytes(f"t={t},v1={v1}{extra}", latin1)
 
     return st.one_of(
         st.builds(
             header,
             stamp,
-            st.one_of(st.none(), signature),
-            st.booleans(),
-            st.sampled_from(("", ",v1=00", ",t=1", ",,", ", v0=ab", ",v1=" + "é" * 64)),
+            st.one_of(signature, st.none()),
+            st.sampled_from((False, True)),
+            st.sampled_from((",v1=" + "é" * 64, "", ",v1=00", ",t=1", ",,", ", v0=ab")),
+            st.sampled_from((True, False)),
         ),
         header_values(),
-    ).map(lambda b: bytes(c for c in b if c in _FIELD_BYTES).strip())
+    )
 
 
+@functools.cache
 def query_values(max_size: int = 300) -> st.SearchStrategy[str]:
     """A query-string value, percent-encoded as a client would send it (so any text,
     including NUL and non-UTF-8 bytes, reaches the server's decoder), or raw."""
     return st.one_of(
+        hostile_number_text().map(lambda s: quote(s, safe="")),
         hostile_text(max_size=max_size).map(
             lambda s: quote(s.encode("utf-8", "surrogatepass"), safe="")
         ),
-        hostile_number_text().map(lambda s: quote(s, safe="")),
         st.binary(max_size=40).map(lambda b: quote(b, safe="")),
         st.text("abc019=&%+;", max_size=20),
     )
 
 
+@functools.cache
 def path_segments(max_size: int = 300) -> st.SearchStrategy[str]:
     """One path segment, percent-encoded (any text or bytes, NUL and invalid UTF-8 too)."""
     return st.one_of(

@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 
 from lampo import __version__
-from lampo.web import schemas
+from lampo.sim.scenario import MAX_SCALE
+from lampo.web import limits, schemas
 from lampo.web.problems import TYPES
 
 _REF = "#/components/schemas/{name}"
@@ -45,7 +46,12 @@ _IDEMPOTENCY = {
     "description": "Makes the call safe to retry: a replay returns the first response "
     "(with `Idempotent-Replayed: true`); the same key with another body is refused "
     "(`idempotency-conflict`). For pay, it is the payment id.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limits.MAX_KEY,
+        "pattern": limits.KEY_PATTERN,
+    },
 }
 
 
@@ -54,7 +60,8 @@ def _path_param(name: str) -> dict[str, Any]:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+        "description": "Printable, without spaces; any other value names nothing (404).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": limits.PATH_PARAMS[name]},
     }
 
 
@@ -104,7 +111,7 @@ _SCALE = {
     "name": "scale",
     "in": "query",
     "required": False,
-    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SCALE},
 }
 _EVENT_BODY = {
     "required": True,
@@ -308,13 +315,18 @@ def _paths() -> dict[str, Any]:
                         "name": "limit",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": limits.MAX_PAGE,
+                            "default": limits.DEFAULT_PAGE,
+                        },
                     },
                     {
                         "name": "after",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "maxLength": 128},
+                        "schema": {"type": "string", "maxLength": limits.MAX_HOLD_ID},
                     },
                 ],
             )

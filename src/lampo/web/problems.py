@@ -167,4 +167,20 @@ _encode = msgspec.json.Encoder().encode
 
 
 def encode(body: dict[str, Any]) -> bytes:
-    return _encode(body)
+    """The problem document as JSON. Text that cannot be UTF-8 (a lone surrogate, which an
+    ASGI server may make of a path that is not UTF-8) is written with '?' in its place, so
+    a refusal always has a body."""
+    try:
+        return _encode(body)
+    except UnicodeEncodeError:
+        return _encode(_scrub(body))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
