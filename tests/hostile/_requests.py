@@ -384,9 +384,15 @@ def _weighted(routes: tuple[Route, ...]) -> list[Route]:
 
 
 @st.composite
-def calls(draw: Any, api: Api, routes: tuple[Route, ...] = ROUTES, part: str | None = None) -> Call:
+def calls(
+    draw: Any,
+    api: Api,
+    routes: tuple[Route, ...] = ROUTES,
+    part: str | None = None,
+    tame: bool = True,
+) -> Call:
     """A call to one of ``routes``, well formed but for 0-3 hostile parts (``part``
-    always among them, when given)."""
+    always among them, when given). ``tame``: event uploads as ``event_uploads`` says."""
     served = tuple(r for r in routes if api.clock_route or "clock" not in r.template)
     route = draw(st.sampled_from(_weighted(served)))
     # one call in six is well formed (so holds are made, paid, refunded: a refusal is
@@ -413,7 +419,7 @@ def calls(draw: Any, api: Api, routes: tuple[Route, ...] = ROUTES, part: str | N
     content_type = b"application/json"
     body: bytes = b""
     if route.uploads:
-        content_type, body = draw(event_uploads(api))
+        content_type, body = draw(event_uploads(api, tame))
     elif route.body is not None:
         value = draw(route.body(api))
         if "field" in hostile and isinstance(value, dict):
@@ -440,3 +446,19 @@ def calls(draw: Any, api: Api, routes: tuple[Route, ...] = ROUTES, part: str | N
             hs.signature_values(api.webhook_secret, body, int(time.time()))
         )
     return Call(method, target, tuple(headers.items()), body, f"{route.method} {route.template}")
+
+
+@st.composite
+def upload_calls(draw: Any, api: Api, tame: bool = True) -> Call:
+    """A well-formed ``POST /v1/admin/events`` or ``PUT /v1/admin/events/{id}`` but for
+    its body: an upload from ``event_uploads``."""
+    content_type, body = draw(event_uploads(api, tame))
+    method, path = draw(
+        st.sampled_from((("POST", "/v1/admin/events"), ("PUT", f"/v1/admin/events/{api.event.id}")))
+    )
+    headers = (
+        (b"x-api-key", api.admin_key),
+        (b"idempotency-key", draw(_key())),
+        (b"content-type", content_type),
+    )
+    return Call(method, path, headers, body, f"{method} /v1/admin/events")
