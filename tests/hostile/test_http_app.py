@@ -10,11 +10,14 @@ well-formed call to one route with up to three parts replaced by hostile values.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,10 +26,12 @@ from hypothesis import strategies as st
 from lampo.bootstrap import Config
 from lampo.services.sales import Sales
 from lampo.storage import Storage
+from lampo.web import limits
 from lampo.web.app import App
 from lampo.web.config import WebConfig
 from tests.contract.conftest import POSTGRES, REDIS, REDIS_POSTGRES, SQLITE, Backend
 from tests.e2e._http import live_event
+from tests.hostile import strategies as hs
 from tests.hostile._asgi import answer, problems_in, state
 from tests.hostile._requests import ROUTES, Api, Call, Route, calls, hostile_parts
 
@@ -165,3 +170,31 @@ def run_hostile_calls(target: Target, examples: int, requests: st.SearchStrategy
     )
     status, _, body = target.send(good)
     assert status == 201, body
+
+
+@pytest.mark.sqlite
+@given(
+    after=hs.hostile_text(min_size=limits.MAX_HOLD_ID + 1, max_size=400),
+    limit=hs.hostile_number_text().filter(
+        lambda t: not (re.fullmatch("[0-9]{1,4}", t) and 1 <= int(t) <= limits.MAX_PAGE)
+    ),
+    which=st.sampled_from(("after", "limit")),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_page_query_past_its_documented_bound_is_refused(
+    sqlite_app: Target, after: str, limit: str, which: str
+) -> None:
+    """``after`` is at most 128 characters and ``limit`` a whole number in 1..1000
+    (ASCII digits), as the OpenAPI document says; anything else is a 400 naming it."""
+    value = after if which == "after" else limit
+    query = f"{which}={quote(value.encode('utf-8', 'surrogatepass'), safe='')}"
+    call = Call(
+        "GET",
+        f"/v1/admin/events/{sqlite_app.api.event.id}/orders?{query}",
+        ((b"x-api-key", sqlite_app.api.admin_key),),
+        b"",
+        "GET /v1/admin/events/{event_id}/orders",
+    )
+    status, _, body = sqlite_app.send(call)
+    assert status == 400, body
+    assert json.loads(body)["field"] == which

@@ -86,7 +86,7 @@ def _op(
     summary: str,
     tag: str,
     responses: dict[str, dict[str, Any]],
-    security: str | None = None,
+    security: str | tuple[str, ...] | None = None,
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
     description: str = "",
@@ -99,7 +99,9 @@ def _op(
         "content": {"application/problem+json": {"schema": _ref("Problem")}},
     }
     if security:
-        op["security"] = [{security: []}]
+        # one requirement per scheme: any one of them is enough
+        schemes = (security,) if isinstance(security, str) else security
+        op["security"] = [{scheme: []} for scheme in schemes]
     if params:
         op["parameters"] = params
     if body:
@@ -147,7 +149,7 @@ def _paths() -> dict[str, Any]:
                 "Read one of your holds or orders (or any, with the admin key)",
                 "buyer",
                 {"200": hold},
-                "buyerToken",
+                ("buyerToken", "adminKey"),
                 [hold_param],
             )
         },
@@ -383,6 +385,7 @@ def _paths() -> dict[str, Any]:
 def spec() -> dict[str, Any]:
     """The OpenAPI document (built once per process)."""
     _, components = msgspec.json.schema_components(_MODELS, ref_template=_REF)
+    components["ChannelIn"].update(schemas.CHANNEL_NEEDS_A_NAME)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -428,7 +431,11 @@ def docs_html() -> str:
                 f"<h3><code>{method.upper()} {html.escape(path)}</code></h3>"
                 f"<p>{html.escape(op['summary'])}</p>"
                 + (f"<p>{html.escape(op['description'])}</p>" if op.get("description") else "")
-                + (f"<p>Auth: {next(iter(op['security'][0]))}</p>" if op.get("security") else "")
+                + (
+                    f"<p>Auth: {' or '.join(next(iter(r)) for r in op['security'])}</p>"
+                    if op.get("security")
+                    else ""
+                )
                 + (f"<p>Parameters: {html.escape(params)}</p>" if params else "")
                 + (f"<p>Body: {html.escape(', '.join(body))}</p>" if body else "")
                 + "<p>Responses: "
