@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lampo.domain.errors import InvalidRequest
+from lampo.domain.errors import InvalidRequest, UnknownEvent, UnknownHold
 from lampo.web import limits, problems
 from lampo.web.app import Request, _decode
 from lampo.web.auth import (
@@ -34,7 +34,7 @@ from lampo.web.auth import (
     sign_webhook,
     verify_webhook,
 )
-from lampo.web.problems import PayloadTooLarge, RateLimited
+from lampo.web.problems import NoRoute, PayloadTooLarge, RateLimited
 from lampo.web.ratelimit import RateLimiter
 from lampo.web.schemas import any_decoder, reserve_decoder
 from tests.hostile import strategies as hs
@@ -263,3 +263,13 @@ def test_any_text_is_a_rate_limit_key(key: str) -> None:
     limiter.take(key, now=time.monotonic())
     with pytest.raises(RateLimited):
         limiter.take(key, now=time.monotonic())
+
+
+@given(
+    text=st.text(min_size=1, max_size=5).map(lambda s: s * 20_000),
+    refusal=st.sampled_from((UnknownEvent, UnknownHold, NoRoute)),
+)
+def test_a_problem_repeats_a_bounded_part_of_what_it_was_sent(text: str, refusal: Any) -> None:
+    _, doc = problems.problem(refusal(text), "/v1/events/" + text)
+    # four clipped texts, each character at most 6 bytes of JSON (an escape like \u0000)
+    assert len(problems.encode(doc)) < 4 * 2 * problems.ECHO * 6
