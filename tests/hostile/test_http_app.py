@@ -34,6 +34,7 @@ from tests.e2e._http import live_event
 from tests.hostile import strategies as hs
 from tests.hostile._asgi import answer, problems_in, state
 from tests.hostile._requests import ROUTES, Api, Call, Route, calls, hostile_parts
+from tests.hostile._stores import fresh_store
 
 SECRET = b"hostile-buyer-secret-0123456789"
 ADMIN_KEY = b"hostile-admin-key-0123456789abc"
@@ -65,8 +66,7 @@ class Target:
         return got.status, got.content_type, got.body
 
 
-def make_target(backend: Backend, tmp: Path, loop: asyncio.AbstractEventLoop) -> Target:
-    storage = backend.open(tmp)
+def make_target(storage: Storage, loop: asyncio.AbstractEventLoop) -> Target:
     config = WebConfig(
         engine=Config("memory://"),  # unused: the app is given its sales service
         secret=SECRET,
@@ -97,11 +97,8 @@ def make_target(backend: Backend, tmp: Path, loop: asyncio.AbstractEventLoop) ->
 def running_app(backend: Backend, tmp: Path) -> Iterator[Target]:
     loop = asyncio.new_event_loop()
     try:
-        target = make_target(backend, tmp, loop)
-        try:
-            yield target
-        finally:
-            target.storage.close()
+        with fresh_store(backend, tmp) as (storage, _):
+            yield make_target(storage, loop)
     finally:
         loop.close()
 
