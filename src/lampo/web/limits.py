@@ -42,17 +42,16 @@ MAX_LENGTH_DIGITS = 20
 MAX_CLOCK_STEP = timedelta(days=3660)
 MAX_CLOCK_OFFSET = timedelta(days=36600)
 
-_DIGITS = re.compile(rb"[0-9]+")
 _KEY = re.compile(f"{_KEY_CHARS}+")
 
 
 def digits(text: str | bytes, max_digits: int) -> int | None:
     """The number ``text`` writes in 1..``max_digits`` ASCII digits, else None (a sign,
     a space, an underscore, a digit from another script, or too many digits)."""
-    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if len(data) > max_digits or _DIGITS.fullmatch(data) is None:
+    # bytes.isdigit() knows ASCII digits only; str.isdigit() knows every script's
+    if not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
         return None
-    return int(data)
+    return int(text)
 
 
 def names_nothing(name: str, value: str) -> bool:
