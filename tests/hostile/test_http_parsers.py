@@ -22,7 +22,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lampo.domain.catalog import check_id
 from lampo.domain.errors import InvalidRequest, UnknownEvent, UnknownHold
+from lampo.services.sales import Sales
+from lampo.storage import from_url
 from lampo.web import limits, problems
 from lampo.web.app import Request, _decode
 from lampo.web.auth import (
@@ -273,3 +276,17 @@ def test_a_problem_repeats_a_bounded_part_of_what_it_was_sent(text: str, refusal
     _, doc = problems.problem(refusal(text), "/v1/events/" + text)
     # four clipped texts, each character at most 6 bytes of JSON (an escape like \u0000)
     assert len(problems.encode(doc)) < 4 * 2 * problems.ECHO * 6
+
+
+def test_the_bounds_of_ids_on_the_edge_are_the_domains() -> None:
+    """``limits`` repeats two bounds of the domain and the sale service: an id of
+    ``MAX_ID`` characters is one and a longer one is not; a hold id of ``MAX_HOLD_ID``
+    characters is looked up and a longer one refused."""
+    check_id("event", "e" * limits.MAX_ID)
+    with pytest.raises(InvalidRequest):
+        check_id("event", "e" * (limits.MAX_ID + 1))
+    sales = Sales(from_url("memory://"))
+    with pytest.raises(UnknownHold):
+        sales.release("h" * limits.MAX_HOLD_ID)
+    with pytest.raises(InvalidRequest):
+        sales.release("h" * (limits.MAX_HOLD_ID + 1))
