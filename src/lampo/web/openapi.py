@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from lampo import __version__
+from lampo.domain.holds import HoldState
 from lampo.sim.scenario import MAX_SCALE
 from lampo.web import limits, schemas
 from lampo.web.problems import TYPES
@@ -310,7 +311,7 @@ def _paths() -> dict[str, Any]:
                         "required": False,
                         "schema": {
                             "type": "string",
-                            "enum": ["held", "paid", "released", "expired", "refunded"],
+                            "enum": [state.value for state in HoldState],
                         },
                     },
                     {
