@@ -79,7 +79,10 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    with running_server(tmp_path_factory.mktemp("hostile-serve")) as server:
+    # no expiry sweeper: holds change only by the requests the test sends (the test clock
+    # may be moved past their expiry), so a refusal can be seen to change nothing
+    tmp = tmp_path_factory.mktemp("hostile-serve")
+    with running_server(tmp, LAMPO_SWEEP_INTERVAL="0") as server:
         event = live_event("hostile", {"phone-red": 1000, "phone-black": 1000, "tv-55": 1000})
         server.load(event)
         held = server.reserve("alice", event.id, {"phone-red": 1}).json
