@@ -33,6 +33,7 @@ from lampo.web.auth import (
     StaleSignature,
     TokenVerifier,
     Unauthorized,
+    check_admin,
     issue_token,
     sign_webhook,
     verify_webhook,
@@ -290,3 +291,19 @@ def test_the_bounds_of_ids_on_the_edge_are_the_domains() -> None:
         sales.release("h" * limits.MAX_HOLD_ID)
     with pytest.raises(InvalidRequest):
         sales.release("h" * (limits.MAX_HOLD_ID + 1))
+
+
+@given(
+    key=st.text(st.characters(exclude_categories=("C", "Z")), min_size=16, max_size=64),
+    other=hs.header_values(),
+)
+def test_the_admin_key_is_the_bytes_the_operator_set_and_nothing_else(
+    key: str, other: bytes
+) -> None:
+    """The key comes from the environment as text and is kept as UTF-8; a client sends
+    those bytes, which the app reads as Latin-1 (``Request.header``)."""
+    secret = key.encode()
+    check_admin(secret, latin1(secret))
+    if other != secret:
+        with pytest.raises(Unauthorized):
+            check_admin(secret, latin1(other))

@@ -185,10 +185,11 @@ class TokenVerifier:
 
 def check_admin(key: bytes, given: str | None) -> None:
     """Refuse unless ``given`` is the admin API key (``Authorization: Bearer <key>`` or
-    ``X-API-Key``)."""
+    ``X-API-Key``). ``given`` is the header as the app reads it, Latin-1: its bytes are
+    compared with the key's (UTF-8), so a key that is not ASCII works too."""
     if not given:
         raise Unauthorized("the admin API key is required (X-API-Key)")
-    if not hmac.compare_digest(key, given.encode()):
+    if not hmac.compare_digest(key, given.encode("latin-1", "replace")):
         raise Unauthorized("the admin API key does not match")
 
 
