@@ -47,7 +47,7 @@ from lampo.services.sales import ReserveCommand, Sales
 from lampo.sim import scenario as scenarios
 from lampo.storage import Storage
 from lampo.storage.port import Result
-from lampo.web import live, problems, schemas
+from lampo.web import limits, live, problems, schemas
 from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
@@ -73,8 +73,12 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
 _JSON_HEADER = [(b"content-type", JSON)]
 _REPLAYED = (b"idempotent-replayed", b"true")
-_MAX_PAGE = 1000
 _ONLINE = Channel()  # the channel of a reservation that names none (immutable, shared)
+#: What a path parameter that cannot name anything answers (``limits.names_nothing``).
+_NOT_FOUND: dict[str, Callable[[str], LampoError]] = {
+    "event_id": UnknownEvent,
+    "hold_id": UnknownHold,
+}
 
 
 @dataclass(slots=True)
@@ -122,16 +126,19 @@ class Request:
             return self._body
         declared = self.headers.get(b"content-length")
         if declared is not None:
-            if not declared.isdigit():
+            length = limits.digits(declared, limits.MAX_LENGTH_DIGITS)
+            if length is None:
                 raise InvalidRequest("Content-Length", "must be a whole number")
-            if int(declared) > limit:
+            if length > limit:
                 raise PayloadTooLarge(limit)
         chunks: list[bytes] = []
         size = 0
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                break
+                # a part of a body is not the request the client meant: refuse it (the
+                # client is gone and will not read the answer, but nothing is done)
+                raise InvalidRequest("body", "the client left before sending all of it")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -259,12 +266,17 @@ class OffsetClock:
 
 
 def _decode(decoder: msgspec.json.Decoder[Any], body: bytes) -> Any:
+    """The body decoded, or ``InvalidRequest``: whatever the bytes (msgspec decodes a
+    value of any type recursively, so JSON nested deeper than the interpreter's limit
+    raises ``RecursionError``)."""
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as err:
         raise InvalidRequest("body", str(err)) from None
     except msgspec.DecodeError as err:
         raise InvalidRequest("body", f"not valid JSON: {err}") from None
+    except RecursionError:
+        raise InvalidRequest("body", "JSON nested too deeply") from None
 
 
 def _require_json(req: Request, allow_empty: bool = False) -> None:
@@ -427,6 +439,9 @@ class App:
         try:
             route, req.params = self.router.match(path)
             name = route.name
+            for param, value in req.params.items():
+                if limits.names_nothing(param, value):
+                    raise _NOT_FOUND[param](value) if param in _NOT_FOUND else NoRoute(path)
             handler = route.handlers.get(req.method)
             if handler is None:
                 if req.method == "HEAD" and "GET" in route.handlers:
@@ -483,13 +498,7 @@ class App:
 
     @staticmethod
     def _idempotency_key(req: Request) -> str:
-        key = req.header(b"idempotency-key")
-        if not key:
-            raise InvalidRequest("Idempotency-Key", "this call needs an Idempotency-Key header")
-        # isprintable() refuses every whitespace character but the ASCII space
-        if len(key) > 128 or not key.isprintable() or " " in key:
-            raise InvalidRequest("Idempotency-Key", "1..128 printable characters, no spaces")
-        return key
+        return limits.idempotency_key(req.header(b"idempotency-key"))
 
     async def _once(
         self,
@@ -593,7 +602,7 @@ class App:
             started_after_call = True  # any read that starts from now on does
 
     async def _own_hold(self, buyer: Buyer, hold_id: str) -> Hold:
-        hold = self.storage.hold(hold_id) if len(hold_id) <= 128 else None
+        hold = self.storage.hold(hold_id)  # a well-formed id (checked with the route)
         if hold is None or hold.customer != buyer.id:
             raise UnknownHold(hold_id)  # someone else's hold does not exist for this buyer
         return hold
@@ -632,7 +641,7 @@ class App:
         hold_id = req.params["hold_id"]
         if req.header(b"x-api-key") is not None:
             self._admin(req)
-            hold = self.storage.hold(hold_id) if len(hold_id) <= 128 else None
+            hold = self.storage.hold(hold_id)
             if hold is None:
                 raise UnknownHold(hold_id)
         else:
@@ -784,11 +793,13 @@ class App:
         state = req.arg("state")
         if state is not None and state not in {s.value for s in HoldState}:
             raise InvalidRequest("state", f"{state!r} is not a hold state")
-        limit_text = req.arg("limit") or "100"
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= _MAX_PAGE:
-            raise InvalidRequest("limit", f"must be 1..{_MAX_PAGE}")
-        limit = int(limit_text)
-        after = req.arg("after") or ""
+        limit_text = req.arg("limit")
+        limit = (
+            limits.DEFAULT_PAGE
+            if limit_text is None
+            else limits.whole_number(limit_text, "limit", 1, limits.MAX_PAGE)
+        )
+        after = limits.cursor(req.arg("after"))
 
         def page() -> tuple[list[Hold], str | None]:
             found = sorted(
@@ -831,9 +842,7 @@ class App:
         self._admin(req)
         data = _decode(schemas.any_decoder, await req.body(self.config.max_body))
         seconds = data.get("advance_seconds") if isinstance(data, dict) else None
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool):
-            raise InvalidRequest("advance_seconds", "a number of seconds")
-        self.clock.offset += timedelta(seconds=seconds)
+        self.clock.offset += limits.clock_step(seconds, self.clock.offset)
         return json_response(200, {"now": self.clock()})
 
     # -- operations ---------------------------------------------------------------------

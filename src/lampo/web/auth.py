@@ -15,19 +15,24 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from lampo.domain.catalog import check_id
 from lampo.domain.errors import InvalidRequest, LampoError
+from lampo.web.limits import MAX_SIGNATURE, MAX_TIMESTAMP_DIGITS, MAX_TOKEN, digits
 
 _HEADER = (
     base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     .rstrip(b"=")
     .decode()
 )
-MAX_TOKEN = 2048
+#: A token: three parts in base64url (RFC 7515), unpadded, as ``issue_token`` writes them.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+#: A ``v1=`` signature: the lowercase hex of an HMAC-SHA256.
+_HEX_MAC = re.compile(r"[0-9a-f]{64}")
 
 
 class Unauthorized(LampoError):
@@ -147,19 +152,23 @@ class TokenVerifier:
         return self._verify(token)
 
     def _verify(self, token: str) -> Buyer:
-        parts = token.split(".")
-        if len(parts) != 3:
+        # The signature is checked before any part is decoded: what an unsigned token
+        # holds (JSON nested past the recursion limit, say) is never parsed.
+        if _TOKEN.fullmatch(token) is None:
             raise Unauthorized("the buyer token is malformed")
-        header, payload, signature = parts
+        header, payload, signature = token.split(".")
         expected = hmac.new(self._secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
         try:
             given = _unb64(signature)
-            head: Any = json.loads(_unb64(header))
-            claims: Any = json.loads(_unb64(payload))
         except (binascii.Error, ValueError):
             raise Unauthorized("the buyer token is malformed") from None
         if not hmac.compare_digest(expected, given):
             raise Unauthorized("the buyer token's signature does not verify")
+        try:
+            head: Any = json.loads(_unb64(header))
+            claims: Any = json.loads(_unb64(payload))
+        except (binascii.Error, ValueError, RecursionError):
+            raise Unauthorized("the buyer token is malformed") from None
         if not isinstance(head, dict) or head.get("alg") != "HS256":
             raise Unauthorized("the buyer token must be signed with HS256")
         if not isinstance(claims, dict):
@@ -176,10 +185,11 @@ class TokenVerifier:
 
 def check_admin(key: bytes, given: str | None) -> None:
     """Refuse unless ``given`` is the admin API key (``Authorization: Bearer <key>`` or
-    ``X-API-Key``)."""
+    ``X-API-Key``). ``given`` is the header as the app reads it, Latin-1: its bytes are
+    compared with the key's (UTF-8), so a key that is not ASCII works too."""
     if not given:
         raise Unauthorized("the admin API key is required (X-API-Key)")
-    if not hmac.compare_digest(key, given.encode()):
+    if not hmac.compare_digest(key, given.encode("latin-1", "replace")):
         raise Unauthorized("the admin API key does not match")
 
 
@@ -193,19 +203,24 @@ def sign_webhook(secret: bytes, body: bytes, timestamp: int | None = None) -> st
 def verify_webhook(
     secret: bytes, header: str | None, body: bytes, tolerance: int, now: float | None = None
 ) -> None:
-    """Refuse a missing, malformed, wrong or stale ``Lampo-Signature``."""
+    """Refuse a missing, malformed, wrong or stale ``Lampo-Signature``. Any text may come
+    in: the timestamp is read from ASCII digits only, and a ``v1=`` that is not 64
+    lowercase hex digits matches nothing."""
     if not header:
         raise BadSignature("the Lampo-Signature header is missing")
+    if len(header) > MAX_SIGNATURE:
+        raise BadSignature(f"the Lampo-Signature header is longer than {MAX_SIGNATURE} characters")
     fields: dict[str, list[str]] = {}
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
         fields.setdefault(name, []).append(value)
     stamps = fields.get("t", [])
-    if len(stamps) != 1 or not stamps[0].isdigit() or len(stamps[0]) > 12:
+    t = digits(stamps[0], MAX_TIMESTAMP_DIGITS) if len(stamps) == 1 else None
+    if t is None:
         raise BadSignature("the Lampo-Signature header needs one t=<unix seconds>")
-    t = int(stamps[0])
-    mac = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(mac, given) for given in fields.get("v1", [])):
+    mac = hmac.new(secret, f"{t}.".encode() + body, hashlib.sha256).hexdigest().encode()
+    given = (v.encode() for v in fields.get("v1", []) if _HEX_MAC.fullmatch(v))
+    if not any(hmac.compare_digest(mac, v) for v in given):
         raise BadSignature("the signature does not match the body")
     moment = int(time.time() if now is None else now)
     if abs(moment - t) > tolerance:

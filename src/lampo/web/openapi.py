@@ -14,7 +14,9 @@ from typing import Any
 import msgspec
 
 from lampo import __version__
-from lampo.web import schemas
+from lampo.domain.holds import HoldState
+from lampo.sim.scenario import MAX_SCALE
+from lampo.web import limits, schemas
 from lampo.web.problems import TYPES
 
 _REF = "#/components/schemas/{name}"
@@ -46,7 +48,12 @@ _IDEMPOTENCY = {
     "(with `Idempotent-Replayed: true`); the same key with another body is refused "
     "(`idempotency-conflict`). For pay, it is the payment id, which settles one hold only: "
     "on another hold it is refused (`idempotency-conflict`).",
-    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[!-~]+$"},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limits.MAX_KEY,
+        "pattern": limits.KEY_PATTERN,
+    },
 }
 
 
@@ -55,7 +62,8 @@ def _path_param(name: str) -> dict[str, Any]:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+        "description": "Printable, without spaces; any other value names nothing (404).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": limits.PATH_PARAMS[name]},
     }
 
 
@@ -80,7 +88,7 @@ def _op(
     summary: str,
     tag: str,
     responses: dict[str, dict[str, Any]],
-    security: str | None = None,
+    security: str | tuple[str, ...] | None = None,
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
     description: str = "",
@@ -93,7 +101,9 @@ def _op(
         "content": {"application/problem+json": {"schema": _ref("Problem")}},
     }
     if security:
-        op["security"] = [{security: []}]
+        # one requirement per scheme: any one of them is enough
+        schemes = (security,) if isinstance(security, str) else security
+        op["security"] = [{scheme: []} for scheme in schemes]
     if params:
         op["parameters"] = params
     if body:
@@ -105,7 +115,7 @@ _SCALE = {
     "name": "scale",
     "in": "query",
     "required": False,
-    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SCALE},
 }
 _EVENT_BODY = {
     "required": True,
@@ -141,7 +151,7 @@ def _paths() -> dict[str, Any]:
                 "Read one of your holds or orders (or any, with the admin key)",
                 "buyer",
                 {"200": hold},
-                "buyerToken",
+                ("buyerToken", "adminKey"),
                 [hold_param],
             )
         },
@@ -303,20 +313,25 @@ def _paths() -> dict[str, Any]:
                         "required": False,
                         "schema": {
                             "type": "string",
-                            "enum": ["held", "paid", "released", "expired", "refunded"],
+                            "enum": [state.value for state in HoldState],
                         },
                     },
                     {
                         "name": "limit",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": limits.MAX_PAGE,
+                            "default": limits.DEFAULT_PAGE,
+                        },
                     },
                     {
                         "name": "after",
                         "in": "query",
                         "required": False,
-                        "schema": {"type": "string", "maxLength": 128},
+                        "schema": {"type": "string", "maxLength": limits.MAX_HOLD_ID},
                     },
                 ],
             )
@@ -373,6 +388,7 @@ def _paths() -> dict[str, Any]:
 def spec() -> dict[str, Any]:
     """The OpenAPI document (built once per process)."""
     _, components = msgspec.json.schema_components(_MODELS, ref_template=_REF)
+    components["ChannelIn"].update(schemas.CHANNEL_NEEDS_A_NAME)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -418,7 +434,11 @@ def docs_html() -> str:
                 f"<h3><code>{method.upper()} {html.escape(path)}</code></h3>"
                 f"<p>{html.escape(op['summary'])}</p>"
                 + (f"<p>{html.escape(op['description'])}</p>" if op.get("description") else "")
-                + (f"<p>Auth: {next(iter(op['security'][0]))}</p>" if op.get("security") else "")
+                + (
+                    f"<p>Auth: {' or '.join(next(iter(r)) for r in op['security'])}</p>"
+                    if op.get("security")
+                    else ""
+                )
                 + (f"<p>Parameters: {html.escape(params)}</p>" if params else "")
                 + (f"<p>Body: {html.escape(', '.join(body))}</p>" if body else "")
                 + "<p>Responses: "

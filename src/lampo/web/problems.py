@@ -145,21 +145,33 @@ def retry_after(error: LampoError, now: datetime | None = None) -> int | None:
     return None
 
 
+#: The most of one text sent by the client that a problem repeats (an id, a path): a
+#: refusal of a 60 KiB path is not a 180 KiB answer.
+ECHO = 256
+
+
+def _clip(value: Any, limit: int = ECHO) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "…"
+    return value
+
+
 def problem(error: LampoError, instance: str) -> tuple[int, dict[str, Any]]:
-    """``(status, body)`` of the problem document for ``error``."""
+    """``(status, body)`` of the problem document for ``error``. Texts from the request
+    (the path, an id in the refusal's data or its detail) are cut to ``ECHO`` characters."""
     kind = TYPES.get(error.reason)
     status = kind.status if kind else 400
     body: dict[str, Any] = {
         "type": f"/problems/{error.reason}",
         "title": kind.title if kind else error.reason,
         "status": status,
-        "detail": error.message(),
-        "instance": instance,
+        "detail": _clip(error.message(), 2 * ECHO),
+        "instance": _clip(instance),
         "reason": error.reason,
     }
     for key, value in error.detail().items():
         if key not in body:
-            body[key] = value
+            body[key] = _clip(value)
     return status, body
 
 
@@ -167,4 +179,20 @@ _encode = msgspec.json.Encoder().encode
 
 
 def encode(body: dict[str, Any]) -> bytes:
-    return _encode(body)
+    """The problem document as JSON. Text that cannot be UTF-8 (a lone surrogate, which an
+    ASGI server may make of a path that is not UTF-8) is written with '?' in its place, so
+    a refusal always has a body."""
+    try:
+        return _encode(body)
+    except UnicodeEncodeError:
+        return _encode(_scrub(body))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value

@@ -84,7 +84,7 @@ class RateLimiter:
         if self.rate <= 0:
             return
         moment = time.monotonic() if now is None else now
-        data = key.encode()
+        data = key.encode("utf-8", "surrogatepass")  # any str is a key, and hashes
         h = zlib.crc32(data)
         tag = (h << 32 | zlib.crc32(data, 0x5BD1E995)) | 1  # odd: never the empty tag 0
         first = (h & self._pairs) * 16

@@ -16,17 +16,36 @@ from lampo.domain.money import MINOR_UNITS, Money
 from lampo.domain.report import milestone_levels, units_by_category
 from lampo.domain.totals import Totals
 from lampo.services.sales import MAX_LINES, MAX_QUANTITY
+from lampo.web.limits import MAX_HOLD_ID, MAX_ID
 
-Id = Annotated[str, Meta(min_length=1, max_length=64, examples=["redmi-note-4"])]
+Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID, examples=["redmi-note-4"])]
 Quantity = Annotated[int, Meta(ge=1, le=MAX_QUANTITY)]
 MinorUnits = Annotated[int, Meta(ge=0, description="Integer minor units (cents, fen, paise).")]
-Currency = Annotated[str, Meta(pattern="^[A-Z]{3}$", examples=["CNY"])]
+Currency = Annotated[
+    str,
+    Meta(
+        pattern=f"^({'|'.join(sorted(MINOR_UNITS))})$",
+        examples=["CNY"],
+        description="An ISO 4217 code lampo knows.",
+    ),
+]
 
 
 class ChannelIn(Struct, forbid_unknown_fields=True):
+    """Where the sale happens. ``name`` and ``referral``, when given, are ids: printable,
+    without spaces (a rule JSON Schema's regular expressions cannot state)."""
+
     kind: Annotated[str, Meta(pattern="^(online|marketplace|store)$")] = "online"
     name: Annotated[str, Meta(max_length=64)] = ""
     referral: Annotated[str, Meta(max_length=64)] = ""
+
+
+#: What the struct cannot say of a channel (``domain.market.Channel`` checks it): a
+#: marketplace or store channel needs a name. ``openapi.py`` adds it to the schema.
+CHANNEL_NEEDS_A_NAME: dict[str, Any] = {
+    "if": {"properties": {"kind": {"enum": ["marketplace", "store"]}}, "required": ["kind"]},
+    "then": {"properties": {"name": {"minLength": 1}}, "required": ["name"]},
+}
 
 
 class ReserveIn(Struct, forbid_unknown_fields=True):
@@ -56,8 +75,8 @@ class PaymentWebhookIn(Struct, forbid_unknown_fields=True):
     """A payment provider's notice that ``hold_id`` was paid by ``payment_id``."""
 
     type: Annotated[str, Meta(pattern="^payment\\.succeeded$")]
-    hold_id: Annotated[str, Meta(min_length=1, max_length=128)]
-    payment_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    hold_id: Annotated[str, Meta(min_length=1, max_length=MAX_HOLD_ID)]
+    payment_id: Annotated[str, Meta(min_length=1, max_length=MAX_HOLD_ID)]
     amount: MoneyIO
 
 
