@@ -139,9 +139,11 @@ def live_event(
 
 
 @contextmanager
-def running_server(tmp: Path, workers: int = 1, **env: str) -> Iterator[Server]:
+def running_server(
+    tmp: Path, workers: int = 1, storage: str | None = None, **env: str
+) -> Iterator[Server]:
     """``lampo serve`` (``workers`` processes) in a child process; stopped (SIGINT, then
-    kill) at the end."""
+    kill) at the end. ``storage``: its URL (default: the SQLite file ``tmp/lampo.db``)."""
     port = free_port()
     db = tmp / "lampo.db"
     child_env = {
@@ -164,7 +166,7 @@ def running_server(tmp: Path, workers: int = 1, **env: str) -> Iterator[Server]:
             "--port",
             str(port),
             "--storage",
-            f"sqlite:///{db}",
+            storage or f"sqlite:///{db}",
             "--secrets-file",
             str(tmp / "secrets.env"),
             "--test-clock",

@@ -7,6 +7,7 @@ calls storage once. Refusals raise a ``LampoError`` and change nothing; batch va
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -48,6 +49,32 @@ class ReserveCommand:
     items: Mapping[str, int]
     channel: Channel = field(default_factory=Channel)
     key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownSoldOut:
+    """A command of a batch that the sold-out memory would refuse: its request, asked of
+    its key's record first, and the refusal it gets if the key has none."""
+
+    index: int
+    request: ReserveRequest
+    refusal: SoldOut
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch of commands sorted for storage: ``results`` of those refused already,
+    ``requests`` for ``reserve`` (``where``: their commands' indexes), and those known
+    sold out, for ``recorded``."""
+
+    commands: Sequence[ReserveCommand]
+    results: list[Result | None] = field(init=False)
+    requests: list[ReserveRequest] = field(default_factory=list)
+    where: list[int] = field(default_factory=list)
+    soldout: list[_KnownSoldOut] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.commands)
 
 
 def _unwrap(result: Result) -> Hold:
@@ -123,8 +150,6 @@ class Sales:
             price = event.price(sku, cmd.market)
             lines.append(HoldLine(sku, qty, price.amount))
             limits.append(event.offers[sku].limit_per_customer)
-        if self.soldout_ttl:
-            self._refuse_known_soldout(cmd, now_mono=time.monotonic())
         hold_id = new_id()
         hold = Hold(
             id=hold_id,
@@ -142,16 +167,23 @@ class Sales:
             f"{event.id}:{cmd.customer}:{key}", hold, tuple(limits), event.limit_per_customer
         )
 
-    def _refuse_known_soldout(self, cmd: ReserveCommand, now_mono: float) -> None:
+    def _known_soldout(self, cmd: ReserveCommand, now_mono: float) -> SoldOut | None:
+        """The refusal of ``cmd`` that the sold-out memory holds, if it holds one."""
         for sku, qty in cmd.items.items():
             until = self._soldout.get((cmd.event, sku))
             if until is not None and until > now_mono:
-                raise SoldOut(sku, qty, 0)
+                return SoldOut(sku, qty, 0)
+        return None
+
+    def _count(self, event: str, refusal: LampoError) -> None:
+        with self._lock:
+            self.refusals[(event, refusal.reason)] += 1
 
     def _note(self, event: str, result: Result) -> None:
+        """Count a refusal storage (or the service's own checks) made; remember a SKU
+        that storage found sold out."""
         if isinstance(result, LampoError):
-            with self._lock:
-                self.refusals[(event, result.reason)] += 1
+            self._count(event, result)
             if self.soldout_ttl and isinstance(result, SoldOut) and result.available == 0:
                 self._soldout[(event, result.sku)] = time.monotonic() + self.soldout_ttl
 
@@ -160,45 +192,68 @@ class Sales:
             for key in [k for k in self._soldout if k[0] == event]:
                 self._soldout.pop(key, None)
 
-    def _prepare(
-        self, commands: Sequence[ReserveCommand]
-    ) -> tuple[list[Result | None], list[ReserveRequest], list[int]]:
-        results: list[Result | None] = [None] * len(commands)
-        requests: list[ReserveRequest] = []
-        where: list[int] = []
+    def _prepare(self, commands: Sequence[ReserveCommand]) -> _Batch:
+        batch = _Batch(commands)
         now = self.clock()  # one reading for the batch: its holds are placed together
+        now_mono = time.monotonic() if self._soldout else 0.0
         for i, cmd in enumerate(commands):
             try:
-                requests.append(self._request(cmd, now))
-                where.append(i)
+                req = self._request(cmd, now)
             except LampoError as refusal:
-                results[i] = refusal
+                batch.results[i] = refusal
                 self._note(cmd.event, refusal)
-        return results, requests, where
+                continue
+            known = self._known_soldout(cmd, now_mono) if self._soldout else None
+            if known is None:
+                batch.requests.append(req)
+                batch.where.append(i)
+            else:
+                batch.soldout.append(_KnownSoldOut(i, req, known))
+        return batch
 
     def _merge(
-        self,
-        commands: Sequence[ReserveCommand],
-        results: list[Result | None],
-        where: list[int],
-        stored: list[Result],
+        self, batch: _Batch, stored: list[Result], found: list[Result | None]
     ) -> list[Result]:
-        for i, result in zip(where, stored, strict=True):
+        results, commands = batch.results, batch.commands
+        for i, result in zip(batch.where, stored, strict=True):
             results[i] = result
             self._note(commands[i].event, result)
+        for known, record in zip(batch.soldout, found, strict=True):
+            # The key's record answers first; without one, the memory's refusal stands
+            # (storage made no refusal here, so nothing is armed again or recorded).
+            result = known.refusal if record is None else record
+            results[known.index] = result
+            if isinstance(result, LampoError):
+                self._count(commands[known.index].event, result)
         return [r for r in results if r is not None]
 
     def reserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
-        """Place many holds in one storage batch; one result per command, in order."""
-        results, requests, where = self._prepare(commands)
-        stored = self.storage.reserve(requests) if requests else []
-        return self._merge(commands, results, where, stored)
+        """Place many holds in one storage batch; one result per command, in order.
+
+        A command for a SKU known sold out (``soldout_ttl``) does not reach ``reserve``:
+        its key's idempotency record is read instead (``Storage.recorded``), and it gets
+        the hold recorded under its key, the conflict, or, with no record, ``SoldOut``.
+        """
+        batch = self._prepare(commands)
+        stored = self.storage.reserve(batch.requests) if batch.requests else []
+        asked = [known.request for known in batch.soldout]
+        found = self.storage.recorded(asked) if asked else []
+        return self._merge(batch, stored, found)
 
     async def areserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
-        """``reserve_many`` for a coroutine: the loop runs on while the batch commits."""
-        results, requests, where = self._prepare(commands)
-        stored = await self.storage.areserve(requests) if requests else []
-        return self._merge(commands, results, where, stored)
+        """``reserve_many`` for a coroutine: the loop runs on while the batch commits (and
+        while the records of the commands known sold out are read, beside it)."""
+        batch = self._prepare(commands)
+        asked = [known.request for known in batch.soldout]
+        if not asked:
+            stored = await self.storage.areserve(batch.requests) if batch.requests else []
+            return self._merge(batch, stored, [])
+        if not batch.requests:
+            return self._merge(batch, [], await self.storage.arecorded(asked))
+        stored, found = await asyncio.gather(
+            self.storage.areserve(batch.requests), self.storage.arecorded(asked)
+        )
+        return self._merge(batch, stored, found)
 
     def reserve(
         self,

@@ -189,6 +189,12 @@ class RedisPostgresStorage:
     async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
         return await self.live.areserve(requests)
 
+    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        return self.live.recorded(requests)  # idempotency records are live state
+
+    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        return await self.live.arecorded(requests)
+
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         if not requests:
             return []

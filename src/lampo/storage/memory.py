@@ -145,6 +145,13 @@ class MemoryStorage:
     async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
         return self.pay(requests)
 
+    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        with self._lock:
+            return tx.replays(self._st, requests)
+
+    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        return self.recorded(requests)
+
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         with self._lock:
             return tx.apply_all(self._st, tx.pay, requests)

@@ -78,6 +78,17 @@ class Storage(Protocol):
     async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
         """``pay`` for a coroutine (the hot path's other half)."""
 
+    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        """What ``reserve`` would answer each request from its key's idempotency record
+        alone, writing nothing: the hold first placed under the key, an
+        ``IdempotencyConflict`` when the key was recorded for another request, None when
+        the key has no record (then only ``reserve`` can say). A read of committed state,
+        one round trip per batch where the backend allows: a cache that refuses before
+        ``reserve`` (the service's sold-out memory) asks it first."""
+
+    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        """``recorded`` for a coroutine: the event loop is not blocked by the read."""
+
     def release(self, requests: Sequence[ReleaseRequest]) -> list[Result]:
         """Return held stock to the pool at once; releasing a released hold is a no-op."""
 

@@ -25,6 +25,7 @@ under an advisory lock and recorded in ``lampo_migrations`` (see ``migrate``).
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +47,7 @@ from lampo.domain.holds import (
     Hold,
     HoldLine,
     HoldState,
+    ReserveRequest,
     StockLevel,
 )
 from lampo.domain.market import Channel, ChannelKind
@@ -472,6 +474,20 @@ class PostgresStorage(BatchedTransitions):
                 f"SELECT {_HOLD_COLUMNS} FROM holds WHERE id = %s", (hold_id,)
             ).fetchone()
         return None if row is None else _hold_from_row(row)
+
+    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        keys = sorted({req.key for req in requests})
+        with self._reader() as conn:
+            rows = conn.execute(
+                f"SELECT key, fingerprint, {_HOLD_COLUMNS} FROM idem "
+                "JOIN holds ON holds.id = idem.hold_id WHERE key = ANY(%s)",
+                (keys,),
+            ).fetchall()
+        found = {row[0]: (row[1], _hold_from_row(row[2:])) for row in rows}
+        return tx.replays(tx.Found(found), requests)
+
+    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        return await asyncio.to_thread(self.recorded, requests)
 
     def holds(self, event: str) -> Iterator[Hold]:
         with self._reader() as conn:

@@ -120,7 +120,10 @@ SCRIPTS = (
     "bucket",
     "update",
     "rows",
+    "recorded",
 )
+#: The scripts whose requests run in their customer's stock bucket.
+_BY_CUSTOMER = ("reserve", "recorded")
 #: Rounds of balancing (move units, run the refused reservations again) per writer round.
 _BALANCE_ROUNDS = 8
 #: Reads of a bucketed event's stock before one is known to be a consistent snapshot.
@@ -472,17 +475,18 @@ class RedisStorage:
                 else:
                     req.event, req.bucket = _untag(value)
                     req.tag = value
-        reserves = [req for req in rnd.reqs if req.script == "reserve" and req.answer is None]
-        bucketed: list[_Req] = []
-        if reserves:
-            counts = self._bucket_counts({req.event for req in reserves if req.event})
-            for req in reserves:
+        keyed = [req for req in rnd.reqs if req.script in _BY_CUSTOMER and req.answer is None]
+        bucketed: list[_Req] = []  # reservations in a bucket of a bucketed event
+        if keyed:
+            counts = self._bucket_counts({req.event for req in keyed if req.event})
+            for req in keyed:
                 assert req.event is not None
                 n = counts[req.event]
                 if n > 1:
                     req.bucket = bucket_of(req.customer, n)
                     req.tag = _tag(req.event, req.bucket, n)
-                    bucketed.append(req)
+                    if req.script == "reserve":
+                        bucketed.append(req)
             if bucketed and self.cluster:
                 self._check_hold_ids(bucketed)
         self._run_reqs([req for req in rnd.reqs if req.answer is None and req.event is not None])
@@ -495,7 +499,7 @@ class RedisStorage:
                     req.answer = Unavailable(f"redis: {exc}")
         if self.cluster:
             index: dict[str, str] = {}
-            for req in reserves:
+            for req in keyed:  # a hold found by ``recorded`` is an idempotent repeat too
                 one = req.answer
                 if isinstance(one, list) and one[0] in ("ok", "same"):
                     hold_id = req.hold_id if one[0] == "ok" else _view_id(one[1])
@@ -907,6 +911,37 @@ class RedisStorage:
         out: list[Result] = self._batcher.submit(self._reserve_unit(requests), len(requests))
         return out
 
+    def _recorded_unit(self, requests: Sequence[ReserveRequest]) -> _Unit:
+        """recorded.lua in each request's customer's bucket: a read, in the writer's round
+        (so it shares the round trip of the reservations beside it)."""
+
+        def unit(rnd: _Round) -> Callable[[], list[Result | None]]:
+            sent = []
+            for req in requests:
+                one = rnd.add("recorded", req.hold.event, [req.key, req.fingerprint])
+                one.customer = req.hold.customer
+                sent.append(one)
+            return lambda: [
+                _replayed(req, _answer(one)) for req, one in zip(requests, sent, strict=True)
+            ]
+
+        return unit
+
+    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        if not requests:
+            return []
+        out: list[Result | None] = self._batcher.submit(
+            self._recorded_unit(requests), len(requests)
+        )
+        return out
+
+    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        if not requests:
+            return []
+        unit = self._recorded_unit(requests)
+        out: list[Result | None] = await self._batcher.asubmit(unit, len(requests))
+        return out
+
     async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
         if not requests:
             return []
@@ -1099,6 +1134,11 @@ def _reserved(req: ReserveRequest, answer: list[Any]) -> Result:
         case ["sold-out", sku, requested, available]:
             return SoldOut(sku, int(requested), int(available))
     raise AssertionError(f"reserve.lua answered {answer!r}")
+
+
+def _replayed(req: ReserveRequest, answer: list[Any]) -> Result | None:
+    """recorded.lua's answer to one request: None when the key has no record."""
+    return None if answer == ["none"] else _reserved(req, answer)
 
 
 def _pay_args(req: PayRequest) -> list[Any]:

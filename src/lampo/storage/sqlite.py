@@ -5,6 +5,7 @@ See docs/sqlite-group-commit.md for the protocol and its crash points.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -22,6 +23,7 @@ from lampo.domain.holds import (
     Hold,
     HoldLine,
     HoldState,
+    ReserveRequest,
     StockLevel,
 )
 from lampo.domain.market import Channel, ChannelKind
@@ -29,7 +31,7 @@ from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
 from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
-from lampo.storage.port import check_same_definition
+from lampo.storage.port import Result, check_same_definition
 
 if sys.platform != "win32":
     import fcntl
@@ -81,6 +83,8 @@ CREATE TABLE IF NOT EXISTS order_totals (
 """
 
 SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: Keys looked up by one statement of ``recorded`` (SQLite allows 32,766 parameters).
+_KEYS_PER_READ = 500
 
 
 def _us(when: datetime | None) -> int | None:
@@ -544,6 +548,25 @@ class SqliteStorage(BatchedTransitions):
             .fetchone()
         )
         return None if row is None else _hold_from_row(row)
+
+    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        keys = sorted({req.key for req in requests})
+        found: dict[str, tuple[str, Hold]] = {}
+        conn = self._reader()
+        for start in range(0, len(keys), _KEYS_PER_READ):
+            part = keys[start : start + _KEYS_PER_READ]
+            rows = conn.execute(
+                f"SELECT key, fingerprint, {_HOLD_COLUMNS} FROM idem "
+                f"JOIN holds ON holds.id = idem.hold_id WHERE key IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for row in rows:
+                found[row[0]] = (row[1], _hold_from_row(row[2:]))
+        return tx.replays(tx.Found(found), requests)
+
+    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
+        # a read on a reader connection of the worker thread: the loop runs on meanwhile
+        return await asyncio.to_thread(self.recorded, requests)
 
     def holds(self, event: str) -> Iterator[Hold]:
         rows = (
