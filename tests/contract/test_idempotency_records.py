@@ -1,9 +1,10 @@
-"""``Storage.recorded``: what ``reserve`` answers from a key's idempotency record alone.
+"""``Storage.recorded``: whether a key has an idempotency record, as a read.
 
-The service reads it before refusing from its sold-out memory, so it must give exactly
-the answer ``reserve`` would give a request whose key has a record (the first hold, as it
-is now, or the conflict), None for a key without one, and change nothing. Shown on every
-backend, stock buckets (a customer's records live in their bucket) and clusters included.
+The service asks it before refusing from its sold-out memory, and sends the keys that
+have one to ``reserve``. So it must say True exactly for the keys ``reserve`` answers from
+their record (the first hold, as it is now, or the conflict) and change nothing. Shown on
+every backend, stock buckets (a customer's records live in their bucket) and clusters
+included.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lampo.domain.holds import Hold, HoldLine, PayRequest, ReserveRequest
 from lampo.domain.market import Channel
 from lampo.services.ids import new_id
 from lampo.storage import Storage
+from lampo.storage.port import KeyRef
 from tests.contract.conftest import snapshot
 from tests.factories import NOW, sale_event
 
@@ -92,30 +94,29 @@ def test_recorded_answers_as_reserve_would_and_writes_nothing(
                 store.pay([PayRequest(result.id, f"pay-{result.id}", NOW)])
 
     requests = [request(event, ask) for ask in asked]
+    refs = [KeyRef(event.id, req.hold.customer, req.key) for req in requests]
     before = snapshot(store, event.id)
-    found = store.recorded(requests)
+    found = store.recorded(refs)
     assert snapshot(store, event.id) == before, "a read changed something"
-    assert asyncio.run(store.arecorded(requests)) == found
+    assert asyncio.run(store.arecorded(refs)) == found
 
-    for ask, req, answer in zip(asked, requests, found, strict=True):
+    for ask, req, recorded in zip(asked, requests, found, strict=True):
         known = first.get((ask.customer, ask.key))
+        assert recorded == (known is not None), ask
         if known is None:
-            assert answer is None, (ask, answer)
-            continue
+            continue  # reserve would decide it afresh
+        [answer] = store.reserve([req])  # answered from the record
         ask_first, hold_id = known
         if (ask_first.market, ask_first.items) == (ask.market, ask.items):
-            assert isinstance(answer, Hold), (ask, answer)
-            assert answer == store.hold(hold_id)  # as it is now (maybe paid)
+            assert answer == store.hold(hold_id), (ask, answer)  # as it is now (maybe paid)
         else:
             assert answer == IdempotencyConflict(req.key), (ask, answer)
-        assert store.reserve([req]) == [answer], "reserve answers otherwise"
     assert snapshot(store, event.id) == before, "a replay changed something"
 
 
 def test_recorded_of_an_unknown_event_finds_nothing(store: Storage) -> None:
-    event = sale_event(f"none-{uuid.uuid4().hex[:12]}")  # never set up
-    requests = [request(event, Ask("c1", "k1", "CN", (("phone-red", 1),)))]
-    assert store.recorded(requests) == [None]
+    event = f"none-{uuid.uuid4().hex[:12]}"  # never set up
+    assert store.recorded([KeyRef(event, "c1", f"{event}:c1:k1")]) == [False]
     assert store.recorded([]) == []
 
 
@@ -124,7 +125,7 @@ def test_recorded_reads_a_batch_of_any_size_in_order(store: Storage, batch: int)
     event = sale_event(f"big-{uuid.uuid4().hex[:12]}", stock={"phone-red": 1000})
     store.setup(event)
     asks = [Ask(f"c{i}", "k", "CN", (("phone-red", 1),)) for i in range(batch)]
-    placed = store.reserve([request(event, ask) for ask in asks[::2]])
-    found = store.recorded([request(event, ask) for ask in asks])
-    assert found[::2] == placed
-    assert found[1::2] == [None] * (batch // 2)
+    requests = [request(event, ask) for ask in asks]
+    store.reserve(requests[::2])
+    found = store.recorded([KeyRef(event.id, r.hold.customer, r.key) for r in requests])
+    assert found == [i % 2 == 0 for i in range(batch)]

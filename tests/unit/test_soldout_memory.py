@@ -1,9 +1,9 @@
 """The service's sold-out memory (``soldout_ttl``) never answers before a key's record.
 
-A command for a SKU the memory knows sold out does not reach ``reserve``; its key's
-idempotency record is read instead (``Storage.recorded``), so a replay still gets its
-hold and another request under the key its conflict. Only a key with no record is
-refused sold out, and that refusal arms nothing.
+A command for a SKU the memory knows sold out reaches ``reserve`` only if its key has an
+idempotency record (``Storage.recorded``, a read): then ``reserve`` answers it from the
+record, so a replay still gets its hold and another request under the key its conflict.
+A key with no record is refused sold out, and that refusal arms nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from lampo.domain.holds import Hold, HoldState, ReserveRequest
 from lampo.services.clock import ManualClock
 from lampo.services.sales import ReserveCommand, Sales
 from lampo.storage.memory import MemoryStorage
-from lampo.storage.port import Result
+from lampo.storage.port import KeyRef, Result
 from tests.factories import NOW, sale_event
 
 
@@ -37,9 +37,9 @@ class CountingStorage(MemoryStorage):
         self.reserved += len(requests)
         return super().reserve(requests)
 
-    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
-        self.looked_up += len(requests)
-        return super().recorded(requests)
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        self.looked_up += len(keys)
+        return super().recorded(keys)
 
 
 def make(ttl: float) -> tuple[Sales, CountingStorage]:
@@ -76,13 +76,13 @@ def test_a_replay_of_the_last_unit_gets_its_hold_from_a_sold_out_memory(run: str
     assert replay == first
     assert conflict == IdempotencyConflict("fest:c1:k")
     assert fresh == SoldOut("tv-55", 1, 0)
-    assert storage.reserved == reserved, "the memory answered, after reading the records"
     assert storage.looked_up == 3
+    assert storage.reserved == reserved + 2, "only the keys with a record reach reserve"
     # beside them, a command for a SKU not known sold out goes to reserve as usual
     other, again = reserve(buy("c4", "k4", phone_red=1), buy("c1", "k", tv_55=2))
     assert isinstance(other, Hold)
     assert again == first
-    assert storage.reserved == reserved + 1
+    assert storage.reserved == reserved + 4
     assert sales.refusals[("fest", "sold-out")] == 2
     assert sales.refusals[("fest", "idempotency-conflict")] == 1
 

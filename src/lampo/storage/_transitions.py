@@ -38,18 +38,12 @@ from lampo.storage.port import below_committed
 EVENT_SCOPE = ""  # the counter key of a customer's units across a whole event
 
 
-class Records(Protocol):
-    """The reads of an idempotency record: what ``replay`` needs."""
+class State(Protocol):
+    """Reads and writes of one atomic step. ``stock_move`` must refuse (return False)
+    rather than let a column go negative."""
 
     def idem_get(self, key: str) -> tuple[str, str] | None:
         """(fingerprint, hold id) recorded under ``key``."""
-
-    def hold_get(self, hold_id: str) -> Hold | None: ...
-
-
-class State(Records, Protocol):
-    """Reads and writes of one atomic step. ``stock_move`` must refuse (return False)
-    rather than let a column go negative."""
 
     def idem_put(self, key: str, fingerprint: str, hold_id: str) -> None: ...
 
@@ -75,6 +69,8 @@ class State(Records, Protocol):
     def counter_add(self, event: str, customer: str, sku: str, delta: int) -> None:
         """Add ``delta``; a negative delta on a counter that was never kept does nothing."""
 
+    def hold_get(self, hold_id: str) -> Hold | None: ...
+
     def hold_id_taken(self, hold_id: str) -> bool:
         """Whether ``hold_id`` is in use. A backend whose insert refuses a duplicate id
         atomically (a primary key) may answer False and let that insert fail."""
@@ -90,51 +86,15 @@ class State(Records, Protocol):
 R = TypeVar("R")
 
 
-def replay(st: Records, req: ReserveRequest) -> Hold | None:
-    """The answer of ``req.key``'s idempotency record to ``req``: the hold first placed
-    under the key, ``IdempotencyConflict`` when the key was recorded for another request
-    (another fingerprint), None when the key has no record. ``reserve`` asks it first;
-    ``Storage.recorded`` answers it alone, as a read."""
-    seen = st.idem_get(req.key)
-    if seen is None:
-        return None
-    fingerprint, hold_id = seen
-    if fingerprint != req.fingerprint:
-        raise IdempotencyConflict(req.key)
-    first = st.hold_get(hold_id)
-    assert first is not None, "an idempotency record points at a missing hold"
-    return first
-
-
-def replays(st: Records, requests: Sequence[ReserveRequest]) -> list[Hold | LampoError | None]:
-    """``replay`` of each request; a conflict becomes that request's result."""
-    out: list[Hold | LampoError | None] = []
-    for req in requests:
-        try:
-            out.append(replay(st, req))
-        except LampoError as refusal:
-            out.append(refusal)
-    return out
-
-
-class Found:
-    """``Records`` read ahead, in one query per batch: key -> (fingerprint, first hold)."""
-
-    def __init__(self, found: Mapping[str, tuple[str, Hold]]) -> None:
-        self._idem = {key: (fp, hold.id) for key, (fp, hold) in found.items()}
-        self._holds = {hold.id: hold for _, hold in found.values()}
-
-    def idem_get(self, key: str) -> tuple[str, str] | None:
-        return self._idem.get(key)
-
-    def hold_get(self, hold_id: str) -> Hold | None:
-        return self._holds.get(hold_id)
-
-
 def reserve(st: State, req: ReserveRequest) -> Hold:
     hold = req.hold
-    first = replay(st, req)
-    if first is not None:
+    seen = st.idem_get(req.key)
+    if seen is not None:
+        fingerprint, hold_id = seen
+        if fingerprint != req.fingerprint:
+            raise IdempotencyConflict(req.key)
+        first = st.hold_get(hold_id)
+        assert first is not None, "an idempotency record points at a missing hold"
         return first
     if not st.has_event(hold.event):
         raise UnknownEvent(hold.event)

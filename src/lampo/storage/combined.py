@@ -44,7 +44,7 @@ from lampo.domain.holds import (
 )
 from lampo.domain.totals import Totals
 from lampo.storage._buckets import parse_buckets
-from lampo.storage.port import Result
+from lampo.storage.port import KeyRef, Result
 from lampo.storage.postgres import PostgresStorage
 from lampo.storage.redis import RedisStorage
 
@@ -189,11 +189,11 @@ class RedisPostgresStorage:
     async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
         return await self.live.areserve(requests)
 
-    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
-        return self.live.recorded(requests)  # idempotency records are live state
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        return self.live.recorded(keys)  # idempotency records are live state
 
-    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
-        return await self.live.arecorded(requests)
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        return await self.live.arecorded(keys)
 
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         if not requests:

@@ -47,7 +47,6 @@ from lampo.domain.holds import (
     Hold,
     HoldLine,
     HoldState,
-    ReserveRequest,
     StockLevel,
 )
 from lampo.domain.market import Channel, ChannelKind
@@ -55,7 +54,7 @@ from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
 from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
-from lampo.storage.port import Result, check_same_definition
+from lampo.storage.port import KeyRef, Result, check_same_definition
 
 #: Any lampo process migrating any schema takes this advisory lock first.
 MIGRATION_LOCK = 0x1A4B0_0001
@@ -475,19 +474,15 @@ class PostgresStorage(BatchedTransitions):
             ).fetchone()
         return None if row is None else _hold_from_row(row)
 
-    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
-        keys = sorted({req.key for req in requests})
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        wanted = sorted({ref.key for ref in keys})
         with self._reader() as conn:
-            rows = conn.execute(
-                f"SELECT key, fingerprint, {_HOLD_COLUMNS} FROM idem "
-                "JOIN holds ON holds.id = idem.hold_id WHERE key = ANY(%s)",
-                (keys,),
-            ).fetchall()
-        found = {row[0]: (row[1], _hold_from_row(row[2:])) for row in rows}
-        return tx.replays(tx.Found(found), requests)
+            rows = conn.execute("SELECT key FROM idem WHERE key = ANY(%s)", (wanted,)).fetchall()
+        found = {r[0] for r in rows}
+        return [ref.key in found for ref in keys]
 
-    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
-        return await asyncio.to_thread(self.recorded, requests)
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        return await asyncio.to_thread(self.recorded, keys)
 
     def holds(self, event: str) -> Iterator[Hold]:
         with self._reader() as conn:

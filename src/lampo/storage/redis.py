@@ -100,7 +100,7 @@ from lampo.domain.money import Money
 from lampo.domain.totals import Totals, order_key
 from lampo.storage._batcher import Batcher
 from lampo.storage._buckets import bucket_of, parse_buckets, plan_moves, shares
-from lampo.storage.port import Result, below_committed, check_same_definition
+from lampo.storage.port import KeyRef, Result, below_committed, check_same_definition
 
 SEP = "\x1f"  # between the parts of a counter or totals key
 RS = "\x1e"  # after each field of a request sent to reserve.lua
@@ -476,6 +476,7 @@ class RedisStorage:
                     req.event, req.bucket = _untag(value)
                     req.tag = value
         keyed = [req for req in rnd.reqs if req.script in _BY_CUSTOMER and req.answer is None]
+        reserves = [req for req in keyed if req.script == "reserve"]
         bucketed: list[_Req] = []  # reservations in a bucket of a bucketed event
         if keyed:
             counts = self._bucket_counts({req.event for req in keyed if req.event})
@@ -499,7 +500,7 @@ class RedisStorage:
                     req.answer = Unavailable(f"redis: {exc}")
         if self.cluster:
             index: dict[str, str] = {}
-            for req in keyed:  # a hold found by ``recorded`` is an idempotent repeat too
+            for req in reserves:
                 one = req.answer
                 if isinstance(one, list) and one[0] in ("ok", "same"):
                     hold_id = req.hold_id if one[0] == "ok" else _view_id(one[1])
@@ -911,42 +912,37 @@ class RedisStorage:
         out: list[Result] = self._batcher.submit(self._reserve_unit(requests), len(requests))
         return out
 
-    def _recorded_unit(self, requests: Sequence[ReserveRequest]) -> _Unit:
-        """recorded.lua in each request's customer's bucket: a read, in the writer's round
-        (so it shares the round trip of the reservations beside it)."""
-
-        def unit(rnd: _Round) -> Callable[[], list[Result | None]]:
-            sent = []
-            for req in requests:
-                one = rnd.add("recorded", req.hold.event, [req.key, req.fingerprint])
-                one.customer = req.hold.customer
-                sent.append(one)
-            return lambda: [
-                _replayed(req, _answer(one)) for req, one in zip(requests, sent, strict=True)
-            ]
-
-        return unit
-
-    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
-        if not requests:
-            return []
-        out: list[Result | None] = self._batcher.submit(
-            self._recorded_unit(requests), len(requests)
-        )
-        return out
-
-    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
-        if not requests:
-            return []
-        unit = self._recorded_unit(requests)
-        out: list[Result | None] = await self._batcher.asubmit(unit, len(requests))
-        return out
-
     async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
         if not requests:
             return []
         unit = self._reserve_unit(requests)
         out: list[Result] = await self._batcher.asubmit(unit, len(requests))
+        return out
+
+    def _recorded_unit(self, keys: Sequence[KeyRef]) -> _Unit:
+        """recorded.lua in each key's customer's bucket: a read, in the writer's round
+        (so it shares the round trip of the reservations beside it)."""
+
+        def unit(rnd: _Round) -> Callable[[], list[bool]]:
+            sent = []
+            for ref in keys:
+                req = rnd.add("recorded", ref.event, [ref.key])
+                req.customer = ref.customer
+                sent.append(req)
+            return lambda: [_answer(req) == 1 for req in sent]
+
+        return unit
+
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        if not keys:
+            return []
+        out: list[bool] = self._batcher.submit(self._recorded_unit(keys), len(keys))
+        return out
+
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        if not keys:
+            return []
+        out: list[bool] = await self._batcher.asubmit(self._recorded_unit(keys), len(keys))
         return out
 
     def _by_hold_unit(
@@ -1134,11 +1130,6 @@ def _reserved(req: ReserveRequest, answer: list[Any]) -> Result:
         case ["sold-out", sku, requested, available]:
             return SoldOut(sku, int(requested), int(available))
     raise AssertionError(f"reserve.lua answered {answer!r}")
-
-
-def _replayed(req: ReserveRequest, answer: list[Any]) -> Result | None:
-    """recorded.lua's answer to one request: None when the key has no record."""
-    return None if answer == ["none"] else _reserved(req, answer)
 
 
 def _pay_args(req: PayRequest) -> list[Any]:

@@ -23,7 +23,6 @@ from lampo.domain.holds import (
     Hold,
     HoldLine,
     HoldState,
-    ReserveRequest,
     StockLevel,
 )
 from lampo.domain.market import Channel, ChannelKind
@@ -31,7 +30,7 @@ from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
 from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
-from lampo.storage.port import Result, check_same_definition
+from lampo.storage.port import KeyRef, check_same_definition
 
 if sys.platform != "win32":
     import fcntl
@@ -549,24 +548,21 @@ class SqliteStorage(BatchedTransitions):
         )
         return None if row is None else _hold_from_row(row)
 
-    def recorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
-        keys = sorted({req.key for req in requests})
-        found: dict[str, tuple[str, Hold]] = {}
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        wanted = sorted({ref.key for ref in keys})
+        found: set[str] = set()
         conn = self._reader()
-        for start in range(0, len(keys), _KEYS_PER_READ):
-            part = keys[start : start + _KEYS_PER_READ]
-            rows = conn.execute(
-                f"SELECT key, fingerprint, {_HOLD_COLUMNS} FROM idem "
-                f"JOIN holds ON holds.id = idem.hold_id WHERE key IN ({','.join('?' * len(part))})",
-                part,
+        for start in range(0, len(wanted), _KEYS_PER_READ):
+            part = wanted[start : start + _KEYS_PER_READ]
+            marks = ",".join("?" * len(part))
+            found.update(
+                r[0] for r in conn.execute(f"SELECT key FROM idem WHERE key IN ({marks})", part)
             )
-            for row in rows:
-                found[row[0]] = (row[1], _hold_from_row(row[2:]))
-        return tx.replays(tx.Found(found), requests)
+        return [ref.key in found for ref in keys]
 
-    async def arecorded(self, requests: Sequence[ReserveRequest]) -> list[Result | None]:
-        # a read on a reader connection of the worker thread: the loop runs on meanwhile
-        return await asyncio.to_thread(self.recorded, requests)
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        # a read on a reader connection of a worker thread: the loop runs on meanwhile
+        return await asyncio.to_thread(self.recorded, keys)
 
     def holds(self, event: str) -> Iterator[Hold]:
         rows = (

@@ -59,21 +59,6 @@ local function view(h)
     'refunded_at')
 end
 
--- The answer of an idempotency key's record to a request with fingerprint fp (the same
--- rule as _transitions.replay): nil when the key has no record; the first hold's view
--- when fp is the one recorded; a conflict when the key was recorded for another request.
-local function replay(key, fp)
-  local seen = redis.call('HGET', K_IDEM, key)
-  if not seen then
-    return nil
-  end
-  local cut = string.find(seen, SEP, 1, true)
-  if string.sub(seen, 1, cut - 1) ~= fp then
-    return {'idempotency-conflict'}
-  end
-  return {'same', view(hkey(string.sub(seen, cut + 1)))}
-end
-
 -- The hold's hash as a table, its head and tot parsed.
 local function load(h)
   local flat = redis.call('HGETALL', h)

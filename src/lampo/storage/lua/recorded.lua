@@ -1,9 +1,8 @@
--- What reserve would answer from idempotency records alone, writing nothing (a read):
--- KEYS[1] the event base (of the customers' stock bucket); ARGV: the event (unused),
--- then two arguments per request: key, fingerprint. Per request: replay's answer (see
--- _lib.lua), or {'none'} when the key has no record.
+-- Whether idempotency keys have a record, writing nothing (a read): KEYS[1] the event
+-- base (of the customers' stock bucket); ARGV: the event (unused), then the keys.
+-- Returns 1 or 0 per key.
 local out = {}
-for a = 2, #ARGV, 2 do
-  out[#out + 1] = replay(ARGV[a], ARGV[a + 1]) or {'none'}
+for a = 2, #ARGV do
+  out[#out + 1] = redis.call('HEXISTS', K_IDEM, ARGV[a])
 end
 return out

@@ -17,9 +17,13 @@ local function reserve_one(head, body, tot, index)
   local r = fields(head)
   local key, fp, id, cust, elimit = r[1], r[2], r[3], r[H_CUST], r[H_ELIMIT]
   local units, m = tonumber(r[H_UNITS]), tonumber(r[H_M])
-  local first = replay(key, fp)
-  if first then
-    return first
+  local seen = redis.call('HGET', K_IDEM, key)
+  if seen then
+    local cut = string.find(seen, SEP, 1, true)
+    if string.sub(seen, 1, cut - 1) ~= fp then
+      return {'idempotency-conflict'}
+    end
+    return {'same', view(hkey(string.sub(seen, cut + 1)))}
   end
   if not known then
     return {'unknown-event'}
