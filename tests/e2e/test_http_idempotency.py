@@ -227,6 +227,25 @@ def test_a_refused_request_is_evaluated_again_when_it_comes_back(served: Process
     assert "idempotent-replayed" not in retried.headers
 
 
+def test_every_route_with_a_key_evaluates_a_refused_call_again(served: Processes) -> None:
+    """The admin's refund of a hold not yet paid is refused; once it is paid, the same
+    call (same key, same body) refunds it: the refusal was not kept as the key's reply."""
+    srv = served.server
+    event = new_event(srv, 2)
+    hold = reserve(srv, "fede", event, "f1", tv(1)).json
+    refund = f"/v1/admin/holds/{hold['id']}/refund"
+    early = srv.admin("POST", refund, Idempotency_Key="refund-f1")
+    assert early.status == 409
+    assert early.json["reason"] == "illegal-transition"
+    assert srv.pay("fede", hold["id"], key="pay-f1").status == 200
+    refunded = srv.admin("POST", refund, Idempotency_Key="refund-f1")
+    assert refunded.status == 200, refunded.body
+    assert refunded.json["state"] == "refunded"
+    again = srv.admin("POST", refund, Idempotency_Key="refund-f1")
+    assert (again.status, again.body) == (200, refunded.body)
+    assert again.headers.get("idempotent-replayed") == "true"
+
+
 # -- generated sequences of (key, body, restart) ------------------------------------------------
 
 KEYS = ("k1", "k2")

@@ -166,8 +166,10 @@ class Sales:
         if now_mono is not None:
             refusal = self._known_soldout(cmd, now_mono)
             if refusal is not None:
-                ref = KeyRef(event.id, cmd.customer, _key(event.id, cmd.customer, cmd.key))
-                return _KnownSoldOut(refusal, ref if cmd.key else None)
+                if not cmd.key:
+                    return _KnownSoldOut(refusal, None)
+                key = _key(event.id, cmd.customer, cmd.key)
+                return _KnownSoldOut(refusal, KeyRef(event.id, cmd.customer, key))
         hold_id = new_id()
         hold = Hold(
             id=hold_id,
