@@ -135,7 +135,9 @@ class Processes:
 
 
 @pytest.fixture(scope="module", params=STORAGES)
-def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def store_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     spec: Storage = request.param
     url = fresh_store(spec, tmp_path_factory.mktemp(f"idem-{spec.name}"))
     yield url
@@ -246,7 +248,7 @@ def test_every_route_with_a_key_evaluates_a_refused_call_again(served: Processes
     assert again.headers.get("idempotent-replayed") == "true"
 
 
-# -- generated sequences of (key, body, restart) ------------------------------------------------
+# -- generated sequences of (process, key, body), releases and restarts -------------------------
 
 KEYS = ("k1", "k2")
 UNITS = 3
