@@ -23,7 +23,8 @@ time) and the ratio reserve/empty of that configuration. Needs ``wrk`` on the PA
 (``apt-get install -y wrk``).
 
 ``--in-process`` measures the app alone instead: no granian, no wrk, the CPU time per
-request of the app, the service and storage (``memory://`` and ``sqlite://``).
+request of the app, the service and storage (``memory://``, ``sqlite://`` and, when a
+Redis server answers, ``redis://``), also for reservations of sold-out SKUs.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +59,7 @@ from lampo.web.auth import issue_token
 ADMIN_KEY = "bench-admin-key-0123456789abcdef"
 SECRET = "bench-buyer-secret-0123456789abcdef"
 EVENT = "bench-http"
+SOLD_OUT = "bench-http-sold-out"  # the same SKUs, none allocated (--in-process)
 SKUS = [f"phone-{i}" for i in range(10)]
 
 LUA = r"""
@@ -144,17 +147,17 @@ def call(port: int, method: str, path: str, body: Any = None) -> Any:
         conn.close()
 
 
-def bench_event() -> SaleEvent:
+def bench_event(event: str = EVENT, allocation: int = 50_000_000) -> SaleEvent:
     now = datetime.now(UTC).replace(microsecond=0)
     cn = Market("CN", "China", "CNY", "Asia/Shanghai")
     return SaleEvent(
-        id=EVENT,
+        id=event,
         name="HTTP benchmark",
         markets={"CN": cn},
         windows={"CN": Window(now - timedelta(hours=1), now + timedelta(hours=6))},
         categories={"phone": Category("phone", "Phones")},
         skus={s: Sku(s, "phone", s, "phone") for s in SKUS},
-        offers={s: Offer(s, 50_000_000, {"CN": Money(99_900, "CNY")}) for s in SKUS},
+        offers={s: Offer(s, allocation, {"CN": Money(99_900, "CNY")}) for s in SKUS},
         fx=FxTable("CNY", now.date(), {}),
         hold_seconds=3600,
     )
@@ -345,15 +348,17 @@ def parse_config(text: str) -> tuple[str, int]:
     return kind, int(n)
 
 
-async def _drive(app: Any, path: str, requests: int, callers: int, tokens: list[bytes]) -> int:
-    """``requests`` calls of the ASGI app from ``callers`` coroutines; how many got 2xx."""
+async def _drive(
+    app: Any, path: str, requests: int, callers: int, tokens: list[bytes], event: str = EVENT
+) -> Counter[int]:
+    """``requests`` calls of the ASGI app from ``callers`` coroutines; the statuses."""
     import random
 
-    statuses: list[int] = []
+    statuses: Counter[int] = Counter()
 
     async def one(i: int) -> None:
         sku = random.choice(SKUS)
-        body = f'{{"event":"{EVENT}","market":"CN","items":{{"{sku}":1}}}}'.encode()
+        body = f'{{"event":"{event}","market":"CN","items":{{"{sku}":1}}}}'.encode()
         scope = {
             "type": "http",
             "method": "POST",
@@ -373,7 +378,7 @@ async def _drive(app: Any, path: str, requests: int, callers: int, tokens: list[
 
         async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                statuses.append(message["status"])
+                statuses[message["status"]] += 1
 
         await app(scope, receive, send)
 
@@ -382,14 +387,16 @@ async def _drive(app: Any, path: str, requests: int, callers: int, tokens: list[
             await one(i)
 
     await asyncio.gather(*(caller(c) for c in range(callers)))
-    return sum(1 for status in statuses if status < 300)
+    return statuses
 
 
 def in_process(args: argparse.Namespace) -> int:
     """The ASGI app driven without a server: ``--connections`` coroutines call it in turn
-    with the requests wrk sends, over ``memory://`` and ``sqlite://``; prints the CPU µs
-    per request (every thread of this process) for the empty endpoint and for
-    reservations. Steadier than wrk on a shared machine, and blind to granian's cost."""
+    with the requests wrk sends, over ``memory://``, ``sqlite://`` and, when a server
+    answers, ``redis://``; prints the CPU µs per request (every thread of this process)
+    for the empty endpoint, for reservations, and for reservations of sold-out SKUs (new
+    keys: the service's sold-out memory answers, after reading the keys' records).
+    Steadier than wrk on a shared machine, and blind to granian's cost."""
     from lampo.bootstrap import Config, build_sales
     from lampo.storage import from_url
     from lampo.web.app import App, tune_gc
@@ -405,8 +412,16 @@ def in_process(args: argparse.Namespace) -> int:
         f"endpoint (after as many to warm up), SQLite synchronous={args.sync}"
     )
     print(f"{'storage':<10}{'endpoint':<20}{'req/s':>9}{'cpu us':>8}")
+    urls = ["memory://", f"sqlite:///{tmp / 'inproc.db'}?synchronous={args.sync}"]
+    if redis_answers():
+        urls.append(storage_url("redis", tmp, args.sync))
+    phases = (  # path, event, the status every call must get
+        ("/_bench/empty", EVENT, 200),
+        ("/v1/holds", EVENT, 201),
+        ("/v1/holds", SOLD_OUT, 409),
+    )
     try:
-        for url in ("memory://", f"sqlite:///{tmp / 'inproc.db'}?synchronous={args.sync}"):
+        for url in urls:
             engine = Config.from_env({}, storage_url=url, soldout_ttl=1.0)
             config = WebConfig(
                 engine=engine,
@@ -420,17 +435,23 @@ def in_process(args: argparse.Namespace) -> int:
             )
             sales = build_sales(engine, storage=from_url(url))
             sales.open(bench_event())
+            sales.open(bench_event(SOLD_OUT, 0))
             app = App(config, sales)
-            for path in ("/_bench/empty", "/v1/holds"):
-                asyncio.run(_drive(app, path, requests, args.connections, tokens))  # warm up
+            for path, event, status in phases:
+                drive = _drive(app, path, requests, args.connections, tokens, event)
+                asyncio.run(drive)  # warm up
                 cpu, wall = time.process_time(), time.perf_counter()
-                ok = asyncio.run(_drive(app, path, requests, args.connections, tokens))
+                drive = _drive(app, path, requests, args.connections, tokens, event)
+                statuses = asyncio.run(drive)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-                if ok != requests:
-                    raise SystemExit(f"{url} {path}: {requests - ok} requests were refused")
+                if statuses[status] != requests:
+                    raise SystemExit(f"{url} {path} {event}: {dict(statuses)}, not all {status}")
                 name = url.split(":", 1)[0]
-                print(f"{name:<10}{path:<20}{requests / wall:>9,.0f}{cpu / requests * 1e6:>8.0f}")
+                label = path if event == EVENT else f"{path} sold out"
+                print(f"{name:<10}{label:<20}{requests / wall:>9,.0f}{cpu / requests * 1e6:>8.0f}")
             sales.storage.close()
+            if name == "redis":
+                drop_redis_prefix(url)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

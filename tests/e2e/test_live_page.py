@@ -21,7 +21,7 @@ import pytest
 
 from lampo.domain.event import Milestone
 from lampo.domain.money import FxTable, Money
-from tests.e2e._http import Server, live_event
+from tests.e2e._http import Server, live_event, running_server
 
 pytestmark = [pytest.mark.sqlite, pytest.mark.browser]
 
@@ -34,6 +34,15 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message + " and CI=true requires them")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The module's server, whose report is read afresh by every call: the tests read it
+    right after a payment, and a report shared for ``LAMPO_REPORT_TTL`` (0.5 s) may have
+    been read by the page's last poll before that payment."""
+    with running_server(tmp_path_factory.mktemp("live"), LAMPO_REPORT_TTL="0") as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ calls storage once. Refusals raise a ``LampoError`` and change nothing; batch va
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -31,7 +32,7 @@ from lampo.domain.money import Money
 from lampo.domain.totals import Totals
 from lampo.services.clock import Clock, utcnow
 from lampo.services.ids import new_id
-from lampo.storage.port import Result, Storage
+from lampo.storage.port import KeyRef, Result, Storage
 
 MAX_LINES = 20
 MAX_QUANTITY = 1000
@@ -48,6 +49,40 @@ class ReserveCommand:
     items: Mapping[str, int]
     channel: Channel = field(default_factory=Channel)
     key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _KnownSoldOut:
+    """What the sold-out memory says of a command: its refusal, given only if its key has
+    no idempotency record (``ref``; None when the command has no key, so no record)."""
+
+    refusal: SoldOut
+    ref: KeyRef | None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch of commands sorted for storage: ``results`` of those refused already;
+    ``requests`` for ``reserve`` (``where``: their commands' indexes); those the sold-out
+    memory would refuse, whose keys' records are read first (``asked_refs``, and
+    ``asked_where``: their commands' indexes)."""
+
+    commands: Sequence[ReserveCommand]
+    now: datetime
+    results: list[Result | None] = field(init=False)
+    requests: list[ReserveRequest] = field(default_factory=list)
+    where: list[int] = field(default_factory=list)
+    asked: list[_KnownSoldOut] = field(default_factory=list)
+    asked_refs: list[KeyRef] = field(default_factory=list)
+    asked_where: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.commands)
+
+
+def _key(event: str, customer: str, key: str) -> str:
+    """The storage key of a buyer's idempotency key: records are per event and customer."""
+    return f"{event}:{customer}:{key}"
 
 
 def _unwrap(result: Result) -> Hold:
@@ -100,8 +135,13 @@ class Sales:
         return self._events
 
     # -- reserve ----------------------------------------------------------------
-    def _request(self, cmd: ReserveCommand, now: datetime | None = None) -> ReserveRequest:
-        """The priced request of ``cmd`` at ``now`` (default: the clock), or its refusal."""
+    def _request(
+        self, cmd: ReserveCommand, now: datetime | None = None, now_mono: float | None = None
+    ) -> ReserveRequest | _KnownSoldOut:
+        """The priced request of ``cmd`` at ``now`` (default: the clock), or its refusal.
+        With ``now_mono`` (the monotonic clock), what the sold-out memory says of it
+        instead, if it says anything: checked once the command is valid and priced (a
+        refusal of it comes first), before a hold is made for it."""
         if now is None:
             now = self.clock()
         event = self.event(cmd.event)
@@ -123,8 +163,13 @@ class Sales:
             price = event.price(sku, cmd.market)
             lines.append(HoldLine(sku, qty, price.amount))
             limits.append(event.offers[sku].limit_per_customer)
-        if self.soldout_ttl:
-            self._refuse_known_soldout(cmd, now_mono=time.monotonic())
+        if now_mono is not None:
+            refusal = self._known_soldout(cmd, now_mono)
+            if refusal is not None:
+                if not cmd.key:
+                    return _KnownSoldOut(refusal, None)
+                key = _key(event.id, cmd.customer, cmd.key)
+                return _KnownSoldOut(refusal, KeyRef(event.id, cmd.customer, key))
         hold_id = new_id()
         hold = Hold(
             id=hold_id,
@@ -137,21 +182,26 @@ class Sales:
             created_at=now,
             expires_at=now + timedelta(seconds=event.hold_seconds),
         )
-        key = cmd.key or "auto:" + hold_id
-        return ReserveRequest(
-            f"{event.id}:{cmd.customer}:{key}", hold, tuple(limits), event.limit_per_customer
-        )
+        key = _key(event.id, cmd.customer, cmd.key or "auto:" + hold_id)
+        return ReserveRequest(key, hold, tuple(limits), event.limit_per_customer)
 
-    def _refuse_known_soldout(self, cmd: ReserveCommand, now_mono: float) -> None:
+    def _known_soldout(self, cmd: ReserveCommand, now_mono: float) -> SoldOut | None:
+        """The refusal of ``cmd`` that the sold-out memory holds, if it holds one."""
         for sku, qty in cmd.items.items():
             until = self._soldout.get((cmd.event, sku))
             if until is not None and until > now_mono:
-                raise SoldOut(sku, qty, 0)
+                return SoldOut(sku, qty, 0)
+        return None
+
+    def _count(self, event: str, refusal: LampoError) -> None:
+        with self._lock:
+            self.refusals[(event, refusal.reason)] += 1
 
     def _note(self, event: str, result: Result) -> None:
+        """Count a refusal storage (or the service's own checks) made; remember a SKU
+        that storage found sold out."""
         if isinstance(result, LampoError):
-            with self._lock:
-                self.refusals[(event, result.reason)] += 1
+            self._count(event, result)
             if self.soldout_ttl and isinstance(result, SoldOut) and result.available == 0:
                 self._soldout[(event, result.sku)] = time.monotonic() + self.soldout_ttl
 
@@ -160,45 +210,114 @@ class Sales:
             for key in [k for k in self._soldout if k[0] == event]:
                 self._soldout.pop(key, None)
 
-    def _prepare(
-        self, commands: Sequence[ReserveCommand]
-    ) -> tuple[list[Result | None], list[ReserveRequest], list[int]]:
-        results: list[Result | None] = [None] * len(commands)
-        requests: list[ReserveRequest] = []
-        where: list[int] = []
-        now = self.clock()  # one reading for the batch: its holds are placed together
+    def _prepare(self, commands: Sequence[ReserveCommand]) -> _Batch:
+        batch = _Batch(commands, self.clock())  # one reading: the holds are placed together
+        now_mono = time.monotonic() if self._soldout else None
         for i, cmd in enumerate(commands):
             try:
-                requests.append(self._request(cmd, now))
-                where.append(i)
+                req = self._request(cmd, batch.now, now_mono)
             except LampoError as refusal:
-                results[i] = refusal
+                batch.results[i] = refusal
                 self._note(cmd.event, refusal)
-        return results, requests, where
+                continue
+            if isinstance(req, ReserveRequest):
+                batch.requests.append(req)
+                batch.where.append(i)
+            elif req.ref is None:  # no key, so no record: the memory's refusal stands
+                batch.results[i] = req.refusal
+                self._count(cmd.event, req.refusal)
+            else:
+                batch.asked.append(req)
+                batch.asked_refs.append(req.ref)
+                batch.asked_where.append(i)
+        if batch.asked:
+            self._keep_order(batch)
+        return batch
 
-    def _merge(
-        self,
-        commands: Sequence[ReserveCommand],
-        results: list[Result | None],
-        where: list[int],
-        stored: list[Result],
-    ) -> list[Result]:
-        for i, result in zip(where, stored, strict=True):
+    def _keep_order(self, batch: _Batch) -> None:
+        """A command known sold out whose key a request of the batch for ``reserve`` also
+        carries goes to ``reserve`` too, in its place: storage alone says which of the two
+        the key's record is for (read beside the batch, the record would be the other's)."""
+        fresh = {req.key for req in batch.requests}
+        if not any(ref.key in fresh for ref in batch.asked_refs):
+            return
+        placed = list(zip(batch.where, batch.requests, strict=True))
+        asked = list(zip(batch.asked_where, batch.asked, batch.asked_refs, strict=True))
+        batch.asked, batch.asked_refs, batch.asked_where = [], [], []
+        for i, known, ref in asked:
+            if ref.key in fresh:
+                req = self._request(batch.commands[i], batch.now)  # checked once already
+                assert isinstance(req, ReserveRequest)
+                placed.append((i, req))
+            else:
+                batch.asked.append(known)
+                batch.asked_refs.append(ref)
+                batch.asked_where.append(i)
+        placed.sort(key=lambda pair: pair[0])
+        batch.where = [i for i, _ in placed]
+        batch.requests = [req for _, req in placed]
+
+    def _take_recorded(self, batch: _Batch, found: list[bool]) -> None:
+        """The commands known sold out, by what their keys' records say: a key with a
+        record goes to ``reserve``, which answers it from the record (the first hold, or
+        the conflict); one without gets the memory's refusal, which storage did not make
+        (so it arms nothing, and no cache may keep it as the key's reply)."""
+        for i, known, recorded in zip(batch.asked_where, batch.asked, found, strict=True):
+            cmd = batch.commands[i]
+            if recorded:
+                try:
+                    req = self._request(cmd, batch.now)
+                except LampoError as refusal:  # the event changed meanwhile (an update)
+                    batch.results[i] = refusal
+                    self._note(cmd.event, refusal)
+                    continue
+                assert isinstance(req, ReserveRequest)
+                batch.requests.append(req)
+                batch.where.append(i)
+            else:
+                batch.results[i] = known.refusal
+                self._count(cmd.event, known.refusal)
+
+    def _merge(self, batch: _Batch, stored: list[Result]) -> list[Result]:
+        results, commands = batch.results, batch.commands
+        for i, result in zip(batch.where, stored, strict=True):
             results[i] = result
             self._note(commands[i].event, result)
         return [r for r in results if r is not None]
 
     def reserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
-        """Place many holds in one storage batch; one result per command, in order."""
-        results, requests, where = self._prepare(commands)
-        stored = self.storage.reserve(requests) if requests else []
-        return self._merge(commands, results, where, stored)
+        """Place many holds in one storage batch; one result per command, in order.
+
+        A command for a SKU known sold out (``soldout_ttl``) does not reach ``reserve``
+        unless its key has an idempotency record (``Storage.recorded``, a read): then
+        ``reserve`` answers it from the record; without one it is refused ``SoldOut``.
+        """
+        batch = self._prepare(commands)
+        fresh = len(batch.requests)
+        stored = self.storage.reserve(batch.requests) if fresh else []
+        if batch.asked:
+            self._take_recorded(batch, self.storage.recorded(batch.asked_refs))
+            if len(batch.requests) > fresh:
+                stored += self.storage.reserve(batch.requests[fresh:])
+        return self._merge(batch, stored)
 
     async def areserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
-        """``reserve_many`` for a coroutine: the loop runs on while the batch commits."""
-        results, requests, where = self._prepare(commands)
-        stored = await self.storage.areserve(requests) if requests else []
-        return self._merge(commands, results, where, stored)
+        """``reserve_many`` for a coroutine: the loop runs on while the batch commits, and
+        the records of the commands known sold out are read beside it."""
+        batch = self._prepare(commands)
+        fresh = len(batch.requests)
+        if not batch.asked:
+            return self._merge(batch, await self.storage.areserve(batch.requests) if fresh else [])
+        reading = self.storage.arecorded(batch.asked_refs)
+        stored: list[Result] = []
+        if fresh:
+            stored, found = await asyncio.gather(self.storage.areserve(batch.requests), reading)
+        else:
+            found = await reading
+        self._take_recorded(batch, found)
+        if len(batch.requests) > fresh:
+            stored += await self.storage.areserve(batch.requests[fresh:])
+        return self._merge(batch, stored)
 
     def reserve(
         self,

@@ -45,7 +45,7 @@ from lampo.domain.holds import (
 )
 from lampo.domain.totals import Totals
 from lampo.storage import urls
-from lampo.storage.port import Result
+from lampo.storage.port import KeyRef, Result
 from lampo.storage.postgres import PostgresStorage
 from lampo.storage.redis import RedisStorage
 from lampo.storage.urls import StorageUrl
@@ -181,6 +181,12 @@ class RedisPostgresStorage:
 
     async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
         return await self.live.areserve(requests)
+
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        return self.live.recorded(keys)  # idempotency records are live state
+
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        return await self.live.arecorded(keys)
 
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         if not requests:

@@ -23,7 +23,7 @@ from lampo.domain.holds import (
 )
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
-from lampo.storage.port import Result, check_same_definition
+from lampo.storage.port import KeyRef, Result, check_same_definition
 
 
 class _MemoryState:
@@ -151,6 +151,13 @@ class MemoryStorage:
 
     async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
         return self.pay(requests)
+
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        with self._lock:
+            return [ref.key in self._st.idem for ref in keys]
+
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        return self.recorded(keys)
 
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
         with self._lock:

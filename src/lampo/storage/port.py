@@ -10,6 +10,7 @@ transition that changes them.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -26,6 +27,17 @@ from lampo.domain.holds import (
 from lampo.domain.totals import Totals
 
 Result = Hold | LampoError
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """An idempotency key as ``reserve`` gets it (``ReserveRequest.key``), with the event
+    and customer of the requests under it: where a backend keeps its record (on Redis,
+    the event's slot and the customer's stock bucket)."""
+
+    event: str
+    customer: str
+    key: str
 
 
 def check_same_definition(known: SaleEvent, new: SaleEvent) -> None:
@@ -77,6 +89,16 @@ class Storage(Protocol):
 
     async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
         """``pay`` for a coroutine (the hot path's other half)."""
+
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        """Whether each key has an idempotency record, that is whether ``reserve`` would
+        answer a request under it from that record alone (the first hold, or the
+        conflict). A read of committed state, writing nothing, one round trip per batch
+        where the backend allows: a cache that refuses before ``reserve`` (the service's
+        sold-out memory) asks it first, and sends the keys that have one to ``reserve``."""
+
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        """``recorded`` for a coroutine: the event loop is not blocked by the read."""
 
     def release(self, requests: Sequence[ReleaseRequest]) -> list[Result]:
         """Return held stock to the pool at once; releasing a released hold is a no-op."""

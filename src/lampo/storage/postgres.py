@@ -26,6 +26,7 @@ under an advisory lock and recorded in ``lampo_migrations`` (see ``migrate``).
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -54,7 +55,7 @@ from lampo.storage import _transitions as tx
 from lampo.storage import urls
 from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
-from lampo.storage.port import Result, check_same_definition
+from lampo.storage.port import KeyRef, Result, check_same_definition
 from lampo.storage.urls import StorageUrl
 
 #: Any lampo process migrating any schema takes this advisory lock first.
@@ -477,6 +478,16 @@ class PostgresStorage(BatchedTransitions):
                 f"SELECT {_HOLD_COLUMNS} FROM holds WHERE id = %s", (hold_id,)
             ).fetchone()
         return None if row is None else _hold_from_row(row)
+
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        wanted = sorted({ref.key for ref in keys})
+        with self._reader() as conn:
+            rows = conn.execute("SELECT key FROM idem WHERE key = ANY(%s)", (wanted,)).fetchall()
+        found = {r[0] for r in rows}
+        return [ref.key in found for ref in keys]
+
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        return await asyncio.to_thread(self.recorded, keys)
 
     def holds(self, event: str) -> Iterator[Hold]:
         with self._reader() as conn:

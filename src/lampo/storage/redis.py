@@ -111,7 +111,7 @@ from lampo.domain.totals import Totals, order_key
 from lampo.storage import urls
 from lampo.storage._batcher import Batcher
 from lampo.storage._buckets import bucket_of, plan_moves, shares
-from lampo.storage.port import Result, below_committed, check_same_definition
+from lampo.storage.port import KeyRef, Result, below_committed, check_same_definition
 from lampo.storage.urls import StorageUrl
 
 SEP = "\x1f"  # between the parts of a counter or totals key
@@ -133,7 +133,10 @@ SCRIPTS = (
     "update",
     "rows",
     "claim",
+    "recorded",
 )
+#: The scripts whose requests run in their customer's stock bucket.
+_BY_CUSTOMER = ("reserve", "recorded")
 #: Rounds of balancing (move units, run the refused reservations again) per writer round.
 _BALANCE_ROUNDS = 8
 #: Reads of a bucketed event's stock before one is known to be a consistent snapshot.
@@ -480,17 +483,19 @@ class RedisStorage:
                 else:
                     req.event, req.bucket = _untag(value)
                     req.tag = value
-        reserves = [req for req in rnd.reqs if req.script == "reserve" and req.answer is None]
-        bucketed: list[_Req] = []
-        if reserves:
-            counts = self._bucket_counts({req.event for req in reserves if req.event})
-            for req in reserves:
+        keyed = [req for req in rnd.reqs if req.script in _BY_CUSTOMER and req.answer is None]
+        reserves = [req for req in keyed if req.script == "reserve"]
+        bucketed: list[_Req] = []  # reservations in a bucket of a bucketed event
+        if keyed:
+            counts = self._bucket_counts({req.event for req in keyed if req.event})
+            for req in keyed:
                 assert req.event is not None
                 n = counts[req.event]
                 if n > 1:
                     req.bucket = bucket_of(req.customer, n)
                     req.tag = _tag(req.event, req.bucket, n)
-                    bucketed.append(req)
+                    if req.script == "reserve":
+                        bucketed.append(req)
             if bucketed and self.cluster:
                 self._check_hold_ids(bucketed)
         runnable = [req for req in rnd.reqs if req.answer is None and req.event is not None]
@@ -1061,6 +1066,32 @@ class RedisStorage:
             return []
         unit = self._reserve_unit(requests)
         out: list[Result] = await self._batcher.asubmit(unit, len(requests))
+        return out
+
+    def _recorded_unit(self, keys: Sequence[KeyRef]) -> _Unit:
+        """recorded.lua in each key's customer's bucket: a read, in the writer's round
+        (so it shares the round trip of the reservations beside it)."""
+
+        def unit(rnd: _Round) -> Callable[[], list[bool]]:
+            sent = []
+            for ref in keys:
+                req = rnd.add("recorded", ref.event, [ref.key])
+                req.customer = ref.customer
+                sent.append(req)
+            return lambda: [_answer(req) == 1 for req in sent]
+
+        return unit
+
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        if not keys:
+            return []
+        out: list[bool] = self._batcher.submit(self._recorded_unit(keys), len(keys))
+        return out
+
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        if not keys:
+            return []
+        out: list[bool] = await self._batcher.asubmit(self._recorded_unit(keys), len(keys))
         return out
 
     def _by_hold_unit(

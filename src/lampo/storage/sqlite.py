@@ -5,6 +5,7 @@ See docs/sqlite-group-commit.md for the protocol and its crash points.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -30,7 +31,7 @@ from lampo.storage import _transitions as tx
 from lampo.storage import urls
 from lampo.storage._batched import BatchedTransitions
 from lampo.storage._batcher import Batcher
-from lampo.storage.port import check_same_definition
+from lampo.storage.port import KeyRef, check_same_definition
 
 if sys.platform != "win32":
     import fcntl
@@ -97,6 +98,9 @@ UPGRADES = {
         "AND payment_id <> '' ORDER BY paid_at, id"
     ),
 }
+
+#: Keys looked up by one statement of ``recorded`` (SQLite allows 32,766 parameters).
+_KEYS_PER_READ = 500
 
 
 def _us(when: datetime | None) -> int | None:
@@ -577,6 +581,22 @@ class SqliteStorage(BatchedTransitions):
             .fetchone()
         )
         return None if row is None else _hold_from_row(row)
+
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        wanted = sorted({ref.key for ref in keys})
+        found: set[str] = set()
+        conn = self._reader()
+        for start in range(0, len(wanted), _KEYS_PER_READ):
+            part = wanted[start : start + _KEYS_PER_READ]
+            marks = ",".join("?" * len(part))
+            found.update(
+                r[0] for r in conn.execute(f"SELECT key FROM idem WHERE key IN ({marks})", part)
+            )
+        return [ref.key in found for ref in keys]
+
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        # a read on a reader connection of a worker thread: the loop runs on meanwhile
+        return await asyncio.to_thread(self.recorded, keys)
 
     def holds(self, event: str) -> Iterator[Hold]:
         rows = (

@@ -19,7 +19,6 @@ import hashlib
 import logging
 import mmap
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,6 @@ import msgspec
 from lampo.bootstrap import build_sales
 from lampo.domain.codec import event_from_dict, event_to_dict
 from lampo.domain.errors import (
-    IdempotencyConflict,
     InvalidRequest,
     LampoError,
     Unavailable,
@@ -51,6 +49,7 @@ from lampo.web import limits, live, problems, schemas
 from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
+from lampo.web.idempotency import Answer, Calls
 from lampo.web.metrics import Metrics, SharedMetrics, merge
 from lampo.web.problems import (
     PROBLEM_JSON,
@@ -72,7 +71,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 JSON = b"application/json"
 _JSON_HEADER = [(b"content-type", JSON)]
-_REPLAYED = (b"idempotent-replayed", b"true")
 _ONLINE = Channel()  # the channel of a reservation that names none (immutable, shared)
 #: What a path parameter that cannot name anything answers (``limits.names_nothing``).
 _NOT_FOUND: dict[str, Callable[[str], LampoError]] = {
@@ -202,52 +200,6 @@ class Router:
         raise NoRoute(path)
 
 
-#: A remembered answer: (body fingerprint, when, status, body, headers). Only bytes,
-#: numbers and tuples of bytes, so the garbage collector stops tracking an entry once a
-#: collection or two have seen it: a full cache (100,000 entries) adds nothing to the
-#: full collections, which would walk a Python object per entry again and again.
-_Replay = tuple[bytes, float, int, bytes, tuple[tuple[bytes, bytes], ...]]
-
-
-class ReplayCache:
-    """The first response to each idempotency key, for byte-identical replays.
-
-    Holds themselves are made exactly once by storage (the key goes to ``reserve``); this
-    cache also makes refusals and later reads replay the *first* answer. It lives in
-    process memory: with several workers a replay that lands elsewhere is answered from
-    storage (same hold) or re-evaluated (a refusal changed nothing, so that is safe).
-    """
-
-    def __init__(self, entries: int, seconds: float) -> None:
-        self._items: OrderedDict[tuple[str, ...], _Replay] = OrderedDict()
-        self._entries = entries
-        self._seconds = seconds
-
-    def get(self, key: tuple[str, ...], fingerprint: bytes) -> Response | None:
-        hit = self._items.get(key)
-        if hit is None:
-            return None
-        first, at, status, body, headers = hit
-        if time.monotonic() - at > self._seconds:
-            del self._items[key]
-            return None
-        if first != fingerprint:
-            raise IdempotencyConflict(key[-1])
-        return Response(status, body, [*headers, _REPLAYED])
-
-    def put(self, key: tuple[str, ...], fingerprint: bytes, response: Response) -> None:
-        items = self._items
-        items[key] = (
-            fingerprint,
-            time.monotonic(),
-            response.status,
-            response.body,
-            tuple(response.headers),
-        )
-        if len(items) > self._entries:
-            items.popitem(last=False)
-
-
 class InternalError(LampoError):
     reason = "internal-error"
 
@@ -312,7 +264,8 @@ class App:
         self.ip_limit = RateLimiter(
             "client address", config.ip_rate, config.ip_burst, table("address", config.ip_rate)
         )
-        self.replays = ReplayCache(config.replay_entries, config.replay_seconds)
+        #: Successes remembered by idempotency key, and the calls in flight.
+        self.calls = Calls(config.replay_entries, config.replay_seconds)
         self.metrics = Metrics()
         self.reservations = Coalescer(self._reserve_many)
         #: One read of an event's live report serves every viewer for ``report_ttl``.
@@ -508,20 +461,23 @@ class App:
         limit: int,
         run: Callable[[bytes], Awaitable[Response]],
     ) -> Response:
-        """Run a mutating call once per (principal, route, key); replay the first answer."""
+        """Run a mutating call once per (principal, route, key) and body: a success is
+        replayed, an identical call in flight shares its answer, and anything else is
+        evaluated, storage's record of the key answering first (``idempotency.py``)."""
         body = await req.body(limit)
-        cache_key = (principal, req.method, req.path, key)
         fingerprint = hashlib.blake2b(body, digest_size=16).digest()
-        replay = self.replays.get(cache_key, fingerprint)
-        if replay is not None:
-            return replay
-        try:
-            response = await run(body)
-        except LampoError as refusal:
-            response = self._problem(refusal, req.path)
-        if response.status < 500:
-            self.replays.put(cache_key, fingerprint, response)
-        return response
+
+        async def evaluate() -> Answer:
+            try:
+                response = await run(body)
+            except LampoError as refusal:
+                response = self._problem(refusal, req.path)
+            return response.status, response.body, tuple(response.headers)
+
+        status, content, headers = await self.calls.once(
+            (principal, req.method, req.path, key), fingerprint, evaluate
+        )
+        return Response(status, content, list(headers))
 
     # -- routes -----------------------------------------------------------------
     def _routes(self) -> None:

@@ -86,7 +86,7 @@ class WebConfig:
     #: Largest body on the buyer paths, and on admin uploads.
     max_body: int = 16 * 1024
     max_admin_body: int = 1024 * 1024
-    #: Replies kept for idempotent replays (per process), and for how long.
+    #: Successful replies kept for idempotent replays (per process), and for how long.
     replay_entries: int = 100_000
     replay_seconds: float = 24 * 3600.0
     #: Seconds between expiry sweeps (0: no sweeper in this server).

@@ -44,8 +44,9 @@ _IDEMPOTENCY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": True,
-    "description": "Makes the call safe to retry: a replay returns the first response "
-    "(with `Idempotent-Replayed: true`); the same key with another body is refused "
+    "description": "Makes the call safe to retry: a retry of a success gets its result "
+    "(the same body: the first response, with `Idempotent-Replayed: true`); a refused call "
+    "is evaluated again; a reservation under the key with another request is refused "
     "(`idempotency-conflict`). For pay, it is the payment id, which settles one hold only: "
     "on another hold it is refused (`idempotency-conflict`).",
     "schema": {
