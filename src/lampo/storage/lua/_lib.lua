@@ -66,43 +66,305 @@ local function load(h)
   for i = 1, #flat, 2 do
     t[flat[i]] = flat[i + 1]
   end
-  if t.head then
+  if t.head and t.tot then
     t.h, t.t = fields(t.head), fields(t.tot)
   end
   return t
 end
 
--- The hold's units go back to available, out of held ('h') or sold ('s').
-local function to_pool(t, from)
+-- Guards. Redis does not roll a script back: an error halfway leaves what was written
+-- before it. So every script checks everything its writes could fail on before its first
+-- write (docs/architecture.md, "Atomicity of scripts"): the type of every key it touches,
+-- that every field it counts on is an integer (and present where it must be), and that no
+-- counter leaves the signed 64-bit range HINCRBY and INCR keep. The event's numbers are
+-- bounded by the domain, so none of this fails in a sound store; it guards against what
+-- the domain cannot see. A request that fails a check is answered {'corrupt', problem}
+-- and nothing is written for it; a script with no such answer returns an error instead,
+-- before its first write.
+
+-- The keys of an event (or a bucket) and their types; absent is fine for each.
+local KINDS = {
+  {K_STOCK, 'hash'}, {K_CNT, 'hash'}, {K_DUE, 'zset'}, {K_IDS, 'set'}, {K_IDEM, 'hash'},
+  {K_DEF, 'string'}, {K_OU, 'hash'}, {K_OA, 'hash'}, {K_LU, 'hash'}, {K_LA, 'hash'},
+  {K_NB, 'string'}, {K_XFER, 'hash'}, {K_XIN, 'set'}, {K_XV, 'string'}, {K_DV, 'string'},
+}
+
+-- Whether key is absent or of the type want.
+local function kind_ok(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  return t == 'none' or t == want
+end
+
+-- The first of the event's keys of a wrong type, as a problem; nil if none. Looked up
+-- once per script call (before its first write), as no script changes a key's type.
+local broken_found = nil
+local function broken_keys()
+  if broken_found == nil then
+    broken_found = false
+    for _, kw in ipairs(KINDS) do
+      if not kind_ok(kw[1], kw[2]) then
+        broken_found = kw[1] .. ' is not a ' .. kw[2]
+        break
+      end
+    end
+  end
+  return broken_found or nil
+end
+
+-- A signed 64-bit integer as two exact doubles: value = high * 1e9 + low, 0 <= low < 1e9
+-- (Lua numbers are doubles: exact to 2^53 only, so no arithmetic on the whole value).
+local MAX_HI, MAX_LO = 9223372036, 854775807   -- 2^63 - 1
+local MIN_HI, MIN_LO = -9223372037, 145224192   -- -2^63 = -9223372037e9 + 145224192
+
+local function in_range(hi, lo)
+  return (hi < MAX_HI or (hi == MAX_HI and lo <= MAX_LO))
+    and (hi > MIN_HI or (hi == MIN_HI and lo >= MIN_LO))
+end
+
+-- s as (high, low) if it is an integer as Redis writes one (no sign but '-', no leading
+-- zero) within the 64-bit range; nil otherwise.
+local function int64(s)
+  if type(s) ~= 'string' or #s > 20 then
+    return nil
+  end
+  if s == '0' then
+    return 0, 0
+  end
+  local minus, digits = string.match(s, '^(%-?)([1-9]%d*)$')
+  if not digits then
+    return nil
+  end
+  if #digits > 19 then
+    return nil
+  end
+  local hi = tonumber(string.sub(digits, 1, -10)) or 0
+  local lo = tonumber(string.sub(digits, -9))
+  if minus == '-' then
+    hi, lo = -hi, -lo
+    if lo < 0 then
+      hi, lo = hi - 1, lo + 1e9
+    end
+  end
+  if not in_range(hi, lo) then
+    return nil
+  end
+  return hi, lo
+end
+
+-- (high, low) as the integer string Redis would write.
+local function str64(hi, lo)
+  if hi >= 0 then
+    return hi == 0 and string.format('%d', lo) or string.format('%d%09d', hi, lo)
+  end
+  local mh, ml = -hi, 0                       -- the magnitude, -(hi * 1e9 + lo)
+  if lo > 0 then
+    mh, ml = -hi - 1, 1e9 - lo
+  end
+  return '-' .. (mh == 0 and string.format('%d', ml) or string.format('%d%09d', mh, ml))
+end
+
+-- a + b for integer strings, or nil when either is not one or the sum leaves 64 bits.
+local function add64(a, b)
+  local ah, al = int64(a)
+  local bh, bl = int64(b)
+  if not ah or not bh then
+    return nil
+  end
+  local hi, lo = ah + bh, al + bl
+  if lo >= 1e9 then
+    hi, lo = hi + 1, lo - 1e9
+  end
+  if not in_range(hi, lo) then
+    return nil
+  end
+  return str64(hi, lo)
+end
+
+-- The HINCRBY/INCR calls of one request, planned: each target read and checked, each
+-- running result kept, so two changes of one field add up before anything is written.
+local function plan()
+  return {ops = {}, at = {}}
+end
+
+-- The value a field will have once the plan so far is applied (false: absent).
+local function planned(p, key, field)
+  local id = key .. '\0' .. field
+  local v = p.at[id]
+  if v == nil then
+    v = redis.call('HGET', key, field)
+    p.at[id] = v
+  end
+  return v
+end
+
+-- Plan HINCRBY key field delta (an integer string). must: the field has to exist (a
+-- stock column); floor: the result may not fall below zero (stock and counters). The
+-- problem as text, or nil.
+local function incr(p, key, field, delta, must, floor)
+  local cur = planned(p, key, field)
+  if not cur then
+    if must then
+      return key .. ' has no field ' .. field
+    end
+    cur = '0'
+  end
+  local sum = add64(cur, delta)
+  if not sum then
+    return key .. ' ' .. field .. ': ' .. tostring(cur) .. ' + ' .. tostring(delta)
+      .. ' is not a 64-bit integer'
+  end
+  if floor and string.sub(sum, 1, 1) == '-' then
+    return key .. ' ' .. field .. ' would fall below zero'
+  end
+  p.at[key .. '\0' .. field] = sum
+  p.ops[#p.ops + 1] = {key, field, delta}
+  return nil
+end
+
+-- Plan INCR of a string key (a version): an integer below 2^63 - 1, or absent.
+local function incr_key(p, key)
+  local id = key .. '\0'
+  local cur = p.at[id]
+  if cur == nil then
+    cur = redis.call('GET', key) or '0'
+  end
+  local sum = add64(cur, '1')
+  if not sum then
+    return key .. ': ' .. tostring(cur) .. ' + 1 is not a 64-bit integer'
+  end
+  p.at[id] = sum
+  p.ops[#p.ops + 1] = {key}
+  return nil
+end
+
+-- Write a checked plan.
+local function apply(p)
+  for _, op in ipairs(p.ops) do
+    if op[2] then
+      redis.call('HINCRBY', op[1], op[2], op[3])
+    else
+      redis.call('INCR', op[1])
+    end
+  end
+end
+
+-- s as a number if it is a count from 1 to 9999 (of SKUs, of lines), else nil.
+local function count_of(s)
+  if type(s) ~= 'string' or not string.find(s, '^[1-9]%d?%d?%d?$') then
+    return nil
+  end
+  return tonumber(s)
+end
+
+-- A stored hold's head and tot, checked: the problem as text, or nil.
+local function unsound(t)
+  if not (t.state and t.head and t.tot and t.body) then
+    return 'the hold lacks its state, head, tot or body'
+  end
+  local hd, tt = t.h, t.t
+  local m, nl = count_of(hd[H_M]), count_of(tt[T_NL])
+  if not (m and nl and #hd == H_SKUS - 1 + 3 * m and #tt == T_LINES - 1 + 3 * nl) then
+    return 'the hold has a malformed head or tot'
+  end
+  if not (int64(hd[H_UNITS]) and tonumber(hd[H_DEADLINE]) and int64(tt[T_AMT])) then
+    return 'the hold has a malformed head or tot'
+  end
+  for i = 0, m - 1 do
+    if not int64(hd[H_SKUS + 3 * i + 1]) then
+      return 'the hold has a malformed head'
+    end
+  end
+  for i = 0, nl - 1 do
+    if not (int64(tt[T_LINES + 3 * i + 1]) and int64(tt[T_LINES + 3 * i + 2])) then
+      return 'the hold has a malformed tot'
+    end
+  end
+  return nil
+end
+
+-- The hold at h, loaded and checked: (t, nil) for a sound hold or none (t.state nil),
+-- (nil, problem) for a key of another type, a malformed hold, or an event key of a wrong
+-- type (the transition could not be written whole).
+local function load_checked(h)
+  local broken = broken_keys()
+  if broken then
+    return nil, broken
+  end
+  if not kind_ok(h, 'hash') then
+    return nil, h .. ' is not a hash'
+  end
+  local t = load(h)
+  if next(t) == nil then
+    return t, nil
+  end
+  local problem = unsound(t)
+  if problem then
+    return nil, problem
+  end
+  return t, nil
+end
+
+-- Plan the hold's units back to available, out of held ('h') or sold ('s'), with its
+-- customer's counters.
+local function to_pool(p, t, from)
   local hd = t.h
   local cust = hd[H_CUST]
   for i = 0, tonumber(hd[H_M]) - 1 do
-    local sku, q = hd[H_SKUS + 3 * i], tonumber(hd[H_SKUS + 3 * i + 1])
-    redis.call('HINCRBY', K_STOCK, 'v:' .. sku, q)
-    redis.call('HINCRBY', K_STOCK, from .. ':' .. sku, -q)
-    redis.call('HINCRBY', K_CNT, cust .. SEP .. sku, -q)
+    local sku, q = hd[H_SKUS + 3 * i], hd[H_SKUS + 3 * i + 1]
+    local bad = incr(p, K_STOCK, 'v:' .. sku, q, true, true)
+      or incr(p, K_STOCK, from .. ':' .. sku, neg(q), true, true)
+      or incr(p, K_CNT, cust .. SEP .. sku, neg(q), true, true)
+    if bad then
+      return bad
+    end
   end
   if hd[H_ELIMIT] ~= '' then
-    redis.call('HINCRBY', K_CNT, cust .. SEP, -tonumber(hd[H_UNITS]))
+    return incr(p, K_CNT, cust .. SEP, neg(hd[H_UNITS]), true, true)
   end
+  return nil
 end
 
--- Count the order into the live totals (sign 1) or out of them (sign -1).
-local function count(t, sign)
+-- Plan the hold's units from one stock column to another ('h' to 's': paid).
+local function move(p, t, from, to)
+  local hd = t.h
+  for i = 0, tonumber(hd[H_M]) - 1 do
+    local sku, q = hd[H_SKUS + 3 * i], hd[H_SKUS + 3 * i + 1]
+    local bad = incr(p, K_STOCK, from .. ':' .. sku, neg(q), true, true)
+      or incr(p, K_STOCK, to .. ':' .. sku, q, true, true)
+    if bad then
+      return bad
+    end
+  end
+  return nil
+end
+
+-- Plan the order into the live totals (sign 1) or out of them (sign -1: the order was
+-- counted in, so its rows must be there, and cannot fall below zero).
+local function count(p, t, sign)
   local tt = t.t
-  local amt = tt[T_AMT]
-  redis.call('HINCRBY', K_OU, tt[T_OK], sign)
-  redis.call('HINCRBY', K_OA, tt[T_OK], sign == 1 and amt or neg(amt))
+  local out = sign == -1
+  local function signed(s)
+    return out and neg(s) or s
+  end
+  local bad = incr(p, K_OU, tt[T_OK], signed('1'), out, out)
+    or incr(p, K_OA, tt[T_OK], signed(tt[T_AMT]), out, out)
   for i = 0, tonumber(tt[T_NL]) - 1 do
     local lk, lu, la = tt[T_LINES + 3 * i], tt[T_LINES + 3 * i + 1], tt[T_LINES + 3 * i + 2]
-    redis.call('HINCRBY', K_LU, lk, sign * tonumber(lu))
-    redis.call('HINCRBY', K_LA, lk, sign == 1 and la or neg(la))
+    bad = bad or incr(p, K_LU, lk, signed(lu), out, out) or incr(p, K_LA, lk, signed(la), out, out)
   end
+  return bad
 end
 
--- A held hold ends (released or expired): stock back, off the deadline index.
+-- A held hold ends (released or expired): stock back, off the deadline index. Checked in
+-- full first: the problem as text (nothing written), or nil (done).
 local function end_held(h, t, id, state, now_iso)
-  to_pool(t, 'h')
+  local p = plan()
+  local bad = to_pool(p, t, 'h')
+  if bad then
+    return bad
+  end
+  apply(p)
   redis.call('HSET', h, 'state', state, 'ended_at', now_iso)
   redis.call('ZREM', K_DUE, id)
+  return nil
 end

@@ -4,7 +4,10 @@
 -- A repeated payment id returns the order as it is; checks mirror Hold.pay.
 local function pay_one(id, pid, now_us, now_iso, amount, currency)
   local h = hkey(id)
-  local t = load(h)
+  local t, broken = load_checked(h)
+  if broken then
+    return {'corrupt', broken}
+  end
   if not t.state then
     return {'unknown-hold'}
   end
@@ -24,15 +27,14 @@ local function pay_one(id, pid, now_us, now_iso, amount, currency)
   if t.state ~= 'held' then
     return {'illegal-transition', t.state}
   end
-  local hd = t.h
-  for i = 0, tonumber(hd[H_M]) - 1 do
-    local sku, q = hd[H_SKUS + 3 * i], tonumber(hd[H_SKUS + 3 * i + 1])
-    redis.call('HINCRBY', K_STOCK, 'h:' .. sku, -q)
-    redis.call('HINCRBY', K_STOCK, 's:' .. sku, q)
+  local p = plan()  -- every write checked before the first (_lib.lua, "Guards")
+  local bad = move(p, t, 'h', 's') or count(p, t, 1)
+  if bad then
+    return {'corrupt', bad}
   end
+  apply(p)
   redis.call('HSET', h, 'state', 'paid', 'payment_id', pid, 'paid_at', now_iso, 'ended_at', now_iso)
   redis.call('ZREM', K_DUE, id)
-  count(t, 1)
   return {'ok', view(h)}
 end
 

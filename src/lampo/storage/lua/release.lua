@@ -2,7 +2,10 @@
 -- Releasing a released hold returns it unchanged.
 local function release_one(id, now_iso)
   local h = hkey(id)
-  local t = load(h)
+  local t, broken = load_checked(h)
+  if broken then
+    return {'corrupt', broken}
+  end
   if not t.state then
     return {'unknown-hold'}
   end
@@ -12,7 +15,10 @@ local function release_one(id, now_iso)
   if t.state ~= 'held' then
     return {'illegal-transition', t.state}
   end
-  end_held(h, t, id, 'released', now_iso)
+  local bad = end_held(h, t, id, 'released', now_iso)
+  if bad then
+    return {'corrupt', bad}
+  end
   return {'ok', view(h)}
 end
 

@@ -4,7 +4,8 @@
 -- ARGV: the hold index value (the event; "<event>\31<bucket>" for a bucketed event), then
 --   three arguments per request: head, body, tot (see _lib.lua; only the
 --   short head is parsed here, body and tot are stored as they come).
--- Each request is checked in full before anything is written: a refusal changes nothing.
+-- Each request is checked in full before anything is written: a refusal changes nothing,
+-- and so does a store in the way ({'corrupt', problem}: see the guards in _lib.lua).
 local bucketed = string.find(ARGV[1], SEP, 1, true) ~= nil
 local known = redis.call('EXISTS', K_DEF) == 1
 if known and not bucketed and redis.call('EXISTS', K_NB) == 1 then
@@ -13,17 +14,33 @@ if known and not bucketed and redis.call('EXISTS', K_NB) == 1 then
   known = false
 end
 
+local broken = broken_keys()
+
 local function reserve_one(head, body, tot, index)
+  if broken then
+    return {'corrupt', broken}
+  end
   local r = fields(head)
   local key, fp, id, cust, elimit = r[1], r[2], r[3], r[H_CUST], r[H_ELIMIT]
-  local units, m = tonumber(r[H_UNITS]), tonumber(r[H_M])
+  -- the hold as pay, release, refund and expire will read it: sound from the start
+  if unsound({state = 'held', head = head, tot = tot, body = body, h = r, t = fields(tot)}) then
+    return {'corrupt', 'a malformed request'}
+  end
+  local m, units = tonumber(r[H_M]), tonumber(r[H_UNITS])
   local seen = redis.call('HGET', K_IDEM, key)
   if seen then
     local cut = string.find(seen, SEP, 1, true)
+    if not cut then
+      return {'corrupt', K_IDEM .. ' ' .. key .. ' is malformed'}
+    end
     if string.sub(seen, 1, cut - 1) ~= fp then
       return {'idempotency-conflict'}
     end
-    return {'same', view(hkey(string.sub(seen, cut + 1)))}
+    local first = hkey(string.sub(seen, cut + 1))
+    if redis.call('TYPE', first)['ok'] ~= 'hash' then
+      return {'corrupt', K_IDEM .. ' ' .. key .. ' names no hold'}
+    end
+    return {'same', view(first)}
   end
   if not known then
     return {'unknown-event'}
@@ -32,6 +49,9 @@ local function reserve_one(head, body, tot, index)
   if redis.call('EXISTS', h) == 1 then
     return {'hold-id'}
   end
+  if index and not kind_ok(index, 'string') then
+    return {'corrupt', index .. ' is not a string'}
+  end
   if bucketed and index then
     -- the id may be taken in another bucket of the event: the index knows
     local other = redis.call('GET', index)
@@ -39,40 +59,59 @@ local function reserve_one(head, body, tot, index)
       return {'hold-id'}
     end
   end
+  -- Everything written below is planned and checked first: a refusal or a corrupt
+  -- counter leaves nothing behind.
+  local p = plan()
   if elimit ~= '' then
-    local already = tonumber(redis.call('HGET', K_CNT, cust .. SEP) or '0')
-    if already + units > tonumber(elimit) then
-      return {'limit-exceeded', elimit, tostring(already), ''}
+    local already = planned(p, K_CNT, cust .. SEP) or '0'
+    if not (int64(already) and int64(elimit)) then
+      return {'corrupt', K_CNT .. ' ' .. cust .. ': not an integer'}
+    end
+    if tonumber(already) + units > tonumber(elimit) then
+      return {'limit-exceeded', elimit, already, ''}
     end
   end
   for i = 0, m - 1 do
-    local sku, q, limit = r[H_SKUS + 3 * i], tonumber(r[H_SKUS + 3 * i + 1]), r[H_SKUS + 3 * i + 2]
+    local sku, q, limit = r[H_SKUS + 3 * i], r[H_SKUS + 3 * i + 1], r[H_SKUS + 3 * i + 2]
     if limit ~= '' then
-      local already = tonumber(redis.call('HGET', K_CNT, cust .. SEP .. sku) or '0')
-      if already + q > tonumber(limit) then
-        return {'limit-exceeded', limit, tostring(already), sku}
+      local already = planned(p, K_CNT, cust .. SEP .. sku) or '0'
+      if not (int64(already) and int64(limit) and int64(q)) then
+        return {'corrupt', K_CNT .. ' ' .. cust .. SEP .. sku .. ': not an integer'}
+      end
+      if tonumber(already) + tonumber(q) > tonumber(limit) then
+        return {'limit-exceeded', limit, already, sku}
       end
     end
   end
   for i = 0, m - 1 do
-    local sku, q = r[H_SKUS + 3 * i], tonumber(r[H_SKUS + 3 * i + 1])
-    local available = redis.call('HGET', K_STOCK, 'v:' .. sku)
+    local sku, q = r[H_SKUS + 3 * i], r[H_SKUS + 3 * i + 1]
+    local available = planned(p, K_STOCK, 'v:' .. sku)
     if not available then
       return {'unknown-sku', sku}
     end
-    if tonumber(available) < q then
-      return {'sold-out', sku, r[H_SKUS + 3 * i + 1], available}
+    if not (int64(available) and int64(q)) then
+      return {'corrupt', K_STOCK .. ' v:' .. sku .. ' is not an integer'}
+    end
+    if tonumber(available) < tonumber(q) then
+      return {'sold-out', sku, q, available}
     end
   end
   for i = 0, m - 1 do
-    local sku, q = r[H_SKUS + 3 * i], tonumber(r[H_SKUS + 3 * i + 1])
-    redis.call('HINCRBY', K_STOCK, 'v:' .. sku, -q)
-    redis.call('HINCRBY', K_STOCK, 'h:' .. sku, q)
-    redis.call('HINCRBY', K_CNT, cust .. SEP .. sku, q)
+    local sku, q = r[H_SKUS + 3 * i], r[H_SKUS + 3 * i + 1]
+    local bad = incr(p, K_STOCK, 'v:' .. sku, neg(q), true, true)
+      or incr(p, K_STOCK, 'h:' .. sku, q, true, true)
+      or incr(p, K_CNT, cust .. SEP .. sku, q, false, true)
+    if bad then
+      return {'corrupt', bad}
+    end
   end
   if elimit ~= '' then
-    redis.call('HINCRBY', K_CNT, cust .. SEP, units)
+    local bad = incr(p, K_CNT, cust .. SEP, r[H_UNITS], false, true)
+    if bad then
+      return {'corrupt', bad}
+    end
   end
+  apply(p)
   redis.call('HSET', h, 'body', body, 'head', head, 'tot', tot, 'state', 'held',
     'payment_id', '', 'paid_at', '', 'ended_at', '', 'refunded_at', '')
   redis.call('ZADD', K_DUE, r[H_DEADLINE], id)
