@@ -12,6 +12,7 @@ import copy
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,10 +32,11 @@ from lampo.domain.bounds import (
     show,
 )
 from lampo.domain.codec import event_from_dict, event_to_dict
-from lampo.domain.errors import InvalidRequest
+from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.domain.event import Milestone, SaleEvent
 from lampo.domain.holds import HoldLine
 from lampo.domain.money import Money
+from lampo.sim.scenario import loads
 from tests.factories import sale_event
 
 #: Two SKUs (so allocations add up), a money and a units milestone.
@@ -307,3 +309,55 @@ def check_bounds(event: SaleEvent) -> None:
     for w in event.windows.values():
         assert EARLIEST <= w.opens < w.closes < LATEST
     assert all(1 <= m.threshold <= MAX_AMOUNT for m in event.milestones)
+
+
+# -- the same bounds through a scenario file -------------------------------------------------
+
+FLASH = (
+    Path(__file__).resolve().parents[2] / "src" / "lampo" / "scenarios" / "flash-drop.toml"
+).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Written:
+    """A number as a scenario file writes it: the text it replaces, how the value is
+    spelled, and its bound (in the file's own unit: units, seconds, minor units)."""
+
+    old: str
+    new: str  # with {} for the value
+    low: int
+    high: int
+    minor: bool = False  # written as a decimal of INR: value / 100
+
+
+WRITTEN = [
+    Written("allocation = 40_000", "allocation = {}", 0, MAX_UNITS),
+    Written("hold_seconds = 600", "hold_seconds = {}", 1, MAX_HOLD_SECONDS),
+    Written("limit = 1", "limit = {}", 1, MAX_UNITS),
+    Written('prices = { IN = "5999.00" }', 'prices = {{ IN = "{}" }}', 1, MAX_MINOR_UNITS, True),
+    Written("units = 20_000", "units = {}", 1, MAX_UNITS),
+]
+
+
+def inr(minor: int) -> str:
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+@given(st.sampled_from(WRITTEN), WHOLE.filter(lambda n: abs(n) < 10**40))
+def test_a_scenario_number_is_accepted_exactly_within_its_bound(
+    written: Written, value: int
+) -> None:
+    text = FLASH.replace(written.old, written.new.format(inr(value) if written.minor else value))
+    within = written.low <= value <= written.high
+    try:
+        scenario = loads(text, "bounds")
+    except LampoError as refusal:
+        refused: LampoError = refusal
+    else:
+        assert within
+        check_bounds(scenario.event)
+        return
+    assert not within, refused
+    assert len(str(refused)) < 300

@@ -43,9 +43,12 @@ local function fields(text)
   return r
 end
 
--- An integer string negated, as a string (no arithmetic on doubles).
+-- An integer negated: a string as a string (no arithmetic on doubles), a number (a small
+-- one, see small below) as a number.
 local function neg(s)
-  if s == '0' then
+  if type(s) == 'number' then
+    return 0 - s
+  elseif s == '0' then
     return s
   elseif string.sub(s, 1, 1) == '-' then
     return string.sub(s, 2)
@@ -163,10 +166,50 @@ local function str64(hi, lo)
   return '-' .. (mh == 0 and string.format('%d', ml) or string.format('%d%09d', mh, ml))
 end
 
--- a + b for integer strings, or nil when either is not one or the sum leaves 64 bits.
+-- s as a number if it is an integer as Redis writes one ('-' and digits, no leading zero:
+-- not "007", "1e3", " 5", "0x10" or "inf"), of at most 14 characters: then it is below
+-- 10^14, and so is any sum of a few, exact in a double (the common case, kept fast). A
+-- number (a running sum) is taken as is.
+local find = string.find
+local function small(s)
+  if type(s) == 'number' then
+    return s
+  end
+  if type(s) == 'string' and #s <= 14 and (s == '0' or find(s, '^%-?[1-9]%d*$')) then
+    return tonumber(s)
+  end
+  return nil
+end
+
+-- A delta from a hold's fields as a number when it is a whole number below 10^14 (any
+-- spelling: it reaches HINCRBY as Lua writes the number), else as it is (add64 then
+-- refuses what is no integer).
+local function num(s)
+  local x = tonumber(s)
+  if x and x == x and x < 1e14 and x > -1e14 and x == math.floor(x) then
+    return x
+  end
+  return s
+end
+
+-- v as Redis writes it (a number as its digits).
+local function text64(v)
+  return type(v) == 'number' and string.format('%d', v) or v
+end
+
+-- a + b for integers (canonical strings, or running sums kept as numbers), or nil when
+-- either is not one or the sum leaves 64 bits. The sum is a number while it is below
+-- 10^14 (exact, no text to build), else a string.
 local function add64(a, b)
-  local ah, al = int64(a)
-  local bh, bl = int64(b)
+  local x, y = small(a), small(b)
+  if x and y then
+    local sum = x + y
+    if sum < 1e14 and sum > -1e14 then
+      return sum
+    end
+  end
+  local ah, al = int64(text64(a))
+  local bh, bl = int64(text64(b))
   if not ah or not bh then
     return nil
   end
@@ -180,51 +223,101 @@ local function add64(a, b)
   return str64(hi, lo)
 end
 
+-- Whether v is an integer add64 takes; whether it is below zero.
+local function is_int(v)
+  return small(v) ~= nil or int64(v) ~= nil
+end
+
+local function negative(v)
+  if type(v) == 'number' then
+    return v < 0
+  end
+  return string.sub(v, 1, 1) == '-'
+end
+
 -- The HINCRBY/INCR calls of one request, planned: each target read and checked, each
--- running result kept, so two changes of one field add up before anything is written.
+-- running result kept (at[key][field], false when absent; field '' for a string key), so
+-- two changes of one field add up before anything is written. ops holds (key, field,
+-- delta) flat, field false for an INCR of a string key.
 local function plan()
-  return {ops = {}, at = {}}
+  return {ops = {}, n = 0, at = {}}
+end
+
+-- The values planned for the fields of key.
+local function planned_of(p, key)
+  local at = p.at[key]
+  if not at then
+    at = {}
+    p.at[key] = at
+  end
+  return at
 end
 
 -- The value a field will have once the plan so far is applied (false: absent).
 local function planned(p, key, field)
-  local id = key .. '\0' .. field
-  local v = p.at[id]
+  local at = planned_of(p, key)
+  local v = at[field]
   if v == nil then
     v = redis.call('HGET', key, field)
-    p.at[id] = v
+    at[field] = v
   end
   return v
 end
 
--- Plan HINCRBY key field delta (an integer string). must: the field has to exist (a
--- stock column); floor: the result may not fall below zero (stock and counters). The
--- problem as text, or nil.
+-- Plan HINCRBY key field delta (an integer: a string, or a small number). must: the field
+-- has to exist (a stock column); floor: the result may not fall below zero (stock and
+-- counters). The problem as text, or nil. On every request's path, so the common case
+-- (a small value and a small delta) is written out here rather than through add64.
 local function incr(p, key, field, delta, must, floor)
-  local cur = planned(p, key, field)
+  local at = p.at[key]
+  if not at then
+    at = {}
+    p.at[key] = at
+  end
+  local cur = at[field]
+  if cur == nil then
+    cur = redis.call('HGET', key, field)
+  end
   if not cur then
     if must then
       return key .. ' has no field ' .. field
     end
-    cur = '0'
+    cur = 0
   end
-  local sum = add64(cur, delta)
-  if not sum then
-    return key .. ' ' .. field .. ': ' .. tostring(cur) .. ' + ' .. tostring(delta)
-      .. ' is not a 64-bit integer'
+  local sum
+  if type(delta) == 'number' then
+    local x = cur
+    if type(x) ~= 'number' then  -- small (above), inline
+      x = #cur <= 14 and (cur == '0' or find(cur, '^%-?[1-9]%d*$')) and tonumber(cur) or nil
+    end
+    if x then
+      sum = x + delta
+      if sum >= 1e14 or sum <= -1e14 then
+        sum = nil
+      end
+    end
   end
-  if floor and string.sub(sum, 1, 1) == '-' then
+  if sum == nil then
+    sum = add64(cur, delta)
+    if not sum then
+      return key .. ' ' .. field .. ': ' .. tostring(cur) .. ' + ' .. tostring(delta)
+        .. ' is not a 64-bit integer'
+    end
+  end
+  if floor and negative(sum) then
     return key .. ' ' .. field .. ' would fall below zero'
   end
-  p.at[key .. '\0' .. field] = sum
-  p.ops[#p.ops + 1] = {key, field, delta}
+  at[field] = sum
+  local ops, n = p.ops, p.n
+  ops[n + 1], ops[n + 2], ops[n + 3] = key, field, delta
+  p.n = n + 3
   return nil
 end
 
 -- Plan INCR of a string key (a version): an integer below 2^63 - 1, or absent.
 local function incr_key(p, key)
-  local id = key .. '\0'
-  local cur = p.at[id]
+  local at = planned_of(p, key)
+  local cur = at['']
   if cur == nil then
     cur = redis.call('GET', key) or '0'
   end
@@ -232,18 +325,21 @@ local function incr_key(p, key)
   if not sum then
     return key .. ': ' .. tostring(cur) .. ' + 1 is not a 64-bit integer'
   end
-  p.at[id] = sum
-  p.ops[#p.ops + 1] = {key}
+  at[''] = sum
+  local ops, n = p.ops, p.n
+  ops[n + 1], ops[n + 2], ops[n + 3] = key, false, 1
+  p.n = n + 3
   return nil
 end
 
 -- Write a checked plan.
 local function apply(p)
-  for _, op in ipairs(p.ops) do
-    if op[2] then
-      redis.call('HINCRBY', op[1], op[2], op[3])
+  local ops = p.ops
+  for i = 1, p.n, 3 do
+    if ops[i + 1] then
+      redis.call('HINCRBY', ops[i], ops[i + 1], ops[i + 2])
     else
-      redis.call('INCR', op[1])
+      redis.call('INCR', ops[i])
     end
   end
 end
@@ -256,7 +352,8 @@ local function count_of(s)
   return tonumber(s)
 end
 
--- A stored hold's head and tot, checked: the problem as text, or nil.
+-- A stored hold's head and tot, checked for their shape (the fields every script indexes
+-- are there): the problem as text, or nil.
 local function unsound(t)
   if not (t.state and t.head and t.tot and t.body) then
     return 'the hold lacks its state, head, tot or body'
@@ -266,19 +363,10 @@ local function unsound(t)
   if not (m and nl and #hd == H_SKUS - 1 + 3 * m and #tt == T_LINES - 1 + 3 * nl) then
     return 'the hold has a malformed head or tot'
   end
-  if not (int64(hd[H_UNITS]) and tonumber(hd[H_DEADLINE]) and int64(tt[T_AMT])) then
-    return 'the hold has a malformed head or tot'
+  if not tonumber(hd[H_DEADLINE]) then
+    return 'the hold has a malformed deadline'
   end
-  for i = 0, m - 1 do
-    if not int64(hd[H_SKUS + 3 * i + 1]) then
-      return 'the hold has a malformed head'
-    end
-  end
-  for i = 0, nl - 1 do
-    if not (int64(tt[T_LINES + 3 * i + 1]) and int64(tt[T_LINES + 3 * i + 2])) then
-      return 'the hold has a malformed tot'
-    end
-  end
+  -- the numbers (units, quantities, amounts) are checked where they are used: by incr
   return nil
 end
 
@@ -310,7 +398,7 @@ local function to_pool(p, t, from)
   local hd = t.h
   local cust = hd[H_CUST]
   for i = 0, tonumber(hd[H_M]) - 1 do
-    local sku, q = hd[H_SKUS + 3 * i], hd[H_SKUS + 3 * i + 1]
+    local sku, q = hd[H_SKUS + 3 * i], num(hd[H_SKUS + 3 * i + 1])
     local bad = incr(p, K_STOCK, 'v:' .. sku, q, true, true)
       or incr(p, K_STOCK, from .. ':' .. sku, neg(q), true, true)
       or incr(p, K_CNT, cust .. SEP .. sku, neg(q), true, true)
@@ -319,7 +407,7 @@ local function to_pool(p, t, from)
     end
   end
   if hd[H_ELIMIT] ~= '' then
-    return incr(p, K_CNT, cust .. SEP, neg(hd[H_UNITS]), true, true)
+    return incr(p, K_CNT, cust .. SEP, neg(num(hd[H_UNITS])), true, true)
   end
   return nil
 end
@@ -328,7 +416,7 @@ end
 local function move(p, t, from, to)
   local hd = t.h
   for i = 0, tonumber(hd[H_M]) - 1 do
-    local sku, q = hd[H_SKUS + 3 * i], hd[H_SKUS + 3 * i + 1]
+    local sku, q = hd[H_SKUS + 3 * i], num(hd[H_SKUS + 3 * i + 1])
     local bad = incr(p, K_STOCK, from .. ':' .. sku, neg(q), true, true)
       or incr(p, K_STOCK, to .. ':' .. sku, q, true, true)
     if bad then
@@ -344,11 +432,13 @@ local function count(p, t, sign)
   local tt = t.t
   local out = sign == -1
   local function signed(s)
-    return out and neg(s) or s
+    local v = num(s)
+    return out and neg(v) or v
   end
+  local nl = tonumber(tt[T_NL])
   local bad = incr(p, K_OU, tt[T_OK], signed('1'), out, out)
     or incr(p, K_OA, tt[T_OK], signed(tt[T_AMT]), out, out)
-  for i = 0, tonumber(tt[T_NL]) - 1 do
+  for i = 0, nl - 1 do
     local lk, lu, la = tt[T_LINES + 3 * i], tt[T_LINES + 3 * i + 1], tt[T_LINES + 3 * i + 2]
     bad = bad or incr(p, K_LU, lk, signed(lu), out, out) or incr(p, K_LA, lk, signed(la), out, out)
   end

@@ -14,7 +14,7 @@ local out, records = {}, {}
 for a = 1, #ARGV, 4 do
   local id, to, sku, k = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local v = planned(p, K_STOCK, 'v:' .. sku)
-  if not int64(v) then  -- every bucket has a row for every SKU: missing is corrupt
+  if not is_int(v) then  -- every bucket has a row for every SKU: missing is corrupt
     return redis.error_reply('CORRUPT ' .. K_STOCK .. ' v:' .. sku .. ' is missing or not an integer')
   end
   if tonumber(v) < k then

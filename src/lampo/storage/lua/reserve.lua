@@ -26,7 +26,10 @@ local function reserve_one(head, body, tot, index)
   if unsound({state = 'held', head = head, tot = tot, body = body, h = r, t = fields(tot)}) then
     return {'corrupt', 'a malformed request'}
   end
-  local m, units = tonumber(r[H_M]), tonumber(r[H_UNITS])
+  local m, units = tonumber(r[H_M]), small(r[H_UNITS])
+  if not units then
+    return {'corrupt', 'a malformed request'}
+  end
   local seen = redis.call('HGET', K_IDEM, key)
   if seen then
     local cut = string.find(seen, SEP, 1, true)
@@ -64,7 +67,7 @@ local function reserve_one(head, body, tot, index)
   local p = plan()
   if elimit ~= '' then
     local already = planned(p, K_CNT, cust .. SEP) or '0'
-    if not (int64(already) and int64(elimit)) then
+    if not (is_int(already) and is_int(elimit)) then
       return {'corrupt', K_CNT .. ' ' .. cust .. ': not an integer'}
     end
     if tonumber(already) + units > tonumber(elimit) then
@@ -75,7 +78,7 @@ local function reserve_one(head, body, tot, index)
     local sku, q, limit = r[H_SKUS + 3 * i], r[H_SKUS + 3 * i + 1], r[H_SKUS + 3 * i + 2]
     if limit ~= '' then
       local already = planned(p, K_CNT, cust .. SEP .. sku) or '0'
-      if not (int64(already) and int64(limit) and int64(q)) then
+      if not (is_int(already) and is_int(limit) and is_int(q)) then
         return {'corrupt', K_CNT .. ' ' .. cust .. SEP .. sku .. ': not an integer'}
       end
       if tonumber(already) + tonumber(q) > tonumber(limit) then
@@ -89,7 +92,7 @@ local function reserve_one(head, body, tot, index)
     if not available then
       return {'unknown-sku', sku}
     end
-    if not (int64(available) and int64(q)) then
+    if not (is_int(available) and is_int(q)) then
       return {'corrupt', K_STOCK .. ' v:' .. sku .. ' is not an integer'}
     end
     if tonumber(available) < tonumber(q) then
@@ -97,7 +100,7 @@ local function reserve_one(head, body, tot, index)
     end
   end
   for i = 0, m - 1 do
-    local sku, q = r[H_SKUS + 3 * i], r[H_SKUS + 3 * i + 1]
+    local sku, q = r[H_SKUS + 3 * i], num(r[H_SKUS + 3 * i + 1])
     local bad = incr(p, K_STOCK, 'v:' .. sku, neg(q), true, true)
       or incr(p, K_STOCK, 'h:' .. sku, q, true, true)
       or incr(p, K_CNT, cust .. SEP .. sku, q, false, true)
@@ -106,7 +109,7 @@ local function reserve_one(head, body, tot, index)
     end
   end
   if elimit ~= '' then
-    local bad = incr(p, K_CNT, cust .. SEP, r[H_UNITS], false, true)
+    local bad = incr(p, K_CNT, cust .. SEP, units, false, true)
     if bad then
       return {'corrupt', bad}
     end

@@ -8,7 +8,7 @@
 -- error.
 local broken = broken_keys()
 local current = redis.call('GET', K_DV) or '0'
-if not broken and not int64(current) then
+if not broken and not is_int(current) then
   broken = K_DV .. ' is not an integer'
 end
 if broken then
@@ -21,7 +21,7 @@ for i = 1, m do
   local row = redis.call('HMGET', K_STOCK, 'a:' .. sku, 'v:' .. sku, 'h:' .. sku, 's:' .. sku)
   if not (row[1] or row[2] or row[3] or row[4]) then
     missing[#missing + 1] = sku
-  elseif not (int64(row[1]) and int64(row[2]) and int64(row[3]) and int64(row[4])) then
+  elseif not (is_int(row[1]) and is_int(row[2]) and is_int(row[3]) and is_int(row[4])) then
     return redis.error_reply('CORRUPT ' .. K_STOCK .. ' ' .. sku .. ': a column is missing or not an integer')
   end
 end

@@ -18,7 +18,7 @@ end
 local n = tonumber(ARGV[3])
 for i = 0, n - 1 do
   local alloc = ARGV[5 + 2 * i]
-  if not int64(alloc) or string.sub(alloc, 1, 1) == '-' then
+  if not is_int(alloc) or negative(alloc) then
     return redis.error_reply('CORRUPT allocation ' .. tostring(alloc) .. ' is not a count')
   end
 end

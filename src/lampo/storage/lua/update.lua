@@ -28,7 +28,7 @@ for i = 0, m - 1 do
     row = {'0', '0', '0', '0'}
   end
   for c = 1, 4 do
-    if not int64(row[c]) then
+    if not is_int(row[c]) then
       return redis.error_reply('CORRUPT ' .. K_STOCK .. ' ' .. sku .. ': a column is missing or not an integer')
     end
   end
@@ -36,8 +36,8 @@ for i = 0, m - 1 do
   if not (allocation and available) then
     return redis.error_reply('CORRUPT ' .. K_STOCK .. ' ' .. sku .. ' + ' .. tostring(d) .. ' is not a 64-bit integer')
   end
-  if string.sub(available, 1, 1) == '-' then
-    return {'short', sku, add64(row[3], row[4]) or '?'}
+  if negative(available) then
+    return {'short', sku, text64(add64(row[3], row[4]) or '?')}
   end
 end
 if ARGV[3] == '1' and ARGV[2] ~= known then
