@@ -22,12 +22,10 @@ local function reserve_one(head, body, tot, index)
   end
   local r = fields(head)
   local key, fp, id, cust, elimit = r[1], r[2], r[3], r[H_CUST], r[H_ELIMIT]
-  -- the hold as pay, release, refund and expire will read it: sound from the start
-  if unsound({state = 'held', head = head, tot = tot, body = body, h = r, t = fields(tot)}) then
-    return {'corrupt', 'a malformed request'}
-  end
-  local m, units = tonumber(r[H_M]), small(r[H_UNITS])
-  if not units then
+  -- what the writes below use (tot and body are stored as they come; every script that
+  -- reads a hold checks its shape first: load_checked)
+  local m, units = count_of(r[H_M]), small(r[H_UNITS])
+  if not (m and units and #r == H_SKUS - 1 + 3 * m and tonumber(r[H_DEADLINE])) then
     return {'corrupt', 'a malformed request'}
   end
   local seen = redis.call('HGET', K_IDEM, key)
@@ -52,10 +50,10 @@ local function reserve_one(head, body, tot, index)
   if redis.call('EXISTS', h) == 1 then
     return {'hold-id'}
   end
-  if index and not kind_ok(index, 'string') then
-    return {'corrupt', index .. ' is not a string'}
-  end
   if bucketed and index then
+    if not kind_ok(index, 'string') then  -- SET below overwrites any type; GET does not
+      return {'corrupt', index .. ' is not a string'}
+    end
     -- the id may be taken in another bucket of the event: the index knows
     local other = redis.call('GET', index)
     if other and other ~= ARGV[1] then
