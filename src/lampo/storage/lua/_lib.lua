@@ -98,14 +98,18 @@ local function kind_ok(key, want)
   return t == 'none' or t == want
 end
 
--- The first of the event's keys of a wrong type, as a problem; nil if none. Looked up
--- once per script call (before its first write), as no script changes a key's type.
+-- The event's keys a script touches, set at its top (USES = {[K_STOCK] = true, ...}), so
+-- a key it never touches cannot stop it.
+local USES = {}
+
+-- The first of the keys the script uses of a wrong type, as a problem; nil if none.
+-- Looked up once per script call (before its first write): no script changes a key's type.
 local broken_found = nil
 local function broken_keys()
   if broken_found == nil then
     broken_found = false
     for _, kw in ipairs(KINDS) do
-      if not kind_ok(kw[1], kw[2]) then
+      if USES[kw[1]] and not kind_ok(kw[1], kw[2]) then
         broken_found = kw[1] .. ' is not a ' .. kw[2]
         break
       end

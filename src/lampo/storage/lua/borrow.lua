@@ -4,6 +4,7 @@
 -- Returns 1 per transfer applied now, 0 per one applied before. Every transfer is
 -- checked before the first is written (_lib.lua, "Guards"): a store in the way is a
 -- CORRUPT error and adds nothing.
+USES = {[K_STOCK] = true, [K_XIN] = true, [K_XV] = true}
 local broken = broken_keys()
 if broken then
   return redis.error_reply('CORRUPT ' .. broken)

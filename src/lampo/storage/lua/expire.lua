@@ -3,6 +3,7 @@
 -- Returns the view of each hold expired; a due hold the store's state keeps from
 -- expiring whole (_lib.lua, "Guards") is left as it is and answered {'corrupt', id,
 -- problem} in its place.
+USES = {[K_STOCK] = true, [K_CNT] = true, [K_DUE] = true}
 local out = {}
 local due = redis.call('ZRANGEBYSCORE', K_DUE, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for i, id in ipairs(due) do

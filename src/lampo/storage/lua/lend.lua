@@ -5,6 +5,7 @@
 -- without its record. Returns the units taken per transfer (0: nothing, no record).
 -- Every transfer is checked before the first is written (_lib.lua, "Guards"): a store in
 -- the way is a CORRUPT error and moves nothing.
+USES = {[K_STOCK] = true, [K_XFER] = true, [K_XV] = true}
 local broken = broken_keys()
 if broken then
   return redis.error_reply('CORRUPT ' .. broken)

@@ -2,6 +2,9 @@
 -- ARGV: event, then per request: hold id, payment id, now (microseconds), now (ISO),
 --   amount ('' when not checked), currency.
 -- A repeated payment id returns the order as it is; checks mirror Hold.pay.
+USES = {
+  [K_STOCK] = true, [K_DUE] = true, [K_OU] = true, [K_OA] = true, [K_LU] = true, [K_LA] = true,
+}
 local function pay_one(id, pid, now_us, now_iso, amount, currency)
   local h = hkey(id)
   local t, broken = load_checked(h)

@@ -1,5 +1,8 @@
 -- refund a batch: KEYS[1] event base. ARGV: event, then per request: hold id, now (ISO).
 -- The units go back to the pool, the order out of the live totals.
+USES = {
+  [K_STOCK] = true, [K_CNT] = true, [K_OU] = true, [K_OA] = true, [K_LU] = true, [K_LA] = true,
+}
 local function refund_one(id, now_iso)
   local h = hkey(id)
   local t, broken = load_checked(h)

@@ -1,5 +1,6 @@
 -- release a batch: KEYS[1] event base. ARGV: event, then per request: hold id, now (ISO).
 -- Releasing a released hold returns it unchanged.
+USES = {[K_STOCK] = true, [K_CNT] = true, [K_DUE] = true}
 local function release_one(id, now_iso)
   local h = hkey(id)
   local t, broken = load_checked(h)

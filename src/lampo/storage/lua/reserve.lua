@@ -6,6 +6,7 @@
 --   short head is parsed here, body and tot are stored as they come).
 -- Each request is checked in full before anything is written: a refusal changes nothing,
 -- and so does a store in the way ({'corrupt', problem}: see the guards in _lib.lua).
+USES = {[K_STOCK] = true, [K_CNT] = true, [K_DUE] = true, [K_IDS] = true, [K_IDEM] = true}
 local bucketed = string.find(ARGV[1], SEP, 1, true) ~= nil
 local known = redis.call('EXISTS', K_DEF) == 1
 if known and not bucketed and redis.call('EXISTS', K_NB) == 1 then

@@ -6,6 +6,7 @@
 -- a slow client never puts back an older one. Returns 1 if the definition was written.
 -- Checked before its first write (_lib.lua, "Guards"): a store in the way is a CORRUPT
 -- error.
+USES = {[K_STOCK] = true, [K_DV] = true, [K_DEF] = true}
 local broken = broken_keys()
 local current = redis.call('GET', K_DV) or '0'
 if not broken and not is_int(current) then

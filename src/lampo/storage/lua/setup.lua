@@ -4,6 +4,7 @@
 --   event of one bucket; for a bucketed event each bucket is set up with its shares).
 -- Returns {'ok'} or {'exists', definition}: the caller compares the definitions. Checks
 -- everything before its first write (_lib.lua, "Guards"): a CORRUPT error otherwise.
+USES = {[K_DEF] = true, [K_STOCK] = true, [K_NB] = true}
 local broken = broken_keys()
 if not broken and KEYS[2] and not kind_ok(KEYS[2], 'set') then
   broken = KEYS[2] .. ' is not a set'

@@ -8,6 +8,7 @@
 -- {'short', sku, held + sold} and changes nothing; a store in the way (_lib.lua,
 -- "Guards") a CORRUPT error. Returns {'ok', version} (the version is '0' for an event
 -- of one bucket; the same definition again writes nothing).
+USES = {[K_DEF] = true, [K_STOCK] = true, [K_DV] = true}
 local broken = broken_keys()
 if broken then
   return redis.error_reply('CORRUPT ' .. broken)
