@@ -16,6 +16,7 @@ from pathlib import Path
 from lampo.domain.errors import InvalidRequest
 from lampo.services.clock import Clock, ManualClock, utcnow
 from lampo.services.sales import Sales
+from lampo.sim.crowd import check_work
 from lampo.sim.scenario import Scenario
 from lampo.storage import Storage, from_url, urls
 
@@ -75,6 +76,8 @@ def build_sales(config: Config, clock: Clock = utcnow, storage: Storage | None =
 
 
 def build_simulation(config: Config, scenario: Scenario) -> tuple[Sales, ManualClock]:
-    """A sale service on a virtual clock that starts at the scenario's first opening."""
+    """A sale service on a virtual clock that starts at the scenario's first opening.
+    A run beyond the budget (``crowd.check_work``) is refused before storage is opened."""
+    check_work(scenario)
     clock = ManualClock(scenario.event.opens)
     return build_sales(config, clock), clock

@@ -16,11 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from lampo.bootstrap import Config, open_storage
-from lampo.domain.codec import event_from_dict, event_to_dict
+from lampo.domain.codec import event_to_dict
 from lampo.domain.errors import InvalidRequest, UnknownEvent
 from lampo.domain.event import SaleEvent, plan_update
 from lampo.report_cli import StorageOpt
-from lampo.sim import scenario as scenarios
+from lampo.sim import definition
 from lampo.storage import Storage
 
 event_app = typer.Typer(
@@ -38,19 +38,7 @@ ScaleOpt = Annotated[
 
 def read_definition(path: Path, scale: float = 1.0) -> SaleEvent:
     """The event a file defines: a scenario TOML (scaled), or JSON in the codec's form."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidRequest("file", f"cannot read {path}: {exc}") from None
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest("file", f"{path} is not JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise InvalidRequest("file", f"{path}: an event definition is a JSON object")
-        return event_from_dict(data)
-    return scenarios.loads(text, path.name, scale).event
+    return definition.read(path, scale)
 
 
 def _stored(store: Storage, event_id: str) -> SaleEvent:

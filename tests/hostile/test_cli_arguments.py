@@ -183,12 +183,6 @@ def test_an_allocation_in_other_scripts_digits_is_refused_not_read(
     assert "405" not in shown.out  # int() would have read the ARABIC-INDIC FIVE as 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="numbers beyond 64 bits reach SQLite (OverflowError, an internal error) until "
-    "the domain's bounds on an event's numbers (issue 10, item 7; branch t10-bounds) "
-    "refuse them as bad input: remove this mark when they are merged",
-)
 @pytest.mark.parametrize("allocation", [2**63, 10**30])
 def test_an_allocation_beyond_64_bits_is_refused_as_bad_input(
     allocation: int, sale_database: str, sandbox: Path, capsys: pytest.CaptureFixture[str]
@@ -196,5 +190,5 @@ def test_an_allocation_beyond_64_bits_is_refused_as_bad_input(
     done = run(
         capsys, ["event", "allocate", EVENT, f"{SKU}={allocation}", "--storage", sale_database]
     )
-    assert_one_line_or_success(done, internal_allowed=True)
+    assert_one_line_or_success(done)
     assert done.code == 2, done.err

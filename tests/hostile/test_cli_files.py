@@ -1,12 +1,8 @@
 """``lampo event load|update`` and ``lampo simulate`` given hostile files (issue 10, item
 9): deep documents, numbers past 64 bits, wrong types, text that is no document, and
 real definitions with hostile values in them. The command succeeds or answers one line
-on stderr, with no traceback.
-
-Reading a definition is another change's (``event_cli.read_definition``, the scenario
-loader and the domain's bounds); until it is merged a deep document or a number past 64
-bits can still end as an "internal error" line, which the first property allows and the
-strict ones (marked xfail) do not.
+on stderr, with no traceback; a deep document or a number past its bound is bad input
+(exit 2), never an "internal error".
 """
 
 from __future__ import annotations
@@ -66,7 +62,7 @@ def test_a_hostile_definition_file_gets_an_answer_or_one_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     done = run(capsys, _load_or_update(sandbox, sale_database, *case, verb))
-    assert_one_line_or_success(done, internal_allowed=True)
+    assert_one_line_or_success(done)
 
 
 @settings(
@@ -79,25 +75,31 @@ def test_a_hostile_scenario_file_simulates_or_gets_one_line(
 ) -> None:
     file = _write(sandbox, scenario, ".toml")
     done = run(capsys, ["simulate", file, "--scale", "0.01", "--storage", "memory://"])
-    assert_one_line_or_success(done, internal_allowed=True)
+    assert_one_line_or_success(done)
 
 
-def test_a_definition_with_markup_and_escapes_in_its_names_loads_and_prints_them_as_text(
+def test_a_definition_with_markup_in_its_names_loads_and_prints_them_as_text(
     sandbox: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hostile = dict(DEFINITION, id="[/x]:smile:", name="[bold]\x1b[2J")
+    hostile = dict(DEFINITION, id="[/x]:smile:", name="[bold]:smile:[/]")
     file = _write(sandbox, json.dumps(hostile), ".json")
     done = run(capsys, ["event", "load", file, "--storage", "memory://"])
     assert done.code == 0, done.err
     assert "[/x]:smile:: loaded" in done.out  # not read as Rich markup or an emoji code
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deep documents and numbers past 64 bits end as internal errors until the "
-    "bounded parsing of definitions and the domain's bounds (issue 10, items 6-7; branch "
-    "t10-bounds) refuse them as bad input: remove this mark when they are merged",
-)
+def test_a_name_with_a_terminal_escape_is_refused_and_the_escape_is_shown_not_sent(
+    sandbox: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = dict(DEFINITION, name="[bold]\x1b[2J")
+    file = _write(sandbox, json.dumps(hostile), ".json")
+    done = run(capsys, ["event", "load", file, "--storage", "memory://"])
+    assert done.code == 2
+    assert done.err.count("\n") == 1
+    assert "name" in done.err
+    assert "\x1b" not in done.err  # escaped in the one line, never sent to the terminal
+
+
 @SETTINGS
 @example(case=(deep_json(100_000, "array"), ".json"), verb="load")
 @example(case=(deep_toml(5000, "object"), ".toml"), verb="load")

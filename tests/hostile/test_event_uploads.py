@@ -32,14 +32,7 @@ from tests.hostile._asgi import problems_in, state
 from tests.hostile._requests import Api, Call, upload_calls
 from tests.hostile.test_http_app import SQLITE_FAST, Target, running_app
 
-pytestmark = [
-    pytest.mark.sqlite,
-    pytest.mark.xfail(
-        strict=True,
-        reason="uploaded event definitions are parsed and bounded by another fix of "
-        "issue 10 (branch t10-bounds); remove this mark when it is merged",
-    ),
-]
+pytestmark = pytest.mark.sqlite
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,19 @@ def check_id(field: str, value: object, max_len: int = 64) -> str:
     return value
 
 
+#: The longest display name (of an event, market, category, SKU, milestone).
+MAX_NAME = 200
+
+
+def check_name(field: str, value: object) -> str:
+    """A display name: a non-empty string of printable characters, at most ``MAX_NAME``."""
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME:
+        raise InvalidRequest(field, f"must be a non-empty string of at most {MAX_NAME} chars")
+    if not value.isprintable():
+        raise InvalidRequest(field, f"{value[:40]!r} must be printable")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Category:
     """A product category such as ``phones`` or ``tv``; ``unit`` names one item in reports."""
@@ -27,6 +40,8 @@ class Category:
 
     def __post_init__(self) -> None:
         check_id("category", self.id)
+        check_name("category name", self.name)
+        check_name("unit", self.unit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,4 +67,5 @@ class Sku:
     def __post_init__(self) -> None:
         check_id("sku", self.id)
         check_id("product", self.product)
+        check_name("sku name", self.name)
         check_id("category", self.category)

@@ -8,6 +8,7 @@ float. ``event_from_dict(event_to_dict(e)) == e`` for every valid event.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
@@ -61,54 +62,173 @@ def event_to_dict(event: SaleEvent) -> dict[str, Any]:
     }
 
 
-def event_from_dict(data: dict[str, Any]) -> SaleEvent:
-    """The event ``data`` describes; ``InvalidRequest`` naming the field if it is malformed."""
+def event_from_dict(data: object) -> SaleEvent:
+    """The event ``data`` describes, for any JSON value ``data``: the event, or
+    ``InvalidRequest`` naming the field that is missing, of the wrong type or out of its
+    bound (``lampo.domain.bounds``). Nothing else escapes."""
     try:
-        if data.get("format") != FORMAT:
-            raise InvalidRequest("format", f"expected event format {FORMAT}")
-        fx = data["fx"]
-        return SaleEvent(
-            id=data["id"],
-            name=data["name"],
-            hold_seconds=int(data["hold_seconds"]),
-            limit_per_customer=data.get("limit_per_customer"),
-            fx=FxTable(
-                fx["reporting"],
-                date.fromisoformat(fx["on"]),
-                {c: Fraction(r) for c, r in fx["rates"].items()},
-            ),
-            markets={
-                c: Market(c, m["name"], m["currency"], m["tz"]) for c, m in data["markets"].items()
-            },
-            windows={
-                c: Window(datetime.fromisoformat(w["opens"]), datetime.fromisoformat(w["closes"]))
-                for c, w in data["windows"].items()
-            },
-            categories={
-                c: Category(c, k["name"], k.get("unit", "units"))
-                for c, k in data["categories"].items()
-            },
-            skus={
-                s: Sku(s, k["product"], k["name"], k["category"]) for s, k in data["skus"].items()
-            },
-            offers={
-                s: Offer(
-                    s,
-                    int(o["allocation"]),
-                    {m: Money(int(a), c) for m, (a, c) in o["prices"].items()},
-                    o.get("limit_per_customer"),
-                )
-                for s, o in data["offers"].items()
-            },
-            milestones=tuple(
-                Milestone(m["label"], int(m["threshold"]), m.get("category", ""))
-                for m in data.get("milestones", [])
-            ),
-        )
+        return _event(_Fields(data, "event"))
     except InvalidRequest:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidRequest("event", f"malformed event definition: {exc!r}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, ArithmeticError) as exc:
+        # The readers below check every type first; this is the net under them.
+        raise InvalidRequest("event", f"malformed event definition: {type(exc).__name__}") from None
+
+
+#: An FX rate as the codec writes it (``str(Fraction)``: ``"1001/10000"``, ``"7"``), or a
+#: decimal (``"0.1001"``). Digits are few, and no exponent: ``Fraction("1e999999999")``
+#: would build a number of a billion digits.
+_RATE = re.compile(r"[0-9]{1,20}(?:/[0-9]{1,20}|\.[0-9]{1,20})?")
+
+
+class _Fields:
+    """A JSON object being read: typed reads that name the field of every problem."""
+
+    def __init__(self, data: object, path: str) -> None:
+        if not isinstance(data, dict):
+            raise InvalidRequest(path, f"must be a JSON object, got {_kind(data)}")
+        self.data: dict[str, Any] = data
+        self.path = path
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path != "event" else key
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def get(self, key: str) -> object:
+        if key not in self.data:
+            raise InvalidRequest(self.at(key), "is missing")
+        return self.data[key]
+
+    def obj(self, key: str) -> _Fields:
+        return _Fields(self.get(key), self.at(key))
+
+    def entries(self, key: str) -> list[tuple[str, _Fields]]:
+        """The members of the object at ``key``, each an object."""
+        table = self.obj(key)
+        return [(code, table.obj(code)) for code in table.data]
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key, default) if default is not None else self.get(key)
+        if not isinstance(value, str):
+            raise InvalidRequest(self.at(key), f"must be a string, got {_kind(value)}")
+        return value
+
+    def whole(self, key: str) -> int:
+        value = self.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidRequest(self.at(key), f"must be a whole number, got {_kind(value)}")
+        return value
+
+    def maybe_whole(self, key: str) -> int | None:
+        return self.whole(key) if self.has(key) else None
+
+    def moment(self, key: str) -> datetime:
+        try:
+            return datetime.fromisoformat(self.text(key))
+        except ValueError:
+            raise InvalidRequest(self.at(key), "must be an ISO 8601 date-time") from None
+
+    def day(self, key: str) -> date:
+        try:
+            return date.fromisoformat(self.text(key))
+        except ValueError:
+            raise InvalidRequest(self.at(key), "must be an ISO 8601 date") from None
+
+    def rate(self, key: str) -> Fraction:
+        value = self.get(key)
+        if not isinstance(value, str) or not _RATE.fullmatch(value):
+            raise InvalidRequest(
+                self.at(key), f"must be a fraction such as '1001/10000', got {_kind(value)}"
+            )
+        try:
+            return Fraction(value)
+        except ZeroDivisionError:
+            raise InvalidRequest(self.at(key), "has a zero denominator") from None
+
+    def price(self, key: str) -> Money:
+        value = self.get(key)
+        if not isinstance(value, list) or len(value) != 2:
+            raise InvalidRequest(self.at(key), f"must be [amount, currency], got {_kind(value)}")
+        amount, currency = value
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise InvalidRequest(
+                self.at(key), f"amount must be a whole number, got {_kind(amount)}"
+            )
+        return Money(amount, currency)
+
+    def items(self, key: str) -> list[_Fields]:
+        """The elements of the array at ``key`` (missing: none), each an object."""
+        value = self.data.get(key, [])
+        if not isinstance(value, list):
+            raise InvalidRequest(self.at(key), f"must be an array, got {_kind(value)}")
+        return [_Fields(item, f"{self.at(key)}[{i}]") for i, item in enumerate(value)]
+
+
+def _event(d: _Fields) -> SaleEvent:
+    if type(d.data.get("format")) is not int or d.data["format"] != FORMAT:
+        raise InvalidRequest("format", f"expected event format {FORMAT}")
+    fx = d.obj("fx")
+    rates = fx.obj("rates")
+    return SaleEvent(
+        id=d.text("id"),
+        name=d.text("name"),
+        hold_seconds=d.whole("hold_seconds"),
+        limit_per_customer=d.maybe_whole("limit_per_customer"),
+        fx=FxTable(
+            fx.text("reporting"),
+            fx.day("on"),
+            {c: rates.rate(c) for c in rates.data},
+        ),
+        markets={
+            c: Market(c, m.text("name"), m.text("currency"), m.text("tz"))
+            for c, m in d.entries("markets")
+        },
+        windows={c: Window(w.moment("opens"), w.moment("closes")) for c, w in d.entries("windows")},
+        categories={
+            c: Category(c, k.text("name"), k.text("unit", "units"))
+            for c, k in d.entries("categories")
+        },
+        skus={
+            s: Sku(s, k.text("product"), k.text("name"), k.text("category"))
+            for s, k in d.entries("skus")
+        },
+        offers={s: _offer(s, o) for s, o in d.entries("offers")},
+        milestones=tuple(
+            Milestone(m.text("label"), m.whole("threshold"), m.text("category", ""))
+            for m in d.items("milestones")
+        ),
+    )
+
+
+def _offer(sku: str, o: _Fields) -> Offer:
+    prices = o.obj("prices")
+    return Offer(
+        sku,
+        o.whole("allocation"),
+        {m: prices.price(m) for m in prices.data},
+        o.maybe_whole("limit_per_customer"),
+    )
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for a message (never the value itself: it may be huge)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, float):
+        return "a number with a fraction"
+    if isinstance(value, str):
+        return f"a string of {len(value):,} characters" if len(value) > 40 else repr(value)
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def event_to_json(event: SaleEvent) -> str:

@@ -6,7 +6,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from lampo.domain.catalog import Category, Sku, check_id
+from lampo.domain.bounds import (
+    MAX_AMOUNT,
+    MAX_EVENT_SPAN,
+    MAX_HOLD_SECONDS,
+    MAX_MINOR_UNITS,
+    MAX_UNITS,
+    moment,
+    show,
+    whole,
+)
+from lampo.domain.catalog import Category, Sku, check_id, check_name
 from lampo.domain.errors import (
     Closed,
     InvalidRequest,
@@ -19,22 +29,27 @@ from lampo.domain.market import Market
 from lampo.domain.money import FxTable, Money
 
 
-def require_aware(field: str, when: datetime) -> datetime:
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise InvalidRequest(field, "must be a timezone-aware datetime")
-    return when
+def _keyed(field: str, parts: object, kind: type, key: str) -> None:
+    """Refuse ``parts`` unless it maps codes to ``kind`` objects (each under its own code
+    ``getattr(part, key)``, when ``key`` is given)."""
+    if not isinstance(parts, Mapping):
+        raise InvalidRequest(field, "must be a map of codes")
+    for code, part in parts.items():
+        if not isinstance(part, kind) or (key and getattr(part, key) != code):
+            raise InvalidRequest(field, f"{show(code)} must map to its {kind.__name__.lower()}")
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """When a market's sale is open: ``opens <= t < closes`` (aware datetimes)."""
+    """When a market's sale is open: ``opens <= t < closes`` (aware datetimes between
+    ``EARLIEST`` and ``LATEST``)."""
 
     opens: datetime
     closes: datetime
 
     def __post_init__(self) -> None:
-        require_aware("opens", self.opens)
-        require_aware("closes", self.closes)
+        moment("opens", self.opens)
+        moment("closes", self.closes)
         if self.closes <= self.opens:
             raise InvalidRequest("window", "closes must be after opens")
 
@@ -46,7 +61,8 @@ class Window:
 @dataclass(frozen=True, slots=True)
 class Offer:
     """A SKU on sale: the stock allocated to the event, the price per market, and the
-    per-customer limit (``None``: no limit)."""
+    per-customer limit (``None``: no limit). Bounds: the allocation and the limit at most
+    ``MAX_UNITS``, each price from 1 to ``MAX_MINOR_UNITS`` minor units."""
 
     sku: str
     allocation: int
@@ -55,19 +71,27 @@ class Offer:
 
     def __post_init__(self) -> None:
         check_id("sku", self.sku)
-        if not isinstance(self.allocation, int) or self.allocation < 0:
-            raise InvalidRequest("allocation", f"{self.sku}: must be a whole number >= 0")
-        if self.limit_per_customer is not None and self.limit_per_customer < 1:
-            raise InvalidRequest("limit_per_customer", f"{self.sku}: must be >= 1")
+        whole("allocation", self.allocation, 0, MAX_UNITS, "MAX_UNITS", self.sku)
+        if self.limit_per_customer is not None:
+            whole(
+                "limit_per_customer", self.limit_per_customer, 1, MAX_UNITS, "MAX_UNITS", self.sku
+            )
+        if not isinstance(self.prices, Mapping):
+            raise InvalidRequest("prices", f"{self.sku}: must map markets to prices")
         for money in self.prices.values():
-            if money.amount <= 0:
-                raise InvalidRequest("price", f"{self.sku}: must be positive, got {money}")
+            if not isinstance(money, Money):
+                raise InvalidRequest("price", f"{self.sku}: must be money")
+            whole("price", money.amount, 1, MAX_MINOR_UNITS, "MAX_MINOR_UNITS", self.sku)
 
 
 @dataclass(frozen=True, slots=True)
 class SaleEvent:
     """A named campaign. ``windows`` maps a market code to its window; ``limit_per_customer``
-    bounds the units one customer may hold or buy across every SKU of the event."""
+    bounds the units one customer may hold or buy across every SKU of the event.
+
+    Bounds (``lampo.domain.bounds``): the allocations add up to at most ``MAX_UNITS``;
+    ``hold_seconds`` from 1 to ``MAX_HOLD_SECONDS``; the first opening and the last close
+    at most ``MAX_EVENT_SPAN`` apart."""
 
     id: str
     name: str
@@ -83,13 +107,32 @@ class SaleEvent:
 
     def __post_init__(self) -> None:
         check_id("event", self.id)
-        if self.hold_seconds < 1:
-            raise InvalidRequest("hold_seconds", "must be >= 1")
-        if self.limit_per_customer is not None and self.limit_per_customer < 1:
-            raise InvalidRequest("limit_per_customer", "must be >= 1")
+        check_name("name", self.name)
+        whole("hold_seconds", self.hold_seconds, 1, MAX_HOLD_SECONDS, "MAX_HOLD_SECONDS")
+        if self.limit_per_customer is not None:
+            whole("limit_per_customer", self.limit_per_customer, 1, MAX_UNITS, "MAX_UNITS")
+        if not isinstance(self.fx, FxTable):
+            raise InvalidRequest("fx", "must be an FX table")
+        _keyed("markets", self.markets, Market, "code")
+        _keyed("windows", self.windows, Window, "")
+        _keyed("categories", self.categories, Category, "id")
+        _keyed("skus", self.skus, Sku, "id")
+        _keyed("offers", self.offers, Offer, "sku")
         for code in self.windows:
             if code not in self.markets:
                 raise InvalidRequest("windows", f"market {code!r} is not declared")
+        if self.windows and self.closes - self.opens > MAX_EVENT_SPAN:
+            raise InvalidRequest(
+                "windows",
+                f"from the first opening to the last close: {self.closes - self.opens}, "
+                f"more than {MAX_EVENT_SPAN.days} days (MAX_EVENT_SPAN)",
+            )
+        total = self.total_allocation
+        if total > MAX_UNITS:
+            raise InvalidRequest(
+                "allocation",
+                f"the allocations add up to {total:,} units, more than {MAX_UNITS:,} (MAX_UNITS)",
+            )
         for code, offer in self.offers.items():
             if code not in self.skus:
                 raise InvalidRequest("offers", f"SKU {code!r} is not in the catalog")
@@ -105,6 +148,15 @@ class SaleEvent:
         for sku in self.skus.values():
             if sku.category not in self.categories:
                 raise InvalidRequest("skus", f"{sku.id}: unknown category {sku.category!r}")
+        if not isinstance(self.milestones, tuple):
+            raise InvalidRequest("milestones", "must be a tuple of milestones")
+        for milestone in self.milestones:
+            if not isinstance(milestone, Milestone):
+                raise InvalidRequest("milestones", "must be a tuple of milestones")
+            if milestone.category and milestone.category not in self.categories:
+                raise InvalidRequest(
+                    "milestones", f"{milestone.label}: unknown category {milestone.category!r}"
+                )
 
     @property
     def opens(self) -> datetime:
@@ -157,6 +209,16 @@ class Milestone:
     label: str
     threshold: int
     category: str = ""
+
+    def __post_init__(self) -> None:
+        check_name("milestone label", self.label)
+        if not isinstance(self.category, str):
+            raise InvalidRequest("milestone category", "must be a category id or empty")
+        if self.category:
+            check_id("milestone category", self.category)
+            whole("threshold", self.threshold, 1, MAX_UNITS, "MAX_UNITS", self.label)
+        else:
+            whole("threshold", self.threshold, 1, MAX_AMOUNT, "MAX_AMOUNT", self.label)
 
     @property
     def kind(self) -> str:

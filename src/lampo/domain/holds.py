@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
-from lampo.domain.errors import AlreadyPaid, HoldExpired, IllegalTransition, InvalidRequest
+from lampo.domain.bounds import MAX_MINOR_UNITS, MAX_UNITS, whole
+from lampo.domain.errors import AlreadyPaid, HoldExpired, IllegalTransition
 from lampo.domain.market import Channel
 from lampo.domain.money import Money
 
@@ -47,15 +48,17 @@ SOLD_STATES = frozenset({HoldState.PAID})
 
 @dataclass(frozen=True, slots=True)
 class HoldLine:
+    """``quantity`` units of ``sku`` at ``unit_price`` minor units of the hold's currency:
+    a quantity from 1 to ``MAX_UNITS``, a price from 0 to ``MAX_MINOR_UNITS`` (the bounds
+    every live total rests on: lampo.domain.bounds)."""
+
     sku: str
     quantity: int
-    unit_price: int  # minor units of the hold's currency
+    unit_price: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.quantity, int) or isinstance(self.quantity, bool):
-            raise InvalidRequest("quantity", "must be a whole number")
-        if self.quantity < 1:
-            raise InvalidRequest("quantity", f"{self.sku}: must be at least 1")
+        whole("quantity", self.quantity, 1, MAX_UNITS, "MAX_UNITS", self.sku)
+        whole("unit_price", self.unit_price, 0, MAX_MINOR_UNITS, "MAX_MINOR_UNITS", self.sku)
 
     @property
     def amount(self) -> int:

@@ -7,7 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lampo.domain.catalog import check_id
+from lampo.domain.bounds import show
+from lampo.domain.catalog import check_id, check_name
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.money import check_currency
 
@@ -23,11 +24,14 @@ class Market:
 
     def __post_init__(self) -> None:
         check_id("market", self.code, 8)
+        check_name("market name", self.name)
         check_currency(self.currency)
+        if not isinstance(self.tz, str):
+            raise InvalidRequest("tz", f"must be an IANA time zone name, got {show(self.tz)}")
         try:
             ZoneInfo(self.tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise InvalidRequest("tz", f"unknown time zone {self.tz!r}") from None
+            raise InvalidRequest("tz", f"unknown time zone {show(self.tz)}") from None
 
     @property
     def zone(self) -> ZoneInfo:

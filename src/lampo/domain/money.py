@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from fractions import Fraction
 
+from lampo.domain.bounds import MAX_FX_TERM, day, show
 from lampo.domain.errors import InvalidRequest
+
+#: A decimal amount as ``Money.parse`` reads it: a sign, digits (``_`` or ``,`` between
+#: them) and at most one point; no exponent (``Fraction("1e999999999")`` would build a huge
+#: number). 40 characters are far more than any bounded amount needs.
+_AMOUNT = re.compile(r"[-+]?[0-9][0-9_,]*(\.[0-9]+)?")
+_MAX_AMOUNT_TEXT = 40
 
 #: Minor-unit exponents (ISO 4217) of the currencies lampo knows.
 MINOR_UNITS: dict[str, int] = {
@@ -30,9 +38,9 @@ MINOR_UNITS: dict[str, int] = {
 }
 
 
-def check_currency(code: str) -> str:
-    if code not in MINOR_UNITS:
-        raise InvalidRequest("currency", f"unknown ISO 4217 code {code!r}")
+def check_currency(code: object) -> str:
+    if not isinstance(code, str) or code not in MINOR_UNITS:
+        raise InvalidRequest("currency", f"unknown ISO 4217 code {show(code)}")
     return code
 
 
@@ -60,10 +68,9 @@ class Money:
         number, code = (a, b) if b.isalpha() else (b, a)
         code = check_currency(code.upper())
         exp = MINOR_UNITS[code]
-        try:
-            value = Fraction(number.replace("_", "").replace(",", ""))
-        except (ValueError, ZeroDivisionError):
-            raise InvalidRequest("money", f"not a number: {number!r}") from None
+        if len(number) > _MAX_AMOUNT_TEXT or not _AMOUNT.fullmatch(number):
+            raise InvalidRequest("money", f"not a decimal amount: {show(number)}")
+        value = Fraction(number.replace("_", "").replace(",", ""))
         minor = value * 10**exp
         if minor.denominator != 1:
             raise InvalidRequest("money", f"{text!r} has more than {exp} decimals")
@@ -102,7 +109,8 @@ class FxTable:
     """Rates into the reporting currency, fixed for one event (``on`` is the rate date).
 
     ``rates[c]`` is the value of one *major* unit of ``c`` in major units of ``reporting``,
-    held as an exact fraction. Conversion rounds half to even, once, on the minor unit.
+    held as an exact fraction: positive, its numerator and denominator at most
+    ``MAX_FX_TERM``. Conversion rounds half to even, once, on the minor unit.
     """
 
     reporting: str
@@ -111,10 +119,20 @@ class FxTable:
 
     def __post_init__(self) -> None:
         check_currency(self.reporting)
+        day("fx.on", self.on)
+        if not isinstance(self.rates, dict):
+            raise InvalidRequest("fx", "rates must map currency codes to fractions")
         for code, rate in self.rates.items():
             check_currency(code)
-            if rate <= 0:
-                raise InvalidRequest("fx", f"rate for {code} must be positive")
+            exact = isinstance(rate, Fraction | int) and not isinstance(rate, bool)
+            if not exact or rate <= 0:
+                raise InvalidRequest("fx", f"rate for {code} must be a positive fraction")
+            if rate.numerator > MAX_FX_TERM or rate.denominator > MAX_FX_TERM:
+                raise InvalidRequest(
+                    "fx",
+                    f"rate for {code}: {show(rate.numerator)}/{show(rate.denominator)} has a "
+                    f"term above {MAX_FX_TERM:,} (MAX_FX_TERM)",
+                )
 
     def rate(self, currency: str) -> Fraction:
         if currency == self.reporting:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from fractions import Fraction
 
+from lampo.domain.bounds import moment
 from lampo.domain.errors import InvalidRequest
-from lampo.domain.event import require_aware
 from lampo.domain.money import MINOR_UNITS, Money
 from lampo.domain.timetext import duration
 
@@ -60,8 +60,8 @@ class PastResult:
     source: str = "lampo"
 
     def __post_init__(self) -> None:
-        require_aware("started", self.started)
-        require_aware("ended", self.ended)
+        moment("started", self.started)
+        moment("ended", self.ended)
         if self.ended <= self.started:
             raise InvalidRequest("ended", f"{self.name}: a sale ends after it starts")
 

@@ -12,6 +12,12 @@ per-customer limit.
 The stream is produced lazily in time order, so memory stays small at any scale. The same
 scenario and seed give the identical sequence: every market draws from its own
 ``random.Random`` seeded from (seed, market).
+
+Every parameter of a crowd is bounded where the scenario file is read (``sim/scenario.py``),
+and the work of a whole run by ``check_work``: a scenario that would send more than
+``MAX_SIM_REQUESTS`` requests, or step through more than ``MAX_SIM_SECONDS`` seconds of
+its markets' windows, is refused before anything runs, so no input makes a simulation
+run for hours.
 """
 
 from __future__ import annotations
@@ -24,7 +30,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from lampo.domain.market import Channel, ChannelKind
-from lampo.sim.scenario import Crowd, Scenario
+from lampo.sim.scenario import Crowd, Scenario, ScenarioError
+
+#: The most reservation requests one run may send (the crowd's expected visits, resent and
+#: returning ones included): Mi Fan Fest 2015 at full scale sends 3.2 million. The driver
+#: sends 1,000 to 20,000 a second depending on the backend and host, so the budget is
+#: minutes to an hour or two.
+MAX_SIM_REQUESTS = 5_000_000
+#: The most seconds the crowd steps through, its markets' windows added up (a draw per
+#: market and second, about a microsecond each): 50 markets open for 12 days.
+MAX_SIM_SECONDS = 50_000_000
 
 
 class Plan(StrEnum):
@@ -217,6 +232,48 @@ def timeline(scenario: Scenario, seed: int = 0) -> Iterator[Visit]:
 def _keyed(index: int, visits: Iterator[Visit]) -> Iterator[tuple[int, int, int, Visit]]:
     for n, visit in enumerate(visits):
         yield visit.at, index, n, visit
+
+
+def expected_requests(scenario: Scenario) -> float:
+    """The mean number of reservation requests of a run: each buyer's first visit, the
+    resent ones and the returning ones."""
+    crowd = scenario.crowd
+    return expected_buyers(scenario) * (1 + crowd.retry + crowd.repeat)
+
+
+def market_seconds(scenario: Scenario) -> int:
+    """The seconds the crowd steps through: every market's window, added up."""
+    return sum(int(w.length.total_seconds()) for w in scenario.event.windows.values())
+
+
+def check_work(
+    scenario: Scenario,
+    max_requests: int = MAX_SIM_REQUESTS,
+    max_seconds: int = MAX_SIM_SECONDS,
+) -> None:
+    """Refuse (``ScenarioError``) a scenario whose run would exceed the budget: more than
+    ``max_requests`` requests (naming the largest scale that fits) or more than
+    ``max_seconds`` seconds of windows."""
+    requests = expected_requests(scenario)
+    if requests > max_requests:
+        fits = scenario.scale * max_requests / requests
+        digits = max(0, 1 - math.floor(math.log10(fits)))  # two significant digits
+        fits = math.floor(fits * 10**digits) / 10**digits
+        raise ScenarioError(
+            scenario.source,
+            f"about {requests:,.0f} reservation requests at scale {scenario.scale:g}, more "
+            f"than a run's budget of {max_requests:,} (MAX_SIM_REQUESTS); "
+            f"use a scale of {fits:g} or less",
+            "scale",
+        )
+    seconds = market_seconds(scenario)
+    if seconds > max_seconds:
+        raise ScenarioError(
+            scenario.source,
+            f"the markets' windows add up to {seconds:,} seconds, more than a run's budget "
+            f"of {max_seconds:,} (MAX_SIM_SECONDS)",
+            "markets",
+        )
 
 
 def expected_buyers(scenario: Scenario) -> float:

@@ -23,7 +23,7 @@ from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.domain.holds import Hold
 from lampo.services.clock import ManualClock
 from lampo.services.sales import ReserveCommand, Sales
-from lampo.sim.crowd import Plan, Visit, timeline
+from lampo.sim.crowd import Plan, Visit, check_work, timeline
 from lampo.sim.scenario import Scenario
 
 #: ``progress(done, total)``: virtual seconds simulated so far, out of the event's length.
@@ -249,9 +249,11 @@ def run(
     ``chunk``: requests per storage call. ``sweep_every``: virtual seconds between two runs
     of the expiry sweeper (as a server runs it now and then, not at every request).
     ``tick``: virtual seconds whose requests are submitted together, at the tick's start
-    (1: every request at its own second; more: fewer, larger storage batches)."""
+    (1: every request at its own second; more: fewer, larger storage batches).
+    ``ScenarioError`` (nothing written) for a run beyond the budget (``crowd.check_work``)."""
     if chunk < 1 or sweep_every < 1 or tick < 1:
         raise InvalidRequest("driver", "chunk, sweep_every and tick must be at least 1")
+    check_work(scenario)  # before anything is written
     sales.open(scenario.event)
     run = _Run(scenario, sales, clock, seed, chunk, sweep_every, tick, progress)
     return run.run(timeline(scenario, seed))

@@ -8,6 +8,10 @@ bare ``699.00`` as a float, and no float ever touches money. A bad file raises
 ``scale`` multiplies every allocation, expected figure, milestone and arrival rate (each
 allocation stays at least 1), so a scenario runs at any size; a scaled milestone's label
 states the amount it measures (``1,000,000.00 CNY (x0.001 of ¥1 billion)``).
+
+Every number has a bound: the event's are the domain's (``lampo.domain.bounds``), the
+crowd's are below (``MAX_ARRIVALS_PER_SECOND``, ``MAX_WEIGHT``, ...), and a file is at most
+``MAX_DOCUMENT_BYTES`` long and ``MAX_DEPTH`` levels deep (``lampo.sim._limits``).
 """
 
 from __future__ import annotations
@@ -23,18 +27,40 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from lampo.domain.bounds import (
+    MAX_AMOUNT,
+    MAX_EVENT_SPAN,
+    MAX_HOLD_SECONDS,
+    MAX_MINOR_UNITS,
+    MAX_UNITS,
+    show,
+)
 from lampo.domain.catalog import Category, Sku
 from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
 from lampo.domain.market import Market
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
 from lampo.domain.report import scaled_milestone
+from lampo.sim._limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, depth, read_capped
 from lampo.sim._locate import Path as FieldPath
 from lampo.sim._locate import format_path, locate
 
 PACKAGE = "lampo.scenarios"
 MAX_SCALE = 10.0
 _DECIMAL = re.compile(r"^[0-9][0-9_]*(\.[0-9]+)?$")
+#: The longest decimal string (a price, a rate, a milestone): 40 characters.
+MAX_DECIMAL_TEXT = 40
+
+# The bounds of a crowd (before scaling): each far above the shipped scenarios' and low
+# enough that no sum or product of them leaves the finite floats.
+#: Buyers arriving per second in one market, at the peak or the baseline.
+MAX_ARRIVALS_PER_SECOND = 100_000.0
+#: A relative weight (demand per SKU, channel mix, referrals).
+MAX_WEIGHT = 1_000_000.0
+#: How long the opening spike takes to decay (by 1/e): at most the longest event.
+MAX_DECAY_SECONDS = MAX_EVENT_SPAN.total_seconds()
+#: The median delay between a hold and its payment: at most the longest hold.
+MAX_PAY_DELAY_SECONDS = float(MAX_HOLD_SECONDS)
 
 
 class ScenarioError(LampoError):
@@ -109,14 +135,20 @@ def available() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
+def _in_range(value: object, lo: float, hi: float) -> bool:
+    """Whether ``value`` is a number (not a bool) in ``[lo, hi]``: NaN, infinities and
+    integers too large for a float are not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return lo <= value <= hi
+
+
 def check_scale(scale: object) -> float:
-    if (
-        isinstance(scale, bool)
-        or not isinstance(scale, int | float)
-        or not math.isfinite(scale)
-        or not 0 < scale <= MAX_SCALE
-    ):
-        raise InvalidRequest("scale", f"must be a number in (0, {MAX_SCALE:g}], got {scale!r}")
+    if not _in_range(scale, 0.0, MAX_SCALE) or scale == 0:
+        raise InvalidRequest("scale", f"must be a number in (0, {MAX_SCALE:g}], got {show(scale)}")
+    assert isinstance(scale, int | float)
     return float(scale)
 
 
@@ -124,22 +156,32 @@ def load(name_or_path: str | Path, scale: float = 1.0) -> Scenario:
     """Read a shipped scenario by name, or a TOML file by path, at ``scale``."""
     scale = check_scale(scale)
     text, label, name = _read(name_or_path)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        line = _line_of(str(err))
-        raise ScenarioError(label, f"not valid TOML: {err}", line=line) from None
-    return _Builder(label, text, scale).scenario(name, data)
+    return _Builder(label, text, scale).scenario(name, parse_toml(text, label))
 
 
 def loads(text: str, label: str = "scenario", scale: float = 1.0) -> Scenario:
     """Read a scenario from TOML ``text`` (an upload); ``label`` names it in messages."""
     scale = check_scale(scale)
+    return _Builder(label, text, scale).scenario(label, parse_toml(text, label))
+
+
+def parse_toml(text: str, label: str) -> dict[str, Any]:
+    """The TOML document ``text``, or ``ScenarioError``: more than ``MAX_DOCUMENT_BYTES``
+    characters, nested deeper than ``MAX_DEPTH``, or not valid TOML (an integer of
+    thousands of digits included). Nothing else escapes."""
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ScenarioError(label, f"longer than {MAX_DOCUMENT_BYTES:,} bytes")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ScenarioError(label, f"not valid TOML: {err}", line=_line_of(str(err))) from None
-    return _Builder(label, text, scale).scenario(label, data)
+    except RecursionError:
+        data = None  # the parser recursed once per level: far deeper than allowed
+    except ValueError as err:  # a number tomllib cannot convert (4,300 digits and more)
+        raise ScenarioError(label, f"not valid TOML: {err}") from None
+    if data is None or depth(data) > MAX_DEPTH:
+        raise ScenarioError(label, f"nested deeper than {MAX_DEPTH} levels (MAX_DEPTH)")
+    return data
 
 
 def _read(name_or_path: str | Path) -> tuple[str, str, str]:
@@ -153,10 +195,16 @@ def _read(name_or_path: str | Path) -> tuple[str, str, str]:
         known = ", ".join(available()) or "none"
         raise ScenarioError(text_name, f"no such scenario; shipped: {known}")
     try:
-        return path.read_text(encoding="utf-8"), str(path), path.stem
+        content = read_capped(path)
     except FileNotFoundError:
         raise ScenarioError(str(path), "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
+        raise ScenarioError(str(path), f"cannot read: {err}") from None
+    if len(content) > MAX_DOCUMENT_BYTES:
+        raise ScenarioError(str(path), f"longer than {MAX_DOCUMENT_BYTES:,} bytes")
+    try:
+        return content.decode("utf-8"), str(path), path.stem
+    except UnicodeDecodeError as err:
         raise ScenarioError(str(path), f"cannot read: {err}") from None
 
 
@@ -200,22 +248,35 @@ class _Builder:
             raise self.fail(path, f"must be a non-empty string, got {_kind(value)}")
         return value
 
-    def integer(self, value: Any, path: FieldPath, minimum: int = 0) -> int:
+    def integer(
+        self, value: Any, path: FieldPath, minimum: int = 0, maximum: int = MAX_UNITS
+    ) -> int:
+        """A whole number from ``minimum`` to ``maximum`` (default ``MAX_UNITS``)."""
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.fail(path, f"must be a whole number, got {_kind(value)}")
         if value < minimum:
-            raise self.fail(path, f"must be at least {minimum}, got {value}")
+            raise self.fail(path, f"must be at least {minimum}, got {show(value)}")
+        if value > maximum:
+            raise self.fail(path, f"must be at most {maximum:,}, got {show(value)}")
         return value
 
-    def number(self, value: Any, path: FieldPath, lo: float = 0.0, hi: float = math.inf) -> float:
+    def number(self, value: Any, path: FieldPath, lo: float, hi: float) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(path, f"must be a number, got {_kind(value)}")
-        if not (math.isfinite(value) and lo <= value <= hi):
-            raise self.fail(path, f"must be between {lo:g} and {hi:g}, got {value}")
+        if not _in_range(value, lo, hi):
+            raise self.fail(path, f"must be between {lo:g} and {hi:g}, got {show(value)}")
         return float(value)
 
     def share(self, value: Any, path: FieldPath) -> float:
         return self.number(value, path, 0.0, 1.0)
+
+    def rate(self, value: Any, path: FieldPath) -> float:
+        """Arrivals per second, up to ``MAX_ARRIVALS_PER_SECOND``."""
+        return self.number(value, path, 0.0, MAX_ARRIVALS_PER_SECOND)
+
+    def weight(self, value: Any, path: FieldPath) -> float:
+        """A relative weight, up to ``MAX_WEIGHT``."""
+        return self.number(value, path, 0.0, MAX_WEIGHT)
 
     def decimal(self, value: Any, path: FieldPath) -> Fraction:
         if isinstance(value, float):
@@ -224,24 +285,44 @@ class _Builder:
                 f'must be a decimal string such as "{value}", not a bare number '
                 "(TOML reads it as a float, and money is never a float)",
             )
-        if not isinstance(value, str) or not _DECIMAL.match(value.strip()):
-            raise self.fail(path, f'must be a decimal string such as "699.00", got {value!r}')
+        if (
+            not isinstance(value, str)
+            or len(value) > MAX_DECIMAL_TEXT
+            or not _DECIMAL.match(value.strip())
+        ):
+            raise self.fail(
+                path,
+                f'must be a decimal string such as "699.00" of at most {MAX_DECIMAL_TEXT} '
+                f"characters, got {_kind(value)}",
+            )
         return Fraction(value.strip().replace("_", ""))
 
-    def money(self, value: Any, path: FieldPath, currency: str) -> Money:
+    def money(
+        self, value: Any, path: FieldPath, currency: str, high: int = MAX_MINOR_UNITS
+    ) -> Money:
+        """Positive money in ``currency``, at most ``high`` minor units (default: a price's
+        bound, ``MAX_MINOR_UNITS``)."""
         amount = self.decimal(value, path) * 10 ** MINOR_UNITS[currency]
         if amount.denominator != 1:
             raise self.fail(path, f"{value} has more decimals than {currency} allows")
         if amount <= 0:
             raise self.fail(path, "must be positive")
+        if amount > high:
+            limit = Money(high, currency)
+            raise self.fail(path, f"must be at most {limit} ({high:,} minor units)")
         return Money(int(amount), currency)
 
     def local_time(self, value: Any, path: FieldPath, market: Market) -> datetime:
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=market.zone).astimezone(UTC)
-        if isinstance(value, datetime):
+        if not isinstance(value, datetime):
+            raise self.fail(
+                path, f"must be a date-time such as 2015-04-08T10:00:00, got {_kind(value)}"
+            )
+        try:
+            if value.tzinfo is None:
+                return value.replace(tzinfo=market.zone).astimezone(UTC)
             return value.astimezone(UTC)
-        raise self.fail(path, f"must be a date-time such as 2015-04-08T10:00:00, got {value!r}")
+        except OverflowError:  # year 1 or 9999 moved by an offset
+            raise self.fail(path, f"{value.isoformat()} is out of range") from None
 
     def domain(self, path: FieldPath, build: Any, *args: Any, **kwargs: Any) -> Any:
         """Build a domain object, turning its refusal into an error at ``path``."""
@@ -270,7 +351,7 @@ class _Builder:
             self.get(ev, ("event",), "home_market", next(iter(markets))), ("event", "home_market")
         )
         if home not in markets:
-            raise self.fail(("event", "home_market"), f"{home!r} is not a declared market")
+            raise self.fail(("event", "home_market"), f"{show(home)} is not a declared market")
         limit = ev.get("limit_per_customer")
         event = self.domain(
             ("event",),
@@ -284,7 +365,10 @@ class _Builder:
             offers=offers,
             fx=fx,
             hold_seconds=self.integer(
-                self.get(ev, ("event",), "hold_seconds", 900), ("event", "hold_seconds"), 1
+                self.get(ev, ("event",), "hold_seconds", 900),
+                ("event", "hold_seconds"),
+                1,
+                MAX_HOLD_SECONDS,
             ),
             limit_per_customer=None
             if limit is None
@@ -298,19 +382,20 @@ class _Builder:
     def fx(self, fx: dict[str, Any]) -> FxTable:
         reporting = self.string(self.get(fx, ("fx",), "reporting"), ("fx", "reporting"))
         if reporting not in MINOR_UNITS:
-            raise self.fail(("fx", "reporting"), f"unknown currency {reporting!r}")
+            raise self.fail(("fx", "reporting"), f"unknown currency {show(reporting)}")
         on = self.get(fx, ("fx",), "on")
         if not isinstance(on, date) or isinstance(on, datetime):
-            raise self.fail(("fx", "on"), f"must be a date such as 2015-04-08, got {on!r}")
+            raise self.fail(("fx", "on"), f"must be a date such as 2015-04-08, got {show(on)}")
         rates = {}
         for code, value in self.table(self.get(fx, ("fx",), "rates", {}), ("fx", "rates")).items():
             path = ("fx", "rates", code)
             if code not in MINOR_UNITS:
-                raise self.fail(path, f"unknown currency {code!r}")
+                raise self.fail(path, f"unknown currency {show(code)}")
             rates[code] = self.decimal(value, path)
             if rates[code] <= 0:
                 raise self.fail(path, "must be positive")
-        return FxTable(reporting, on, rates)
+        fx_table: FxTable = self.domain(("fx",), FxTable, reporting, on, rates)
+        return fx_table
 
     def markets(self, table: dict[str, Any]) -> dict[str, Market]:
         out = {}
@@ -319,7 +404,7 @@ class _Builder:
             m = self.table(raw, path)
             currency = self.string(self.get(m, path, "currency"), (*path, "currency"))
             if currency not in MINOR_UNITS:
-                raise self.fail((*path, "currency"), f"unknown currency {currency!r}")
+                raise self.fail((*path, "currency"), f"unknown currency {show(currency)}")
             out[code] = self.domain(
                 path,
                 Market,
@@ -371,10 +456,10 @@ class _Builder:
             s = self.table(item, path)
             sid = self.string(self.get(s, path, "id"), (*path, "id"))
             if sid in skus:
-                raise self.fail((*path, "id"), f"SKU {sid!r} is declared twice")
+                raise self.fail((*path, "id"), f"SKU {show(sid)} is declared twice")
             category = self.string(self.get(s, path, "category"), (*path, "category"))
             if category not in categories:
-                raise self.fail((*path, "category"), f"{category!r} is not a declared category")
+                raise self.fail((*path, "category"), f"{show(category)} is not a declared category")
             skus[sid] = self.domain(
                 path,
                 Sku,
@@ -419,16 +504,22 @@ class _Builder:
             if ("money" in m) == ("units" in m):
                 raise self.fail(path, "needs exactly one of money or units")
             if "money" in m:
-                money = self.money(m["money"], (*path, "money"), fx.reporting)
-                milestone = Milestone(label, _scaled(money.amount, self.scale))
+                money = self.money(m["money"], (*path, "money"), fx.reporting, MAX_AMOUNT)
+                threshold = _scaled(money.amount, self.scale)
+                milestone = self.domain((*path, "money"), Milestone, label, threshold)
             else:
                 units = self.integer(m["units"], (*path, "units"), 1)
                 category = self.string(self.get(m, path, "category"), (*path, "category"))
                 if category not in categories:
-                    raise self.fail((*path, "category"), f"{category!r} is not a category")
-                milestone = Milestone(label, _scaled(units, self.scale), category)
+                    raise self.fail((*path, "category"), f"{show(category)} is not a category")
+                threshold = _scaled(units, self.scale)
+                milestone = self.domain((*path, "units"), Milestone, label, threshold, category)
             # the label was written for the full-size threshold: say what is measured now
-            out.append(scaled_milestone(milestone, self.scale, fx.reporting, names))
+            out.append(
+                self.domain(
+                    (*path, "label"), scaled_milestone, milestone, self.scale, fx.reporting, names
+                )
+            )
         return tuple(out)
 
     def expected(self, raw: Any, fx: FxTable, categories: dict[str, Category]) -> Expected:
@@ -437,11 +528,11 @@ class _Builder:
         for cid, value in self.table(e.get("units", {}), ("expected", "units")).items():
             path: FieldPath = ("expected", "units", cid)
             if cid not in categories:
-                raise self.fail(path, f"{cid!r} is not a declared category")
+                raise self.fail(path, f"{show(cid)} is not a declared category")
             units[cid] = _scaled(self.integer(value, path), self.scale)
         revenue = None
         if "revenue" in e:
-            money = self.money(e["revenue"], ("expected", "revenue"), fx.reporting)
+            money = self.money(e["revenue"], ("expected", "revenue"), fx.reporting, MAX_AMOUNT)
             revenue = Money(_scaled(money.amount, self.scale), fx.reporting)
         source = self.string(e.get("source", "-"), ("expected", "source"))
         return Expected(units, revenue, source)
@@ -470,11 +561,11 @@ class _Builder:
             if market not in event.markets:
                 raise self.fail(path, "is not a declared market")
             a = self.table(raw, path)
+            peak = self.get(a, path, "peak_per_second")
+            baseline = a.get("baseline_per_second", 0.0)
             arrivals[market] = Arrivals(
-                self.number(self.get(a, path, "peak_per_second"), (*path, "peak_per_second"))
-                * self.scale,
-                self.number(a.get("baseline_per_second", 0.0), (*path, "baseline_per_second"))
-                * self.scale,
+                self.rate(peak, (*path, "peak_per_second")) * self.scale,
+                self.rate(baseline, (*path, "baseline_per_second")) * self.scale,
             )
         if not arrivals:
             raise self.fail((*base, "arrivals"), "needs at least one market")
@@ -482,8 +573,8 @@ class _Builder:
         for sku, value in self.table(self.get(c, base, "demand"), (*base, "demand")).items():
             path = (*base, "demand", sku)
             if sku not in event.offers:
-                raise self.fail(path, f"{sku!r} is not a declared SKU")
-            demand[sku] = self.number(value, path)
+                raise self.fail(path, f"{show(sku)} is not a declared SKU")
+            demand[sku] = self.weight(value, path)
         if not any(demand.values()):
             raise self.fail((*base, "demand"), "needs a positive weight for at least one SKU")
         channels: dict[str, dict[str, float]] = {}
@@ -491,26 +582,29 @@ class _Builder:
             path = (*base, "channels", market)
             if market not in event.markets:
                 raise self.fail(path, "is not a declared market")
-            mix = {k: self.number(v, (*path, k)) for k, v in self.table(raw, path).items()}
+            mix = {k: self.weight(v, (*path, k)) for k, v in self.table(raw, path).items()}
             if not any(mix.values()):
                 raise self.fail(path, "needs a positive weight")
             channels[market] = mix
         referrals = {
-            k: self.number(v, (*base, "referrals", k))
+            k: self.weight(v, (*base, "referrals", k))
             for k, v in self.table(
                 c.get("referrals", {"direct": 1.0}), (*base, "referrals")
             ).items()
         }
         return Crowd(
             decay_seconds=self.number(
-                self.get(c, base, "decay_seconds"), (*base, "decay_seconds"), 1.0
+                self.get(c, base, "decay_seconds"), (*base, "decay_seconds"), 1.0, MAX_DECAY_SECONDS
             ),
             arrivals=arrivals,
             demand=demand,
             channels=channels,
             referrals=referrals or {"direct": 1.0},
             pay_delay_seconds=self.number(
-                c.get("pay_delay_seconds", 60.0), (*base, "pay_delay_seconds"), 1.0
+                c.get("pay_delay_seconds", 60.0),
+                (*base, "pay_delay_seconds"),
+                1.0,
+                MAX_PAY_DELAY_SECONDS,
             ),
             **shares,
         )
@@ -522,9 +616,9 @@ def _kind(value: Any) -> str:
     if isinstance(value, float):
         return f"a float ({value})"
     if isinstance(value, int):
-        return f"a number ({value})"
+        return f"a number ({show(value)})"
     if isinstance(value, str):
-        return f"a string ({value!r})"
+        return f"a string ({show(value)})"
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):

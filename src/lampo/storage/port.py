@@ -40,6 +40,13 @@ class KeyRef:
     key: str
 
 
+class CorruptStore(RuntimeError):
+    """The stored state in a transition's way is unusable (a key of another type, a field
+    that is missing or not an integer, a counter that would leave 64 bits): the backend
+    wrote nothing for the request. A fault of the store, for an operator to repair; never
+    a refusal of the caller, so not a ``LampoError`` (over HTTP: 500, not 4xx or 503)."""
+
+
 def check_same_definition(known: SaleEvent, new: SaleEvent) -> None:
     """Refuse to set up an event again under another definition (changing a live
     event's allocation or prices is not what ``setup`` does)."""

@@ -407,6 +407,10 @@ class PostgresStorage(BatchedTransitions):
             break
         if error is None:
             return None, Unavailable("postgresql: the transaction kept conflicting; retry")
+        if isinstance(error, psycopg.DataError):
+            # a value PostgreSQL cannot hold (a bigint overflow): a bug the domain's bounds
+            # should have stopped, not an outage, so never a retryable ``Unavailable``
+            return None, error
         if isinstance(error, psycopg.Error):
             return None, Unavailable(f"postgresql: {type(error).__name__}: {error}")
         return None, error

@@ -3,9 +3,13 @@
 Every transition is one Lua script (``lua/*.lua``, each with ``lua/_lib.lua`` in front),
 loaded by SHA (EVALSHA; loaded again after a server restart). Redis runs a script alone,
 so each request in it is checked in full and written with nothing in between; a refusal
-writes nothing. Every key of an event carries the hash tag ``{event}``, so one event's
-keys share a hash slot and every script touches one slot: the same scripts run on a
-Redis Cluster. Hold expiry reads a sorted set by deadline (no scan).
+writes nothing. Redis does not roll a failing script back, so a script also checks
+everything its writes could fail on before its first write (``_lib.lua``, "Guards"): a
+key of another type, a field missing or not an integer, a counter at the end of the 64-bit
+range is answered ``CorruptStore`` for that request, having written nothing. Every key
+of an event carries the hash tag ``{event}``, so one event's keys share a hash slot and
+every script touches one slot: the same scripts run on a Redis Cluster. Hold expiry reads
+a sorted set by deadline (no scan).
 
 Group commit: a writer thread (``_batcher.Batcher``) takes the requests of all the
 callers waiting at that moment and sends them as one script call per (script, event,
@@ -111,7 +115,13 @@ from lampo.domain.totals import Totals, order_key
 from lampo.storage import urls
 from lampo.storage._batcher import Batcher
 from lampo.storage._buckets import bucket_of, plan_moves, shares
-from lampo.storage.port import KeyRef, Result, below_committed, check_same_definition
+from lampo.storage.port import (
+    CorruptStore,
+    KeyRef,
+    Result,
+    below_committed,
+    check_same_definition,
+)
 from lampo.storage.urls import StorageUrl
 
 SEP = "\x1f"  # between the parts of a counter or totals key
@@ -435,6 +445,9 @@ class RedisStorage:
                 answers = pipe.execute(raise_on_error=False)
             lost = []
             for i, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, redis.ResponseError) and str(answer).startswith("CORRUPT"):
+                    # the script checked before its first write (lua/_lib.lua, "Guards")
+                    answer = CorruptStore(f"{calls[i][0]}.lua: {answer}; nothing written")
                 out[i] = answer
                 if isinstance(answer, NoScriptError):
                     lost.append(i)
@@ -1157,12 +1170,18 @@ class RedisStorage:
         if n > 1:  # the sweep also completes transfers a crash left half done
             self._call(self._recover, event, n)
         out: list[Hold] = []
+        corrupt: list[str] = []
         for bucket in range(n):
-            if len(out) >= limit:
+            if len(out) + len(corrupt) >= limit:
                 break
-            args = [_us(now), now.isoformat(), limit - len(out)]
-            found = self._run("expire", [self._base(event, bucket)], args)
-            out += [_hold_from_view(flat) for flat in found]
+            args = [_us(now), now.isoformat(), limit - len(out) - len(corrupt)]
+            for flat in self._run("expire", [self._base(event, bucket)], args):
+                if flat[0] == "corrupt":  # a view starts with the hold's JSON body
+                    corrupt.append(f"{flat[1]}: {flat[2]}")
+                else:
+                    out.append(_hold_from_view(flat))
+        if corrupt:  # the others expired in full; these are left as they are
+            raise CorruptStore(f"expire {event}: {'; '.join(corrupt)}; nothing written")
         return out
 
     def hold(self, hold_id: str) -> Hold | None:
@@ -1288,6 +1307,8 @@ def _reserved(req: ReserveRequest, answer: list[Any]) -> Result:
             return UnknownSku(hold.event, sku)
         case ["sold-out", sku, requested, available]:
             return SoldOut(sku, int(requested), int(available))
+        case ["corrupt", problem]:
+            raise CorruptStore(f"reserve {hold.id}: {problem}; nothing written")
     raise AssertionError(f"reserve.lua answered {answer!r}")
 
 
@@ -1310,6 +1331,8 @@ def _ended(hold_id: str, action: str, answer: list[Any]) -> Result:
             return UnknownHold(hold_id)
         case ["illegal-transition", state]:
             return IllegalTransition(hold_id, state, action)
+        case ["corrupt", problem]:
+            raise CorruptStore(f"{action} {hold_id}: {problem}; nothing written")
     raise AssertionError(f"{action}: the script answered {answer!r}")
 
 

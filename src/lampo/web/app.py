@@ -29,7 +29,7 @@ from urllib.parse import parse_qs
 import msgspec
 
 from lampo.bootstrap import build_sales
-from lampo.domain.codec import event_from_dict, event_to_dict
+from lampo.domain.codec import event_to_dict
 from lampo.domain.errors import (
     InvalidRequest,
     LampoError,
@@ -42,7 +42,7 @@ from lampo.domain.holds import Hold, HoldState
 from lampo.domain.market import Channel
 from lampo.domain.money import Money
 from lampo.services.sales import ReserveCommand, Sales
-from lampo.sim import scenario as scenarios
+from lampo.sim import definition
 from lampo.storage import Storage
 from lampo.storage.port import Result
 from lampo.web import limits, live, problems, schemas
@@ -687,21 +687,14 @@ class App:
         /v1/events/{id}`` gives it) or a scenario TOML file, scaled by ``?scale=``."""
         media = req.media_type()
         if media in ("application/toml", "text/toml"):
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                raise InvalidRequest("body", "TOML must be UTF-8") from None
             scale = req.arg("scale") or "1"
             try:
                 factor = float(scale)
             except ValueError:
-                raise InvalidRequest("scale", f"not a number: {scale!r}") from None
-            return scenarios.loads(text, "upload", factor).event
+                raise InvalidRequest("scale", f"not a number: {scale[:40]!r}") from None
+            return definition.parse(body, "toml", "upload", factor)
         if media == "application/json":
-            data = _decode(schemas.any_decoder, body)
-            if not isinstance(data, dict):
-                raise InvalidRequest("body", "an event definition is a JSON object")
-            return event_from_dict(data)
+            return definition.parse(body, "json", "upload")
         raise UnsupportedMediaType(media, ("application/json", "application/toml"))
 
     async def load_event(self, req: Request) -> Response:

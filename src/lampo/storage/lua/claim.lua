@@ -10,9 +10,16 @@
 --   refused: an attempt for the hold was refused (n - 1), if still claimed for it;
 --   bind: it settled the hold, unless it settled one already.
 local key, op, id = KEYS[1], ARGV[1], ARGV[2]
+-- every check before the first write (docs/architecture.md, "Atomicity of scripts")
+if not kind_ok(key, 'hash') then
+  return redis.error_reply('CORRUPT ' .. key .. ' is not a hash')
+end
 local cur = redis.call('HGET', key, 'hold')
 local paid = redis.call('HGET', key, 'paid')
-local n = tonumber(redis.call('HGET', key, 'n') or '0')
+local n = small(redis.call('HGET', key, 'n') or '0')
+if not n then
+  return redis.error_reply('CORRUPT ' .. key .. ' has a malformed attempt count')
+end
 if op == 'claim' then
   if cur and cur ~= id then
     if paid then

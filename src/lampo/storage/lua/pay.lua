@@ -6,14 +6,23 @@
 --   amount ('' when not checked), currency.
 -- A repeated payment id returns the order as it is; one that settled another hold is
 -- refused; the other checks mirror Hold.pay.
+USES = {
+  [K_STOCK] = true, [K_DUE] = true, [K_OU] = true, [K_OA] = true, [K_LU] = true, [K_LA] = true,
+}
 local function pay_one(id, pid, now_us, now_iso, amount, currency, pkey)
   local h = hkey(id)
-  local t = load(h)
+  local t, broken = load_checked(h)
+  if broken then
+    return {'corrupt', broken}
+  end
   if not t.state then
     return {'unknown-hold'}
   end
   if t.state ~= 'held' and t.payment_id == pid then
     return {'same', view(h)}
+  end
+  if pkey and not kind_ok(pkey, 'hash') then
+    return {'corrupt', pkey .. ' is not a hash'}
   end
   if pkey and redis.call('HGET', pkey, 'paid') then
     return {'payment-id'}
@@ -31,15 +40,14 @@ local function pay_one(id, pid, now_us, now_iso, amount, currency, pkey)
   if t.state ~= 'held' then
     return {'illegal-transition', t.state}
   end
-  local hd = t.h
-  for i = 0, tonumber(hd[H_M]) - 1 do
-    local sku, q = hd[H_SKUS + 3 * i], tonumber(hd[H_SKUS + 3 * i + 1])
-    redis.call('HINCRBY', K_STOCK, 'h:' .. sku, -q)
-    redis.call('HINCRBY', K_STOCK, 's:' .. sku, q)
+  local p = plan()  -- every write checked before the first (_lib.lua, "Guards")
+  local bad = move(p, t, 'h', 's') or count(p, t, 1)
+  if bad then
+    return {'corrupt', bad}
   end
+  apply(p)
   redis.call('HSET', h, 'state', 'paid', 'payment_id', pid, 'paid_at', now_iso, 'ended_at', now_iso)
   redis.call('ZREM', K_DUE, id)
-  count(t, 1)
   if pkey then
     redis.call('HSET', pkey, 'hold', id, 'paid', '1')
   end

@@ -1,8 +1,14 @@
 -- refund a batch: KEYS[1] event base. ARGV: event, then per request: hold id, now (ISO).
 -- The units go back to the pool, the order out of the live totals.
+USES = {
+  [K_STOCK] = true, [K_CNT] = true, [K_OU] = true, [K_OA] = true, [K_LU] = true, [K_LA] = true,
+}
 local function refund_one(id, now_iso)
   local h = hkey(id)
-  local t = load(h)
+  local t, broken = load_checked(h)
+  if broken then
+    return {'corrupt', broken}
+  end
   if not t.state then
     return {'unknown-hold'}
   end
@@ -12,9 +18,13 @@ local function refund_one(id, now_iso)
   if t.state ~= 'paid' then
     return {'illegal-transition', t.state}
   end
-  to_pool(t, 's')
+  local p = plan()  -- every write checked before the first (_lib.lua, "Guards")
+  local bad = to_pool(p, t, 's') or count(p, t, -1)
+  if bad then
+    return {'corrupt', bad}
+  end
+  apply(p)
   redis.call('HSET', h, 'state', 'refunded', 'refunded_at', now_iso)
-  count(t, -1)
   return {'ok', view(h)}
 end
 

@@ -1,8 +1,12 @@
 -- release a batch: KEYS[1] event base. ARGV: event, then per request: hold id, now (ISO).
 -- Releasing a released hold returns it unchanged.
+USES = {[K_STOCK] = true, [K_CNT] = true, [K_DUE] = true}
 local function release_one(id, now_iso)
   local h = hkey(id)
-  local t = load(h)
+  local t, broken = load_checked(h)
+  if broken then
+    return {'corrupt', broken}
+  end
   if not t.state then
     return {'unknown-hold'}
   end
@@ -12,7 +16,10 @@ local function release_one(id, now_iso)
   if t.state ~= 'held' then
     return {'illegal-transition', t.state}
   end
-  end_held(h, t, id, 'released', now_iso)
+  local bad = end_held(h, t, id, 'released', now_iso)
+  if bad then
+    return {'corrupt', bad}
+  end
   return {'ok', view(h)}
 end
 
