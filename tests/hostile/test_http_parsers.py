@@ -13,13 +13,14 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lampo.domain.catalog import check_id
@@ -307,3 +308,23 @@ def test_the_admin_key_is_the_bytes_the_operator_set_and_nothing_else(
     if other != secret:
         with pytest.raises(Unauthorized):
             check_admin(secret, latin1(other))
+
+
+@example(text="0.01")
+@example(text="1e-3")
+@example(text="10")
+@given(text=hs.hostile_number_text(max_digits=40))
+def test_a_scale_is_read_from_ascii_decimals_only(text: str) -> None:
+    """``?scale=``: a number in ASCII (``0.01``, ``1e-3``) or an ``invalid-request`` naming
+    the field; never a digit of another script, an underscore, a space or ``inf``."""
+    refused: InvalidRequest | None = None
+    try:
+        value = limits.decimal(text, "scale")
+    except InvalidRequest as refusal:
+        refused = refusal
+    if refused is not None:
+        assert refused.field == "scale"
+        return
+    assert re.fullmatch(r"[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", text), text
+    assert value == float(text)
+    assert math.isfinite(value)

@@ -687,11 +687,7 @@ class App:
         /v1/events/{id}`` gives it) or a scenario TOML file, scaled by ``?scale=``."""
         media = req.media_type()
         if media in ("application/toml", "text/toml"):
-            scale = req.arg("scale") or "1"
-            try:
-                factor = float(scale)
-            except ValueError:
-                raise InvalidRequest("scale", f"not a number: {scale[:40]!r}") from None
+            factor = limits.decimal(req.arg("scale") or "1", "scale")
             return definition.parse(body, "toml", "upload", factor)
         if media == "application/json":
             return definition.parse(body, "json", "upload")

@@ -10,6 +10,7 @@ numbers are read from ASCII digits only, with a bounded length).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -66,6 +67,22 @@ def whole_number(text: str, field: str, lo: int, hi: int) -> int:
     value = digits(text.lstrip("0") or "0", len(str(hi)))
     if value is None or not lo <= value <= hi:
         raise InvalidRequest(field, f"must be a whole number in {lo}..{hi}")
+    return value
+
+
+#: A number as a query string writes it: ASCII digits, at most one point, an exponent.
+_DECIMAL = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,12})?(?:[eE][-+]?[0-9]{1,3})?")
+
+
+def decimal(text: str, field: str) -> float:
+    """``text`` as a number written in ASCII (``1``, ``0.001``, ``1e-3``; no sign,
+    underscore, space, ``inf``/``nan`` or another script's digits), or ``InvalidRequest``.
+    The caller bounds the value."""
+    if not text.isascii() or _DECIMAL.fullmatch(text) is None:
+        raise InvalidRequest(field, f"must be a decimal number such as 0.01, got {text[:40]!r}")
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise InvalidRequest(field, f"must be a finite number, got {text[:40]!r}")
     return value
 
 
