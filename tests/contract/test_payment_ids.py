@@ -80,6 +80,18 @@ def test_a_payment_id_that_paid_one_hold_is_refused_on_another_and_changes_nothi
     assert_consistent(store, EVENT)
 
 
+def test_a_payment_id_retried_with_another_amount_is_a_conflict_and_changes_nothing(
+    opened: Sales, store: Storage
+) -> None:
+    first, _ = two_holds(opened)
+    paid = opened.pay(first.id, "psp-1", first.amount)
+    wrong = Money(first.amount.amount + 1, first.amount.currency)
+    assert_refused_as_used(store, opened, paid, "psp-1", wrong)
+    assert opened.pay(first.id, "psp-1", first.amount) == paid  # the same content: the order
+    assert opened.pay(first.id, "psp-1") == paid  # no amount stated: nothing to differ
+    assert_consistent(store, EVENT)
+
+
 def test_a_refunded_payment_id_stays_bound_to_its_order(
     opened: Sales, store: Storage, clock: ManualClock
 ) -> None:

@@ -175,11 +175,15 @@ def _return_to_pool(st: State, hold: Hold, held: int, sold: int) -> None:
 
 def pay(st: State, req: PayRequest) -> Hold:
     """Pay a hold. A payment id settles at most one hold, forever: the same id on this
-    hold again returns the first result; on any other hold it is an
+    hold again returns the first result (an ``IdempotencyConflict`` if it states another
+    amount than the one paid); on any other hold it is an
     ``IdempotencyConflict`` keyed by the payment id (which names nothing of that other
     hold, maybe another buyer's). A refused payment binds nothing."""
     hold = _existing(st, req.hold_id)
     if hold.state is not HoldState.HELD and hold.payment_id == req.payment_id:
+        if req.amount is not None and req.amount != hold.amount:
+            # the same payment id with other content: not a retry of that payment
+            raise IdempotencyConflict(req.payment_id)
         return hold  # the same payment again: the first result, no second effect
     if st.payment_get(req.payment_id) is not None:  # bound, and not to this hold (above)
         raise IdempotencyConflict(req.payment_id)

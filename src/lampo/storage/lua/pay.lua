@@ -4,8 +4,8 @@
 --   is given and the client claims the payment id around the script (claim.lua).
 -- ARGV: event, then per request: hold id, payment id, now (microseconds), now (ISO),
 --   amount ('' when not checked), currency.
--- A repeated payment id returns the order as it is; one that settled another hold is
--- refused; the other checks mirror Hold.pay.
+-- A repeated payment id returns the order as it is (refused if it states another
+-- amount); one that settled another hold is refused; the other checks mirror Hold.pay.
 USES = {
   [K_STOCK] = true, [K_DUE] = true, [K_OU] = true, [K_OA] = true, [K_LU] = true, [K_LA] = true,
 }
@@ -19,6 +19,9 @@ local function pay_one(id, pid, now_us, now_iso, amount, currency, pkey)
     return {'unknown-hold'}
   end
   if t.state ~= 'held' and t.payment_id == pid then
+    if amount ~= '' and (amount ~= t.t[T_AMT] or currency ~= t.t[T_CUR]) then
+      return {'payment-id'}  -- the same payment id with another amount: no retry of it
+    end
     return {'same', view(h)}
   end
   if pkey and not kind_ok(pkey, 'hash') then
