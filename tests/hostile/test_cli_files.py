@@ -3,7 +3,7 @@
 real definitions with hostile values in them. The command succeeds or answers one line
 on stderr, with no traceback.
 
-Reading a definition is another change's (``cli/event.read_definition``, the scenario
+Reading a definition is another change's (``event_cli.read_definition``, the scenario
 loader and the domain's bounds); until it is merged a deep document or a number past 64
 bits can still end as an "internal error" line, which the first property allows and the
 strict ones (marked xfail) do not.
