@@ -1,18 +1,17 @@
 """The one place that wires configuration, storage, clock and services together.
 
 Nothing happens at import: every function builds what it is asked for when called.
-Configuration comes from arguments, else from the environment (``LAMPO_STORAGE``,
-``LAMPO_SOLDOUT_TTL``), else from the defaults below.
+Configuration is declared in ``lampo.config`` and read by its ``read``: arguments (flags)
+over the environment over the library's defaults.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lampo.config import ENGINE, SOLDOUT_TTL, Settings, read
 from lampo.domain.errors import InvalidRequest
 from lampo.services.clock import Clock, ManualClock, utcnow
 from lampo.services.sales import Sales
@@ -20,38 +19,25 @@ from lampo.sim.crowd import check_work
 from lampo.sim.scenario import Scenario
 from lampo.storage import Storage, from_url, urls
 
-SQLITE_DEFAULT = "sqlite:///lampo.db"
-MEMORY = "memory://"
-
-
-def default_storage_url() -> str:
-    """The embedded SQLite file, when that backend is installed; memory otherwise."""
-    if importlib.util.find_spec("lampo.storage.sqlite") is not None:
-        return SQLITE_DEFAULT
-    return MEMORY
-
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """The engine's settings (``lampo.config.ENGINE``: ``storage_url``, ``soldout_ttl``)."""
+
     storage_url: str
-    #: Seconds a sold-out SKU is refused from memory without asking storage (0: never).
-    soldout_ttl: float = 0.0
+    soldout_ttl: float = SOLDOUT_TTL.default
+
+    @classmethod
+    def from_settings(cls, found: Settings) -> Config:
+        return cls(**found.values(ENGINE))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Config:
-        """Settings from ``environ`` (default ``os.environ``); a ``None`` override is unset.
-        The storage URL is checked (``storage.urls``) but not opened."""
-        env = os.environ if environ is None else environ
-        url = overrides.get("storage_url") or env.get("LAMPO_STORAGE") or default_storage_url()
-        ttl_text = overrides.get("soldout_ttl") or env.get("LAMPO_SOLDOUT_TTL") or 0.0
-        try:
-            ttl = float(str(ttl_text))
-        except ValueError:
-            raise InvalidRequest("soldout_ttl", f"not a number: {ttl_text!r}") from None
-        if not 0 <= ttl < 3600:
-            raise InvalidRequest("soldout_ttl", "must be between 0 and 3600 seconds")
-        urls.parse(str(url))  # a malformed storage URL is refused here, before anything runs
-        return cls(str(url), ttl)
+        """Settings from the ``overrides`` (flags, by setting name: ``storage_url``,
+        ``soldout_ttl``; None is not given), else ``environ`` (default ``os.environ``),
+        else the library's defaults. The storage URL is checked (``storage.urls``) but not
+        opened."""
+        return cls.from_settings(read(ENGINE, environ, overrides))
 
 
 def sqlite_file(url: str) -> Path | None:

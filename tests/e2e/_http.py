@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -140,10 +140,14 @@ def live_event(
 
 @contextmanager
 def running_server(
-    tmp: Path, workers: int = 1, storage: str | None = None, **env: str
+    tmp: Path,
+    workers: int = 1,
+    storage: str | None = None,
+    flags: Sequence[str] = (),
+    **env: str,
 ) -> Iterator[Server]:
-    """``lampo serve`` (``workers`` processes) in a child process, on ``storage`` (default:
-    a SQLite file in ``tmp``); stopped (SIGINT, then kill) at the end."""
+    """``lampo serve`` (``workers`` processes, and ``flags``) in a child process, on
+    ``storage`` (default: a SQLite file in ``tmp``); stopped (SIGINT, then kill) at the end."""
     port = free_port()
     db = tmp / "lampo.db"
     child_env = {
@@ -172,6 +176,7 @@ def running_server(
             "--test-clock",
             "--workers",
             str(workers),
+            *flags,
         ],
         cwd=tmp,
         env=child_env,

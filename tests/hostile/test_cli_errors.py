@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lampo import cli
+from lampo.cli import stock
 from lampo.domain.errors import InvalidRequest, UnknownEvent
 from tests.hostile._cli import run
 from tests.hostile.strategies_cli import hostile_text
@@ -71,7 +72,7 @@ def broken_stock(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_: object) -> list[str]:
         return [str(1 // 0)]
 
-    monkeypatch.setattr(cli, "_events", broken)
+    monkeypatch.setattr(stock, "_events", broken)
 
 
 @pytest.mark.usefixtures("broken_stock")
@@ -104,7 +105,7 @@ def test_ctrl_c_is_one_line_and_exit_130(
     def interrupted(*_: object) -> list[str]:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_events", interrupted)
+    monkeypatch.setattr(stock, "_events", interrupted)
     done = run(capsys, ["stock", "--storage", "memory://"])
     assert (done.code, done.err) == (130, "error: interrupted\n")
 

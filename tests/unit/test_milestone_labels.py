@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from lampo.cli.render import render_battle
 from lampo.domain.money import Money
-from lampo.report_cli import render_battle
 from lampo.services.report import battle_report
 from lampo.sim import scenario as scenarios
 from lampo.storage.memory import MemoryStorage

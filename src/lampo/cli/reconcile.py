@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -11,6 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from lampo.bootstrap import open_storage
+from lampo.cli.options import setting_option
+from lampo.config import STORAGE
 from lampo.domain.errors import InvalidRequest
 from lampo.services.reconcile import Reconciliation, reconcile
 from lampo.storage import urls
@@ -18,15 +21,14 @@ from lampo.storage import urls
 
 def reconcile_command(
     storage: Annotated[
-        str,
-        typer.Option(
-            "--storage",
-            envvar="LAMPO_STORAGE",
-            show_envvar=True,
+        str | None,
+        setting_option(
+            STORAGE,
+            required=True,
             help="A redis+postgresql://HOST:PORT/DB?pg=<URL-encoded postgresql URL> storage. "
             + urls.cli_help(),
         ),
-    ],
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Report the differences, write nothing.")
     ] = False,
@@ -35,7 +37,13 @@ def reconcile_command(
     stopped). Exit 1 if --check finds a difference, or if one is left unrepaired."""
     from lampo.storage.combined import RedisPostgresStorage
 
-    store = open_storage(storage)
+    url = STORAGE.lookup(storage, os.environ)  # no default: which store to rebuild is asked
+    if url is None:
+        raise typer.BadParameter(
+            f"reconcile needs a redis+postgresql:// storage, from the flag or {STORAGE.env}",
+            param_hint=f"'{STORAGE.option}'",
+        )
+    store = open_storage(url)
     try:
         if not isinstance(store, RedisPostgresStorage):
             raise InvalidRequest("storage", "reconcile needs a redis+postgresql:// storage")

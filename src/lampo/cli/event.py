@@ -16,10 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from lampo.bootstrap import Config, open_storage
+from lampo.cli.options import StorageOpt
 from lampo.domain.codec import event_to_dict
 from lampo.domain.errors import InvalidRequest, UnknownEvent
 from lampo.domain.event import SaleEvent, plan_update
-from lampo.report_cli import StorageOpt
 from lampo.sim import definition
 from lampo.storage import Storage
 

@@ -1,0 +1,179 @@
+"""Rich rendering that several commands share: the battle report (``lampo report event``,
+and the end of ``lampo simulate`` and ``lampo demo``) and the table helpers of every
+report. Text from event definitions and history files prints as text, never markup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from fractions import Fraction
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lampo.domain.money import Money
+from lampo.domain.period import percent, zone
+from lampo.domain.records import amount_text, margin_text
+from lampo.domain.report import BattleReport, Bucket, Row, measured
+from lampo.domain.timetext import LocalClock
+
+
+def money_text(amount: int, currency: str) -> str:
+    return Money(amount, currency).format()
+
+
+def share_text(value: Fraction) -> str:
+    return percent(value).replace("+", "")
+
+
+def spark(buckets: list[Bucket], width: int = 72) -> str:
+    bars = " ▁▂▃▄▅▆▇█"
+    values = [b.units for b in buckets]
+    if not values:
+        return ""
+    step = max(1, -(-len(values) // width))
+    sums = [sum(values[i : i + step]) for i in range(0, len(values), step)]
+    top = max(sums) or 1
+    return "".join(bars[-(-v * (len(bars) - 1) // top)] for v in sums)
+
+
+def add_row(table: Table, *cells: str | Text) -> None:
+    """Add a row whose text cells print as they are: names come from event definitions
+    and history files, so a '[' in one is text, never Rich markup."""
+    table.add_row(*(Text(c) if isinstance(c, str) else c for c in cells))
+
+
+def new_table(title: str) -> Table:
+    return Table(title=Text(title), title_justify="left")
+
+
+def render_battle(console: Console, report: BattleReport, tz: str | None = None) -> None:
+    """The battle report as Rich tables (``tz``: the zone of the times shown). A local time
+    reads with its date unless the event opens and closes on one date there, which the
+    table's title then states."""
+    zone_name = tz or next(iter(report.markets.values()), "UTC")
+    shown = LocalClock.over(zone(zone_name), report.opens, report.closes)
+
+    def at(when: datetime | None) -> str:
+        return shown.text(when) if when else "-"
+
+    cur = report.reporting
+    truth = ("equal", "green") if report.truth else ("DIFFERENT", "red")
+    console.print(
+        Text.assemble(
+            (f"Battle report: {report.name}", "bold"),
+            f" ({report.event}) · {report.units:,} units · {report.orders:,} orders · "
+            f"{report.buyers:,} buyers · ",
+            (report.money.format(), "bold"),
+            f" (FX of {report.fx_on}) · live totals vs recount from orders: ",
+            truth,
+        )
+    )
+
+    def rows_table(title: str, rows: list[Row], label: str, local: bool = False) -> None:
+        table = new_table(title)
+        for col in (label, "units", "orders", *(["local"] if local else []), cur):
+            table.add_column(col, justify="left" if col == label else "right")
+        for r in rows:
+            cells = [r.key, f"{r.units:,}", "-" if r.orders is None else f"{r.orders:,}"]
+            if local:
+                cells.append(", ".join(money_text(a, c) for c, a in r.amounts.items()))
+            add_row(table, *cells, r.money.format())
+        console.print(table)
+
+    rows_table("Sales per category", report.by["category"], "category")
+    rows_table("Sales per market", report.by["market"], "market", local=True)
+    rows_table("Sales per channel", report.by["outlet"], "channel")
+    rows_table("Sales per referral (online)", report.by["referral"], "referral")
+
+    skus = new_table(f"Stock sold per SKU (times in {zone_name}{shown.on})")
+    for col in ("SKU", "category", "sold", "allocation", "share", "sold out at"):
+        skus.add_column(col, justify="left" if col in ("SKU", "category") else "right")
+    for s in sorted(report.skus, key=lambda s: (s.sold_out_at is None, s.sold_out_at, s.sku)):
+        add_row(
+            skus,
+            s.name,
+            s.category,
+            f"{s.sold:,}",
+            f"{s.allocation:,}",
+            share_text(s.share),
+            at(s.sold_out_at),
+        )
+    console.print(skus)
+
+    if report.milestones:
+        ms = new_table("Milestones (the payment that crossed each)")
+        ms.add_column("milestone")
+        ms.add_column("threshold", justify="right")
+        ms.add_column("UTC", justify="right")
+        # One column per local clock: markets whose clocks agree at the opening share one.
+        clocks: dict[object, list[str]] = {}
+        for code in sorted(report.markets):
+            offset = report.opens.astimezone(zone(report.markets[code])).utcoffset()
+            clocks.setdefault(offset, []).append(code)
+        columns = [
+            LocalClock.over(zone(report.markets[codes[0]]), report.opens, report.closes)
+            for codes in clocks.values()
+        ]
+        for codes, clock in zip(clocks.values(), columns, strict=True):
+            ms.add_column(" ".join(codes) + clock.on, justify="right")
+        for c in report.milestones:
+            m = c.milestone
+            cells = [m.label, measured(m, cur, report.category_units)]
+            if c.at is None:
+                cells += ["not reached"] + ["" for _ in columns]
+            else:
+                cells.append(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
+                cells += [clock.text(c.at) for clock in columns]
+            add_row(ms, *cells)
+        console.print(ms)
+
+    if report.records:
+        rec = new_table("Records")
+        for col in ("record", "this event", "best before", "held by", "beaten", "margin"):
+            rec.add_column(col, justify="left" if col in ("record", "held by") else "right")
+        for r in report.records:
+            beaten = "-" if r.beaten is None else Text("yes", "green") if r.beaten else "no"
+            add_row(
+                rec,
+                r.title,
+                amount_text(r.value, r.unit),
+                "-" if r.best is None else amount_text(r.best, r.unit),
+                r.best_name or "-",
+                beaten,
+                margin_text(r),
+            )
+        console.print(rec)
+
+    rk = report.rankings
+    if rk.overall:
+        best = new_table("Best sellers and category champions")
+        for col in ("rank", "SKU", "units", cur, "where"):
+            best.add_column(col, justify="left" if col in ("SKU", "where") else "right")
+        for top in rk.overall:
+            add_row(best, str(top.rank), top.key, f"{top.units:,}", top.money.format(), "overall")
+        for cat, top in rk.champions.items():
+            add_row(best, "1", top.key, f"{top.units:,}", top.money.format(), f"champion of {cat}")
+        for market, ranked in rk.per_market.items():
+            top = ranked[0]
+            add_row(best, "1", top.key, f"{top.units:,}", top.money.format(), f"best in {market}")
+        console.print(best)
+
+    curve = report.curve.per_minute
+    if curve and any(b.units for b in curve):
+        peak = max(curve, key=lambda b: b.units)
+        console.print(
+            f"[bold]Units paid per minute[/] ({at(report.opens)} to {at(report.closes)}"
+            f"{shown.on}, "
+            f"peak {peak.units:,} at {at(peak.start)}): {spark(curve)}"
+        )
+        first = report.curve.per_second[:120]
+        console.print(f"[bold]First 2 minutes, per second[/]: {spark(first, 120)}")
+    if report.refusals:
+        console.print(
+            "Refused requests: "
+            + ", ".join(f"{reason} {n:,}" for reason, n in report.refusals.items())
+        )
+
+
+__all__ = ["add_row", "money_text", "new_table", "render_battle", "share_text", "spark"]

@@ -1,0 +1,246 @@
+"""``lampo report``: the battle report of an event and the results of a period.
+
+``lampo report event NAME`` and ``lampo report period 2017Q2 [--vs 2017Q1]``, each with
+``--format table|json|csv`` and ``--storage URL``. Tables are Rich; JSON and CSV carry the
+exact figures (money in integer minor units, ratios as exact fractions).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from fractions import Fraction
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from lampo.bootstrap import Config, open_storage
+from lampo.cli.options import StorageOpt
+from lampo.cli.render import add_row, money_text, new_table, render_battle, share_text
+from lampo.domain.errors import InvalidRequest
+from lampo.domain.period import Growth, Period, PeriodFigures, Share, percent
+from lampo.services import imports
+from lampo.services.imports import DEFAULT_HISTORY
+from lampo.services.report import PeriodReport, battle_report, flatten, period_report, to_data
+
+report_app = typer.Typer(
+    name="report",
+    help="Battle report of an event, results of a quarter or a year.",
+    no_args_is_help=True,
+)
+
+
+class Format(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
+
+
+def _emit(data: object, fmt: Format) -> None:
+    plain = to_data(data)
+    if fmt is Format.JSON:
+        sys.stdout.write(json.dumps(plain, indent=2, ensure_ascii=False) + "\n")
+    else:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["field", "value"])
+        writer.writerows(flatten(plain))
+
+
+# -- event ----------------------------------------------------------------------------------
+@report_app.command("event")
+def event_cmd(
+    name: Annotated[str, typer.Argument(help="Event id, as `lampo stock` lists them.")],
+    storage: StorageOpt = None,
+    fmt: FormatOpt = Format.TABLE,
+    history: Annotated[
+        str, typer.Option(help="Past results to compare with: a shipped name or a CSV file.")
+    ] = DEFAULT_HISTORY,
+    tz: Annotated[
+        str | None, typer.Option(help="Time zone of the times shown (default: first market).")
+    ] = None,
+) -> None:
+    """The battle report of an event: totals, milestones, records, rankings, curve."""
+    imports.past_results(history)  # a bad history file is refused before storage is opened
+    config = Config.from_env(storage_url=storage)
+    store = open_storage(config.storage_url, must_exist=True)
+    try:
+        report = battle_report(store, name, datetime.now(UTC), history=history)
+    finally:
+        store.close()
+    if fmt is Format.TABLE:
+        render_battle(Console(), report, tz)
+    else:
+        _emit(report, fmt)
+
+
+# -- period ---------------------------------------------------------------------------------
+@report_app.command("period")
+def period_cmd(
+    period: Annotated[str, typer.Argument(help="A quarter (2017Q2) or a year (2017).")],
+    vs: Annotated[
+        str | None, typer.Option(help="Period to compare with (default: the previous one).")
+    ] = None,
+    storage: StorageOpt = None,
+    fmt: FormatOpt = Format.TABLE,
+    tz: Annotated[str, typer.Option(help="Time zone that defines the periods.")] = "UTC",
+    currency: Annotated[
+        str | None, typer.Option(help="Currency of revenue (default: the events' reporting).")
+    ] = None,
+    targets: Annotated[
+        str, typer.Option(help="Targets: a shipped name or a TOML file.")
+    ] = "targets.toml",
+    shares: Annotated[
+        str, typer.Option(help="Market shares: a shipped name or a CSV file.")
+    ] = "market-share.csv",
+    target_scale: Annotated[
+        float, typer.Option(help="Scale the targets, to read a scaled simulation against them.")
+    ] = 1.0,
+) -> None:
+    """Results of a quarter or a year from every order in storage: growth and targets."""
+    current = Period.parse(period, tz)
+    base = Period.parse(vs, tz) if vs else None
+    if not 0 < target_scale <= 10:
+        raise InvalidRequest("target-scale", "must be in (0, 10]")
+    goals = imports.targets(targets, tz)
+    known = imports.market_shares(shares)
+    config = Config.from_env(storage_url=storage)
+    store = open_storage(config.storage_url, must_exist=True)
+    try:
+        report = period_report(
+            store,
+            current,
+            base,
+            currency.upper() if currency else None,
+            goals,
+            known,
+            Fraction(str(target_scale)),
+        )
+    finally:
+        store.close()
+    if fmt is Format.TABLE:
+        render_period(Console(), report)
+    else:
+        _emit(report, fmt)
+
+
+def render_period(console: Console, report: PeriodReport) -> None:
+    f = report.figures
+    cur = f.currency
+    console.print(
+        Text.assemble(
+            (f"Results of {f.period.label}", "bold"),
+            f" ({f.period.tz}; {f.period.start:%Y-%m-%d %H:%M} to {f.period.end:%Y-%m-%d %H:%M}"
+            f" UTC) from {len(f.events)} event(s): {f.units:,} units · {f.orders:,} orders · ",
+            (money_text(f.revenue, cur), "bold"),
+        )
+    )
+    head = new_table("Growth")
+    for col in ("figure", f.period.label, "vs", "base", "growth"):
+        head.add_column(col, justify="left" if col == "figure" else "right")
+    for label, base, growth in _comparisons(report):
+        add_row(
+            head,
+            f"units ({label})",
+            f"{f.units:,}",
+            base.period.label,
+            f"{base.units:,}",
+            percent(growth.units),
+        )
+        add_row(
+            head,
+            f"revenue ({label})",
+            money_text(f.revenue, cur),
+            base.period.label,
+            money_text(base.revenue, cur),
+            percent(growth.revenue),
+        )
+    console.print(head)
+
+    markets = new_table("Per market (growth of local-currency revenue)")
+    growths = _comparisons(report)
+    labels = [label for label, _, _ in growths]
+    for col in ("market", "units", "revenue (local)", cur, "share", *labels, "best seller"):
+        markets.add_column(col, justify="left" if col in ("market", "best seller") else "right")
+    for s in f.by_market:
+        local = f.local.get(s.key)
+        best = f.best_sellers.get(s.key)
+        add_row(
+            markets,
+            s.key,
+            f"{s.units:,}",
+            local.format() if local else "-",
+            money_text(s.money, cur),
+            share_text(s.of(f.revenue)),
+            *(percent(growth.by_market_revenue.get(s.key)) for _, _, growth in growths),
+            f"{best[0]} ({best[1]:,})" if best else "-",
+        )
+    console.print(markets)
+    _shares(console, "Per channel", f, f.by_channel)
+    _shares(console, "Per category", f, f.by_category)
+
+    if report.targets:
+        tg = new_table("Targets")
+        for col in ("target", "goal", "to date", "done", "projected at this pace", "on track"):
+            tg.add_column(col, justify="left" if col == "target" else "right")
+        for line in report.targets:
+            p = line.progress
+            t = p.target
+            goal = t.money.amount if t.money else t.units or 0
+
+            def show(v: int, unit: str = line.unit, money: bool = t.money is not None) -> str:
+                return money_text(v, unit) if money else f"{v:,} {unit}"
+
+            add_row(
+                tg,
+                t.label,
+                show(goal),
+                show(p.actual),
+                share_text(p.share),
+                "-" if p.projection is None else show(p.projection),
+                "-" if p.on_track is None else "yes" if p.on_track else "no",
+            )
+        console.print(tg)
+    for market, ranks in report.ranks.items():
+        rt = new_table(f"Brand ranking, {market} {f.period.label} (imported)")
+        for col in ("rank", "brand", "share"):
+            rt.add_column(col, justify="left" if col == "brand" else "right")
+        for r in ranks:
+            add_row(rt, str(r.rank), r.brand, share_text(r.share))
+        console.print(rt)
+
+
+def _comparisons(report: PeriodReport) -> list[tuple[str, PeriodFigures, Growth]]:
+    """(name, base, growth) of each comparison the period report shows: against its base
+    (``QoQ``, ``YoY`` or ``vs 2016Q4``), then year on year unless the base is that year."""
+    out = []
+    if report.base is not None and report.growth is not None:
+        out.append((report.against, report.base, report.growth))
+    if report.year_ago is not None and report.yoy is not None and report.against != "YoY":
+        out.append(("YoY", report.year_ago, report.yoy))
+    return out
+
+
+def _shares(console: Console, title: str, f: PeriodFigures, rows: list[Share]) -> None:
+    table = new_table(title)
+    for col in ("", "units", f.currency, "share of revenue"):
+        table.add_column(col, justify="left" if not col else "right")
+    for s in rows:
+        add_row(
+            table,
+            s.key,
+            f"{s.units:,}",
+            money_text(s.money, f.currency),
+            share_text(s.of(f.revenue)),
+        )
+    console.print(table)
+
+
+__all__ = ["render_period", "report_app"]
