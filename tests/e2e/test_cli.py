@@ -51,6 +51,18 @@ def test_the_demo_will_not_replace_a_file_that_is_not_a_database(
     assert precious.read_text() == "my notes"
 
 
+def test_a_demo_past_the_run_budget_is_refused_before_the_old_file_is_replaced(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, _ = run(capsys, "demo", "--scale", TINY, "--db", "demo.db")
+    assert code == 0
+    before = (tmp_path / "demo.db").read_bytes()
+    code, _, err = run(capsys, "demo", "--scale", "10", "--db", "demo.db")
+    assert code == 2
+    assert "scale" in err
+    assert (tmp_path / "demo.db").read_bytes() == before  # the last demo's file is kept
+
+
 @pytest.mark.parametrize("url", ["memory://", "sqlite:///sim.db"])
 def test_simulate_ends_with_the_audit_table_and_exit_zero(
     capsys: pytest.CaptureFixture[str], url: str

@@ -24,6 +24,7 @@ from lampo.services.audit import Audit, audit
 from lampo.services.report import battle_report
 from lampo.services.sales import Sales
 from lampo.sim import scenario as scenarios
+from lampo.sim.crowd import check_work
 from lampo.sim.driver import SimResult
 from lampo.sim.driver import run as run_simulation
 
@@ -46,6 +47,7 @@ def demo(
     loaded = scenarios.load(DEMO_SCENARIO, scale)
     if "?" in str(db) or "#" in str(db):  # they would end the file's name in its URL
         raise InvalidRequest("db", f"{str(db)!r}: a file name holding ? or # cannot be used")
+    check_work(loaded)  # a run past the budget is refused before the old file is removed
     _remove_database(db)
     url = f"sqlite:///{db}"
     console.print(
