@@ -12,8 +12,9 @@ Each function returns the same strategy object for the same arguments (they are 
 building and validating a strategy costs far more than drawing from it).
 
 Generic: ``hostile_text``, ``hostile_integers``, ``hostile_floats``,
-``hostile_number_text``, ``json_values``, ``nested_json``, ``nested_toml``,
-``toml_documents``. HTTP: ``header_values``, ``raw_header_values``, ``bearer_values``,
+``hostile_number_text``, ``json_values``, ``nested_json``, ``nested_toml`` (and the
+documents they draw: ``nested_json_text``, ``nested_toml_text``), ``toml_documents``.
+HTTP: ``header_values``, ``raw_header_values``, ``bearer_values``,
 ``signature_values``, ``query_values``, ``path_segments``.
 """
 
@@ -95,6 +96,14 @@ _TRICKY_WORDS = (
     "${jndi:ldap://x}",
     "'; DROP TABLE holds; --",
     "<script>alert(1)</script>",
+    # what a terminal or Rich makes of text printed as it is
+    "[/x]",
+    "[bold]x",
+    ":smile:",
+    "\x1b[2J\x1b[H",
+    "\x1b]0;title\x07",
+    "-",
+    "--help",
 )
 
 
@@ -220,22 +229,37 @@ def depths(max_depth: int) -> st.SearchStrategy[int]:
     )
 
 
+def nested_json_text(kind: str, depth: int, closed: bool = True) -> str:
+    """A JSON document nested ``depth`` deep: ``array``, ``object`` or ``mixed``;
+    ``closed=False`` leaves it unclosed."""
+    if kind == "array":
+        opening, leaf, closing = "[" * depth, "1", "]" * depth
+    elif kind == "object":
+        opening, leaf, closing = '{"a":' * depth, "1", "}" * depth
+    else:
+        opening, leaf, closing = '[{"a":' * depth, "[]", "}]" * depth
+    return opening + leaf + (closing if closed else "")
+
+
+def nested_toml_text(kind: str, depth: int) -> str:
+    """A TOML document nested ``depth`` deep: ``array``, ``inline`` tables, a ``dotted``
+    key or a table ``header`` of many parts."""
+    if kind == "array":
+        return "a = " + "[" * depth + "1" + "]" * depth + "\n"
+    if kind == "inline":
+        return "a = " + "{b = " * depth + "1" + "}" * depth + "\n"
+    if kind == "dotted":
+        return ".".join(["a"] * depth) + " = 1\n"
+    return "[" + ".".join(["a"] * depth) + "]\nb = 1\n"
+
+
 @functools.cache
 def nested_json(max_depth: int = 100_000) -> st.SearchStrategy[str]:
     """JSON text nested from a few levels to far past any recursion limit: arrays,
     objects, a mix, sometimes left unclosed."""
 
-    def build(kind: str, depth: int, closed: bool) -> str:
-        if kind == "array":
-            opening, leaf, closing = "[" * depth, "1", "]" * depth
-        elif kind == "object":
-            opening, leaf, closing = '{"a":' * depth, "1", "}" * depth
-        else:
-            opening, leaf, closing = '[{"a":' * depth, "[]", "}]" * depth
-        return opening + leaf + (closing if closed else "")
-
     return st.builds(
-        build,
+        nested_json_text,
         st.sampled_from(("array", "object", "mixed")),
         depths(max_depth),
         st.booleans().map(lambda unclosed: not unclosed),
@@ -248,17 +272,10 @@ def nested_toml(max_depth: int = 50_000) -> st.SearchStrategy[str]:
     inline tables (which Python's ``tomllib`` parses recursively), dotted keys and table
     headers of many parts (parsed flat, but nested as dicts afterwards)."""
 
-    def build(kind: str, depth: int) -> str:
-        if kind == "array":
-            return "a = " + "[" * depth + "1" + "]" * depth + "\n"
-        if kind == "inline":
-            return "a = " + "{b = " * depth + "1" + "}" * depth + "\n"
-        if kind == "dotted":
-            return ".".join(["a"] * depth) + " = 1\n"
-        return "[" + ".".join(["a"] * depth) + "]\nb = 1\n"
-
     return st.builds(
-        build, st.sampled_from(("array", "inline", "dotted", "header")), depths(max_depth)
+        nested_toml_text,
+        st.sampled_from(("array", "inline", "dotted", "header")),
+        depths(max_depth),
     )
 
 

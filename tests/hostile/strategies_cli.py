@@ -1,8 +1,9 @@
 """Hypothesis strategies for hostile command-line input: text, numbers written every way
 an attacker or a careless operator writes them, nested documents, storage URLs.
 
-Shared strategies for every entry point live in ``tests/hostile/strategies.py`` once the
-HTTP side's module is merged; these are the CLI's, to be folded into it then.
+What every entry point shares (hostile text, integers, numbers as text, nested
+documents) comes from ``tests/hostile/strategies.py``; this module adds what only the
+command line takes: mutated definition and scenario files, and storage URLs.
 """
 
 from __future__ import annotations
@@ -13,109 +14,23 @@ from urllib.parse import quote
 
 from hypothesis import strategies as st
 
-#: Text that has broken parsers and terminals before: Rich markup and emoji codes,
-#: terminal escapes, line breaks, other scripts' digits (``int()`` and ``\\d`` take them),
-#: bidi overrides, path tricks, a NUL, very long text.
-SPECIMENS = (
-    "",
-    " ",
-    "[/x]",
-    "[bold]x",
-    "[red]",
-    ":smile:",
-    "\x1b[2J\x1b[H",
-    "\x1b]0;title\x07",
-    "a\nb",
-    "a\r\nb",
-    "\u2028",
-    "\t",
-    "\x00",
-    "\u0663",  # ARABIC-INDIC DIGIT THREE
-    "\u00b2",  # SUPERSCRIPT TWO: isdigit(), but int() refuses it
-    "\uff11\uff12",  # FULLWIDTH 12
-    "\U0001d7d8",  # MATHEMATICAL DOUBLE-STRUCK ZERO
-    "\u202e",  # RIGHT-TO-LEFT OVERRIDE
-    "\u200b",  # ZERO WIDTH SPACE
-    "%00",
-    "%ff",
-    "../../etc/passwd",
-    "' OR 1=1 --",
-    "{x}",
-    "9" * 5000,
-    "x" * 3000,
-    "-",
-    "--help",
-    "-0",
-    "+",
-    "nan",
-    "inf",
-    "-inf",
-    "1e309",
-    "0x10",
-    "1_000",
-    "1,000",
-)
+from tests.hostile import strategies as hs
 
-hostile_text = st.one_of(
-    st.sampled_from(SPECIMENS),
-    st.text(st.characters(exclude_categories=("Cs",)), max_size=30),
-    st.tuples(st.sampled_from(SPECIMENS), st.text(max_size=5), st.sampled_from(SPECIMENS)).map(
-        "".join
-    ),
-)
+#: Arguments longer than any id or option lampo takes.
+LONG = ("9" * 5000, "x" * 3000)
 
-#: Integers at and past every edge lampo's numbers meet: 32 and 64 bits, money beyond
-#: any total (``SPECIMENS`` has one past the 4,300 digits ``int()`` reads).
-EDGES = (0, 1, -1, 2**31 - 1, 2**31, 2**53 + 1, 2**63 - 1, 2**63, 2**64, 10**18, 10**30)
-hostile_integers = st.one_of(
-    st.sampled_from(EDGES),
-    st.sampled_from(EDGES).map(lambda n: -n),
-    st.integers(-(2**70), 2**70),
-)
+#: Hostile text (``strategies.hostile_text``: Rich markup, terminal escapes, other scripts'
+#: digits, ...) and a few arguments longer than anything the CLI takes.
+hostile_text = st.one_of(st.sampled_from(LONG), hs.hostile_text(max_size=40))
 
+hostile_integers = hs.hostile_integers()
 
-def _other_digits(number: int) -> str:
-    """``number`` in Arabic-Indic digits: ``int()`` reads it, a human would too."""
-    return str(abs(number)).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+#: Numbers as an operator might type them, and as an attacker would; or no number at all.
+number_text = st.one_of(hs.hostile_number_text(), hostile_text)
 
-
-#: Numbers as an operator might type them, and as an attacker would.
-number_text = st.one_of(
-    hostile_integers.map(str),
-    hostile_integers.map(lambda n: f"{n:_}"),
-    hostile_integers.map(lambda n: f"+{n}"),
-    hostile_integers.map(lambda n: f" {n} "),
-    hostile_integers.map(_other_digits),
-    st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    hostile_text,
-)
-
-
-def deep_json(depth: int, kind: str) -> str:
-    """A JSON document nested ``depth`` deep: arrays, objects, or both in turn."""
-    if kind == "array":
-        return "[" * depth + "]" * depth
-    if kind == "object":
-        return '{"a":' * depth + "1" + "}" * depth
-    return '{"a":[' * depth + "1" + "]}" * depth
-
-
-def deep_toml(depth: int, kind: str) -> str:
-    """A TOML document nested ``depth`` deep: arrays, inline tables or dotted keys."""
-    if kind == "array":
-        return "a = " + "[" * depth + "]" * depth + "\n"
-    if kind == "object":
-        return "a = " + "{b = " * depth + "1" + "}" * depth + "\n"
-    return ".".join(["k"] * depth) + " = 1\n"
-
-
-depths = st.one_of(st.integers(1, 64), st.sampled_from([900, 1000, 5000, 100_000]))
-deep_documents = st.builds(
-    lambda depth, kind, fmt: (deep_json if fmt == "json" else deep_toml)(depth, kind),
-    depths,
-    st.sampled_from(["array", "object", "mixed"]),
-    st.sampled_from(["json", "toml"]),
-)
+deep_json = hs.nested_json_text
+deep_toml = hs.nested_toml_text
+deep_documents = st.one_of(hs.nested_json(), hs.nested_toml())
 
 
 def _hostile_value() -> st.SearchStrategy[object]:
@@ -318,7 +233,6 @@ def storage_urls(draw: st.DrawFn, ports: tuple[int, ...] = (1,)) -> str:
 
 
 __all__ = [
-    "SPECIMENS",
     "deep_documents",
     "hostile_files",
     "hostile_integers",

@@ -101,8 +101,8 @@ def test_a_name_with_a_terminal_escape_is_refused_and_the_escape_is_shown_not_se
 
 
 @SETTINGS
-@example(case=(deep_json(100_000, "array"), ".json"), verb="load")
-@example(case=(deep_toml(5000, "object"), ".toml"), verb="load")
+@example(case=(deep_json("array", 100_000), ".json"), verb="load")
+@example(case=(deep_toml("inline", 5000), ".toml"), verb="load")
 @given(case=definition_files, verb=st.sampled_from(["load", "update"]))
 def test_a_hostile_definition_file_is_refused_as_bad_input(
     case: tuple[str, str],

@@ -100,7 +100,7 @@ def test_a_deep_document_is_one_line_and_its_traceback_only_under_lampo_debug(
     tmp_path: Path,
 ) -> None:
     deep = tmp_path / "deep.json"
-    deep.write_text(deep_json(100_000, "array"), encoding="utf-8")
+    deep.write_text(deep_json("array", 100_000), encoding="utf-8")
     done = lampo("event", "load", str(deep), "--storage", "memory://", cwd=tmp_path)
     assert done.returncode != 0
     line = assert_one_line(done, done.returncode)
