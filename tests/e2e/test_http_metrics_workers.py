@@ -51,6 +51,12 @@ def test_metrics_are_the_sum_over_the_workers_at_every_scrape(tmp_path: Path) ->
     with running_server(tmp_path, workers=2, TMPDIR=str(tmpdir)) as server:
         [shared] = tmpdir.glob("lampo-run-*")
         assert stat.S_IMODE(shared.stat().st_mode) == 0o700
+        # both workers have started (each announces itself when its startup is done): on a
+        # loaded machine the second can start seconds after the first serves
+        deadline = time.monotonic() + RELOAD_SECONDS
+        while len(list(shared.glob("*.addr"))) < 2:  # an observable state, not a race
+            assert time.monotonic() < deadline, sorted(p.name for p in shared.iterdir())
+            time.sleep(0.05)
         server.load(live_event("metrics-sum", {"phone-red": 1000}))
         # every call is a new connection, so the calls spread over both workers
         for i in range(200):
