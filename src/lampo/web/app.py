@@ -51,7 +51,8 @@ from lampo.web import limits, live, problems, schemas
 from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
-from lampo.web.metrics import Metrics, SharedMetrics, merge
+from lampo.web.metrics import CONTENT_TYPE as METRICS_TYPE
+from lampo.web.metrics import Metrics
 from lampo.web.problems import (
     PROBLEM_JSON,
     EventExists,
@@ -313,14 +314,10 @@ class App:
             "client address", config.ip_rate, config.ip_burst, table("address", config.ip_rate)
         )
         self.replays = ReplayCache(config.replay_entries, config.replay_seconds)
-        self.metrics = Metrics()
-        self.reservations = Coalescer(self._reserve_many)
+        self.metrics = Metrics(config.metrics_dir)
+        self.reservations = Coalescer(self._reserve_many, on_batch=self.metrics.batch)
         #: One read of an event's live report serves every viewer for ``report_ttl``.
         self.reports: SharedReads[bytes] = SharedReads(config.report_ttl)
-        #: The sum over the workers of one ``lampo serve`` (``LAMPO_RUN_DIR``).
-        self.shared_metrics = (
-            SharedMetrics(Path(config.run_dir), self._metrics_snapshot) if config.run_dir else None
-        )
         self.router = Router()
         self._sweeper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -364,8 +361,6 @@ class App:
     async def startup(self) -> None:
         """``start`` off the loop, then the expiry sweeper and the definitions' watcher on it."""
         await asyncio.to_thread(self.start)
-        if self.shared_metrics is not None:
-            await self.shared_metrics.start()
         loop = asyncio.get_running_loop()
         config = self.config
         if config.sweep_interval > 0 and self._sweeper is None:
@@ -381,8 +376,6 @@ class App:
             self._watcher = loop.create_task(watch)
 
     async def stop(self) -> None:
-        if self.shared_metrics is not None:
-            await self.shared_metrics.stop()  # its last snapshot, counted after it exits
         for task in (self._sweeper, self._watcher):
             if task is not None:
                 task.cancel()
@@ -859,21 +852,10 @@ class App:
         return json_response(200, schemas.Health("ready"))
 
     async def read_metrics(self, req: Request) -> Response:
-        def stock() -> dict[str, Any]:
-            return {ev: self.storage.stock(ev) for ev in self.service.events}
+        def text() -> bytes:  # reads storage and the workers' files: off the loop
+            return self.metrics.render({ev: self.storage.stock(ev) for ev in self.service.events})
 
-        if self.shared_metrics is None:
-            metrics, batches = self.metrics, self._batches()
-        else:
-            metrics, batches = merge(await self.shared_metrics.collect())
-        text = metrics.render(await asyncio.to_thread(stock), batches)
-        return Response(200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])
-
-    def _batches(self) -> tuple[int, int]:
-        return self.reservations.batches, self.reservations.requests
-
-    def _metrics_snapshot(self) -> bytes:
-        return self.metrics.to_json(self._batches())
+        return Response(200, await asyncio.to_thread(text), [(b"content-type", METRICS_TYPE)])
 
     async def openapi(self, req: Request) -> Response:
         from lampo.web.openapi import spec

@@ -2,9 +2,9 @@
 
 ``serve`` puts its flags in the environment and starts granian with the app factory, so
 every worker process builds the same configuration (``WebConfig.from_env``). It also
-makes the run's private directory that its workers share (``LAMPO_RUN_DIR``: metrics
-snapshots, see ``web/metrics.py``; rate limits, see ``web/ratelimit.py``) and removes it
-when granian stops.
+makes the run's private directory that its workers share (``LAMPO_RUN_DIR``: the metrics'
+files, ``PROMETHEUS_MULTIPROC_DIR``, see ``web/metrics.py``; rate limits, see
+``web/ratelimit.py``) and removes it when granian stops.
 """
 
 from __future__ import annotations
@@ -98,9 +98,11 @@ def serve(
         env["LAMPO_BENCH_ENDPOINTS"] = "1"
     if test_clock:
         env["LAMPO_TEST_CLOCK"] = "1"
-    # what the workers share (metrics snapshots, rate limits): private (0700), this run only
+    # what the workers share (metrics files, rate limits): private (0700), this run only
     run_dir = tempfile.mkdtemp(prefix="lampo-run-")
     env["LAMPO_RUN_DIR"] = run_dir
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(Path(run_dir, "metrics"))  # prometheus-client's
+    os.mkdir(env["PROMETHEUS_MULTIPROC_DIR"], 0o700)
     os.environ.update(env)
     for name, secret in secrets.items():
         os.environ.setdefault(name, secret)

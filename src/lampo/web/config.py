@@ -101,10 +101,13 @@ class WebConfig:
     bench: bool = False
     #: Serve ``POST /v1/admin/clock`` to move the server's clock (tests, demos).
     test_clock: bool = False
-    #: The private directory of one ``lampo serve`` run, shared by its workers: metrics
-    #: snapshots and the rate limits' table (``lampo serve`` makes it); empty: this
-    #: process's metrics and limits only.
+    #: The private directory of one ``lampo serve`` run, shared by its workers: the rate
+    #: limits' table and the metrics' directory (``lampo serve`` makes it); empty: this
+    #: process's limits only.
     run_dir: str = ""
+    #: Where every worker writes its metrics (prometheus-client's multiprocess mode;
+    #: ``lampo serve`` makes it in ``run_dir``); empty: this process's metrics only.
+    metrics_dir: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebConfig:
@@ -138,4 +141,5 @@ class WebConfig:
             bench=_flag(env, "LAMPO_BENCH_ENDPOINTS"),
             test_clock=_flag(env, "LAMPO_TEST_CLOCK"),
             run_dir=_directory(env, "LAMPO_RUN_DIR"),
+            metrics_dir=_directory(env, "PROMETHEUS_MULTIPROC_DIR"),
         )
