@@ -1,38 +1,68 @@
 """Who is calling: buyer tokens, the admin API key and payment-provider signatures.
 
-Buyer tokens are JWTs signed with HMAC-SHA256 (``HS256``) under the server secret; the
-buyer id is the ``sub`` claim, so a buyer is never a field the caller can type. Webhook
-bodies carry ``Lampo-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``; a
-signature older or newer than the tolerance is refused, so a captured delivery cannot be
-replayed later (inside the window a replay is harmless: payment is idempotent by
-``payment_id``). Every comparison of secrets is constant-time.
+Buyer tokens are JWTs signed with HMAC-SHA256 (``HS256``) under the server secret,
+written and read by PyJWT; the buyer id is the ``sub`` claim, so a buyer is never a field
+the caller can type. A token names lampo as its audience (``aud``), and its ``exp``,
+``nbf`` and ``iat`` are honoured with ``LEEWAY_SECONDS`` of clock skew. Webhook bodies
+carry ``Lampo-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">``; a signature
+older or newer than the tolerance is refused, so a captured delivery cannot be replayed
+later (inside the window a replay is harmless: payment is idempotent by ``payment_id``).
+Every comparison of secrets is constant-time.
+
+Kept by hand around PyJWT: the cache of verified tokens (measured to matter on the hot
+path: a request pays one dict lookup and two comparisons, not a decode and an HMAC), and
+so the time checks that a cached token must pass on every request (the same rule as
+PyJWT's, in one place); and a check of the signature before PyJWT sees the token, since
+PyJWT decodes the header's JSON before it verifies the signature, and nothing of a token
+nobody signed is ever parsed here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
+import math
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
+
 from lampo.domain.catalog import check_id
 from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.web.limits import MAX_SIGNATURE, MAX_TIMESTAMP_DIGITS, MAX_TOKEN, digits
 
-_HEADER = (
-    base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    .rstrip(b"=")
-    .decode()
+#: The audience of a buyer token (its ``aud`` claim); a token without it is refused.
+AUDIENCE = "lampo"
+#: Seconds of clock skew allowed between a token's issuer and this server, on ``exp``,
+#: ``nbf`` and ``iat``.
+LEEWAY_SECONDS = 10
+#: The shortest secret that signs buyer tokens, in bytes: RFC 7518 (3.2) wants an HS256
+#: key at least as long as the hash, 256 bits.
+MIN_SECRET_BYTES = 32
+_ALGORITHM = "HS256"
+#: PyJWT checks the signature, the algorithm, the audience and that the claims are there;
+#: the time claims are checked by ``TokenVerifier`` (with the cache, on every request).
+_JWT = jwt.PyJWT(
+    options={
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+        "require": ["sub", "exp", "aud"],
+        "enforce_minimum_key_length": True,
+    }
 )
 #: A token: three parts in base64url (RFC 7515), unpadded, as ``issue_token`` writes them.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 #: A ``v1=`` signature: the lowercase hex of an HMAC-SHA256.
 _HEX_MAC = re.compile(r"[0-9a-f]{64}")
+
+
+def check_token_secret(secret: bytes) -> None:
+    """Refuse a secret too short to sign buyer tokens (``MIN_SECRET_BYTES``)."""
+    if len(secret) < MIN_SECRET_BYTES:
+        raise InvalidRequest("LAMPO_SECRET", f"must be at least {MIN_SECRET_BYTES} bytes")
 
 
 class Unauthorized(LampoError):
@@ -88,42 +118,48 @@ class StaleSignature(LampoError):
         return f"signed {self.age_seconds} s from now; the window is ±{self.tolerance_seconds} s"
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def issue_token(
     secret: bytes, buyer: str, ttl_seconds: int = 3600, now: float | None = None
 ) -> str:
-    """A buyer token for ``buyer``, valid ``ttl_seconds`` from ``now``."""
+    """A buyer token for ``buyer``, for lampo (``aud``), valid ``ttl_seconds`` from
+    ``now``."""
     check_id("buyer", buyer, 128)
+    check_token_secret(secret)
     if ttl_seconds < 1:
         raise InvalidRequest("ttl", "must be at least 1 second")
     issued = int(time.time() if now is None else now)
-    claims = {"sub": buyer, "iat": issued, "exp": issued + ttl_seconds}
-    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-    signing_input = f"{_HEADER}.{payload}".encode()
-    signature = _b64(hmac.new(secret, signing_input, hashlib.sha256).digest())
-    return f"{_HEADER}.{payload}.{signature}"
+    claims = {"sub": buyer, "aud": AUDIENCE, "iat": issued, "exp": issued + ttl_seconds}
+    return _JWT.encode(claims, secret, algorithm=_ALGORITHM)
 
 
 @dataclass(frozen=True, slots=True)
 class Buyer:
     id: str
-    expires: int
+    #: The first instant this server refuses the token: its ``exp`` plus the leeway.
+    expires: float
+    #: The first instant this server takes it: its ``nbf`` (or ``iat``, if later) less the
+    #: leeway; minus infinity for a token with neither.
+    not_before: float = -math.inf
+
+
+def _seconds(claims: dict[str, Any], name: str) -> int | None:
+    """A time claim: a whole number of seconds, or absent."""
+    value = claims.get(name)
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise Unauthorized(f"the buyer token's {name} is not a whole number of seconds")
+    return value
 
 
 class TokenVerifier:
     """Verifies buyer tokens; remembers good ones by the exact ``Authorization`` value, so
     the hot path pays for parsing and the HMAC once per token, then one dict lookup and
-    the expiry check per request. Only tokens that verified are remembered (at most
+    the time checks per request. Only tokens that verified are remembered (at most
     ``cache_size``, oldest out first), so garbage cannot fill the cache."""
 
     def __init__(self, secret: bytes, cache_size: int = 65_536) -> None:
+        check_token_secret(secret)
         self._secret = secret
         self._cache: dict[bytes | str, Buyer] = {}
         self._cache_size = cache_size
@@ -139,8 +175,11 @@ class TokenVerifier:
             cache[authorization] = known
             if len(cache) > self._cache_size:
                 del cache[next(iter(cache))]
-        if known.expires <= (time.time() if now is None else now):
+        moment = time.time() if now is None else now
+        if known.expires <= moment:
             raise Unauthorized("the buyer token has expired")
+        if moment < known.not_before:
+            raise Unauthorized("the buyer token is not valid yet")
         return known
 
     def _parse(self, authorization: bytes | str) -> Buyer:
@@ -156,31 +195,47 @@ class TokenVerifier:
         # holds (JSON nested past the recursion limit, say) is never parsed.
         if _TOKEN.fullmatch(token) is None:
             raise Unauthorized("the buyer token is malformed")
-        header, payload, signature = token.split(".")
-        expected = hmac.new(self._secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
-        try:
-            given = _unb64(signature)
-        except (binascii.Error, ValueError):
-            raise Unauthorized("the buyer token is malformed") from None
-        if not hmac.compare_digest(expected, given):
+        signing_input, _, signature = token.rpartition(".")
+        expected = jwt.utils.base64url_encode(
+            hmac.new(self._secret, signing_input.encode(), hashlib.sha256).digest()
+        )
+        if not hmac.compare_digest(expected, signature.encode()):
             raise Unauthorized("the buyer token's signature does not verify")
         try:
-            head: Any = json.loads(_unb64(header))
-            claims: Any = json.loads(_unb64(payload))
-        except (binascii.Error, ValueError, RecursionError):
+            claims: dict[str, Any] = _JWT.decode(
+                token, self._secret, algorithms=[_ALGORITHM], audience=AUDIENCE
+            )
+        except jwt.InvalidAlgorithmError:
+            raise Unauthorized(f"the buyer token must be signed with {_ALGORITHM}") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthorized(_CLAIM_PROBLEMS["aud"]) from None
+        except jwt.exceptions.InvalidSubjectError:
+            raise Unauthorized(_CLAIM_PROBLEMS["sub"]) from None
+        except jwt.MissingRequiredClaimError as err:
+            raise Unauthorized(_CLAIM_PROBLEMS[err.claim]) from None
+        except (jwt.PyJWTError, RecursionError):
             raise Unauthorized("the buyer token is malformed") from None
-        if not isinstance(head, dict) or head.get("alg") != "HS256":
-            raise Unauthorized("the buyer token must be signed with HS256")
-        if not isinstance(claims, dict):
-            raise Unauthorized("the buyer token is malformed")
-        sub, exp = claims.get("sub"), claims.get("exp")
-        if not isinstance(exp, int) or isinstance(exp, bool):
-            raise Unauthorized("the buyer token has no expiry")
+        sub, expires = claims["sub"], _seconds(claims, "exp")
+        if expires is None:
+            raise Unauthorized(_CLAIM_PROBLEMS["exp"])
         try:
             check_id("buyer", sub, 128)
         except InvalidRequest:
-            raise Unauthorized("the buyer token names no valid buyer") from None
-        return Buyer(str(sub), exp)
+            raise Unauthorized(_CLAIM_PROBLEMS["sub"]) from None
+        starts = [t for t in (_seconds(claims, "nbf"), _seconds(claims, "iat")) if t is not None]
+        return Buyer(
+            str(sub),
+            expires + LEEWAY_SECONDS,
+            max(starts) - LEEWAY_SECONDS if starts else -math.inf,
+        )
+
+
+#: What a token missing a claim, or holding a wrong one, is told.
+_CLAIM_PROBLEMS = {
+    "aud": f"the buyer token is not for this server (its aud must be {AUDIENCE!r})",
+    "exp": "the buyer token has no expiry",
+    "sub": "the buyer token names no valid buyer",
+}
 
 
 def check_admin(key: bytes, given: str | None) -> None:

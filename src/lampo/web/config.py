@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lampo.bootstrap import Config
 from lampo.domain.errors import InvalidRequest
+from lampo.web.auth import check_token_secret
 
 SECRET_NAMES = ("LAMPO_SECRET", "LAMPO_ADMIN_KEY", "LAMPO_WEBHOOK_SECRET")
 DEFAULT_SECRETS_FILE = "lampo-secrets.env"
@@ -125,6 +126,7 @@ class WebConfig:
         for name, value in found.items():
             if len(value) < 16:
                 raise InvalidRequest(name, "must be at least 16 characters")
+        check_token_secret(found["LAMPO_SECRET"].encode())
         return cls(
             engine=Config.from_env(env),
             secret=found["LAMPO_SECRET"].encode(),
