@@ -47,7 +47,7 @@ from lampo.services.sales import ReserveCommand, Sales
 from lampo.sim import scenario as scenarios
 from lampo.storage import Storage
 from lampo.storage.port import Result
-from lampo.web import limits, live, problems, schemas
+from lampo.web import docs, limits, live, problems, schemas
 from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
@@ -538,6 +538,8 @@ class App:
         add("GET", "/metrics", self.read_metrics)
         add("GET", "/openapi.json", self.openapi)
         add("GET", "/docs", self.docs)
+        for path in docs.ASSETS:
+            add("GET", path, self.docs_asset)
         add("GET", "/problems/{reason}", self.problem_page)
         add("GET", "/live", self.live_index)
         add("GET", "/live/{event_id}", self.live_page)
@@ -863,9 +865,12 @@ class App:
         return json_response(200, spec())
 
     async def docs(self, req: Request) -> Response:
-        from lampo.web.openapi import docs_html
+        page = docs.page()
+        return Response(page.status, page.body, page.headers)
 
-        return Response(200, docs_html().encode(), [(b"content-type", b"text/html; charset=utf-8")])
+    async def docs_asset(self, req: Request) -> Response:
+        page = docs.asset(req.path)
+        return Response(page.status, page.body, page.headers)
 
     async def problem_page(self, req: Request) -> Response:
         reason = req.params["reason"]
