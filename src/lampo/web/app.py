@@ -47,7 +47,7 @@ from lampo.services.sales import ReserveCommand, Sales
 from lampo.sim import scenario as scenarios
 from lampo.storage import Storage
 from lampo.storage.port import Result
-from lampo.web import docs, limits, live, problems, schemas
+from lampo.web import docs, limits, live, logs, problems, schemas
 from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
@@ -903,6 +903,7 @@ def tune_gc() -> None:
 
 def create_app() -> App:
     """The app configured from the environment (the factory ``lampo serve`` runs)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = WebConfig.from_env()
+    logs.configure(config.log_format)
     tune_gc()
-    return App(WebConfig.from_env())
+    return App(config)

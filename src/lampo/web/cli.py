@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import logging.config
 import os
 import shutil
 import socket
@@ -23,7 +24,9 @@ import typer
 from lampo.bootstrap import SQLITE_DEFAULT, Config
 from lampo.domain.errors import InvalidRequest
 from lampo.storage import urls
+from lampo.web import logs
 from lampo.web.config import DEFAULT_SECRETS_FILE, ensure_secrets_file, read_secrets_file
+from lampo.web.logs import LogFormat
 
 SecretsOpt = Annotated[
     Path,
@@ -74,6 +77,21 @@ def serve(
             envvar="LAMPO_SOLDOUT_TTL", help="Seconds a sold-out SKU is refused from memory."
         ),
     ] = 1.0,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            envvar="LAMPO_ACCESS_LOG",
+            help="Log every request: client, method, path, status, time (no header, no "
+            "query string).",
+        ),
+    ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            envvar="LAMPO_LOG_FORMAT",
+            help="json: one JSON object per line, for granian's logs, the access log and lampo's.",
+        ),
+    ] = LogFormat.text,
     bench_endpoints: Annotated[bool, typer.Option(hidden=True)] = False,
     test_clock: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
@@ -84,7 +102,11 @@ def serve(
     Config.from_env(storage_url=storage, soldout_ttl=soldout_ttl)  # fail early on bad input
     check_listen(host, port)  # before any file is made or any worker starts
     secrets = ensure_secrets_file(secrets_file, os.environ)
-    env = {"LAMPO_STORAGE": storage, "LAMPO_SECRETS_FILE": str(secrets_file.resolve())}
+    env = {
+        "LAMPO_STORAGE": storage,
+        "LAMPO_SECRETS_FILE": str(secrets_file.resolve()),
+        "LAMPO_LOG_FORMAT": log_format.value,
+    }
     for name, value in (
         ("LAMPO_BUYER_RATE", buyer_rate),
         ("LAMPO_IP_RATE", ip_rate),
@@ -110,11 +132,16 @@ def serve(
 
     try:
         WebConfig.from_env()  # every setting checked before a worker starts
-        typer.echo(
+        logging_config = logs.granian_config(log_format)
+        banner = (
             f"lampo serving {urls.redact(storage)} on http://{host}:{port} with {workers} "
-            "worker(s); "
-            f"secrets in {secrets_file}"
+            f"worker(s); secrets in {secrets_file}"
         )
+        if logging_config is None:
+            typer.echo(banner)
+        else:  # a log line like every other
+            logging.config.dictConfig(logging_config)
+            logging.getLogger("lampo.serve").info(banner)
         Granian(
             "lampo.web.app:create_app",
             address=host,
@@ -122,7 +149,8 @@ def serve(
             interface=Interfaces.ASGI,
             workers=workers,
             factory=True,
-            log_access=False,
+            log_access=access_log,
+            log_dictconfig=logging_config,
             # uvloop's call_soon_threadsafe, which granian calls once per request, is cheaper
             loop=Loops.uvloop if importlib.util.find_spec("uvloop") else Loops.asyncio,
         ).serve()

@@ -16,6 +16,7 @@ from pathlib import Path
 from lampo.bootstrap import Config
 from lampo.domain.errors import InvalidRequest
 from lampo.web.auth import check_token_secret
+from lampo.web.logs import LogFormat
 
 SECRET_NAMES = ("LAMPO_SECRET", "LAMPO_ADMIN_KEY", "LAMPO_WEBHOOK_SECRET")
 DEFAULT_SECRETS_FILE = "lampo-secrets.env"
@@ -67,6 +68,15 @@ def _directory(env: Mapping[str, str], name: str) -> str:
     return text
 
 
+def _log_format(text: str) -> LogFormat:
+    try:
+        return LogFormat(text)
+    except ValueError:
+        raise InvalidRequest(
+            "LAMPO_LOG_FORMAT", f"{text!r} is not one of {', '.join(LogFormat)}"
+        ) from None
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").lower() in ("1", "true", "yes", "on")
 
@@ -109,6 +119,8 @@ class WebConfig:
     #: Where every worker writes its metrics (prometheus-client's multiprocess mode;
     #: ``lampo serve`` makes it in ``run_dir``); empty: this process's metrics only.
     metrics_dir: str = ""
+    #: How lampo's loggers write (``logs.py``): text lines, or one JSON object per line.
+    log_format: LogFormat = LogFormat.text
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebConfig:
@@ -144,4 +156,5 @@ class WebConfig:
             test_clock=_flag(env, "LAMPO_TEST_CLOCK"),
             run_dir=_directory(env, "LAMPO_RUN_DIR"),
             metrics_dir=_directory(env, "PROMETHEUS_MULTIPROC_DIR"),
+            log_format=_log_format(env.get("LAMPO_LOG_FORMAT") or "text"),
         )
