@@ -10,6 +10,11 @@ one level up).
 A batch that fails as a whole (an unexpected error, not a refusal: refusals are per
 request) is retried one request at a time, so one bad request cannot fail its
 neighbours.
+
+Hand-written, kept because it was measured to matter: a web framework hands each request
+to its handler alone, and coalescing halved the storage writer's busy time for 40,000
+reservations in-process on SQLite (8-9 s against 16-18 s; docs/http-api.md, "What was
+cut").
 """
 
 from __future__ import annotations
