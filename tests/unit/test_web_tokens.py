@@ -3,6 +3,10 @@ verification and on every request served from the cache of verified tokens."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from typing import Any
 
 import jwt
@@ -120,3 +124,18 @@ def test_the_token_secret_is_at_least_as_long_as_the_hash() -> None:
     with pytest.raises(InvalidRequest, match="LAMPO_SECRET"):
         WebConfig.from_env(env)
     assert WebConfig.from_env({**env, "LAMPO_SECRET": "s" * MIN_SECRET_BYTES}).secret
+
+
+@pytest.mark.parametrize("alg", ["none", "HS512", "RS256", None])
+def test_a_token_whose_header_names_another_algorithm_is_refused_even_when_signed(
+    alg: str | None,
+) -> None:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    head = part({"typ": "JWT"} if alg is None else {"alg": alg, "typ": "JWT"})
+    body = part({"sub": "alice", "aud": AUDIENCE, "exp": NOW + 60})
+    mac = hmac.new(SECRET, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    token = f"{head}.{body}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    with pytest.raises(Unauthorized, match="HS256"):
+        TokenVerifier(SECRET).buyer(f"Bearer {token}", now=NOW)
