@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 import jwt
@@ -139,3 +140,55 @@ def test_a_token_whose_header_names_another_algorithm_is_refused_even_when_signe
     token = f"{head}.{body}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
     with pytest.raises(Unauthorized, match="HS256"):
         TokenVerifier(SECRET).buyer(f"Bearer {token}", now=NOW)
+
+
+# -- PyJWT is the reference --------------------------------------------------------------
+
+#: Times relative to the real clock, each at least 10 s from any edge of the leeway, so
+#: PyJWT (which reads the clock itself) and the verifier judge the same instant alike.
+real_offsets = st.sampled_from([-1000, -100, -20, 0, 20, 100, 1000])
+audiences = st.one_of(
+    st.none(),
+    st.sampled_from([AUDIENCE, "lampo-admin", "", "LAMPO"]),
+    st.lists(st.sampled_from([AUDIENCE, "other", 7, None]), max_size=3),
+    st.integers(),
+)
+
+
+@settings(max_examples=200)
+@given(
+    aud=audiences,
+    exp=st.one_of(st.none(), real_offsets),
+    nbf=st.one_of(st.none(), real_offsets),
+    iat=st.one_of(st.none(), real_offsets),
+    sub=st.one_of(st.none(), st.sampled_from(["alice", "b-42"])),
+)
+def test_a_token_is_taken_exactly_when_pyjwt_takes_it(
+    aud: object, exp: int | None, nbf: int | None, iat: int | None, sub: str | None
+) -> None:
+    now = int(time.time())
+    claims = {
+        name: value
+        for name, value in {
+            "sub": sub,
+            "aud": aud,
+            "exp": None if exp is None else now + exp,
+            "nbf": None if nbf is None else now + nbf,
+            "iat": None if iat is None else now + iat,
+        }.items()
+        if value is not None
+    }
+    token = jwt.encode(claims, SECRET, "HS256")
+    try:
+        jwt.decode(
+            token,
+            SECRET,
+            ["HS256"],
+            audience=AUDIENCE,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["sub", "exp", "aud"]},
+        )
+        pyjwt_takes_it = True
+    except jwt.PyJWTError:
+        pyjwt_takes_it = False
+    assert accepted(TokenVerifier(SECRET), f"Bearer {token}", now) == pyjwt_takes_it
