@@ -173,6 +173,23 @@ class Text(Kind[str]):
 
 
 @dataclass(frozen=True, slots=True)
+class Choice(Kind[str]):
+    """One of ``values`` (as written, lower case)."""
+
+    values: tuple[str, ...]
+    python: type = str
+
+    def parse(self, text: str, field: str) -> str:
+        if text not in self.values:
+            raise InvalidRequest(field, f"expected one of {', '.join(self.values)}, not {text!r}")
+        return text
+
+    @property
+    def bound(self) -> str:
+        return " or ".join(self.values)
+
+
+@dataclass(frozen=True, slots=True)
 class FilePath(Kind[Path]):
     """A file's path, relative to the working directory or absolute."""
 
@@ -348,14 +365,31 @@ RUN_DIR = Setting(
     Text("a directory"),
     "",
     "LAMPO_RUN_DIR",
-    "The private directory of one `lampo serve` run that its workers share (metrics "
-    "snapshots, rate limits); `lampo serve` makes it. Empty: this process's own.",
+    "The private directory of one `lampo serve` run that its workers share (the metrics' "
+    "directory, rate limits); `lampo serve` makes it. Empty: this process's own.",
     flag=None,
     check=_directory,
 )
+METRICS_DIR = Setting(
+    "metrics_dir",
+    Text("a directory"),
+    "",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "Where every worker writes its metrics (prometheus-client's multiprocess mode); "
+    "`lampo serve` makes it in the run's directory. Empty: this process's metrics only.",
+    flag=None,
+    check=_directory,
+)
+LOG_FORMAT = Setting(
+    "log_format",
+    Choice(("text", "json")),
+    "text",
+    "LAMPO_LOG_FORMAT",
+    "json: one JSON object per line, for granian's logs, the access log and lampo's.",
+)
 WEB: tuple[Setting[Any], ...] = (
     *(BUYER_RATE, BUYER_BURST, IP_RATE, IP_BURST, SWEEP_INTERVAL, EVENT_REFRESH, REPORT_TTL),
-    *(WEBHOOK_TOLERANCE, BENCH, TEST_CLOCK, RUN_DIR),
+    *(WEBHOOK_TOLERANCE, BENCH, TEST_CLOCK, RUN_DIR, METRICS_DIR, LOG_FORMAT),
 )
 
 # secrets: the environment or the secrets file, never a flag
@@ -370,7 +404,12 @@ SECRETS_FILE = Setting(
 _SECRET = Text(least=16)
 _SECRET_ONLY: dict[str, Any] = {"flag": None, "secret": True}
 SECRET = Setting(
-    "secret", _SECRET, "", "LAMPO_SECRET", "Signs buyer tokens (JWT, HS256).", **_SECRET_ONLY
+    "secret",
+    Text(least=32),  # an HS256 key: RFC 7518, section 3.2
+    "",
+    "LAMPO_SECRET",
+    "Signs buyer tokens (JWT, HS256).",
+    **_SECRET_ONLY,
 )
 ADMIN_KEY = Setting(
     "admin_key", _SECRET, "", "LAMPO_ADMIN_KEY", "Guards admin calls (X-API-Key).", **_SECRET_ONLY
@@ -397,14 +436,21 @@ PORT = Setting("port", Whole(0, 65_535), 8000, "LAMPO_PORT", "Port to listen on.
 WORKERS = Setting(
     "workers", Whole(1, 64), 1, "LAMPO_WORKERS", "Worker processes (each with its own writer)."
 )
+ACCESS_LOG = Setting(
+    "access_log",
+    Switch(),
+    False,
+    "LAMPO_ACCESS_LOG",
+    "Log every request: client, method, path, status, time (no header, no query string).",
+)
 
 #: ``lampo serve``'s options, in the order ``--help`` lists them.
 SERVE: tuple[Setting[Any], ...] = (
-    *(HOST, PORT, WORKERS, STORAGE, SECRETS_FILE),
+    *(HOST, PORT, WORKERS, STORAGE, SECRETS_FILE, ACCESS_LOG),
     *(s for s in (*ENGINE, *WEB) if s is not STORAGE and s.option is not None),
 )
 #: Every setting, for the docs' table.
-ALL: tuple[Setting[Any], ...] = (*SERVE, RUN_DIR, *SECRETS)
+ALL: tuple[Setting[Any], ...] = (*SERVE, RUN_DIR, METRICS_DIR, *SECRETS)
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -1,9 +1,14 @@
-"""Fixtures of the HTTP tests: one real server per test module."""
+"""Fixtures of the HTTP tests: one real server per test module; and the browser of the
+page tests, Debian's Chromium (``LAMPO_CHROMIUM``, default ``/usr/bin/chromium``) driven
+by Playwright. Without Chromium or Playwright the browser tests skip loudly; with
+``CI=true`` they fail instead, so CI cannot go green without them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,3 +27,49 @@ def cli_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("LAMPO_STORAGE", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
+
+
+CHROMIUM = os.environ.get("LAMPO_CHROMIUM", "/usr/bin/chromium")
+
+
+def _unavailable(reason: str) -> None:
+    message = f"browser tests did NOT run: {reason}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " and CI=true requires them")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError as exc:
+        _unavailable(f"Playwright is missing ({exc}): pip install -e '.[test]'")
+    if not Path(CHROMIUM).is_file():
+        _unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium, or set LAMPO_CHROMIUM")
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM)
+        except Error as exc:
+            _unavailable(f"Chromium at {CHROMIUM} did not start: {exc}")
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A 1920x1080 tab whose script errors and refused loads (CSP) fail the test."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(f"script error: {exc}"))
+
+    def console(msg: Any) -> None:
+        # a 404 page is logged as a failed load; the tests check their statuses themselves
+        if msg.type == "error" and "status of 404" not in msg.text:
+            errors.append(f"console: {msg.text}")
+
+    tab.on("console", console)
+    yield tab
+    context.close()
+    assert errors == []

@@ -10,23 +10,24 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from lampo.web.metrics import Metrics
 from tests.e2e._http import Server, live_event, running_server
 
 pytestmark = pytest.mark.sqlite
 
+# prometheus-client writes the labels of a sample in the order of their names
 STOCK_404 = (
-    'lampo_http_requests_total{route="/v1/events/{event_id}/stock",method="GET",status="404"}'
+    'lampo_http_requests_total{method="GET",route="/v1/events/{event_id}/stock",status="404"}'
 )
 RELOAD_SECONDS = 60.0
 
 
-def line(text: str, prefix: str) -> int:
+def line(text: str, prefix: str) -> float:
     """The value of the one sample that starts with ``prefix`` (0 when it is absent)."""
     found = [row for row in text.splitlines() if row.startswith(prefix + " ")]
     assert len(found) <= 1, found
-    return int(found[0].rsplit(" ", 1)[1]) if found else 0
+    return float(found[0].rsplit(" ", 1)[1]) if found else 0
 
 
 def scrape(server: Server) -> str:
@@ -35,12 +36,19 @@ def scrape(server: Server) -> str:
     return reply.body.decode()
 
 
-def per_worker(directory: Path) -> dict[str, int]:
-    """404s of the stock route counted in each worker's snapshot file, by file name."""
+def per_worker(directory: Path) -> dict[str, float]:
+    """404s of the stock route counted in each worker's counter file, by file name."""
     out = {}
-    for path in directory.glob("*.json"):
-        metrics, _ = Metrics.from_json(path.read_bytes())
-        out[path.stem] = metrics.requests.get(("/v1/events/{event_id}/stock", "GET", 404), 0)
+    for path in directory.glob("counter_*.db"):
+        [requests] = [
+            m for m in MultiProcessCollector.merge([str(path)]) if m.name == "lampo_http_requests"
+        ]
+        out[path.stem] = sum(
+            s.value
+            for s in requests.samples
+            if s.labels
+            == {"route": "/v1/events/{event_id}/stock", "method": "GET", "status": "404"}
+        )
     return out
 
 
@@ -49,14 +57,15 @@ def test_metrics_are_the_sum_over_the_workers_at_every_scrape(tmp_path: Path) ->
     tmpdir = tmp_path / "tmp"  # where `lampo serve` makes its metrics directory
     tmpdir.mkdir()
     with running_server(tmp_path, workers=2, TMPDIR=str(tmpdir)) as server:
-        [shared] = tmpdir.glob("lampo-run-*")
-        assert stat.S_IMODE(shared.stat().st_mode) == 0o700
-        # both workers have started (each announces itself when its startup is done): on a
-        # loaded machine the second can start seconds after the first serves
+        [run_dir] = tmpdir.glob("lampo-run-*")
+        assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+        shared = run_dir / "metrics"
+        # both workers serve (each writes its counters' file when it counts its first
+        # request): on a loaded machine the second can start seconds after the first serves
         deadline = time.monotonic() + RELOAD_SECONDS
-        while len(list(shared.glob("*.addr"))) < 2:  # an observable state, not a race
+        while len(list(shared.glob("counter_*.db"))) < 2:  # an observable state, not a race
             assert time.monotonic() < deadline, sorted(p.name for p in shared.iterdir())
-            time.sleep(0.05)
+            assert server.request("GET", "/health").status == 200
         server.load(live_event("metrics-sum", {"phone-red": 1000}))
         # every call is a new connection, so the calls spread over both workers
         for i in range(200):
@@ -71,25 +80,25 @@ def test_metrics_are_the_sum_over_the_workers_at_every_scrape(tmp_path: Path) ->
             assert line(text, 'lampo_refusals_total{reason="unknown-event"}') == 200
             count = 'lampo_http_request_duration_seconds_count{route="/v1/events/{event_id}/stock"}'
             assert line(text, count) == 200
-            post = 'lampo_http_requests_total{route="/v1/holds",method="POST",status="201"}'
+            post = 'lampo_http_requests_total{method="POST",route="/v1/holds",status="201"}'
             assert line(text, post) == 30
             assert line(text, "lampo_reserve_batched_requests_total") == 30
             # the earlier scrapes, wherever they landed
-            metrics_route = 'lampo_http_requests_total{route="/metrics",method="GET",status="200"}'
+            metrics_route = 'lampo_http_requests_total{method="GET",route="/metrics",status="200"}'
             assert line(text, metrics_route) == k
         counts = per_worker(shared)
         assert len(counts) == 2, counts
         assert all(counts.values()), counts  # both workers served some
         assert sum(counts.values()) == 200
-        pids = {name.partition("-")[0] for name in counts}
+        pids = {name.partition("_")[2] for name in counts}
         assert len(pids) == 2
 
         # granian respawns both workers (new processes); the old ones' files keep counting
         os.kill(server.pid, signal.SIGHUP)
         deadline = time.monotonic() + RELOAD_SECONDS
         while not (
-            len(list(shared.glob("*.json"))) == 4
-            and {p.stem.partition("-")[0] for p in shared.glob("*.addr")}.isdisjoint(pids)
+            len(list(shared.glob("counter_*.db"))) == 4
+            and not any(Path("/proc", pid).exists() for pid in pids)
         ):  # wait for the reload to end (an observable state, not a race)
             assert time.monotonic() < deadline, sorted(p.name for p in shared.iterdir())
             time.sleep(0.05)
@@ -98,4 +107,4 @@ def test_metrics_are_the_sum_over_the_workers_at_every_scrape(tmp_path: Path) ->
         assert line(text, metrics_route) == scrapes
         assert server.request("GET", "/v1/events/nope/stock").status == 404
         assert line(scrape(server), STOCK_404) == 201
-    assert not shared.exists()  # removed when `lampo serve` exits
+    assert not run_dir.exists()  # removed when `lampo serve` exits

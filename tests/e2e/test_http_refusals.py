@@ -156,7 +156,7 @@ def test_a_mutating_call_without_an_idempotency_key_is_refused(server: Server, e
         None,
         "Basic dXNlcjpwYXNz",
         "Bearer not-a-token",
-        "Bearer " + issue_token(b"another-secret-0123456789abcdef", "alice"),
+        "Bearer " + issue_token(b"another-secret-0123456789abcdef-0123", "alice"),
         "Bearer "
         + issue_token(b"test-buyer-secret-0123456789abcdef", "alice", 1, now=time.time() - 60),
     ],

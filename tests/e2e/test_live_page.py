@@ -8,13 +8,11 @@ with ``CI=true`` they fail instead, so CI cannot go green without them.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,15 +23,7 @@ from tests.e2e._http import Server, live_event, running_server
 
 pytestmark = [pytest.mark.sqlite, pytest.mark.browser]
 
-CHROMIUM = os.environ.get("LAMPO_CHROMIUM", "/usr/bin/chromium")
 UPDATE_MS = 10_000  # the page polls every second; this only bounds a failure
-
-
-def _unavailable(reason: str) -> None:
-    message = f"browser tests did NOT run: {reason}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " and CI=true requires them")
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -43,42 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     been read by the page's last poll before that payment."""
     with running_server(tmp_path_factory.mktemp("live"), LAMPO_REPORT_TTL="0") as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError as exc:
-        _unavailable(f"Playwright is missing ({exc}): pip install -e '.[test]'")
-    if not Path(CHROMIUM).is_file():
-        _unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium, or set LAMPO_CHROMIUM")
-    with sync_playwright() as playwright:
-        try:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM)
-        except Error as exc:
-            _unavailable(f"Chromium at {CHROMIUM} did not start: {exc}")
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A 1920x1080 tab whose script errors and refused loads (CSP) fail the test."""
-    context = browser.new_context(viewport={"width": 1920, "height": 1080})
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(f"script error: {exc}"))
-
-    def console(msg: Any) -> None:
-        # a 404 page is logged as a failed load; the tests check their statuses themselves
-        if msg.type == "error" and "status of 404" not in msg.text:
-            errors.append(f"console: {msg.text}")
-
-    tab.on("console", console)
-    yield tab
-    context.close()
-    assert errors == []
 
 
 def buy(server: Server, buyer: str, event: str, items: dict[str, int], market: str = "CN") -> None:

@@ -130,7 +130,7 @@ def test_every_command_succeeds_or_answers_one_line_on_hostile_arguments(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("LAMPO_SECRET", "a-secret-for-tokens")
+    monkeypatch.setenv("LAMPO_SECRET", "a-secret-for-tokens-0123456789abcdef")
     argv = data.draw(commands(sale_database, str(sandbox / "secrets.env")), label="argv")
     done = run(capsys, argv)
     assert_one_line_or_success(done)

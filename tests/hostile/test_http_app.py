@@ -36,7 +36,7 @@ from tests.hostile._asgi import answer, problems_in, state
 from tests.hostile._requests import ROUTES, Api, Call, Route, calls, hostile_parts
 from tests.hostile._stores import fresh_store
 
-SECRET = b"hostile-buyer-secret-0123456789"
+SECRET = b"hostile-buyer-secret-0123456789abcdef"
 ADMIN_KEY = b"hostile-admin-key-0123456789abc"
 WEBHOOK_SECRET = b"hostile-webhook-secret-01234567"
 

@@ -22,6 +22,7 @@ from lampo.config import (
     SERVE,
     SOLDOUT_TTL,
     WEB,
+    Choice,
     FilePath,
     Real,
     Setting,
@@ -37,7 +38,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "http-api.md"
 #: Settings whose values ``read`` takes (the secrets are read by ``WebConfig``).
 READABLE = [s for s in ALL if not s.secret]
 NUMBERS = [s for s in READABLE if isinstance(s.kind, Real | Whole)]
-SECRET_ENV = {s.env: f"{s.name}-0123456789abcdef" for s in SECRETS}
+SECRET_ENV = {s.env: f"{s.name}-0123456789abcdef0123456789abcdef" for s in SECRETS}
 no_nul = st.text(st.characters(exclude_characters="\x00", exclude_categories=["Cs"]))
 
 
@@ -46,7 +47,7 @@ def values(setting: Setting[Any]) -> st.SearchStrategy[Any]:
     kind = setting.kind
     if setting is config.STORAGE:
         return st.sampled_from(["memory://", "sqlite:///sale.db", "redis://127.0.0.1:6379/3"])
-    if setting is config.RUN_DIR:
+    if setting in (config.RUN_DIR, config.METRICS_DIR):
         return st.sampled_from(["", str(Path(__file__).parent)])
     if isinstance(kind, Real):
         return st.floats(kind.low, kind.high, allow_nan=False)
@@ -54,6 +55,8 @@ def values(setting: Setting[Any]) -> st.SearchStrategy[Any]:
         return st.integers(kind.low, kind.high)
     if isinstance(kind, Switch):
         return st.booleans()
+    if isinstance(kind, Choice):
+        return st.sampled_from(kind.values)
     if isinstance(kind, FilePath):
         return no_nul.filter(bool).map(Path)
     assert isinstance(kind, Text)

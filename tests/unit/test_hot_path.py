@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from lampo.domain.holds import Hold, HoldLine, ReserveRequest
 from lampo.domain.market import Channel, ChannelKind
@@ -185,7 +186,15 @@ def test_each_observation_lands_in_the_first_bucket_that_holds_it(seconds: float
     metrics = Metrics()
     metrics.observe("/v1/holds", "POST", 201, seconds)
     expected = next((i for i, bound in enumerate(BUCKETS) if seconds <= bound), len(BUCKETS))
-    counts = metrics._hist["/v1/holds"]
+    # the exposition's buckets are cumulative: back to one count per bucket
+    [histogram] = [
+        f
+        for f in text_string_to_metric_families(metrics.render({}).decode())
+        if f.name == "lampo_http_request_duration_seconds"
+    ]
+    cumulative = [s.value for s in histogram.samples if s.name.endswith("_bucket")]
+    counts = [b - a for a, b in zip([0.0, *cumulative], cumulative, strict=False)]
+    assert len(counts) == len(BUCKETS) + 1  # one per bound, and +Inf
     assert counts[expected] == 1
     assert sum(counts) == 1
 

@@ -4,15 +4,16 @@
 (flags over the environment over the server's defaults), then hands the workers the
 values it read as their variables and starts granian with the app factory, so every
 worker process builds the same configuration (``WebConfig.from_env``). It also makes the
-run's private directory that its workers share (``LAMPO_RUN_DIR``: metrics snapshots, see
-``web/metrics.py``; rate limits, see ``web/ratelimit.py``) and removes it when granian
-stops.
+run's private directory that its workers share (``LAMPO_RUN_DIR``: the metrics' files,
+``PROMETHEUS_MULTIPROC_DIR``, see ``web/metrics.py``; rate limits, see
+``web/ratelimit.py``) and removes it when granian stops.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import logging.config
 import os
 import shutil
 import socket
@@ -24,8 +25,11 @@ import typer
 
 from lampo.cli.options import setting_option, with_setting_options
 from lampo.config import (
+    ACCESS_LOG,
     ENGINE,
     HOST,
+    LOG_FORMAT,
+    METRICS_DIR,
     PORT,
     RUN_DIR,
     SECRET,
@@ -38,6 +42,7 @@ from lampo.config import (
 )
 from lampo.domain.errors import InvalidRequest
 from lampo.storage import urls
+from lampo.web import logs
 from lampo.web.config import ensure_secrets_file, read_secrets_file
 
 SecretsOpt = Annotated[Path | None, setting_option(SECRETS_FILE)]
@@ -55,11 +60,13 @@ def serve(**given: object) -> None:
     secrets_file = found[SECRETS_FILE]
     secrets = ensure_secrets_file(secrets_file, os.environ)
     # what every worker reads: the values read here, whatever their source
-    env = found.environment(s for s in (*ENGINE, *WEB) if s is not RUN_DIR)
+    env = found.environment(s for s in (*ENGINE, *WEB) if s not in (RUN_DIR, METRICS_DIR))
     env[SECRETS_FILE.env] = str(secrets_file.resolve())
-    # what the workers share (metrics snapshots, rate limits): private (0700), this run only
+    # what the workers share (metrics files, rate limits): private (0700), this run only
     run_dir = tempfile.mkdtemp(prefix="lampo-run-")
     env[RUN_DIR.env] = run_dir
+    env[METRICS_DIR.env] = str(Path(run_dir, "metrics"))  # prometheus-client's
+    os.mkdir(env[METRICS_DIR.env], 0o700)
     os.environ.update(env)
     for name, secret in secrets.items():
         os.environ.setdefault(name, secret)
@@ -67,10 +74,16 @@ def serve(**given: object) -> None:
 
     try:
         WebConfig.from_env()  # the secrets checked before a worker starts
-        typer.echo(
+        logging_config = logs.granian_config(logs.LogFormat(found[LOG_FORMAT]))
+        banner = (
             f"lampo serving {urls.redact(storage)} on http://{host}:{port} with "
             f"{found[WORKERS]} worker(s); secrets in {secrets_file}"
         )
+        if logging_config is None:
+            typer.echo(banner)
+        else:  # a log line like every other
+            logging.config.dictConfig(logging_config)
+            logging.getLogger("lampo.serve").info(banner)
         Granian(
             "lampo.web.app:create_app",
             address=host,
@@ -78,7 +91,8 @@ def serve(**given: object) -> None:
             interface=Interfaces.ASGI,
             workers=found[WORKERS],
             factory=True,
-            log_access=False,
+            log_access=found[ACCESS_LOG],
+            log_dictconfig=logging_config,
             # uvloop's call_soon_threadsafe, which granian calls once per request, is cheaper
             loop=Loops.uvloop if importlib.util.find_spec("uvloop") else Loops.asyncio,
         ).serve()

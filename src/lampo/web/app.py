@@ -45,12 +45,13 @@ from lampo.services.sales import ReserveCommand, Sales
 from lampo.sim import definition
 from lampo.storage import Storage
 from lampo.storage.port import Result
-from lampo.web import limits, live, problems, schemas
+from lampo.web import docs, limits, live, logs, problems, schemas
 from lampo.web.auth import Buyer, TokenVerifier, check_admin, verify_webhook
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
 from lampo.web.idempotency import Answer, Calls
-from lampo.web.metrics import Metrics, SharedMetrics, merge
+from lampo.web.metrics import CONTENT_TYPE as METRICS_TYPE
+from lampo.web.metrics import Metrics
 from lampo.web.problems import (
     PROBLEM_JSON,
     EventExists,
@@ -266,14 +267,10 @@ class App:
         )
         #: Successes remembered by idempotency key, and the calls in flight.
         self.calls = Calls(config.replay_entries, config.replay_seconds)
-        self.metrics = Metrics()
-        self.reservations = Coalescer(self._reserve_many)
+        self.metrics = Metrics(config.metrics_dir)
+        self.reservations = Coalescer(self._reserve_many, on_batch=self.metrics.batch)
         #: One read of an event's live report serves every viewer for ``report_ttl``.
         self.reports: SharedReads[bytes] = SharedReads(config.report_ttl)
-        #: The sum over the workers of one ``lampo serve`` (``LAMPO_RUN_DIR``).
-        self.shared_metrics = (
-            SharedMetrics(Path(config.run_dir), self._metrics_snapshot) if config.run_dir else None
-        )
         self.router = Router()
         self._sweeper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -317,8 +314,6 @@ class App:
     async def startup(self) -> None:
         """``start`` off the loop, then the expiry sweeper and the definitions' watcher on it."""
         await asyncio.to_thread(self.start)
-        if self.shared_metrics is not None:
-            await self.shared_metrics.start()
         loop = asyncio.get_running_loop()
         config = self.config
         if config.sweep_interval > 0 and self._sweeper is None:
@@ -334,8 +329,6 @@ class App:
             self._watcher = loop.create_task(watch)
 
     async def stop(self) -> None:
-        if self.shared_metrics is not None:
-            await self.shared_metrics.stop()  # its last snapshot, counted after it exits
         for task in (self._sweeper, self._watcher):
             if task is not None:
                 task.cancel()
@@ -501,6 +494,8 @@ class App:
         add("GET", "/metrics", self.read_metrics)
         add("GET", "/openapi.json", self.openapi)
         add("GET", "/docs", self.docs)
+        for path in docs.ASSETS:
+            add("GET", path, self.docs_asset)
         add("GET", "/problems/{reason}", self.problem_page)
         add("GET", "/live", self.live_index)
         add("GET", "/live/{event_id}", self.live_page)
@@ -804,21 +799,10 @@ class App:
         return json_response(200, schemas.Health("ready"))
 
     async def read_metrics(self, req: Request) -> Response:
-        def stock() -> dict[str, Any]:
-            return {ev: self.storage.stock(ev) for ev in self.service.events}
+        def text() -> bytes:  # reads storage and the workers' files: off the loop
+            return self.metrics.render({ev: self.storage.stock(ev) for ev in self.service.events})
 
-        if self.shared_metrics is None:
-            metrics, batches = self.metrics, self._batches()
-        else:
-            metrics, batches = merge(await self.shared_metrics.collect())
-        text = metrics.render(await asyncio.to_thread(stock), batches)
-        return Response(200, text.encode(), [(b"content-type", b"text/plain; version=0.0.4")])
-
-    def _batches(self) -> tuple[int, int]:
-        return self.reservations.batches, self.reservations.requests
-
-    def _metrics_snapshot(self) -> bytes:
-        return self.metrics.to_json(self._batches())
+        return Response(200, await asyncio.to_thread(text), [(b"content-type", METRICS_TYPE)])
 
     async def openapi(self, req: Request) -> Response:
         from lampo.web.openapi import spec
@@ -826,9 +810,12 @@ class App:
         return json_response(200, spec())
 
     async def docs(self, req: Request) -> Response:
-        from lampo.web.openapi import docs_html
+        page = docs.page()
+        return Response(page.status, page.body, page.headers)
 
-        return Response(200, docs_html().encode(), [(b"content-type", b"text/html; charset=utf-8")])
+    async def docs_asset(self, req: Request) -> Response:
+        page = docs.asset(req.path)
+        return Response(page.status, page.body, page.headers)
 
     async def problem_page(self, req: Request) -> Response:
         reason = req.params["reason"]
@@ -861,6 +848,7 @@ def tune_gc() -> None:
 
 def create_app() -> App:
     """The app configured from the environment (the factory ``lampo serve`` runs)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = WebConfig.from_env()
+    logs.configure(logs.LogFormat(config.log_format))
     tune_gc()
-    return App(WebConfig.from_env())
+    return App(config)

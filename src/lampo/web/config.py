@@ -19,6 +19,7 @@ from pathlib import Path
 from lampo import config as declared
 from lampo.bootstrap import Config
 from lampo.domain.errors import InvalidRequest
+from lampo.web.auth import check_token_secret
 
 SECRET_NAMES = tuple(s.env for s in declared.SECRETS)
 DEFAULT_SECRETS_FILE = declared.DEFAULT_SECRETS_FILE
@@ -76,6 +77,8 @@ class WebConfig:
     bench: bool = declared.BENCH.default
     test_clock: bool = declared.TEST_CLOCK.default
     run_dir: str = declared.RUN_DIR.default
+    metrics_dir: str = declared.METRICS_DIR.default
+    log_format: str = declared.LOG_FORMAT.default
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebConfig:
@@ -95,6 +98,7 @@ class WebConfig:
         secret, admin_key, webhook_secret = (
             s.kind.parse(found[s.env], s.env).encode() for s in declared.SECRETS
         )
+        check_token_secret(secret)
         settings = declared.read((*declared.ENGINE, *declared.WEB), env, server=True)
         return cls(
             Config.from_settings(settings),

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document (``/openapi.json``) and a self-contained docs page (``/docs``).
+"""The OpenAPI 3.1 document (``/openapi.json``; ``docs.py`` serves the page that reads it).
 
 Body schemas come from the msgspec structs the server parses and encodes with, so the
 document cannot drift from the code; the table below adds paths, statuses and security.
@@ -7,8 +7,6 @@ document cannot drift from the code; the table below adds paths, statuses and se
 from __future__ import annotations
 
 import functools
-import html
-import json
 from typing import Any
 
 import msgspec
@@ -415,44 +413,3 @@ def spec() -> dict[str, Any]:
             },
         },
     }
-
-
-@functools.cache
-def docs_html() -> str:
-    """A plain page listing every operation with its parameters and bodies, with no
-    script or asset from elsewhere."""
-    doc = spec()
-    rows: list[str] = []
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
-            params = ", ".join(
-                f"{p['name']} ({p['in']}{', required' if p.get('required') else ''})"
-                for p in op.get("parameters", [])
-            )
-            body = op.get("requestBody", {}).get("content", {})
-            rows.append(
-                "<section>"
-                f"<h3><code>{method.upper()} {html.escape(path)}</code></h3>"
-                f"<p>{html.escape(op['summary'])}</p>"
-                + (f"<p>{html.escape(op['description'])}</p>" if op.get("description") else "")
-                + (
-                    f"<p>Auth: {' or '.join(next(iter(r)) for r in op['security'])}</p>"
-                    if op.get("security")
-                    else ""
-                )
-                + (f"<p>Parameters: {html.escape(params)}</p>" if params else "")
-                + (f"<p>Body: {html.escape(', '.join(body))}</p>" if body else "")
-                + "<p>Responses: "
-                + html.escape(", ".join(op["responses"]))
-                + "</p></section>"
-            )
-    models = html.escape(json.dumps(doc["components"]["schemas"], indent=2))
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>lampo API</title>"
-        "<style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto}"
-        "section{border-top:1px solid #ddd}pre{background:#f6f6f6;padding:1rem}</style>"
-        f"</head><body><h1>lampo API {html.escape(doc['info']['version'])}</h1>"
-        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a>.</p>"
-        + "".join(rows)
-        + f"<h2>Schemas</h2><pre>{models}</pre></body></html>"
-    )
