@@ -37,6 +37,26 @@ def test_a_malformed_period_is_refused_with_a_reason(text: str) -> None:
     assert err.value.field == "period"
 
 
+@given(st.text(max_size=12))
+def test_only_ascii_years_and_quarters_parse_and_they_read_back_as_their_label(
+    text: str,
+) -> None:
+    try:
+        period = Period.parse(text)
+    except InvalidRequest:
+        return
+    written = text.strip().upper().replace("-", "")
+    assert written.isascii()
+    assert written == period.label
+
+
+@given(st.sampled_from("\u00b2\u0663\u06f1\u0967\uff11\U0001d7d9"), st.integers(0, 3))
+def test_a_year_in_another_script_s_digits_is_refused(digit: str, where: int) -> None:
+    text = "2017"[:where] + digit + "2017"[where + 1 :]
+    with pytest.raises(InvalidRequest):
+        Period.parse(text + "Q2")
+
+
 def test_quarters_follow_each_other_and_a_year_ago_is_the_same_quarter() -> None:
     q1 = Period.parse("2017Q1")
     assert q1.previous().label == "2016Q4"

@@ -25,7 +25,7 @@ from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold, HoldState
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
 
-_PERIOD = re.compile(r"^(\d{4})(?:-?Q([1-4]))?$")
+_PERIOD = re.compile(r"([0-9]{4})(?:-?Q([1-4]))?", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class Period:
     @classmethod
     def parse(cls, text: str, tz: str = "UTC") -> Period:
         """``2017Q2``, ``2017-Q2``, ``2017q2`` or ``2017``."""
-        found = _PERIOD.match(text.strip().upper()) if isinstance(text, str) else None
+        found = _PERIOD.fullmatch(text.strip().upper()) if isinstance(text, str) else None
         if not found:
             raise InvalidRequest(
                 "period", f"{text!r} is not a quarter or year such as 2017Q2 or 2017"
