@@ -50,7 +50,7 @@ from lampo.domain.holds import (
     StockLevel,
 )
 from lampo.domain.market import Channel, ChannelKind
-from lampo.domain.totals import Totals
+from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, Totals
 from lampo.storage import _transitions as tx
 from lampo.storage import urls
 from lampo.storage._batched import BatchedTransitions
@@ -519,9 +519,13 @@ class PostgresStorage(BatchedTransitions):
                 "WHERE event = %(e)s",
                 {"e": event},
             ).fetchall()
-        lines = {(r[1], r[2], r[3], r[4], r[5]): [r[6], r[7]] for r in rows if r[0] == "l"}
-        orders = {(r[2], r[3], r[4], r[5]): [r[6], r[7]] for r in rows if r[0] == "o"}
-        return Totals(lines, orders)
+        totals = Totals()
+        for table, sku, market, kind, name, referral, n, amount in rows:
+            if table == "l":
+                totals.lines[LineKey(sku, market, kind, name, referral)] = LineTotal(n, amount)
+            else:
+                totals.orders[OrderKey(market, kind, name, referral)] = OrderTotal(n, amount)
+        return totals
 
     def close(self) -> None:
         if self._closed:

@@ -26,7 +26,7 @@ from lampo.domain.holds import (
     StockLevel,
 )
 from lampo.domain.market import Channel, ChannelKind
-from lampo.domain.totals import Totals
+from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, Totals
 from lampo.storage import _transitions as tx
 from lampo.storage import urls
 from lampo.storage._batched import BatchedTransitions
@@ -621,16 +621,16 @@ class SqliteStorage(BatchedTransitions):
         conn.execute("BEGIN")  # one snapshot for both tables
         try:
             lines = {
-                (r[0], r[1], r[2], r[3], r[4]): [r[5], r[6]]
-                for r in conn.execute(
+                LineKey(sku, market, kind, name, referral): LineTotal(units, amount)
+                for sku, market, kind, name, referral, units, amount in conn.execute(
                     "SELECT sku, market, kind, name, referral, units, amount FROM line_totals "
                     "WHERE event = ?",
                     (event,),
                 )
             }
             orders = {
-                (r[0], r[1], r[2], r[3]): [r[4], r[5]]
-                for r in conn.execute(
+                OrderKey(market, kind, name, referral): OrderTotal(n, amount)
+                for market, kind, name, referral, n, amount in conn.execute(
                     "SELECT market, kind, name, referral, orders, amount FROM order_totals "
                     "WHERE event = ?",
                     (event,),
