@@ -4,6 +4,13 @@ Totals are kept at the finest grain the reports need, so every roll-up (by SKU, 
 market, channel, referral) is a sum over them. ``lines`` is per SKU and sale dimension;
 ``orders`` counts orders (a multi-line order once) per sale dimension. Amounts are minor
 units of the market's currency. Refunded orders are taken out, so totals are net.
+
+Keys and rows are NamedTuples, read by field name: they hash and compare as the tuples
+they are. Measured per ``add`` of a one-line order (timeit, one run, 2-CPU host): plain
+tuples and ``[units, amount]`` lists 0.35-0.40 µs; NamedTuples built through
+``tuple.__new__`` 1.1 µs; through their own constructor 2.3 µs; mutable
+``dataclass(slots=True)`` rows 1.3 µs. Only the in-memory backend runs ``add`` per
+payment (the others add in their store), where 0.7 µs is about 2 % of a payment.
 """
 
 from __future__ import annotations
