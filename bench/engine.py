@@ -183,7 +183,7 @@ def audit(sales: Sales, reserved: int, paid: int) -> str:
     ok = (
         ok
         and totals.order_count == paid
-        and sum(v[1] for v in totals.orders.values()) == (paid * PRICE)
+        and sum(v.amount for v in totals.orders.values()) == (paid * PRICE)
     )
     verdict = "ok" if ok else "FAILED"
     return f"audit {verdict}: held {held:,}, sold {sold:,}, totals {totals.units:,} units"

@@ -79,7 +79,7 @@ def test_every_unit_at_the_highest_price_is_sold_refunded_and_sold_again_with_ex
     first = one(store.reserve([everything(event, "whale-1", "k1")]))
     assert first.amount == Money(MAX_AMOUNT, "CNY")
     one(store.pay([PayRequest(first.id, "p1", later)]))
-    assert store.totals(event.id).orders[("CN", "online", "", "")] == [1, MAX_AMOUNT]
+    assert store.totals(event.id).orders[("CN", "online", "", "")] == (1, MAX_AMOUNT)
     assert_consistent(store, event)
 
     one(store.refund([RefundRequest(first.id, later)]))
@@ -87,7 +87,7 @@ def test_every_unit_at_the_highest_price_is_sold_refunded_and_sold_again_with_ex
     one(store.pay([PayRequest(again.id, "p2", later)]))
 
     totals = store.totals(event.id)
-    assert totals.orders[("CN", "online", "", "")] == [1, MAX_AMOUNT]
+    assert totals.orders[("CN", "online", "", "")] == (1, MAX_AMOUNT)
     assert totals.units == MAX_UNITS
     assert {sku: level.sold for sku, level in store.stock(event.id).items()} == {
         "phone-red": HALF,
@@ -111,7 +111,7 @@ def test_holds_keep_their_price_when_an_update_changes_it(store: Storage) -> Non
         more, hold=replace(more.hold, lines=(HoldLine("phone-red", MAX_UNITS - HALF, 1),))
     )
     one(store.pay([PayRequest(one(store.reserve([more])).id, "rp2", later)]))
-    amount = store.totals(cheaper.id).orders[("CN", "online", "", "")][1]
+    amount = store.totals(cheaper.id).orders[("CN", "online", "", "")].amount
     assert amount == HALF * MAX_MINOR_UNITS + (MAX_UNITS - HALF)
     assert amount <= MAX_AMOUNT
     assert_consistent(store, cheaper)

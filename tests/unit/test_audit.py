@@ -45,7 +45,8 @@ def test_the_audit_flags_stock_that_disagrees_with_the_holds() -> None:
 def test_the_audit_flags_totals_that_differ_from_the_recount() -> None:
     storage, sales = simulated()
     totals = storage._st.events["redmi-1s-flipkart-2014"]
-    next(iter(totals.lines.values()))[1] += 1  # one paisa too many
+    key, row = next(iter(totals.lines.items()))
+    totals.lines[key] = row._replace(amount=row.amount + 1)  # one paisa too many
     found = audit(storage, sales.event("redmi-1s-flipkart-2014"))
     assert len(found.totals) == 1
     assert "1 rows differ" in found.summary()

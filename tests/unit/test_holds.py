@@ -194,7 +194,7 @@ def test_recount_counts_paid_holds_only() -> None:
     totals = recount(holds)
     assert totals.units == 3
     assert totals.order_count == 1
-    assert totals.orders == {("CN", "online", "", ""): [1, paid.amount.amount]}
+    assert totals.orders == {("CN", "online", "", ""): (1, paid.amount.amount)}
 
 
 def test_totals_net_out_a_refund_and_compare_without_zero_rows() -> None:

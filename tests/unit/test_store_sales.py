@@ -27,7 +27,7 @@ def test_a_store_sale_is_an_order_of_the_store_channel() -> None:
     assert order.channel.name == "mi-home-42"
     level = sales.stock("fest")["redmi-2"]
     assert (level.available, level.held, level.sold) == (1, 0, 2)
-    assert sales.totals("fest").orders[("CN", "store", "mi-home-42", "")][0] == 1
+    assert sales.totals("fest").orders[("CN", "store", "mi-home-42", "")].orders == 1
 
 
 def test_a_retried_store_sale_sells_once() -> None:

@@ -21,23 +21,28 @@ from lampo.domain.event import Milestone, SaleEvent
 from lampo.domain.holds import Hold, HoldState
 from lampo.domain.money import Money
 from lampo.domain.records import RecordResult
-from lampo.domain.totals import LineKey, Totals
+from lampo.domain.totals import LineKey, OrderKey, Totals
 
 #: The battle report's roll-up dimensions and how each is read off a ``LineKey``.
 DIMENSIONS: dict[str, Callable[[SaleEvent, LineKey], str]] = {
-    "sku": lambda ev, k: k[0],
-    "category": lambda ev, k: ev.category_of(k[0]),
-    "market": lambda ev, k: k[1],
-    "channel": lambda ev, k: k[2],
-    "outlet": lambda ev, k: f"{k[2]}:{k[3]}" if k[3] else k[2],
-    "referral": lambda ev, k: k[4] or "-",
+    "sku": lambda ev, k: k.sku,
+    "category": lambda ev, k: ev.category_of(k.sku),
+    "market": lambda ev, k: k.market,
+    "channel": lambda ev, k: k.channel_kind,
+    "outlet": lambda ev, k: _outlet(k),
+    "referral": lambda ev, k: k.referral or "-",
 }
-_ORDER_DIMENSIONS: dict[str, Callable[[tuple[str, str, str, str]], str]] = {
-    "market": lambda k: k[0],
-    "channel": lambda k: k[1],
-    "outlet": lambda k: f"{k[1]}:{k[2]}" if k[2] else k[1],
-    "referral": lambda k: k[3] or "-",
+_ORDER_DIMENSIONS: dict[str, Callable[[OrderKey], str]] = {
+    "market": lambda k: k.market,
+    "channel": lambda k: k.channel_kind,
+    "outlet": lambda k: _outlet(k),
+    "referral": lambda k: k.referral or "-",
 }
+
+
+def _outlet(key: LineKey | OrderKey) -> str:
+    """``kind:name`` of a marketplace or store, the kind alone for the own online store."""
+    return f"{key.channel_kind}:{key.channel_name}" if key.channel_name else key.channel_kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +62,16 @@ def rollup(event: SaleEvent, totals: Totals, dimension: str) -> list[Row]:
     key_of = DIMENSIONS[dimension]
     units: Counter[str] = Counter()
     amounts: dict[str, Counter[str]] = {}
-    for key, (n, amount) in totals.lines.items():
+    for key, row in totals.lines.items():
         group = key_of(event, key)
-        units[group] += n
-        cur = event.markets[key[1]].currency
-        amounts.setdefault(group, Counter())[cur] += amount
+        units[group] += row.units
+        cur = event.markets[key.market].currency
+        amounts.setdefault(group, Counter())[cur] += row.amount
     orders: Counter[str] | None = None
     if dimension in _ORDER_DIMENSIONS:
         orders = Counter()
-        for okey, (n, _) in totals.orders.items():
-            orders[_ORDER_DIMENSIONS[dimension](okey)] += n
+        for okey, orow in totals.orders.items():
+            orders[_ORDER_DIMENSIONS[dimension](okey)] += orow.orders
     rows = [
         Row(
             group,
@@ -177,10 +182,10 @@ def units_by_category(event: SaleEvent, totals: Totals) -> dict[str, int]:
     A SKU that ``event`` does not list is left out: a worker may read totals that a newer
     definition (an update made through another worker, not yet taken here) sold into."""
     units = dict.fromkeys(event.categories, 0)
-    for (sku, *_), (n, _) in totals.lines.items():
-        item = event.skus.get(sku)
+    for key, row in totals.lines.items():
+        item = event.skus.get(key.sku)
         if item is not None:
-            units[item.category] = units.get(item.category, 0) + n
+            units[item.category] = units.get(item.category, 0) + row.units
     return units
 
 
@@ -319,11 +324,12 @@ def best_sellers(
     """SKUs by units sold (then money, then id), optionally only the lines ``where`` keeps."""
     units: Counter[str] = Counter()
     amounts: dict[str, Counter[str]] = {}
-    for key, (n, amount) in totals.lines.items():
+    for key, row in totals.lines.items():
         if where is not None and not where(key):
             continue
-        units[key[0]] += n
-        amounts.setdefault(key[0], Counter())[event.markets[key[1]].currency] += amount
+        units[key.sku] += row.units
+        currency = event.markets[key.market].currency
+        amounts.setdefault(key.sku, Counter())[currency] += row.amount
     money = {sku: event.fx.total(dict(a)) for sku, a in amounts.items()}
     order = sorted(
         (s for s in units if units[s] > 0), key=lambda s: (-units[s], -money[s].amount, s)
@@ -341,11 +347,11 @@ class Rankings:
 
 def rankings(event: SaleEvent, totals: Totals, top: int = 5) -> Rankings:
     per_market = {
-        m: best_sellers(event, totals, lambda k, m=m: k[1] == m, top)  # type: ignore[misc]
+        m: best_sellers(event, totals, lambda k, m=m: k.market == m, top)  # type: ignore[misc]
         for m in event.markets
     }
     per_category = {
-        c: best_sellers(event, totals, lambda k, c=c: event.category_of(k[0]) == c, top)  # type: ignore[misc]
+        c: best_sellers(event, totals, lambda k, c=c: event.category_of(k.sku) == c, top)  # type: ignore[misc]
         for c in event.categories
     }
     return Rankings(

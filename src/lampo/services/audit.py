@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import HoldState
-from lampo.domain.totals import LineKey, OrderKey, recount
+from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, recount
 from lampo.storage.port import Storage
 
 
@@ -35,11 +35,11 @@ class LimitViolation:
 
 @dataclass(frozen=True, slots=True)
 class TotalsDifference:
-    """A row where the live totals and the recount differ: ``[units or orders, amount]``."""
+    """A row where the live totals and the recount differ (a missing row reads as zeros)."""
 
     key: LineKey | OrderKey
-    live: tuple[int, int]
-    recount: tuple[int, int]
+    live: LineTotal | OrderTotal
+    recount: LineTotal | OrderTotal
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,9 +134,10 @@ def audit(storage: Storage, event: SaleEvent) -> Audit:
 def _differ(
     out: list[TotalsDifference],
     key: LineKey | OrderKey,
-    live: list[int] | None,
-    recounted: list[int] | None,
+    live: LineTotal | OrderTotal | None,
+    recounted: LineTotal | OrderTotal | None,
 ) -> None:
-    a, b = live or [0, 0], recounted or [0, 0]
+    zero = LineTotal(0, 0) if isinstance(key, LineKey) else OrderTotal(0, 0)
+    a, b = live or zero, recounted or zero
     if a != b:
-        out.append(TotalsDifference(key, (a[0], a[1]), (b[0], b[1])))
+        out.append(TotalsDifference(key, a, b))

@@ -67,8 +67,8 @@ def past_result(event: SaleEvent, totals: Totals, holds: Sequence[Hold]) -> list
     sold_out = sold_out_times(event, holds)
     first_hour = first_hour_units(event, holds)
     units: Counter[str] = Counter()
-    for key, (n, _) in totals.lines.items():
-        units[event.category_of(key[0])] += n
+    for key, row in totals.lines.items():
+        units[event.category_of(key.sku)] += row.units
     # A sale's money is its whole revenue (as imported rows give it), converted once per
     # currency exactly as the battle report's total is, so the two never differ by a fen.
     _, _, _, revenue = grand_total(event, totals)

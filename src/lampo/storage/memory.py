@@ -191,9 +191,7 @@ class MemoryStorage:
     def totals(self, event: str) -> Totals:
         with self._lock:
             t = self._st.events.get(event, Totals())
-            return Totals(
-                {k: list(v) for k, v in t.lines.items()}, {k: list(v) for k, v in t.orders.items()}
-            )
+            return t.copy()
 
     def close(self) -> None:
         pass

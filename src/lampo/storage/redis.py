@@ -1241,7 +1241,7 @@ class RedisStorage:
                     row = into.setdefault(tuple(k.split(SEP)), [0, 0])
                     row[0] += int(v)
                     row[1] += int(amounts.get(k, 0))
-        return Totals(lines, orders)
+        return Totals.of(lines, orders)
 
     def close(self) -> None:
         if self._closed:

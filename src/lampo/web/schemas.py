@@ -291,12 +291,12 @@ def report_out(
     amounts = totals.amounts_by_currency(currency_of)
     total = event.fx.total(amounts)
     by_market: dict[str, list[int]] = {}  # orders, amount, units
-    for (market, *_), (orders, amount) in totals.orders.items():
-        row = by_market.setdefault(market, [0, 0, 0])
-        row[0] += orders
-        row[1] += amount
-    for (_, market, *_), (units, _) in totals.lines.items():
-        by_market.setdefault(market, [0, 0, 0])[2] += units
+    for okey, orow in totals.orders.items():
+        row = by_market.setdefault(okey.market, [0, 0, 0])
+        row[0] += orow.orders
+        row[1] += orow.amount
+    for lkey, lrow in totals.lines.items():
+        by_market.setdefault(lkey.market, [0, 0, 0])[2] += lrow.units
     categories = units_by_category(event, totals)
     currencies = {event.fx.reporting, *currency_of.values()}
     return Report(

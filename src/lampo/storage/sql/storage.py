@@ -1,0 +1,82 @@
+"""The port's methods that SQLite and PostgreSQL run alike: setting an event up, updating
+it, and the reads, over a backend's ``_rows`` (a query on one of its read connections)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from lampo.domain.codec import event_from_json, event_to_json
+from lampo.domain.event import SaleEvent
+from lampo.domain.holds import Hold, StockLevel
+from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, Totals
+from lampo.storage import _transitions as tx
+from lampo.storage._batched import BatchedTransitions
+from lampo.storage.port import KeyRef, check_same_definition
+from lampo.storage.sql.dialect import Dialect
+from lampo.storage.sql.state import SqlState, hold_from_row, statements
+
+
+class SqlStorage(BatchedTransitions):
+    """The shared half of a SQL backend: its writer's units of work get a ``SqlState``."""
+
+    dialect: Dialect
+
+    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of ``query`` on a read connection (not the writer's transaction)."""
+        raise NotImplementedError
+
+    def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        raise NotImplementedError
+
+    # -- writes ----------------------------------------------------------------------------
+    def setup(self, event: SaleEvent) -> None:
+        definition = event_to_json(event)
+
+        def work(st: SqlState) -> None:
+            known = st.definition_get(event.id)
+            if known is not None:
+                check_same_definition(known, event)
+                return
+            st.create_event(event, definition, datetime.now(UTC))
+
+        self._batcher.submit(work)
+
+    def update(self, event: SaleEvent) -> None:
+        self._batcher.submit(lambda st: tx.redefine(st, event))
+
+    # -- reads -----------------------------------------------------------------------------
+    def events(self) -> list[str]:
+        return [r[0] for r in self._rows(statements(self.dialect).events)]
+
+    def load_events(self) -> list[SaleEvent]:
+        return [event_from_json(r[0]) for r in self._rows(statements(self.dialect).definitions)]
+
+    def hold(self, hold_id: str) -> Hold | None:
+        rows = self._rows(statements(self.dialect).hold_read, (hold_id,))
+        return hold_from_row(self.dialect, rows[0]) if rows else None
+
+    def holds(self, event: str) -> Iterator[Hold]:
+        rows = self._rows(statements(self.dialect).holds, (event,))
+        return (hold_from_row(self.dialect, r) for r in rows)
+
+    def stock(self, event: str) -> dict[str, StockLevel]:
+        rows = self._rows(statements(self.dialect).stock, (event,))
+        return {r[0]: StockLevel(*r) for r in rows}
+
+    def totals(self, event: str) -> Totals:
+        totals = Totals()
+        for table, sku, market, kind, name, referral, n, amount in self._rows(
+            statements(self.dialect).totals, (event, event)
+        ):
+            if table == "l":
+                totals.lines[LineKey(sku, market, kind, name, referral)] = LineTotal(n, amount)
+            else:
+                totals.orders[OrderKey(market, kind, name, referral)] = OrderTotal(n, amount)
+        return totals
+
+    async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
+        # a read on a read connection of a worker thread: the loop runs on meanwhile
+        return await asyncio.to_thread(self.recorded, keys)
