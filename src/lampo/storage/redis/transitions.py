@@ -11,6 +11,7 @@ deadline (no scan).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -155,18 +156,21 @@ class Transitions(PaymentIds):
 
         return unit
 
+    def _submit(self, make: Callable[[Sequence[Any]], _Unit], items: Sequence[Any]) -> list[Any]:
+        """The results of ``items``, run by the writer as the unit ``make`` encodes."""
+        return self._batcher.submit(make(items), len(items)) if items else []
+
+    async def _asubmit(
+        self, make: Callable[[Sequence[Any]], _Unit], items: Sequence[Any]
+    ) -> list[Any]:
+        """``_submit`` from the event loop, without a thread hop."""
+        return await self._batcher.asubmit(make(items), len(items)) if items else []
+
     def reserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
-        if not requests:
-            return []
-        out: list[Result] = self._batcher.submit(self._reserve_unit(requests), len(requests))
-        return out
+        return self._submit(self._reserve_unit, requests)
 
     async def areserve(self, requests: Sequence[ReserveRequest]) -> list[Result]:
-        if not requests:
-            return []
-        unit = self._reserve_unit(requests)
-        out: list[Result] = await self._batcher.asubmit(unit, len(requests))
-        return out
+        return await self._asubmit(self._reserve_unit, requests)
 
     def _recorded_unit(self, keys: Sequence[KeyRef]) -> _Unit:
         """recorded.lua in each key's customer's bucket: a read, in the writer's round
@@ -183,29 +187,23 @@ class Transitions(PaymentIds):
         return unit
 
     def recorded(self, keys: Sequence[KeyRef]) -> list[bool]:
-        if not keys:
-            return []
-        out: list[bool] = self._batcher.submit(self._recorded_unit(keys), len(keys))
-        return out
+        return self._submit(self._recorded_unit, keys)
 
     async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
-        if not keys:
-            return []
-        out: list[bool] = await self._batcher.asubmit(self._recorded_unit(keys), len(keys))
-        return out
+        return await self._asubmit(self._recorded_unit, keys)
 
     def _by_hold_unit(
-        self,
-        script: str,
-        requests: Sequence[Any],
-        args: Callable[[Any], list[Any]],
-        decode: Callable[[Any, list[Any]], Result],
+        self, action: str, requests: Sequence[ReleaseRequest | RefundRequest]
     ) -> _Unit:
-        encoded = [(req.hold_id, args(req)) for req in requests]
+        """release.lua (``action`` "released") or refund.lua ("refunded") per request."""
+        script = "release" if action == "released" else "refund"
+        encoded = [(req.hold_id, [req.hold_id, req.now.isoformat()]) for req in requests]
 
         def unit(rnd: _Round) -> Callable[[], list[Result]]:
             sent = [rnd.add(script, None, a, hold_id) for hold_id, a in encoded]
-            return lambda: [decode(req, _answer(s)) for req, s in zip(requests, sent, strict=True)]
+            return lambda: [
+                _ended(hid, action, _answer(s)) for (hid, _), s in zip(encoded, sent, strict=True)
+            ]
 
         return unit
 
@@ -223,34 +221,16 @@ class Transitions(PaymentIds):
         return unit
 
     def pay(self, requests: Sequence[PayRequest]) -> list[Result]:
-        if not requests:
-            return []
-        out: list[Result] = self._batcher.submit(self._pay_unit(requests), len(requests))
-        return out
+        return self._submit(self._pay_unit, requests)
 
     async def apay(self, requests: Sequence[PayRequest]) -> list[Result]:
-        if not requests:
-            return []
-        out: list[Result] = await self._batcher.asubmit(self._pay_unit(requests), len(requests))
-        return out
+        return await self._asubmit(self._pay_unit, requests)
 
     def release(self, requests: Sequence[ReleaseRequest]) -> list[Result]:
-        if not requests:
-            return []
-        unit = self._by_hold_unit(
-            "release", requests, _end_args, lambda req, a: _ended(req.hold_id, "released", a)
-        )
-        out: list[Result] = self._batcher.submit(unit, len(requests))
-        return out
+        return self._submit(functools.partial(self._by_hold_unit, "released"), requests)
 
     def refund(self, requests: Sequence[RefundRequest]) -> list[Result]:
-        if not requests:
-            return []
-        unit = self._by_hold_unit(
-            "refund", requests, _end_args, lambda req, a: _ended(req.hold_id, "refunded", a)
-        )
-        out: list[Result] = self._batcher.submit(unit, len(requests))
-        return out
+        return self._submit(functools.partial(self._by_hold_unit, "refunded"), requests)
 
     def expire_due(self, event: str, now: datetime, limit: int = 1000) -> list[Hold]:
         n = self._call(self._bucket_count, event)
@@ -301,10 +281,6 @@ def _pay_args(req: PayRequest) -> list[Any]:
     args: list[Any] = [req.hold_id, req.payment_id, _us(req.now), req.now.isoformat()]
     args += ["", ""] if amount is None else [amount.amount, amount.currency]
     return args
-
-
-def _end_args(req: ReleaseRequest | RefundRequest) -> list[Any]:
-    return [req.hold_id, req.now.isoformat()]
 
 
 def _ended(hold_id: str, action: str, answer: list[Any]) -> Result:
