@@ -35,22 +35,11 @@ from tests.contract.test_stock_buckets import (
 )
 from tests.factories import NOW, sale_event
 
-# The fixtures of the bucketed stores, the same as test_stock_buckets.py's.
+# test_stock_buckets.py's fixtures: the bucketed stores, a Sales, an open 12-unit event.
 spec = test_stock_buckets.spec
 store = test_stock_buckets.store
-
-
-@pytest.fixture
-def sales(store: RedisStorage) -> Sales:
-    return Sales(store, clock=ManualClock(NOW))
-
-
-@pytest.fixture
-def event(sales: Sales) -> SaleEvent:
-    """An event of 12 phones, open for sale."""
-    opened = sale_event(stock={"phone-red": 12})
-    sales.open(opened)
-    return opened
+sales = test_stock_buckets.sales
+event = test_stock_buckets.event
 
 
 def take_bucket_0(sales: Sales, event: SaleEvent, n: int) -> int:
