@@ -10,9 +10,7 @@ consistent and that running ``update`` again completes it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -24,10 +22,10 @@ from lampo.services.sales import Sales
 from lampo.storage import from_url
 from lampo.storage._buckets import shares
 from lampo.storage.redis import RedisStorage
-from tests.contract.conftest import Backend, assert_consistent, snapshot
+from tests.contract import test_stock_buckets
+from tests.contract.conftest import assert_consistent, snapshot
 from tests.contract.test_event_updates import with_allocation, with_new_sku
 from tests.contract.test_stock_buckets import (
-    BUCKETED,
     _lend,
     _replace_option,
     customers,
@@ -37,26 +35,19 @@ from tests.contract.test_stock_buckets import (
 )
 from tests.factories import NOW, sale_event
 
-
-@pytest.fixture(params=BUCKETED)
-def spec(request: pytest.FixtureRequest) -> Backend:
-    backend: Backend = request.param
-    return backend
-
-
-@pytest.fixture
-def store(spec: Backend, tmp_path: Path) -> Iterator[RedisStorage]:
-    opened = spec.open(tmp_path)  # skips (or fails under CI) without the server
-    assert isinstance(opened, RedisStorage)
-    try:
-        yield opened
-    finally:
-        opened.close()
+# test_stock_buckets.py's fixtures: the bucketed stores, a Sales, an open 12-unit event.
+spec = test_stock_buckets.spec
+store = test_stock_buckets.store
+sales = test_stock_buckets.sales
+event = test_stock_buckets.event
 
 
-@pytest.fixture
-def sales(store: RedisStorage) -> Sales:
-    return Sales(store, clock=ManualClock(NOW))
+def take_bucket_0(sales: Sales, event: SaleEvent, n: int) -> int:
+    """Every unit of bucket 0's own share held, by its customers; how many."""
+    mine = shares(12, n)[0]
+    for who in customers(0, n, mine):
+        sales.reserve(event.id, who, "CN", {"phone-red": 1})
+    return mine
 
 
 def text(event: SaleEvent) -> str:
@@ -86,14 +77,10 @@ def test_new_units_are_spread_over_the_buckets_as_setup_spreads_them(
 
 
 def test_a_lower_allocation_takes_units_from_every_bucket_that_has_them(
-    store: RedisStorage, sales: Sales
+    store: RedisStorage, sales: Sales, event: SaleEvent
 ) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales.open(event)
     n = store.buckets
-    mine = shares(12, n)[0]
-    for who in customers(0, n, mine):  # bucket 0 has nothing left of its own
-        sales.reserve(event.id, who, "CN", {"phone-red": 1})
+    mine = take_bucket_0(sales, event, n)  # bucket 0 has nothing left of its own
     lower = with_allocation(event, "phone-red", mine + 1)  # one unit left, anywhere
     sales.update(lower)
     levels = per_bucket(store, event.id, "phone-red")
@@ -103,9 +90,9 @@ def test_a_lower_allocation_takes_units_from_every_bucket_that_has_them(
     assert_consistent(store, lower)
 
 
-def test_a_refused_lower_allocation_moves_nothing(store: RedisStorage, sales: Sales) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales.open(event)
+def test_a_refused_lower_allocation_moves_nothing(
+    store: RedisStorage, sales: Sales, event: SaleEvent
+) -> None:
     for b in range(store.buckets):
         for who in customers(b, store.buckets, 2):
             sales.reserve(event.id, who, "CN", {"phone-red": 1})
@@ -119,13 +106,10 @@ def test_a_refused_lower_allocation_moves_nothing(store: RedisStorage, sales: Sa
 
 
 def test_a_crash_after_gathering_changes_nothing_reads_see_and_update_again_completes(
-    store: RedisStorage, sales: Sales
+    store: RedisStorage, sales: Sales, event: SaleEvent
 ) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales.open(event)
     n = store.buckets
-    for who in customers(0, n, shares(12, n)[0]):
-        sales.reserve(event.id, who, "CN", {"phone-red": 1})
+    take_bucket_0(sales, event, n)
     new = with_new_sku(with_allocation(event, "phone-red", 6), "tv-65", 4)
     before = snapshot(store, event.id)
     # The steps before bucket 0's script: units gathered, empty rows for the new SKU.
@@ -142,13 +126,10 @@ def test_a_crash_after_gathering_changes_nothing_reads_see_and_update_again_comp
 
 
 def test_a_crash_inside_a_gathering_transfer_is_counted_and_completed_by_update(
-    store: RedisStorage, sales: Sales
+    store: RedisStorage, sales: Sales, event: SaleEvent
 ) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales.open(event)
     n = store.buckets
-    for who in customers(0, n, shares(12, n)[0]):
-        sales.reserve(event.id, who, "CN", {"phone-red": 1})
+    take_bucket_0(sales, event, n)
     assert _lend(store, event.id, 1, "g1", 0, 2) == 2  # cut after step 1: in transit
     assert store.stock(event.id)["phone-red"].available == 12 - shares(12, n)[0]
     lower = with_allocation(event, "phone-red", 12 - 3)
@@ -159,10 +140,8 @@ def test_a_crash_inside_a_gathering_transfer_is_counted_and_completed_by_update(
 
 
 def test_a_crash_after_bucket_0_leaves_the_update_done_and_update_again_fixes_the_copies(
-    store: RedisStorage, sales: Sales
+    store: RedisStorage, sales: Sales, event: SaleEvent
 ) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales.open(event)
     n = store.buckets
     sales.reserve(event.id, customers(1, n, 1)[0], "CN", {"phone-red": 1})
     new = with_new_sku(with_allocation(event, "phone-red", 15), "tv-65", 5)
@@ -187,10 +166,8 @@ def test_a_crash_after_bucket_0_leaves_the_update_done_and_update_again_fixes_th
 
 
 def test_a_crash_while_spreading_new_units_leaves_them_in_transit_counted(
-    store: RedisStorage, sales: Sales
+    store: RedisStorage, sales: Sales, event: SaleEvent
 ) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales.open(event)
     n = store.buckets
     new = with_new_sku(event, "tv-65", 6)
     change = plan_update(event, new)
@@ -207,10 +184,8 @@ def test_a_crash_while_spreading_new_units_leaves_them_in_transit_counted(
 
 
 def test_a_plan_made_before_another_update_is_refused_by_bucket_0(
-    store: RedisStorage, sales: Sales
+    store: RedisStorage, sales: Sales, event: SaleEvent
 ) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales.open(event)
     n = store.buckets
     first, second = with_allocation(event, "phone-red", 20), with_allocation(event, "phone-red", 8)
     sales.update(first)
@@ -224,10 +199,8 @@ def test_a_plan_made_before_another_update_is_refused_by_bucket_0(
 
 
 def test_an_older_copy_of_the_definition_never_replaces_a_newer_one(
-    store: RedisStorage, sales: Sales
+    store: RedisStorage, sales: Sales, event: SaleEvent
 ) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales.open(event)
     first = replace(event, name="first")
     second = replace(event, name="second")
     sales.update(first)

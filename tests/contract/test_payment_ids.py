@@ -23,7 +23,8 @@ from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
 from lampo.storage import Storage, from_url
 from lampo.storage.postgres import PostgresStorage
-from lampo.storage.redis import RedisStorage, _untag
+from lampo.storage.redis import RedisStorage
+from lampo.storage.redis.codec import _untag
 from tests.contract.conftest import (
     POSTGRES,
     REDIS,

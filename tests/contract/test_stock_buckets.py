@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from lampo.domain.errors import InvalidRequest, SoldOut
+from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold
 from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
@@ -56,6 +57,19 @@ def store(spec: Backend, tmp_path: Path) -> Iterator[RedisStorage]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def sales(store: RedisStorage) -> Sales:
+    return Sales(store, clock=ManualClock(NOW))
+
+
+@pytest.fixture
+def event(sales: Sales) -> SaleEvent:
+    """An event of 12 phones, open for sale."""
+    opened = sale_event(stock={"phone-red": 12})
+    sales.open(opened)
+    return opened
 
 
 def customers(bucket: int, n: int, count: int) -> list[str]:
@@ -176,11 +190,8 @@ def _borrow(store: RedisStorage, event: str, to: int, tid: str, units: int) -> i
 
 
 def test_a_crash_after_lending_leaves_units_in_transit_counted_and_opening_completes_it(
-    store: RedisStorage,
+    store: RedisStorage, event: SaleEvent
 ) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales = Sales(store, clock=ManualClock(NOW))
-    sales.open(event)
     before = per_bucket(store, event.id, "phone-red")
     assert _lend(store, event.id, 1, "t1", 0, 2) == 2
     # In transit: off bucket 1, not yet in bucket 0, and still counted as available.
@@ -203,10 +214,9 @@ def test_a_crash_after_lending_leaves_units_in_transit_counted_and_opening_compl
         assert_consistent(reopened, event)
 
 
-def test_the_expiry_sweep_completes_a_transfer_cut_between_its_steps(store: RedisStorage) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales = Sales(store, clock=ManualClock(NOW))
-    sales.open(event)
+def test_the_expiry_sweep_completes_a_transfer_cut_between_its_steps(
+    store: RedisStorage, event: SaleEvent
+) -> None:
     before = per_bucket(store, event.id, "phone-red")
     assert _lend(store, event.id, 2, "t2", 1, 3) == 3
     assert _borrow(store, event.id, 1, "t2", 3) == 1  # applied, the record not yet cleared
@@ -223,10 +233,9 @@ def test_the_expiry_sweep_completes_a_transfer_cut_between_its_steps(store: Redi
     assert_consistent(store, event)
 
 
-def test_a_reservation_needing_units_in_transit_gets_them(store: RedisStorage) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales = Sales(store, clock=ManualClock(NOW))
-    sales.open(event)
+def test_a_reservation_needing_units_in_transit_gets_them(
+    store: RedisStorage, sales: Sales, event: SaleEvent
+) -> None:
     [buyer] = customers(0, store.buckets, 1)
     assert _lend(store, event.id, 1, "t4", 2, 3) == 3
     hold = sales.reserve(event.id, buyer, "CN", {"phone-red": 12})
@@ -235,20 +244,18 @@ def test_a_reservation_needing_units_in_transit_gets_them(store: RedisStorage) -
     assert_consistent(store, event)
 
 
-def test_a_hold_id_taken_in_another_bucket_is_refused(store: RedisStorage) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales = Sales(store, clock=ManualClock(NOW))
-    sales.open(event)
+def test_a_hold_id_taken_in_another_bucket_is_refused(
+    store: RedisStorage, sales: Sales, event: SaleEvent
+) -> None:
     [alice] = customers(0, store.buckets, 1)
     [bob] = customers(1, store.buckets, 1)
     first = sales.reserve(event.id, alice, "CN", {"phone-red": 1}, key="k1")
     assert_reused_hold_id_refused(store, sales, event.id, first, bob, {"phone-red": 2})
 
 
-def test_an_event_keeps_the_bucket_count_it_was_set_up_with(store: RedisStorage) -> None:
-    event = sale_event(stock={"phone-red": 12})
-    sales = Sales(store, clock=ManualClock(NOW))
-    sales.open(event)
+def test_an_event_keeps_the_bucket_count_it_was_set_up_with(
+    store: RedisStorage, sales: Sales, event: SaleEvent
+) -> None:
     held = [sales.reserve(event.id, f"c{i}", "CN", {"phone-red": 1}, key="k") for i in range(6)]
     one_url = _replace_option(redis_url_of(store), buckets="1")
     with from_url(one_url) as plain:
