@@ -426,7 +426,8 @@ def in_process(args: argparse.Namespace) -> int:
     Steadier than wrk on a shared machine, and blind to granian's cost."""
     from lampo.bootstrap import Config, build_sales
     from lampo.storage import from_url
-    from lampo.web.app import App, tune_gc
+    from lampo.web.app import App
+    from lampo.web.asgi import tune_gc
     from lampo.web.config import WebConfig
 
     tune_gc()  # as create_app does in a server worker
