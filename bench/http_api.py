@@ -24,7 +24,8 @@ time) and the ratio reserve/empty of that configuration. Needs ``wrk`` on the PA
 
 ``--in-process`` measures the app alone instead: no granian, no wrk, the CPU time per
 request of the app, the service and storage (``memory://``, ``sqlite://`` and, when a
-Redis server answers, ``redis://``), also for reservations of sold-out SKUs.
+Redis server answers, ``redis://``), for reservations, for paying the holds they made,
+and for reservations of sold-out SKUs.
 """
 
 from __future__ import annotations
