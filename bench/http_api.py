@@ -24,7 +24,8 @@ time) and the ratio reserve/empty of that configuration. Needs ``wrk`` on the PA
 
 ``--in-process`` measures the app alone instead: no granian, no wrk, the CPU time per
 request of the app, the service and storage (``memory://``, ``sqlite://`` and, when a
-Redis server answers, ``redis://``), also for reservations of sold-out SKUs.
+Redis server answers, ``redis://``), for reservations, for paying the holds they made,
+and for reservations of sold-out SKUs.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def call(port: int, method: str, path: str, body: Any = None) -> Any:
         conn.close()
 
 
-def bench_event(event: str = EVENT, allocation: int = 50_000_000) -> SaleEvent:
+def bench_event(event: str = EVENT, allocation: int = 5_000_000) -> SaleEvent:
     now = datetime.now(UTC).replace(microsecond=0)
     cn = Market("CN", "China", "CNY", "Asia/Shanghai")
     return SaleEvent(
@@ -349,36 +350,63 @@ def parse_config(text: str) -> tuple[str, int]:
 
 
 async def _drive(
-    app: Any, path: str, requests: int, callers: int, tokens: list[bytes], event: str = EVENT
+    app: Any,
+    path: str,
+    requests: int,
+    callers: int,
+    tokens: list[bytes],
+    event: str = EVENT,
+    made: list[tuple[bytes, bytes]] | None = None,
 ) -> Counter[int]:
-    """``requests`` calls of the ASGI app from ``callers`` coroutines; the statuses."""
+    """``requests`` calls of the ASGI app from ``callers`` coroutines; the statuses.
+
+    ``path`` ``/v1/holds`` reserves (one unit of a random SKU for a random buyer; with
+    ``made``, each hold made is appended to it with its buyer's token); ``pay`` pays the
+    holds in ``made`` instead, each with its buyer's token (and a fresh payment id)."""
     import random
 
     statuses: Counter[int] = Counter()
+    paying = path == "pay"
+    if paying and (made is None or len(made) < requests):
+        raise SystemExit(f"pay: {requests} holds to pay, {len(made or ())} made")
+    # the holds' ids read from the reservations' answers before the clock starts
+    to_pay = [(json.loads(answer)["id"], token) for answer, token in made or ()] if paying else []
 
     async def one(i: int) -> None:
-        sku = random.choice(SKUS)
-        body = f'{{"event":"{event}","market":"CN","items":{{"{sku}":1}}}}'.encode()
+        if paying:
+            hold_id, token = to_pay[i]
+            body = b""
+            target = f"/v1/holds/{hold_id}/pay"
+        else:
+            token = random.choice(tokens)
+            sku = random.choice(SKUS)
+            body = f'{{"event":"{event}","market":"CN","items":{{"{sku}":1}}}}'.encode()
+            target = path
         scope = {
             "type": "http",
             "method": "POST",
-            "path": path,
+            "path": target,
             "query_string": b"",
             "client": ("127.0.0.1", 50000),
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"authorization", b"Bearer " + random.choice(tokens)),
+                (b"authorization", b"Bearer " + token),
                 (b"idempotency-key", f"k{i}-{random.getrandbits(48)}".encode()),
                 (b"content-length", str(len(body)).encode()),
             ],
         }
+        status = 0
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
         async def send(message: dict[str, Any]) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                statuses[message["status"]] += 1
+                status = message["status"]
+                statuses[status] += 1
+            elif status == 201 and made is not None and not paying:
+                made.append((message["body"], token))
 
         await app(scope, receive, send)
 
@@ -399,7 +427,8 @@ def in_process(args: argparse.Namespace) -> int:
     Steadier than wrk on a shared machine, and blind to granian's cost."""
     from lampo.bootstrap import Config, build_sales
     from lampo.storage import from_url
-    from lampo.web.app import App, tune_gc
+    from lampo.web.app import App
+    from lampo.web.asgi import tune_gc
     from lampo.web.config import WebConfig
 
     tune_gc()  # as create_app does in a server worker
@@ -418,6 +447,7 @@ def in_process(args: argparse.Namespace) -> int:
     phases = (  # path, event, the status every call must get
         ("/_bench/empty", EVENT, 200),
         ("/v1/holds", EVENT, 201),
+        ("pay", EVENT, 200),  # pays the holds the phase before made
         ("/v1/holds", SOLD_OUT, 409),
     )
     try:
@@ -437,17 +467,20 @@ def in_process(args: argparse.Namespace) -> int:
             sales.open(bench_event())
             sales.open(bench_event(SOLD_OUT, 0))
             app = App(config, sales)
+            warm: list[tuple[bytes, bytes]] = []  # the holds made, paid in the next phase
+            timed: list[tuple[bytes, bytes]] = []
             for path, event, status in phases:
-                drive = _drive(app, path, requests, args.connections, tokens, event)
+                drive = _drive(app, path, requests, args.connections, tokens, event, warm)
                 asyncio.run(drive)  # warm up
                 cpu, wall = time.process_time(), time.perf_counter()
-                drive = _drive(app, path, requests, args.connections, tokens, event)
+                drive = _drive(app, path, requests, args.connections, tokens, event, timed)
                 statuses = asyncio.run(drive)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                 if statuses[status] != requests:
                     raise SystemExit(f"{url} {path} {event}: {dict(statuses)}, not all {status}")
                 name = url.split(":", 1)[0]
-                label = path if event == EVENT else f"{path} sold out"
+                label = {"pay": "/v1/holds/{id}/pay"}.get(path, path)
+                label = label if event == EVENT else f"{label} sold out"
                 print(f"{name:<10}{label:<20}{requests / wall:>9,.0f}{cpu / requests * 1e6:>8.0f}")
             sales.storage.close()
             if name == "redis":

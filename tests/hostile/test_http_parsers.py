@@ -28,7 +28,8 @@ from lampo.domain.errors import InvalidRequest, UnknownEvent, UnknownHold
 from lampo.services.sales import Sales
 from lampo.storage import from_url
 from lampo.web import limits, problems
-from lampo.web.app import Request, _decode
+from lampo.web.asgi import Request
+from lampo.web.asgi import decode as _decode
 from lampo.web.auth import (
     BadSignature,
     StaleSignature,

@@ -20,7 +20,7 @@ from lampo.services import ids
 from lampo.services.clock import ManualClock
 from lampo.services.sales import ReserveCommand, Sales
 from lampo.storage.memory import MemoryStorage
-from lampo.web import app as web_app
+from lampo.web import asgi as web_asgi
 from lampo.web import schemas
 from lampo.web.idempotency import ReplayCache, replayed
 from lampo.web.metrics import BUCKETS, Metrics
@@ -214,8 +214,8 @@ def gc_threshold() -> Iterator[None]:
 @pytest.mark.usefixtures("gc_threshold")
 def test_tune_gc_raises_the_young_threshold_only() -> None:
     gc.set_threshold(700, 10, 10)
-    web_app.tune_gc()
-    assert gc.get_threshold() == (web_app.GC_YOUNG_THRESHOLD, 10, 10)
+    web_asgi.tune_gc()
+    assert gc.get_threshold() == (web_asgi.GC_YOUNG_THRESHOLD, 10, 10)
     gc.set_threshold(50_000, 5, 5)  # a deployment's own, higher setting stays
-    web_app.tune_gc()
+    web_asgi.tune_gc()
     assert gc.get_threshold() == (50_000, 5, 5)

@@ -21,21 +21,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
-from lampo.services.sales import ReserveCommand
-from lampo.storage.port import Result
-
-ReserveMany = Callable[[Sequence[ReserveCommand]], Awaitable[list[Result]]]
+C = TypeVar("C")  # a command (a reservation, a hold id to read)
+R = TypeVar("R")  # its result
 
 
-class Coalescer:
+class Coalescer(Generic[C, R]):
     """``await submit(cmd)`` is ``(await reserve_many([cmd]))[0]``, shared with its
     neighbours. One per event loop (an ASGI worker has one). ``on_batch(n)`` is told of
-    every batch of ``n`` requests as it goes to storage."""
+    every batch of ``n`` requests as it goes to storage.
+
+    Generic: the app also coalesces the reads of holds that a payment checks the owner
+    of first (one trip to the thread pool per batch instead of one per payment)."""
 
     def __init__(
         self,
-        reserve_many: ReserveMany,
+        reserve_many: Callable[[Sequence[C]], Awaitable[list[R]]],
         max_batch: int = 256,
         max_inflight: int = 2,
         on_batch: Callable[[int], object] | None = None,
@@ -44,7 +46,7 @@ class Coalescer:
         self._on_batch = on_batch
         self._max_batch = max_batch
         self._max_inflight = max_inflight
-        self._pending: list[tuple[ReserveCommand, asyncio.Future[Result]]] = []
+        self._pending: list[tuple[C, asyncio.Future[R]]] = []
         self._inflight = 0
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -52,9 +54,9 @@ class Coalescer:
         self.batches = 0
         self.requests = 0
 
-    async def submit(self, cmd: ReserveCommand) -> Result:
+    async def submit(self, cmd: C) -> R:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Result] = loop.create_future()
+        future: asyncio.Future[R] = loop.create_future()
         self._pending.append((cmd, future))
         if not self._scheduled and self._inflight < self._max_inflight:
             # after the callbacks already ready: the requests of this loop turn join in
@@ -76,7 +78,7 @@ class Coalescer:
             self._tasks.add(task)  # keep a reference until it is done
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: list[tuple[ReserveCommand, asyncio.Future[Result]]]) -> None:
+    async def _run(self, batch: list[tuple[C, asyncio.Future[R]]]) -> None:
         try:
             await self._settle(batch)
         finally:
@@ -87,7 +89,7 @@ class Coalescer:
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self._flush)
 
-    async def _settle(self, batch: list[tuple[ReserveCommand, asyncio.Future[Result]]]) -> None:
+    async def _settle(self, batch: list[tuple[C, asyncio.Future[R]]]) -> None:
         """Give every request of ``batch`` its result, or the error that stopped it."""
         try:
             results = await self._reserve_many([cmd for cmd, _ in batch])

@@ -1,0 +1,63 @@
+"""The handlers of the pages: the live battle-report pages (``live.py`` renders them),
+the API's own documents (``/openapi.json``, the ``/docs`` page and its files,
+``docs.py``) and the problem types' pages (``/problems/{reason}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from lampo.domain.errors import UnknownEvent
+from lampo.web import docs, live, problems
+from lampo.web.asgi import Request, Response, json_response
+from lampo.web.problems import NoRoute
+
+if TYPE_CHECKING:
+    from lampo.web.app import App
+
+
+async def live_index(app: App, req: Request) -> Response:
+    await asyncio.to_thread(app.refresh_events)
+    events = list(app.service.events.values())
+    page = live.index(events, app.clock())
+    if len(events) == 1:  # straight to the only event's page (the list links to it too)
+        location = (b"location", live.path_of(events[0].id).encode())
+        return Response(302, page.body, [*page.headers, location])
+    return Response(200, page.body, page.headers)
+
+
+async def live_page(app: App, req: Request) -> Response:
+    event_id = req.params["event_id"]
+    try:
+        event = await app.event(event_id)
+    except UnknownEvent:
+        page = live.not_found(event_id)
+        return Response(404, page.body, page.headers)
+    page = live.dashboard(event)
+    return Response(200, page.body, page.headers)
+
+
+async def openapi(app: App, req: Request) -> Response:
+    from lampo.web.openapi import spec
+
+    return json_response(200, spec())
+
+
+async def docs_page(app: App, req: Request) -> Response:
+    page = docs.page()
+    return Response(page.status, page.body, page.headers)
+
+
+async def docs_asset(app: App, req: Request) -> Response:
+    page = docs.asset(req.path)
+    return Response(page.status, page.body, page.headers)
+
+
+async def problem_page(app: App, req: Request) -> Response:
+    reason = req.params["reason"]
+    kind = problems.TYPES.get(reason)
+    if kind is None:
+        raise NoRoute(req.path)
+    text = f"{reason}: {kind.title} (HTTP {kind.status})\n"
+    return Response(200, text.encode(), [(b"content-type", b"text/plain; charset=utf-8")])

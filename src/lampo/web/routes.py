@@ -1,0 +1,378 @@
+"""The route table: every route of the API, declared once; it serves and documents.
+
+Each ``Route`` names its method and path, the handler, the OpenAPI operation id and
+summary, who may call it (``Auth``: ``App`` checks it before the handler runs, and the
+document lists it as the operation's security), whether it takes an ``Idempotency-Key``,
+its query parameters, request body and responses. ``App`` builds its router from
+``ROUTES``; ``openapi.py`` builds the document's paths from the same entries (a route
+with ``documented=False`` is served but not listed: the docs page's own files, the
+problem pages, the test clock). Every operation also answers problems (RFC 9457), which
+the document adds to each.
+
+Handlers live by resource: ``buyer.py`` (holds, and the public event reads),
+``webhooks.py``, ``admin.py`` (and operations), ``pages.py`` (live pages, API docs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from lampo.domain.holds import HoldState
+from lampo.web import admin, buyer, docs, limits, pages, webhooks
+from lampo.web.asgi import Request, Response
+from lampo.web.openapi import EVENT_BODY, HOLD, OBJECT, SCALE, html, json_body, page, ref
+
+if TYPE_CHECKING:
+    from lampo.web.app import App
+
+Handler = Callable[["App", Request], Awaitable[Response]]
+
+
+class Auth(Enum):
+    """Who may call a route; the value is the OpenAPI security schemes (any one will do)."""
+
+    NONE = ()
+    BUYER = ("buyerToken",)  # a buyer token: ``req.buyer`` is set, the buyer's limit taken
+    ADMIN = ("adminKey",)
+    #: The admin key when ``X-API-Key`` is sent, else a buyer token.
+    BUYER_OR_ADMIN = ("buyerToken", "adminKey")
+    #: A signature over the body: the handler checks it, once it has read the body.
+    WEBHOOK = ("webhookSignature",)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    tag: str
+    #: OpenAPI responses by status (the problem answers are added to every route).
+    responses: Mapping[str, Mapping[str, Any]]
+    auth: Auth = Auth.NONE
+    idempotent: bool = False  # takes (and documents) an Idempotency-Key header
+    query: tuple[Mapping[str, Any], ...] = ()
+    body: Mapping[str, Any] | None = None
+    description: str = ""
+    documented: bool = True
+    test_clock: bool = False  # served only when the test clock is on
+
+
+def _query(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": dict(schema)}
+
+
+_EXPIRED = {
+    "type": "object",
+    "properties": {"expired": {"type": "integer"}},
+    "required": ["expired"],
+}
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+
+ROUTES: tuple[Route, ...] = (
+    # -- buyers ---------------------------------------------------------------------
+    Route(
+        "POST",
+        "/v1/holds",
+        buyer.reserve,
+        "reserve",
+        "Reserve: hold stock for the calling buyer",
+        "buyer",
+        {"201": json_body(ref("HoldOut"), "The hold; it expires at `expires_at`.")},
+        Auth.BUYER,
+        idempotent=True,
+        body={"required": True, "content": {"application/json": {"schema": ref("ReserveIn")}}},
+        description="Refusals: `sold-out`, `limit-exceeded`, `not-open` (with Retry-After), "
+        "`closed`, `unknown-sku`, `unknown-market`, `unknown-event`.",
+    ),
+    Route(
+        "GET",
+        "/v1/holds/{hold_id}",
+        buyer.read_hold,
+        "readHold",
+        "Read one of your holds or orders (or any, with the admin key)",
+        "buyer",
+        {"200": HOLD},
+        Auth.BUYER_OR_ADMIN,
+    ),
+    Route(
+        "POST",
+        "/v1/holds/{hold_id}/pay",
+        buyer.pay,
+        "pay",
+        "Pay a hold: it becomes an order",
+        "buyer",
+        {"200": json_body(ref("HoldOut"), "The order.")},
+        Auth.BUYER,
+        idempotent=True,
+        body={"required": False, "content": {"application/json": {"schema": ref("PayIn")}}},
+    ),
+    Route(
+        "POST",
+        "/v1/holds/{hold_id}/release",
+        buyer.release,
+        "release",
+        "Release a hold: its stock returns to the pool at once",
+        "buyer",
+        {"200": HOLD},
+        Auth.BUYER,
+        idempotent=True,
+    ),
+    Route(
+        "POST",
+        "/v1/webhooks/payments",
+        webhooks.payment,
+        "paymentWebhook",
+        "Payment provider notice (signed)",
+        "payments",
+        {"200": json_body(ref("HoldOut"), "The order.")},
+        Auth.WEBHOOK,
+        body={
+            "required": True,
+            "content": {"application/json": {"schema": ref("PaymentWebhookIn")}},
+        },
+        description='`Lampo-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`; a '
+        "signature outside the time window is refused (`stale-signature`). "
+        "Idempotent by `payment_id`; a `payment_id` that paid another hold is "
+        "refused (`idempotency-conflict`).",
+    ),
+    # -- events, for everyone ---------------------------------------------------------
+    Route(
+        "GET",
+        "/v1/events/{event_id}",
+        buyer.read_event,
+        "readEvent",
+        "A sale event's definition",
+        "events",
+        {"200": json_body(OBJECT, "Markets, windows, catalog, offers and prices.")},
+    ),
+    Route(
+        "GET",
+        "/v1/events/{event_id}/stock",
+        buyer.read_stock,
+        "readStock",
+        "Stock per SKU",
+        "events",
+        {"200": json_body(ref("EventStock"), "allocation = available + held + sold.")},
+    ),
+    Route(
+        "GET",
+        "/v1/events/{event_id}/report",
+        buyer.read_report,
+        "readReport",
+        "Live totals of the event (orders, units, money per market and in total)",
+        "events",
+        {"200": json_body(ref("Report"), "The live totals, stock and milestones.")},
+        description="Read from the live totals and stock levels that storage keeps (no "
+        "order is recounted). One read per event serves every caller for "
+        "`LAMPO_REPORT_TTL` seconds (default 0.5) in each worker, so the figures "
+        "may be that much older than the request; `as_of` says when they were "
+        "read. `milestones[].reached` compares the live figure now, net of "
+        "refunds; `lampo report event` gives the time each was first crossed.",
+    ),
+    # -- the live pages -----------------------------------------------------------------
+    Route(
+        "GET",
+        "/live",
+        pages.live_index,
+        "liveIndex",
+        "The live battle-report pages: a list of events, or the only one",
+        "dashboard",
+        {
+            "200": html("A page that links every event's live page."),
+            "302": html("With exactly one event: its live page.", Location="`/live/{event_id}`"),
+        },
+    ),
+    Route(
+        "GET",
+        "/live/{event_id}",
+        pages.live_page,
+        "livePage",
+        "The live battle-report page of an event, for a big screen",
+        "dashboard",
+        {
+            "200": html("A self-contained page that polls the JSON report."),
+            "404": {
+                "description": "No such event: a small HTML page (a path that "
+                "matches no route is a problem, as elsewhere).",
+                "content": {
+                    "text/html": page(),
+                    "application/problem+json": {"schema": ref("Problem")},
+                },
+            },
+        },
+    ),
+    # -- admin --------------------------------------------------------------------------
+    Route(
+        "GET",
+        "/v1/admin/events",
+        admin.list_events,
+        "listEvents",
+        "List sale events",
+        "admin",
+        {"200": json_body(ref("EventList"), "Every event in storage.")},
+        Auth.ADMIN,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/events",
+        admin.load_event,
+        "loadEvent",
+        "Load a sale event (JSON definition, or a scenario TOML file)",
+        "admin",
+        {
+            "200": json_body(ref("EventSummary"), "The same definition was there already."),
+            "201": json_body(ref("EventSummary"), "Loaded and open for sale."),
+        },
+        Auth.ADMIN,
+        idempotent=True,
+        query=(SCALE,),
+        body=EVENT_BODY,
+    ),
+    Route(
+        "PUT",
+        "/v1/admin/events/{event_id}",
+        admin.update_event,
+        "updateEvent",
+        "Update a live sale event (the same forms as loading it)",
+        "admin",
+        {"200": json_body(ref("EventSummary"), "Updated; new holds follow it at once.")},
+        Auth.ADMIN,
+        idempotent=True,
+        query=(SCALE,),
+        body=EVENT_BODY,
+        description="Add stock or SKUs, markets or categories; move windows; change prices "
+        "(holds keep theirs), the hold time, FX rates, names, milestones; change "
+        "or drop a per-customer limit. Refused (`update-refused`, nothing "
+        "changed): an allocation below the units held and sold, dropping what "
+        "holds and totals refer to, changing a market's currency or a SKU's "
+        "category, adding a limit where there was none. Other workers of the "
+        "server follow within `LAMPO_EVENT_REFRESH` seconds (default 1).",
+    ),
+    Route(
+        "GET",
+        "/v1/admin/events/{event_id}/orders",
+        admin.list_orders,
+        "listOrders",
+        "List holds and orders of an event, by id, a page at a time",
+        "admin",
+        {"200": json_body(ref("HoldList"), "A page; `next` is the `after` of the next.")},
+        Auth.ADMIN,
+        query=(
+            _query("state", {"type": "string", "enum": [s.value for s in HoldState]}),
+            _query(
+                "limit",
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": limits.MAX_PAGE,
+                    "default": limits.DEFAULT_PAGE,
+                },
+            ),
+            _query("after", {"type": "string", "maxLength": limits.MAX_HOLD_ID}),
+        ),
+    ),
+    Route(
+        "POST",
+        "/v1/admin/holds/{hold_id}/refund",
+        admin.refund,
+        "refund",
+        "Refund an order: units back to the pool, money out of the totals",
+        "admin",
+        {"200": json_body(ref("HoldOut"), "The refunded order.")},
+        Auth.ADMIN,
+        idempotent=True,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/expire",
+        admin.expire,
+        "expire",
+        "Run the expiry sweeper once",
+        "admin",
+        {"200": json_body(_EXPIRED, "How many holds expired.")},
+        Auth.ADMIN,
+        idempotent=True,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/clock",
+        admin.move_clock,
+        "moveClock",
+        "Move the test clock",
+        "admin",
+        {},
+        Auth.ADMIN,
+        documented=False,
+        test_clock=True,
+    ),
+    # -- operations ---------------------------------------------------------------------
+    Route(
+        "GET",
+        "/health",
+        admin.health,
+        "health",
+        "Liveness",
+        "operations",
+        {"200": json_body(ref("Health"), "Alive.")},
+    ),
+    Route(
+        "GET",
+        "/ready",
+        admin.ready,
+        "ready",
+        "Readiness: storage answers",
+        "operations",
+        {"200": json_body(ref("Health"), "Ready.")},
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        admin.read_metrics,
+        "metrics",
+        "Prometheus metrics",
+        "operations",
+        {"200": {"description": "Text exposition format.", "content": _TEXT}},
+    ),
+    # -- the API's own documents ------------------------------------------------------------
+    Route(
+        "GET",
+        "/openapi.json",
+        pages.openapi,
+        "openapi",
+        "This document",
+        "docs",
+        {},
+        documented=False,
+    ),
+    Route(
+        "GET", "/docs", pages.docs_page, "docs", "The API docs page", "docs", {}, documented=False
+    ),
+    *(
+        Route(
+            "GET",
+            path,
+            pages.docs_asset,
+            f"docsAsset{i}",
+            "A file of the docs page",
+            "docs",
+            {},
+            documented=False,
+        )
+        for i, path in enumerate(docs.ASSETS)
+    ),
+    Route(
+        "GET",
+        "/problems/{reason}",
+        pages.problem_page,
+        "problem",
+        "What a problem type means",
+        "docs",
+        {},
+        documented=False,
+    ),
+)
