@@ -115,8 +115,7 @@ class PostgresStorage(SqlStorage):
         self._known: set[str] = set()
         self._idle: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
         self._readers = threading.BoundedSemaphore(readers)
-        self._all_readers: list[psycopg.Connection[Any]] = []
-        self._readers_lock = threading.Lock()
+        self._open_readers()
         self._batcher: Batcher[SqlState] = Batcher(
             self._commit, max_batch, name="lampo-postgres-writer"
         )
@@ -150,8 +149,7 @@ class PostgresStorage(SqlStorage):
                 conn = self._idle.get_nowait()
             except queue.Empty:
                 conn = self._connect()
-                with self._readers_lock:
-                    self._all_readers.append(conn)
+                self._keep_reader(conn)
             try:
                 yield conn
             except psycopg.OperationalError as exc:
@@ -235,23 +233,9 @@ class PostgresStorage(SqlStorage):
         found = {r[0] for r in rows}
         return [ref.key in found for ref in keys]
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._batcher.close()
+    def _close_writer(self) -> None:
         if self._conn is not None:
             self._conn.close()
-        with self._readers_lock:
-            for conn in self._all_readers:
-                conn.close()
-            self._all_readers.clear()
-
-    def __enter__(self) -> PostgresStorage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 __all__ = ["PostgresStorage", "migrate", "migrations"]

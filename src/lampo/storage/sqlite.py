@@ -184,9 +184,7 @@ class SqliteStorage(SqlStorage):
         self._known: set[str] = set()
         self._state = _CachedState(self._conn, self._known)
         self._readers = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
-        self._closed = False
+        self._open_readers()
         self._batcher: Batcher[_CachedState] = Batcher(
             self._commit, self._max_batch, name="lampo-sqlite-writer", try_commit=self._try_commit
         )
@@ -267,8 +265,7 @@ class SqliteStorage(SqlStorage):
                 raise Unavailable("storage is closed")
             conn = self._connect()
             self._readers.conn = conn
-            with self._readers_lock:
-                self._reader_conns.append(conn)
+            self._keep_reader(conn)
         return conn
 
     # -- the port (the rest is SqlStorage's) --------------------------------------------
@@ -287,24 +284,10 @@ class SqliteStorage(SqlStorage):
             )
         return [ref.key in found for ref in keys]
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._batcher.close()
+    def _close_writer(self) -> None:
         self._conn.close()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
-        with self._readers_lock:
-            for conn in self._reader_conns:
-                conn.close()
-            self._reader_conns.clear()
-
-    def __enter__(self) -> SqliteStorage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 __all__ = ["SqliteStorage"]

@@ -4,9 +4,10 @@ it, and the reads, over a backend's ``_rows`` (a query on one of its read connec
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from lampo.domain.codec import event_from_json, event_to_json
 from lampo.domain.event import SaleEvent
@@ -23,6 +24,38 @@ class SqlStorage(BatchedTransitions):
     """The shared half of a SQL backend: its writer's units of work get a ``SqlState``."""
 
     dialect: Dialect
+    _closed: bool
+
+    def _open_readers(self) -> None:
+        """Start keeping the read connections this storage opens, to close them with it."""
+        self._closed = False
+        self._reader_conns: list[Any] = []
+        self._readers_lock = threading.Lock()
+
+    def _keep_reader(self, conn: Any) -> None:
+        with self._readers_lock:
+            self._reader_conns.append(conn)
+
+    def _close_writer(self) -> None:
+        """Close the writer's connection (and whatever else the backend holds)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._batcher.close()
+        self._close_writer()
+        with self._readers_lock:
+            for conn in self._reader_conns:
+                conn.close()
+            self._reader_conns.clear()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         """Every row of ``query`` on a read connection (not the writer's transaction)."""
