@@ -25,6 +25,7 @@ _MODELS = (
     schemas.HoldOut,
     schemas.HoldList,
     schemas.EventStock,
+    schemas.EventTotals,
     schemas.EventList,
     schemas.EventSummary,
     schemas.Report,
@@ -296,6 +297,21 @@ def _paths() -> dict[str, Any]:
                     "category, adding a limit where there was none. Other workers of the "
                     "server follow within `LAMPO_EVENT_REFRESH` seconds (default 1)."
                 ),
+            )
+        },
+        "/v1/admin/events/{event_id}/totals": {
+            "get": _op(
+                "The live totals of an event at their finest grain",
+                "admin",
+                {
+                    "200": _json(
+                        _ref("EventTotals"),
+                        "Units and money per SKU, market and channel; orders per market and "
+                        "channel; net of refunds, rows of zero left out.",
+                    )
+                },
+                "adminKey",
+                [event_param],
             )
         },
         "/v1/admin/events/{event_id}/orders": {
