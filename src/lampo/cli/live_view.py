@@ -103,14 +103,19 @@ class LiveView:
         return Panel(Group(*parts), title=self.title, title_align="left")
 
     def _sold(self, sold: Mapping[str, int]) -> Table:
-        table = Table("category", "sold", "on sale", box=None, title="sold", title_justify="left")
+        table = Table(box=None, title="sold", title_justify="left")
+        table.add_column("category")
+        table.add_column("sold", justify="right")
+        table.add_column("on sale", justify="right")
         for cid, category in self.event.categories.items():
             if self.stock.get(cid):
                 table.add_row(Text(category.name), f"{sold.get(cid, 0):,}", f"{self.stock[cid]:,}")
         return table
 
     def _refusals(self, refusals: Mapping[str, int]) -> Table:
-        table = Table("reason", "count", box=None, title="refused", title_justify="left")
+        table = Table(box=None, title="refused", title_justify="left")
+        table.add_column("reason")
+        table.add_column("count", justify="right")
         ranked = sorted(refusals.items(), key=lambda kv: (-kv[1], kv[0]))
         for reason, count in ranked[:TOP_REASONS]:
             table.add_row(Text(reason), f"{count:,}")

@@ -310,6 +310,10 @@ def _performance(result: remote.RemoteResult) -> dict[str, Any]:
         "requests": result.sent,
         "requests_per_second": round(result.sent / seconds, 1),
         "sales_per_second": round(result.paid / seconds, 1),
+        "busiest_second": {
+            "requests": max(result.answered.values(), default=0),
+            "sales": max(result.paid_in.values(), default=0),
+        },
         "latency": latency,
         "client_lag_ms": {"p99": lag.p99, "max": lag.max},
         "refusals": dict(result.refusals.most_common()),
@@ -321,7 +325,9 @@ def _performance_table(console: Console, perf: Mapping[str, Any]) -> None:
     console.print(
         f"{perf['requests']:,} requests in {perf['seconds']:,.1f} s: "
         f"{perf['requests_per_second']:,.0f} requests/s, "
-        f"{perf['sales_per_second']:,.1f} successful sales/s; the client sent "
+        f"{perf['sales_per_second']:,.1f} successful sales/s (busiest second: "
+        f"{perf['busiest_second']['requests']:,} requests, "
+        f"{perf['busiest_second']['sales']:,} sales); the client sent "
         f"{perf['client_lag_ms']['p99']:,.1f} ms late at p99 "
         f"({perf['client_lag_ms']['max']:,.1f} ms at most)"
     )

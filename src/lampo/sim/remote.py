@@ -161,6 +161,8 @@ class RemoteResult:
     latency: dict[str, Latency] = field(default_factory=lambda: {k: Latency() for k in KINDS})
     lag: Latency = field(default_factory=Latency)  # how late the client sent, by its clock
     sold: Counter[str] = field(default_factory=Counter)  # category -> units paid
+    answered: Counter[int] = field(default_factory=Counter)  # real second -> answers
+    paid_in: Counter[int] = field(default_factory=Counter)  # real second -> orders
     seconds: float = 0.0  # wall time from the opening to the last answer
     wall_seconds: float = 0.0  # the whole run, settling and reading back included
 
@@ -361,6 +363,7 @@ class _Rehearsal:
         status, data = await self.call("pay", path, None, visit, f"pay-{hold_id}", due)
         if status == 200 and self.live.pop(hold_id, None) is not None:
             self.result.paid += 1
+            self.result.paid_in[int(asyncio.get_running_loop().time() - self.t0)] += 1
             for line in data["lines"]:
                 self.result.sold[self.event.category_of(line["sku"])] += line["quantity"]
 
@@ -395,6 +398,7 @@ class _Rehearsal:
                 self.slots.release()
         end = loop.time()
         self.last_answer = max(self.last_answer, end)
+        self.result.answered[int(end - self.t0)] += 1
         self.result.latency[kind].record(end - due)
         if status == 0 or status >= 300:
             reason = f"http-{status}"
