@@ -107,3 +107,14 @@ def test_the_same_seed_gives_the_same_report_byte_for_byte(name: str, scale: flo
     first = rendered(name, scale, 42)
     assert first == rendered(name, scale, 42)
     assert first != rendered(name, scale, 43)
+
+
+def test_redmi_1s_sells_out_exactly_in_about_four_seconds() -> None:
+    storage, sales, result = simulate("redmi-1s-flipkart-2014", 0.02, 7)
+    report = battle_report(storage, "redmi-1s-flipkart-2014", sales.clock())
+    (sku,) = report.skus
+    assert (sku.sold, sku.allocation) == (800, 800)
+    assert sku.sold_out_at is not None
+    seconds = (sku.sold_out_at - load("redmi-1s-flipkart-2014").event.opens).total_seconds()
+    assert 3.5 < seconds < 5.0
+    assert result.refusals["sold-out"] > 50 * 800
