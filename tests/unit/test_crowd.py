@@ -22,14 +22,14 @@ def test_another_seed_gives_another_sequence() -> None:
 
 
 def test_visits_come_in_time_order() -> None:
-    times = [v.at for v in visits("mi-fan-fest-2015", 0.001, 3)]
+    times = [v.at_ms for v in visits("mi-fan-fest-2015", 0.001, 3)]
     assert times == sorted(times)
 
 
 def test_arrivals_spike_at_each_opening_then_decay() -> None:
     scenario = load("mi-fan-fest-2015", 0.01)
     india = int((scenario.event.windows["IN"].opens - scenario.event.opens).total_seconds())
-    first = Counter(v.at // 60 for v in timeline(scenario, 1) if v.market == "IN")
+    first = Counter(v.at_ms // 60_000 for v in timeline(scenario, 1) if v.market == "IN")
     minute = india // 60
     assert first[minute] > first[minute + 10] > first[minute + 60]
     assert first[minute - 1] == 0  # nobody in India before India opens
