@@ -35,8 +35,10 @@ from lampo.services.report import battle_report, to_data
 from lampo.sim import remote
 from lampo.sim import scenario as scenarios
 from lampo.sim.crowd import check_work
+from lampo.sim.driver import SimResult
 from lampo.sim.driver import run as run_simulation
 from lampo.sim.latency import PERCENTILES
+from lampo.sim.snapshot import Snapshot
 
 DEMO_SCENARIO = "mi-fan-fest-2015"
 
@@ -169,13 +171,13 @@ def _simulate(
         title = f"{event.name} · scale {loaded.scale:g} · in-process"
         with LiveView(console, event, loaded.home_market, title) as view:
 
-            def progress(done: int, total: int) -> None:
+            def progress(done: int, total: int, counted: SimResult) -> None:
                 if not view.on:
                     return
                 sold: Counter[str] = Counter()
                 for sku, level in sales.storage.stock(event.id).items():
                     sold[event.category_of(sku)] += level.sold
-                view.show(Figures(done, total, sold, {}))
+                view.show(Figures(done, total, sold, dict(counted.refusals)))
 
             result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
         found = audit(sales.storage, event)
@@ -283,7 +285,7 @@ class _Out:
             _audit_table(console, found)
 
 
-def _remote_run(result: remote.RemoteResult, snapshot: remote.Snapshot) -> dict[str, Any]:
+def _remote_run(result: remote.RemoteResult, snapshot: Snapshot) -> dict[str, Any]:
     states = Counter(h.state.value for h in snapshot.holds(snapshot.event.id))
     return {
         "run_id": result.run_id,

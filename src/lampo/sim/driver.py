@@ -47,8 +47,9 @@ from lampo.services.sales import ReserveCommand, Sales
 from lampo.sim.crowd import Plan, Visit, check_work, timeline
 from lampo.sim.scenario import Scenario
 
-#: ``progress(done, total)``: virtual seconds simulated so far, out of the event's length.
-Progress = Callable[[int, int], None]
+#: ``progress(done, total, result)``: virtual seconds simulated so far, out of the event's
+#: length, and what the run counted so far (the live view reads it; it must not keep it).
+Progress = Callable[[int, int, "SimResult"], None]
 
 _PAY, _RELEASE, _SWEEP = 0, 1, 2
 _NEVER = 1 << 62
@@ -164,7 +165,7 @@ class _Run:
         self.result.ended = self.clock()
         self.result.wall_seconds = time.perf_counter() - wall
         if self.progress is not None:
-            self.progress(self.length, self.length)
+            self.progress(self.length, self.length, self.result)
         return self.result
 
     def next_sweep(self) -> int:
@@ -180,7 +181,7 @@ class _Run:
         done = min(now, self.length)
         if done - self.reported >= max(1, self.length // 400):
             self.reported = done
-            self.progress(done, self.length)
+            self.progress(done, self.length, self.result)
 
     def instant(self, at_ms: int) -> datetime:
         return self.start + timedelta(milliseconds=at_ms)

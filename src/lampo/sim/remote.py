@@ -41,7 +41,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -50,13 +50,12 @@ import msgspec
 
 from lampo.domain.codec import event_from_dict, event_to_dict
 from lampo.domain.errors import InvalidRequest
-from lampo.domain.event import SaleEvent, Window
-from lampo.domain.holds import Hold, HoldLine, HoldState, StockLevel
+from lampo.domain.holds import Hold
 from lampo.domain.market import Channel
-from lampo.domain.totals import Totals
-from lampo.sim.crowd import Plan, Visit, check_work, timeline
+from lampo.sim.crowd import DOUBLE_PAY_GAP_MS, Plan, Visit, check_work, timeline
 from lampo.sim.latency import Latency
 from lampo.sim.scenario import Scenario
+from lampo.sim.snapshot import Snapshot, TimeMap, hold_of, rebase, stock_of, totals_of
 
 #: Seconds between the start of a run and its event's opening on the server (time to
 #: load the definition; the other workers read it on first use).
@@ -97,33 +96,6 @@ class Remote:
             raise InvalidRequest("speed", f"must be in (0, {MAX_SPEED:,.0f}], or max")
         if not 1 <= self.connections <= MAX_CONNECTIONS:
             raise InvalidRequest("connections", f"must be from 1 to {MAX_CONNECTIONS:,}")
-
-
-@dataclass(frozen=True, slots=True)
-class TimeMap:
-    """Crowd time (``origin``: the scenario's opening) to server time (``start``) and
-    back: ``speed`` crowd seconds pass in one server second."""
-
-    origin: datetime
-    start: datetime
-    speed: float
-
-    def to_server(self, at: datetime) -> datetime:
-        return self.start + (at - self.origin) / self.speed
-
-    def to_crowd(self, at: datetime) -> datetime:
-        return self.origin + (at - self.start) * self.speed
-
-
-def rebase(event: SaleEvent, run_id: str, times: TimeMap) -> SaleEvent:
-    """``event`` as the server gets it: the run's id, its windows in server time and its
-    hold time divided by the speed (whole seconds, at least one)."""
-    windows = {
-        code: Window(times.to_server(w.opens), times.to_server(w.closes))
-        for code, w in event.windows.items()
-    }
-    hold = max(1, round(event.hold_seconds / times.speed))
-    return replace(event, id=run_id, windows=windows, hold_seconds=hold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,31 +149,6 @@ class RemoteResult:
         return total
 
 
-class Snapshot:
-    """A server's view of the rehearsal, read once at the end: what the battle report
-    and the audit read (``storage.port.Reads``), under the scenario's own id and times."""
-
-    def __init__(
-        self, event: SaleEvent, holds: list[Hold], stock: dict[str, StockLevel], totals: Totals
-    ) -> None:
-        self.event = event
-        self._holds = holds
-        self._stock = stock
-        self._totals = totals
-
-    def load_events(self) -> list[SaleEvent]:
-        return [self.event]
-
-    def holds(self, event: str) -> Iterator[Hold]:
-        return iter(self._holds if event == self.event.id else [])
-
-    def stock(self, event: str) -> dict[str, StockLevel]:
-        return dict(self._stock) if event == self.event.id else {}
-
-    def totals(self, event: str) -> Totals:
-        return self._totals if event == self.event.id else Totals()
-
-
 Progress = Callable[[Live], None]
 
 
@@ -212,10 +159,6 @@ def rehearse(
     what the client counted and the servers' state read back at the end."""
     check_work(scenario)
     return asyncio.run(_Rehearsal(scenario, remote, seed, progress).run())
-
-
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
 
 
 class _Rehearsal:
@@ -279,7 +222,7 @@ class _Rehearsal:
         if self.t0 > loop.time():  # nothing before the opening (max mode included)
             await asyncio.sleep(self.t0 - loop.time())
         for visit in visits:
-            at = float(visit.at)
+            at = visit.at_ms / 1000
             if self.slots is None:
                 delay = self.t0 + at / self.speed - loop.time()
                 if delay > 0:
@@ -341,13 +284,13 @@ class _Rehearsal:
         self.known.add(hold_id)
         self.result.holds += 1
         self.live[hold_id] = datetime.fromisoformat(data["expires_at"])
-        plan, delay = visit.plan, visit.delay
+        plan, delay = visit.plan, visit.delay_ms / 1000
         if plan is Plan.NONE:  # a resent request whose first try was refused got through
-            plan, delay = Plan.PAY, 1
+            plan = Plan.PAY
         if plan in (Plan.PAY, Plan.PAY_LATE, Plan.PAY_TWICE):
             await self.pay(visit, hold_id, at + delay)
             if plan is Plan.PAY_TWICE:
-                await self.pay(visit, hold_id, at + delay + 1)
+                await self.pay(visit, hold_id, at + delay + DOUBLE_PAY_GAP_MS / 1000)
         elif plan is Plan.RELEASE:
             path = f"/v1/holds/{hold_id}/release"
             due = await self.until(at + delay)
@@ -475,59 +418,13 @@ class _Rehearsal:
         while True:
             query = f"?limit={PAGE}" + (f"&after={after}" if after else "")
             page = await self.admin("GET", f"/v1/admin/events/{run_id}/orders{query}")
-            holds.extend(self.hold(item) for item in page["items"])
+            holds.extend(hold_of(item, self.event.id, self.times) for item in page["items"])
             if not page["next"]:
                 break
             after = page["next"]
-        stock_rows = (await self.admin("GET", f"/v1/events/{run_id}/stock"))["skus"]
-        stock = {
-            r["sku"]: StockLevel(r["sku"], r["allocation"], r["available"], r["held"], r["sold"])
-            for r in stock_rows
-        }
-        rows = await self.admin("GET", f"/v1/admin/events/{run_id}/totals")
-        totals = Totals(
-            {
-                (r["sku"], r["market"], r["channel"], r["name"], r["referral"]): [
-                    r["units"],
-                    r["amount"],
-                ]
-                for r in rows["lines"]
-            },
-            {
-                (r["market"], r["channel"], r["name"], r["referral"]): [r["orders"], r["amount"]]
-                for r in rows["orders"]
-            },
-        )
-        return Snapshot(self.event, holds, stock, totals)
-
-    def hold(self, item: dict[str, Any]) -> Hold:
-        """A hold as the server sent it, in the scenario's id and time."""
-
-        def back(text: str | None) -> datetime | None:
-            at = _time(text)
-            return None if at is None else self.times.to_crowd(at)
-
-        ch = item["channel"]
-        created = self.times.to_crowd(datetime.fromisoformat(item["created_at"]))
-        expires = self.times.to_crowd(datetime.fromisoformat(item["expires_at"]))
-        return Hold(
-            id=item["id"],
-            event=self.event.id,
-            customer=item["customer"],
-            market=item["market"],
-            channel=Channel(ch["kind"], ch["name"], ch["referral"]),
-            lines=tuple(
-                HoldLine(ln["sku"], ln["quantity"], ln["unit_price"]) for ln in item["lines"]
-            ),
-            currency=item["amount"]["currency"],
-            created_at=created,
-            expires_at=expires,
-            state=HoldState(item["state"]),
-            payment_id=item["payment_id"] or "",
-            paid_at=back(item["paid_at"]),
-            ended_at=back(item["ended_at"]),
-            refunded_at=back(item["refunded_at"]),
-        )
+        stock = await self.admin("GET", f"/v1/events/{run_id}/stock")
+        totals = await self.admin("GET", f"/v1/admin/events/{run_id}/totals")
+        return Snapshot(self.event, holds, stock_of(stock), totals_of(totals))
 
     # -- the live view -----------------------------------------------------------------------
     async def tick(self) -> None:
