@@ -15,7 +15,8 @@ import pytest
 
 from lampo.sim import scenario as scenarios
 from tests.contract._servers import drop_redis_prefix, redis_url
-from tests.e2e._http import ADMIN_KEY, SECRET, running_server
+from tests.e2e._cli import run
+from tests.e2e._http import ADMIN_KEY, SECRET, Server, running_server
 
 SCENARIO = "flash-drop"
 SCALE = "0.01"  # 400 units, about 1,300 reservation requests
@@ -101,3 +102,54 @@ def test_a_rehearsal_over_http_sells_out_exactly_and_audits_clean(
         assert figures == sorted(figures)
         assert figures[0] > 0
     assert performance["errors"] == {}
+
+
+BAD_OPTIONS = [
+    pytest.param(["--speed", "0"], "speed", id="speed zero"),
+    pytest.param(["--speed", "nan"], "speed", id="speed nan"),
+    pytest.param(["--speed", "100001"], "speed", id="speed too fast"),
+    pytest.param(["--speed", "0.0001"], "speed", id="slowed past the longest event"),
+    pytest.param(["--connections", "0"], "connections", id="no connection"),
+    pytest.param(["--connections", "10001"], "connections", id="too many connections"),
+    pytest.param(["--storage", "memory://"], "storage", id="storage with a target"),
+]
+
+
+@pytest.mark.usefixtures("cli_sandbox")
+@pytest.mark.parametrize(("extra", "field"), BAD_OPTIONS)
+def test_a_rehearsal_with_bad_options_is_refused_in_one_line_before_anything_is_sent(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    server: Server,
+    extra: list[str],
+    field: str,
+) -> None:
+    monkeypatch.setenv("LAMPO_SECRET", SECRET)
+    monkeypatch.setenv("LAMPO_ADMIN_KEY", ADMIN_KEY)
+    before = server.admin("GET", "/v1/admin/events").json
+    target = f"http://127.0.0.1:{server.port}"
+    code, out, err = run(capsys, "simulate", SCENARIO, "--scale", SCALE, "--target", target, *extra)
+    assert code == 2
+    assert err.startswith("error: ")
+    assert field in err
+    assert err.count("\n") == 1
+    assert out == ""
+    assert server.admin("GET", "/v1/admin/events").json == before  # nothing loaded
+
+
+@pytest.mark.usefixtures("cli_sandbox")
+def test_a_wrong_admin_key_or_a_target_that_is_no_url_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, server: Server
+) -> None:
+    monkeypatch.setenv("LAMPO_SECRET", SECRET)
+    monkeypatch.setenv("LAMPO_ADMIN_KEY", "not-the-admin-key-0123456789")
+    before = server.admin("GET", "/v1/admin/events").json
+    target = f"http://127.0.0.1:{server.port}"
+    code, _, err = run(capsys, "simulate", SCENARIO, "--scale", SCALE, "--target", target)
+    assert code == 2
+    assert "401" in err
+    assert err.count("\n") == 1
+    code, _, err = run(capsys, "simulate", SCENARIO, "--target", "ftp://127.0.0.1:1")
+    assert code == 2
+    assert "target" in err
+    assert server.admin("GET", "/v1/admin/events").json == before

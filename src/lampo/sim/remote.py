@@ -158,7 +158,19 @@ def rehearse(
     """Run ``scenario``'s crowd (seeded by ``seed``) against ``remote``'s servers; return
     what the client counted and the servers' state read back at the end."""
     check_work(scenario)
-    return asyncio.run(_Rehearsal(scenario, remote, seed, progress).run())
+    rehearsal = _Rehearsal(scenario, remote, seed, progress)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(rehearsal.run())
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (as the server runs on): less CPU per request
+    in the client, which must keep to the schedule."""
+    try:
+        import uvloop
+    except ImportError:  # not on Windows
+        return None
+    return uvloop.new_event_loop
 
 
 class _Rehearsal:
@@ -200,6 +212,7 @@ class _Rehearsal:
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             self.session = session
             await self.load()
+            await self.warm()
             loop = asyncio.get_running_loop()
             self.t0 = loop.time() + (self.times.start - datetime.now(UTC)).total_seconds()
             ticker = asyncio.create_task(self.tick()) if self.progress else None
@@ -390,6 +403,19 @@ class _Rehearsal:
 
     async def load(self) -> None:
         await self.admin("POST", "/v1/admin/events", event_to_dict(self.served))
+
+    async def warm(self) -> None:
+        """Open every connection before the opening (``GET /health`` on each at once), so
+        the opening's burst does not wait for connections to be made."""
+
+        async def one(base: str) -> None:
+            try:
+                async with self.session.get(base + "/health") as resp:
+                    await resp.read()
+            except (TimeoutError, aiohttp.ClientError):
+                pass  # the rehearsal itself will count what fails
+
+        await asyncio.gather(*(one(next(self.turn)) for _ in range(self.remote.connections)))
 
     async def settle(self) -> None:
         """Wait until every hold still held is due, then have the server expire them."""

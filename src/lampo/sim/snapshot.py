@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from lampo.domain.bounds import MAX_EVENT_SPAN
+from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import SaleEvent, Window
 from lampo.domain.holds import Hold, HoldLine, HoldState, StockLevel
 from lampo.domain.market import Channel
@@ -40,6 +42,13 @@ def rebase(event: SaleEvent, run_id: str, times: TimeMap) -> SaleEvent:
         code: Window(times.to_server(w.opens), times.to_server(w.closes))
         for code, w in event.windows.items()
     }
+    span = (event.closes - event.opens) / times.speed
+    if span > MAX_EVENT_SPAN:
+        raise InvalidRequest(
+            "speed",
+            f"at speed {times.speed:g} the event would last {span}, more than "
+            f"{MAX_EVENT_SPAN.days} days (MAX_EVENT_SPAN)",
+        )
     hold = max(1, round(event.hold_seconds / times.speed))
     return replace(event, id=run_id, windows=windows, hold_seconds=hold)
 
