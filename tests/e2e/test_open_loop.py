@@ -87,6 +87,9 @@ class Standin:
     answered_at_last: int = -1
     port: int = 0
     event: Any = None
+    slow: float = 0.0  # seconds each reservation takes on purpose
+    inside: int = 0
+    most_inside: int = 0
 
 
 def _app(state: Standin) -> web.Application:
@@ -101,6 +104,11 @@ def _app(state: Standin) -> web.Application:
 
     async def reserve(request: web.Request) -> web.Response:
         state.keys.append(request.headers["Idempotency-Key"])
+        state.inside += 1
+        state.most_inside = max(state.most_inside, state.inside)
+        if state.slow:
+            await asyncio.sleep(state.slow)
+        state.inside -= 1
         if len(state.keys) == state.expected:
             state.answered_at_last = state.answered
             everyone.set()
@@ -164,15 +172,17 @@ def standin(state: Standin) -> Iterator[Standin]:
         thread.join(30)
 
 
-def rehearse(state: Standin) -> remote.RemoteResult:
+def rehearse(
+    state: Standin, speed: float | None = SPEED, connections: int = 0
+) -> remote.RemoteResult:
     loaded = scenarios.loads(SCENARIO, "open-loop")
     with standin(state):
         where = remote.Remote(
             (f"http://127.0.0.1:{state.port}",),
             "admin-key-0123456789",
             lambda buyer: "token-of-" + buyer,
-            SPEED,
-            connections=state.expected + 10,
+            speed,
+            connections=connections or state.expected + 10,
         )
         result, _ = remote.rehearse(loaded, where, SEED)
     return result
@@ -202,3 +212,14 @@ def test_a_slow_server_makes_latency_grow_and_never_the_arrivals_shrink() -> Non
     # due, by the schedule's clock (crowd seconds / speed), whatever the machine's speed
     span = (max(v.at_ms for v in visits) - min(v.at_ms for v in visits)) / 1000 / SPEED
     assert slow.latency["reserve"].summary().max >= span * 1000 * 0.999
+
+
+def test_as_fast_as_the_server_goes_keeps_at_most_the_connections_in_flight() -> None:
+    loaded = scenarios.loads(SCENARIO, "open-loop")
+    visits = list(timeline(loaded, SEED))
+    state = Standin(len(visits), hold=False, slow=0.005)
+    result = rehearse(state, speed=None, connections=3)
+    # the whole crowd, each request once, never more than three at once
+    assert Counter(state.keys) == Counter(v.key for v in visits)
+    assert state.most_inside <= 3
+    assert result.requests == len(visits)
