@@ -45,14 +45,17 @@ class Figures:
 
 class LiveView:
     """``with LiveView(console, event, home, title) as view: ... view.show(figures)``.
-    Without a terminal (``console.is_terminal`` false) ``show`` does nothing."""
+    Without a terminal (``console.is_terminal`` false), or not ``wanted`` (``--json``),
+    ``show`` does nothing."""
 
-    def __init__(self, console: Console, event: SaleEvent, home: str, title: str) -> None:
+    def __init__(
+        self, console: Console, event: SaleEvent, home: str, title: str, wanted: bool = True
+    ) -> None:
         self.console = console
         self.event = event
         self.tz = ZoneInfo(event.markets[home].tz)
         self.title = title
-        self.on = console.is_terminal
+        self.on = wanted and console.is_terminal
         self.live: Live | None = None
         self.started = time.perf_counter()
         self.stock: dict[str, int] = {}

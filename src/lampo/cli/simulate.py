@@ -169,7 +169,7 @@ def _simulate(
             )
         event = loaded.event
         title = f"{event.name} · scale {loaded.scale:g} · in-process"
-        with LiveView(console, event, loaded.home_market, title) as view:
+        with LiveView(console, event, loaded.home_market, title, not as_json) as view:
 
             def progress(done: int, total: int, counted: SimResult) -> None:
                 if not view.on:
@@ -220,7 +220,7 @@ def _rehearse(
     event = loaded.event
     pace = "max" if where.speed is None else f"x{where.speed:g}"
     title = f"{event.name} · scale {loaded.scale:g} · {len(where.targets)} server(s), {pace}"
-    with LiveView(console, event, loaded.home_market, title) as view:
+    with LiveView(console, event, loaded.home_market, title, not as_json) as view:
 
         def progress(f: remote.Live) -> None:
             view.show(
