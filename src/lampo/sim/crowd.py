@@ -29,10 +29,11 @@ import heapq
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from lampo.domain.market import Channel, ChannelKind
+from lampo.sim.arrivals import Shape, spent
 from lampo.sim.scenario import Crowd, Scenario, ScenarioError
 
 #: The most reservation requests one run may send (the crowd's expected visits, resent and
@@ -61,6 +62,7 @@ class Plan(StrEnum):
 MIN_STEP_MS = 1000
 #: The gap between a payment and the same payment submitted again (a double click).
 DOUBLE_PAY_GAP_MS = 1000
+_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,13 @@ class Visit:
     channel: Channel
     plan: Plan
     delay_ms: int
+    comeback_ms: int = 0  # refused as sold out, the buyer tries again this much later
+
+
+def again(visit: Visit) -> Visit:
+    """The visit of a buyer who was refused as sold out and comes back
+    (``visit.comeback_ms`` later): the same request under a new key, once."""
+    return replace(visit, at_ms=visit.at_ms + visit.comeback_ms, key=f"{visit.key}+", comeback_ms=0)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -115,7 +124,9 @@ class _Market:
         self.offset_ms = round((window.opens - event.opens).total_seconds() * 1000)
         self.seconds = int(window.length.total_seconds())
         self.hold_ms = event.hold_seconds * 1000
-        self.arrivals = crowd.arrivals.get(market)
+        self.shape = Shape(event, crowd, market)
+        self.upcoming = sorted(self.shape.spikes, reverse=True)  # to start, last first
+        self.active: list[tuple[int, float, float]] = []
         skus = [
             s
             for s in sorted(crowd.demand)
@@ -148,33 +159,28 @@ class _Market:
         self.pending: list[tuple[int, int, Visit]] = []  # resent and repeat visits to come
         self.seq = 0
 
-    def masses(self, s: int) -> tuple[float, float]:
-        """The expected arrivals in second ``s`` of the window: (spike, baseline)."""
-        a = self.arrivals
-        if a is None:
-            return 0.0, 0.0
-        d = self.crowd.decay_seconds
-        spike = a.peak_per_second * d * (math.exp(-s / d) - math.exp(-(s + 1) / d))
-        return spike, a.baseline_per_second
-
     def instants(self, s: int) -> list[int]:
-        """The arrivals of second ``s``, each at its millisecond (sorted): the spike's in
-        proportion to its decaying rate within the second, the baseline's uniformly."""
-        spike, base = self.masses(s)
-        n = _poisson(self.rng, spike + base)
+        """The arrivals of second ``s``, each at its millisecond (sorted): each drawn from
+        one component of the rate (a spike, the baseline) in proportion to its mass."""
+        upcoming, active = self.upcoming, self.active
+        while upcoming and upcoming[-1][0] <= s:
+            active.append(upcoming.pop())
+        if any(spent(a, s) for a in active):
+            active[:] = [a for a in active if not spent(a, s)]
+        masses = self.shape.masses(s, active)
+        total = sum(masses)
+        n = _poisson(self.rng, total)
         if not n:
             return []
-        rng, d = self.rng, self.crowd.decay_seconds
-        share = spike / (spike + base)
-        tail = 1.0 - math.exp(-1.0 / d)  # the spike's mass within one second, per unit
-        start = self.offset_ms + s * 1000
+        rng, start = self.rng, self.offset_ms + s * 1000
+        if len(masses) == 1:
+            return sorted(start + Shape.place(rng, None) for _ in range(n))
+        cum = _cumulative(masses)
+        last = len(cum) - 1
         out = []
         for _ in range(n):
-            if rng.random() < share:
-                u = -d * math.log(1.0 - rng.random() * tail)
-            else:
-                u = rng.random()
-            out.append(start + min(999, int(u * 1000)))
+            c = bisect.bisect_right(cum, rng.random() * total, 0, last)
+            out.append(start + Shape.place(rng, active[c][2] if c < len(active) else None))
         out.sort()
         return out
 
@@ -215,7 +221,12 @@ class _Market:
             if extra != sku:
                 items = tuple(sorted((*items, (extra, 1))))
         plan, delay = self.plan()
-        visit = Visit(at_ms, self.market, customer, f"{customer}:1", items, channel, plan, delay)
+        comeback = 0
+        if crowd.comeback and rng.random() < crowd.comeback:
+            comeback = self.delay(crowd.comeback_seconds, 5 * MIN_STEP_MS, _DAY_MS)
+        visit = Visit(
+            at_ms, self.market, customer, f"{customer}:1", items, channel, plan, delay, comeback
+        )
         if rng.random() < crowd.retry:
             at = at_ms + rng.randint(200, 3 * MIN_STEP_MS)
             step = delay if plan is not Plan.ABANDON else self.pay_delay()
@@ -240,12 +251,15 @@ class _Market:
             )
         return visit
 
+    def delay(self, median_seconds: float, low: int, high: int) -> int:
+        """Milliseconds, log-normal around ``median_seconds``, within ``[low, high]``."""
+        delay = round(1000 * self.rng.lognormvariate(math.log(median_seconds), 0.7))
+        return max(low, min(delay, high))
+
     def pay_delay(self) -> int:
         """Milliseconds from a hold to its payment: log-normal around the crowd's median,
         within the hold's time."""
-        median = self.crowd.pay_delay_seconds
-        delay = round(1000 * self.rng.lognormvariate(math.log(median), 0.7))
-        return max(MIN_STEP_MS, min(delay, self.hold_ms - MIN_STEP_MS))
+        return self.delay(self.crowd.pay_delay_seconds, MIN_STEP_MS, self.hold_ms - MIN_STEP_MS)
 
     def plan(self) -> tuple[Plan, int]:
         crowd, u = self.crowd, self.rng.random()
@@ -281,10 +295,11 @@ def _keyed(index: int, visits: Iterator[Visit]) -> Iterator[tuple[int, int, int,
 
 
 def expected_requests(scenario: Scenario) -> float:
-    """The mean number of reservation requests of a run: each buyer's first visit, the
-    resent ones and the returning ones."""
+    """The mean number of reservation requests of a run at most: each buyer's first visit,
+    the resent ones, the returning ones, and those who come back after a sold-out (as if
+    every one of them were refused)."""
     crowd = scenario.crowd
-    return expected_buyers(scenario) * (1 + crowd.retry + crowd.repeat)
+    return expected_buyers(scenario) * (1 + crowd.retry + crowd.repeat + crowd.comeback)
 
 
 def market_seconds(scenario: Scenario) -> int:
@@ -324,9 +339,5 @@ def check_work(
 
 def expected_buyers(scenario: Scenario) -> float:
     """The mean number of first visits (buyers) over the whole event."""
-    total = 0.0
-    for market, a in scenario.crowd.arrivals.items():
-        w = scenario.event.windows[market].length.total_seconds()
-        d = scenario.crowd.decay_seconds
-        total += a.peak_per_second * d * (1 - math.exp(-w / d)) + a.baseline_per_second * w
-    return total
+    event, crowd = scenario.event, scenario.crowd
+    return sum(Shape(event, crowd, market).count() for market in crowd.arrivals)

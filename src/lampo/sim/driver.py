@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from lampo.domain.errors import InvalidRequest, LampoError
+from lampo.domain.errors import InvalidRequest, LampoError, SoldOut
 from lampo.domain.holds import Hold
 from lampo.services.clock import ManualClock
 from lampo.services.sales import ReserveCommand, Sales
-from lampo.sim.crowd import Plan, Visit, check_work, timeline
+from lampo.sim.crowd import DOUBLE_PAY_GAP_MS, Plan, Visit, again, check_work, timeline
 from lampo.sim.scenario import Scenario
 
 #: ``progress(done, total, result)``: virtual seconds simulated so far, out of the event's
@@ -83,6 +83,32 @@ class SimResult:
         return sum(self.refusals.values())
 
 
+class _Visits:
+    """The crowd's visits merged with those of buyers who come back after a sold-out."""
+
+    def __init__(self, crowd: Iterator[Visit]) -> None:
+        self.crowd = crowd
+        self.head = next(crowd, None)
+        self.later: list[tuple[int, int, Visit]] = []
+        self.seq = 0
+
+    def next_at(self) -> int:
+        at = self.head.at_ms if self.head is not None else _NEVER
+        return min(at, self.later[0][0]) if self.later else at
+
+    def pop(self) -> Visit:
+        if self.later and (self.head is None or self.later[0][0] < self.head.at_ms):
+            return heapq.heappop(self.later)[2]
+        visit = self.head
+        assert visit is not None
+        self.head = next(self.crowd, None)
+        return visit
+
+    def add(self, visit: Visit) -> None:
+        self.seq += 1
+        heapq.heappush(self.later, (visit.at_ms, self.seq, visit))
+
+
 @dataclass(slots=True)
 class _Sweep:
     at: int
@@ -115,6 +141,7 @@ class _Run:
         self.available = {sku: o.allocation for sku, o in self.event.offers.items()}
         self.live: OrderedDict[str, _Live] = OrderedDict()  # in placement (= expiry) order
         self.swept: dict[str, _Live] = {}  # due holds whose sweep is buffered
+        self.closing: dict[str, _Live] = {}  # holds a buffered payment or release ends
         self.steps: list[tuple[int, int, int, str]] = []  # (at, seq, kind, hold id)
         self.seq = 0
         self.reported = -1
@@ -131,10 +158,10 @@ class _Run:
     def run(self, visits: Iterator[Visit]) -> SimResult:
         wall = time.perf_counter()
         self.result.started = self.start
-        pending = next(visits, None)
+        stream = self.visits = _Visits(visits)
         steps = self.steps
         while True:
-            visit_at = pending.at_ms if pending is not None else _NEVER
+            visit_at = stream.next_at()
             step_at = steps[0][0] if steps else _NEVER
             sweep_at = self.next_sweep()
             at = min(visit_at, step_at, sweep_at)
@@ -152,17 +179,15 @@ class _Run:
             elif step_at == at:
                 _, _, kind, hold_id = heapq.heappop(steps)
                 if kind == _PAY:
-                    self.pays.append((at, hold_id))
+                    self.add_pay(at, hold_id)
                 else:
                     self.add_release(at, hold_id)
             else:
-                assert pending is not None
-                self.add_reserve(pending)
-                pending = next(visits, None)
+                self.add_reserve(stream.pop())
             if self.one_by_one or len(self.reserves) >= self.chunk:
                 self.flush()
             self.report(at // 1000)
-        self.result.ended = self.clock()
+        self.result.ended = self.instant(self.now)
         self.result.wall_seconds = time.perf_counter() - wall
         if self.progress is not None:
             self.progress(self.length, self.length, self.result)
@@ -193,7 +218,10 @@ class _Run:
             self.wanted[sku] += units
         self.buyers.add(visit.customer)
         first = visit.delay_ms if visit.plan is not Plan.ABANDON else self.hold_ms
-        self.horizon = min(self.horizon, visit.at_ms + min(max(first, 1), self.hold_ms))
+        first = min(max(first, 1), self.hold_ms)
+        if visit.comeback_ms:  # refused as sold out, the buyer comes back then
+            first = min(first, visit.comeback_ms)
+        self.horizon = min(self.horizon, visit.at_ms + first)
 
     def conflicts(self, customer: str, items: tuple[tuple[str, int], ...]) -> bool:
         """Whether a return of ``items`` to ``customer`` could change the result of a
@@ -203,8 +231,21 @@ class _Run:
         wanted, available = self.wanted, self.available
         return any(wanted[sku] > available[sku] for sku, _ in items if sku in wanted)
 
-    def add_release(self, at: int, hold_id: str) -> None:
+    def closes(self, at: int, hold_id: str) -> _Live | None:
+        """A step at ``at`` on a live hold ends it, if the hold is still held then: move it
+        out of ``live`` at once, so no sweep is planned for it."""
         held = self.live.get(hold_id)
+        if held is not None and at < held[0]:
+            del self.live[hold_id]
+            self.closing[hold_id] = held
+        return held
+
+    def add_pay(self, at: int, hold_id: str) -> None:
+        self.closes(at, hold_id)
+        self.pays.append((at, hold_id))
+
+    def add_release(self, at: int, hold_id: str) -> None:
+        held = self.closes(at, hold_id)
         if held is not None and self.reserves and self.conflicts(held[1], held[2]):
             self.flush()
         self.returns.append((at, hold_id))
@@ -300,6 +341,8 @@ class _Run:
         ):
             if isinstance(held, LampoError):
                 result.refusals[held.reason] += 1
+                if visit.comeback_ms and isinstance(held, SoldOut):
+                    self.visits.add(again(visit))
             elif held.created_at != command.at:
                 result.resent += 1  # the same key again: the first hold, no second effect
             else:
@@ -308,7 +351,7 @@ class _Run:
     # -- results ----------------------------------------------------------------
     def ended(self, hold_id: str) -> _Live | None:
         """Forget a hold that has ended; what was kept of it if it was live."""
-        held = self.live.pop(hold_id, None)
+        held = self.closing.pop(hold_id, None) or self.live.pop(hold_id, None)
         return held if held is not None else self.swept.pop(hold_id, None)
 
     def placed(self, visit: Visit, hold: Hold) -> None:
@@ -324,7 +367,7 @@ class _Run:
             self.schedule(at + delay, _PAY, hold.id)
         elif plan is Plan.PAY_TWICE:
             self.schedule(at + delay, _PAY, hold.id)
-            self.schedule(at + delay + 1000, _PAY, hold.id)
+            self.schedule(at + delay + DOUBLE_PAY_GAP_MS, _PAY, hold.id)
         elif plan is Plan.RELEASE:
             self.schedule(at + delay, _RELEASE, hold.id)
 
