@@ -153,3 +153,21 @@ def test_a_wrong_admin_key_or_a_target_that_is_no_url_is_refused_in_one_line(
     assert code == 2
     assert "target" in err
     assert server.admin("GET", "/v1/admin/events").json == before
+
+
+@pytest.mark.usefixtures("cli_sandbox")
+def test_json_in_process_is_one_document_with_the_report_the_audit_and_the_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(
+        capsys, "simulate", SCENARIO, "--scale", SCALE, "--storage", "memory://", "--json"
+    )
+    assert code == 0
+    found = json.loads(out)  # stdout holds the document alone
+    assert found["mode"] == "in-process"
+    assert found["audit"]["ok"] is True
+    event = scenarios.load(SCENARIO, float(SCALE)).event
+    assert found["report"]["units"] == event.total_allocation
+    assert found["run"]["orders"] == found["report"]["orders"]
+    assert set(found["run"]["sold_out_ms"]) == set(event.offers)
+    assert "performance" not in found  # latency is measured over HTTP only
