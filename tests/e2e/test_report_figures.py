@@ -194,6 +194,6 @@ def test_a_report_over_two_local_days_dates_every_local_time(
     sold_out = [line.rstrip(" │").rsplit("│", 1)[-1].strip() for line in lines[start + 4 : end]]
     assert any(t != "-" for t in sold_out)
     for text in sold_out:
-        assert text == "-" or re.fullmatch(r"2015-04-0[89] \d\d:\d\d:\d\d", text), text
+        assert text == "-" or re.fullmatch(r"2015-04-0[89] \d\d:\d\d:\d\d\.\d\d\d", text), text
     curve = next(line for line in lines if line.startswith("Units paid per minute"))
     assert "2015-04-08 10:00:00 to 2015-04-09 00:30:00" in curve

@@ -176,6 +176,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/admin/events", "admin", True, query=_scale_query, uploads=True),
     Route("PUT", "/v1/admin/events/{event_id}", "admin", True, query=_scale_query, uploads=True),
     Route("GET", "/v1/admin/events/{event_id}/orders", "admin", query=_orders_query),
+    Route("GET", "/v1/admin/events/{event_id}/totals", "admin"),
     Route("POST", "/v1/admin/holds/{hold_id}/refund", "admin", True),
     Route("POST", "/v1/admin/expire", "admin", True),
     Route("POST", "/v1/admin/clock", "admin", False, _clock_body),

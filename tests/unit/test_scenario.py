@@ -9,6 +9,7 @@ import pytest
 
 from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.domain.money import Money
+from lampo.sim.crowd import check_work, expected_buyers
 from lampo.sim.scenario import ScenarioError, available, load
 
 FLASH = Path(__file__).resolve().parents[2] / "src" / "lampo" / "scenarios" / "flash-drop.toml"
@@ -24,7 +25,19 @@ def units_per_category(scenario_name: str, scale: float) -> dict[str, int]:
 
 
 def test_the_shipped_scenarios_are_listed() -> None:
-    assert {"mi-fan-fest-2015", "flash-drop"} <= set(available())
+    assert {"mi-fan-fest-2015", "flash-drop", "redmi-1s-flipkart-2014"} <= set(available())
+
+
+def test_redmi_1s_is_one_sku_in_india_for_a_crowd_over_a_hundred_times_its_stock() -> None:
+    scenario = load("redmi-1s-flipkart-2014")
+    event = scenario.event
+    assert list(event.markets) == ["IN"]
+    assert [(o.sku, o.allocation, o.limit_per_customer) for o in event.offers.values()] == [
+        ("redmi-1s", 40_000, 1)
+    ]
+    assert event.price("redmi-1s", "IN") == Money(599_900, "INR")
+    assert expected_buyers(scenario) > 100 * 40_000
+    check_work(scenario)  # and the whole crowd fits a run's budget
 
 
 def test_mi_fan_fest_allocations_add_up_to_the_seed_figures() -> None:

@@ -10,14 +10,17 @@ from the declaration. A flag that its setting's parser refuses is a usage error.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
 from rich.markup import escape
 
-from lampo.config import STORAGE, Real, Setting, Whole, default_text
+from lampo.config import SECRETS_FILE, STORAGE, Real, Setting, Whole, default_text, read
 from lampo.domain.errors import InvalidRequest
+from lampo.web.config import read_secrets_file
 
 
 def help_text(
@@ -88,3 +91,20 @@ def with_setting_options(
 
 #: ``--storage URL``: flag over ``LAMPO_STORAGE`` over ``sqlite:///lampo.db``.
 StorageOpt = Annotated[str | None, setting_option(STORAGE)]
+
+#: ``--secrets-file PATH``: flag over ``LAMPO_SECRETS_FILE`` over ``lampo-secrets.env``.
+SecretsOpt = Annotated[Path | None, setting_option(SECRETS_FILE)]
+
+
+def read_secret(setting: Setting[Any], secrets_file: Path | None) -> str:
+    """A server secret as ``lampo serve`` has it: its variable, else the secrets file
+    (``--secrets-file``, ``LAMPO_SECRETS_FILE`` or the default)."""
+    path = read([SECRETS_FILE], os.environ, {SECRETS_FILE.name: secrets_file})[SECRETS_FILE]
+    secret = os.environ.get(setting.env) or read_secrets_file(path).get(setting.env)
+    if not secret:
+        raise InvalidRequest(
+            setting.name,
+            f"no {setting.env} in the environment or in {path}; "
+            "start `lampo serve` once to create it",
+        )
+    return secret

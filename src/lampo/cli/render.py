@@ -55,7 +55,7 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
     shown = LocalClock.over(zone(zone_name), report.opens, report.closes)
 
     def at(when: datetime | None) -> str:
-        return shown.text(when) if when else "-"
+        return shown.text(when, millis=True) if when else "-"
 
     cur = report.reporting
     truth = ("equal", "green") if report.truth else ("DIFFERENT", "red")
@@ -123,8 +123,9 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
             if c.at is None:
                 cells += ["not reached"] + ["" for _ in columns]
             else:
-                cells.append(c.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"))
-                cells += [clock.text(c.at) for clock in columns]
+                utc = c.at.astimezone(UTC)
+                cells.append(f"{utc:%Y-%m-%d %H:%M:%S}.{utc.microsecond // 1000:03d}")
+                cells += [clock.text(c.at, millis=True) for clock in columns]
             add_row(ms, *cells)
         console.print(ms)
 
@@ -163,9 +164,9 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
     if curve and any(b.units for b in curve):
         peak = max(curve, key=lambda b: b.units)
         console.print(
-            f"[bold]Units paid per minute[/] ({at(report.opens)} to {at(report.closes)}"
-            f"{shown.on}, "
-            f"peak {peak.units:,} at {at(peak.start)}): {spark(curve)}"
+            f"[bold]Units paid per minute[/] ({shown.text(report.opens)} to "
+            f"{shown.text(report.closes)}{shown.on}, "
+            f"peak {peak.units:,} at {shown.text(peak.start)}): {spark(curve)}"
         )
         first = report.curve.per_second[:120]
         console.print(f"[bold]First 2 minutes, per second[/]: {spark(first, 120)}")

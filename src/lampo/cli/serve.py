@@ -23,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from lampo.cli.options import setting_option, with_setting_options
+from lampo.cli.options import SecretsOpt, read_secret, with_setting_options
 from lampo.config import (
     ACCESS_LOG,
     ENGINE,
@@ -43,9 +43,7 @@ from lampo.config import (
 from lampo.domain.errors import InvalidRequest
 from lampo.storage import urls
 from lampo.web import logs
-from lampo.web.config import ensure_secrets_file, read_secrets_file
-
-SecretsOpt = Annotated[Path | None, setting_option(SECRETS_FILE)]
+from lampo.web.config import ensure_secrets_file
 
 
 @with_setting_options(SERVE, server=True)
@@ -134,12 +132,5 @@ def token(
     """Print a buyer token signed with the server secret (for tests and demos)."""
     from lampo.web.auth import issue_token
 
-    path = read([SECRETS_FILE], os.environ, {SECRETS_FILE.name: secrets_file})[SECRETS_FILE]
-    secret = os.environ.get(SECRET.env) or read_secrets_file(path).get(SECRET.env)
-    if not secret:
-        raise InvalidRequest(
-            "secret",
-            f"no {SECRET.env} in the environment or in {path}; "
-            "start `lampo serve` once to create it",
-        )
+    secret = read_secret(SECRET, secrets_file)
     typer.echo(issue_token(secret.encode(), buyer, ttl))

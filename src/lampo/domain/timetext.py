@@ -57,12 +57,12 @@ class LocalClock:
         last = max(opens, closes - timedelta(microseconds=1)).astimezone(zone).date()
         return cls(zone, first if first == last else None)
 
-    def text(self, when: datetime) -> str:
-        """``when`` (aware) to the second, dated unless it falls on ``day``."""
+    def text(self, when: datetime, millis: bool = False) -> str:
+        """``when`` (aware) to the second (``millis``: to the millisecond, truncated, as
+        ``14:00:04.213``), dated unless it falls on ``day``."""
         local = when.astimezone(self.zone)
-        if local.date() == self.day:
-            return local.strftime("%H:%M:%S")
-        return local.strftime("%Y-%m-%d %H:%M:%S")
+        shown = local.strftime("%H:%M:%S" if local.date() == self.day else "%Y-%m-%d %H:%M:%S")
+        return f"{shown}.{local.microsecond // 1000:03d}" if millis else shown
 
     @property
     def on(self) -> str:

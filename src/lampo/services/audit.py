@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import HoldState
 from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, recount
-from lampo.storage.port import Storage
+from lampo.storage.port import Reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ class Audit:
         )
 
 
-def audit(storage: Storage, event: SaleEvent) -> Audit:
+def audit(storage: Reads, event: SaleEvent) -> Audit:
     """Check ``event`` in ``storage`` against its holds (see the module docstring)."""
     holds = list(storage.holds(event.id))
     held: Counter[str] = Counter()

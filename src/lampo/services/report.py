@@ -50,12 +50,12 @@ from lampo.domain.report import (
 from lampo.domain.totals import Totals, recount
 from lampo.services import imports
 from lampo.services.imports import DEFAULT_HISTORY
-from lampo.storage.port import Storage
+from lampo.storage.port import Reads, Storage
 
 _MICRO = timedelta(microseconds=1)
 
 
-def event_of(storage: Storage, event_id: str) -> SaleEvent:
+def event_of(storage: Reads, event_id: str) -> SaleEvent:
     for event in storage.load_events():
         if event.id == event_id:
             return event
@@ -96,7 +96,7 @@ def past_result(event: SaleEvent, totals: Totals, holds: Sequence[Hold]) -> list
 
 
 def event_records(
-    storage: Storage,
+    storage: Reads,
     event: SaleEvent,
     totals: Totals,
     holds: Sequence[Hold],
@@ -118,7 +118,7 @@ def event_records(
 
 
 def battle_report(
-    storage: Storage,
+    storage: Reads,
     event_id: str,
     now: datetime,
     refusals: Mapping[str, int] | None = None,

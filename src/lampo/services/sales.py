@@ -41,7 +41,9 @@ MAX_QUANTITY = 1000
 @dataclass(frozen=True, slots=True)
 class ReserveCommand:
     """A buyer's request: ``items`` maps SKU to quantity. ``key`` is the idempotency key
-    (one is made up when empty, so the request is then not safely retryable)."""
+    (one is made up when empty, so the request is then not safely retryable). ``at``: when
+    it was made, for a simulation that sends many instants in one batch (None: the
+    service's clock when the batch is placed; never taken from outside the process)."""
 
     event: str
     customer: str
@@ -49,6 +51,7 @@ class ReserveCommand:
     items: Mapping[str, int]
     channel: Channel = field(default_factory=Channel)
     key: str = ""
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +218,7 @@ class Sales:
         now_mono = time.monotonic() if self._soldout else None
         for i, cmd in enumerate(commands):
             try:
-                req = self._request(cmd, batch.now, now_mono)
+                req = self._request(cmd, cmd.at or batch.now, now_mono)
             except LampoError as refusal:
                 batch.results[i] = refusal
                 self._note(cmd.event, refusal)
@@ -246,7 +249,8 @@ class Sales:
         batch.asked, batch.asked_refs, batch.asked_where = [], [], []
         for i, known, ref in asked:
             if ref.key in fresh:
-                req = self._request(batch.commands[i], batch.now)  # checked once already
+                cmd = batch.commands[i]
+                req = self._request(cmd, cmd.at or batch.now)  # checked once already
                 assert isinstance(req, ReserveRequest)
                 placed.append((i, req))
             else:
@@ -266,7 +270,7 @@ class Sales:
             cmd = batch.commands[i]
             if recorded:
                 try:
-                    req = self._request(cmd, batch.now)
+                    req = self._request(cmd, cmd.at or batch.now)
                 except LampoError as refusal:  # the event changed meanwhile (an update)
                     batch.results[i] = refusal
                     self._note(cmd.event, refusal)
@@ -371,7 +375,10 @@ class Sales:
 
     # -- pay, release, refund, expire ------------------------------------------
     def _pay_requests(
-        self, pairs: Sequence[tuple[str, str]], amounts: Sequence[Money | None] | None = None
+        self,
+        pairs: Sequence[tuple[str, str]],
+        amounts: Sequence[Money | None] | None = None,
+        at: Sequence[datetime] | None = None,
     ) -> tuple[list[Result | None], list[PayRequest], list[int]]:
         now = self.clock()
         results: list[Result | None] = [None] * len(pairs)
@@ -386,7 +393,7 @@ class Sales:
                 self._note("", refusal)
                 continue
             amount = amounts[i] if amounts else None
-            requests.append(PayRequest(hold_id, payment_id, now, amount))
+            requests.append(PayRequest(hold_id, payment_id, at[i] if at else now, amount))
             where.append(i)
         return results, requests, where
 
@@ -399,9 +406,12 @@ class Sales:
                 self._note("", result)
         return [r for r in results if r is not None]
 
-    def pay_many(self, pairs: Sequence[tuple[str, str]]) -> list[Result]:
-        """Pay ``(hold_id, payment_id)`` pairs in one batch; one result per pair."""
-        results, requests, where = self._pay_requests(pairs)
+    def pay_many(
+        self, pairs: Sequence[tuple[str, str]], at: Sequence[datetime] | None = None
+    ) -> list[Result]:
+        """Pay ``(hold_id, payment_id)`` pairs in one batch; one result per pair. ``at``:
+        the instant of each payment (a simulation's), else the clock's for all."""
+        results, requests, where = self._pay_requests(pairs, at=at)
         stored = self.storage.pay(requests) if requests else []
         return self._merge_paid(results, where, stored)
 
@@ -422,9 +432,15 @@ class Sales:
         stored = await self.storage.apay(requests) if requests else []
         return _unwrap(self._merge_paid(results, where, stored)[0])
 
-    def release_many(self, hold_ids: Sequence[str]) -> list[Result]:
+    def release_many(
+        self, hold_ids: Sequence[str], at: Sequence[datetime] | None = None
+    ) -> list[Result]:
+        """Release holds in one batch; ``at``: the instant of each (as ``pay_many``)."""
         now = self.clock()
-        results = self.storage.release([ReleaseRequest(h, now) for h in hold_ids])
+        times = at or [now] * len(hold_ids)
+        results = self.storage.release(
+            [ReleaseRequest(h, t) for h, t in zip(hold_ids, times, strict=True)]
+        )
         for r in results:
             if isinstance(r, Hold):
                 self._forget_soldout(r.event)

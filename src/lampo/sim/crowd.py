@@ -1,13 +1,15 @@
 """The crowd model: a seeded, reproducible stream of buyers' visits over virtual time.
 
-In each market, arrivals per second follow a spike at the market's opening that decays
-exponentially, over a steady baseline: ``rate(t) = peak * exp(-t / decay) + baseline``; the
-count in each second is drawn from a Poisson law of that mean. Each arriving buyer picks a
-channel (online with a referral, or a marketplace), a SKU by popularity (one or two units,
-within the limit), maybe an add-on, and a plan: pay after a delay, pay twice with the same
-payment id, pay too late, release, or never pay (the hold expires). Some resend the same
-request with the same idempotency key; some come back later and try to pass the
-per-customer limit.
+Time is kept in whole milliseconds after the event's first opening, as a real clock would
+stamp requests. In each market, arrivals per second follow a spike at the market's
+opening that decays exponentially, over a steady baseline: ``rate(t) = peak * exp(-t /
+decay) + baseline``; the count in each second is drawn from a Poisson law of that mean,
+and each arrival is placed at its millisecond within the second (the spike's following
+its decaying rate). Each arriving buyer picks a channel (online with a referral, or a
+marketplace), a SKU by popularity (one or two units, within the limit), maybe an add-on,
+and a plan: pay after a delay, pay twice with the same payment id, pay too late, release,
+or never pay (the hold expires). Some resend the same request with the same idempotency
+key; some come back later and try to pass the per-customer limit.
 
 The stream is produced lazily in time order, so memory stays small at any scale. The same
 scenario and seed give the identical sequence: every market draws from its own
@@ -22,14 +24,16 @@ run for hours.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from lampo.domain.market import Channel, ChannelKind
+from lampo.sim.arrivals import Shape, spent
 from lampo.sim.scenario import Crowd, Scenario, ScenarioError
 
 #: The most reservation requests one run may send (the crowd's expected visits, resent and
@@ -53,18 +57,38 @@ class Plan(StrEnum):
     NONE = "none"  # a resent request: the first request's plan applies
 
 
+#: The shortest delay between a hold and the buyer's next step (a payment, a release),
+#: and between a buyer's request and its resending: a person does not act faster.
+MIN_STEP_MS = 1000
+#: The gap between a payment and the same payment submitted again (a double click).
+DOUBLE_PAY_GAP_MS = 1000
+_DAY_MS = 86_400_000
+
+
 @dataclass(frozen=True, slots=True)
 class Visit:
-    """One reservation request. ``at``: whole seconds after the event's first opening."""
+    """One reservation request, at ``at_ms`` milliseconds after the event's first opening.
 
-    at: int
+    ``plan`` and ``delay_ms`` say what the buyer does with the hold: ``delay_ms`` after it
+    is placed, the plan's step (a payment, a release). A resent request (``Plan.NONE``)
+    carries the first request's delay: if the first try was refused and the resent one
+    got a hold, that buyer pays after that delay."""
+
+    at_ms: int
     market: str
     customer: str
     key: str
     items: tuple[tuple[str, int], ...]
     channel: Channel
     plan: Plan
-    delay: int  # seconds from the hold to the plan's action
+    delay_ms: int
+    comeback_ms: int = 0  # refused as sold out, the buyer tries again this much later
+
+
+def again(visit: Visit) -> Visit:
+    """The visit of a buyer who was refused as sold out and comes back
+    (``visit.comeback_ms`` later): the same request under a new key, once."""
+    return replace(visit, at_ms=visit.at_ms + visit.comeback_ms, key=f"{visit.key}+", comeback_ms=0)
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -88,18 +112,21 @@ def _cumulative(weights: list[float]) -> list[float]:
 
 
 class _Market:
-    """The visits of one market, in time order."""
+    """The visits of one market, in time order (milliseconds)."""
 
     def __init__(self, scenario: Scenario, market: str, seed: int) -> None:
         event, crowd = scenario.event, scenario.crowd
         self.crowd: Crowd = crowd
         self.market = market
+        self.prefix = market.lower() + "-"
         self.rng = random.Random(f"{seed}:{scenario.event.id}:{market}")
         window = event.windows[market]
-        self.offset = int((window.opens - event.opens).total_seconds())
+        self.offset_ms = round((window.opens - event.opens).total_seconds() * 1000)
         self.seconds = int(window.length.total_seconds())
-        self.hold_seconds = event.hold_seconds
-        self.arrivals = crowd.arrivals.get(market)
+        self.hold_ms = event.hold_seconds * 1000
+        self.shape = Shape(event, crowd, market)
+        self.upcoming = sorted(self.shape.spikes, reverse=True)  # to start, last first
+        self.active: list[tuple[int, float, float]] = []
         skus = [
             s
             for s in sorted(crowd.demand)
@@ -108,80 +135,111 @@ class _Market:
         self.skus = skus
         self.cum = _cumulative([crowd.demand[s] for s in skus])
         self.limits = {s: event.offers[s].limit_per_customer for s in skus}
+        # every channel a buyer may come through, weighted once: a marketplace by its
+        # share, the online store by its share times each referral's
         mix = crowd.channels.get(market, {"online": 1.0})
-        self.channels = sorted(k for k, v in mix.items() if v > 0)
-        self.channel_cum = _cumulative([mix[k] for k in self.channels])
-        self.referrals = sorted(k for k, v in crowd.referrals.items() if v > 0) or ["direct"]
-        self.referral_cum = _cumulative([crowd.referrals.get(k, 1.0) for k in self.referrals])
+        referrals = sorted(k for k, v in crowd.referrals.items() if v > 0) or ["direct"]
+        ref_total = sum(crowd.referrals.get(k, 1.0) for k in referrals)
+        channels: list[Channel] = []
+        weights: list[float] = []
+        for name in sorted(k for k, v in mix.items() if v > 0):
+            if name != "online":
+                channels.append(Channel(ChannelKind.MARKETPLACE, name))
+                weights.append(mix[name])
+                continue
+            for referral in referrals:
+                share = crowd.referrals.get(referral, 1.0) / ref_total
+                channels.append(
+                    Channel(ChannelKind.ONLINE, referral="" if referral == "direct" else referral)
+                )
+                weights.append(mix[name] * share)
+        self.channels = channels
+        self.channel_cum = _cumulative(weights)
         self.buyers = 0
         self.pending: list[tuple[int, int, Visit]] = []  # resent and repeat visits to come
         self.seq = 0
 
-    def mean(self, s: int) -> float:
-        a = self.arrivals
-        if a is None:
-            return 0.0
-        d = self.crowd.decay_seconds
-        spike = a.peak_per_second * d * (math.exp(-s / d) - math.exp(-(s + 1) / d))
-        return spike + a.baseline_per_second
+    def instants(self, s: int) -> list[int]:
+        """The arrivals of second ``s``, each at its millisecond (sorted): each drawn from
+        one component of the rate (a spike, the baseline) in proportion to its mass."""
+        upcoming, active = self.upcoming, self.active
+        while upcoming and upcoming[-1][0] <= s:
+            active.append(upcoming.pop())
+        if any(spent(a, s) for a in active):
+            active[:] = [a for a in active if not spent(a, s)]
+        masses = self.shape.masses(s, active)
+        total = sum(masses)
+        n = _poisson(self.rng, total)
+        if not n:
+            return []
+        rng, start = self.rng, self.offset_ms + s * 1000
+        if len(masses) == 1:
+            return sorted(start + Shape.place(rng, None) for _ in range(n))
+        cum = _cumulative(masses)
+        last = len(cum) - 1
+        out = []
+        for _ in range(n):
+            c = bisect.bisect_right(cum, rng.random() * total, 0, last)
+            out.append(start + Shape.place(rng, active[c][2] if c < len(active) else None))
+        out.sort()
+        return out
 
     def visits(self) -> Iterator[Visit]:
         if not self.skus:
             return
+        end_ms = self.offset_ms + self.seconds * 1000
+        pending = self.pending
         for s in range(self.seconds):
-            while self.pending and self.pending[0][0] <= s:
-                yield heapq.heappop(self.pending)[2]
-            for _ in range(_poisson(self.rng, self.mean(s))):
-                yield self.buyer(s)
-        while self.pending:  # visits after the close: refused as closed, as they would be
-            yield heapq.heappop(self.pending)[2]
+            for at in self.instants(s):
+                while pending and pending[0][0] <= at:
+                    yield heapq.heappop(pending)[2]
+                yield self.buyer(at)
+            second_end = self.offset_ms + (s + 1) * 1000
+            while pending and pending[0][0] < min(second_end, end_ms):
+                yield heapq.heappop(pending)[2]
+        while pending:  # visits after the close: refused as closed, as they would be
+            yield heapq.heappop(pending)[2]
 
-    def later(self, s: int, visit: Visit) -> None:
+    def later(self, at_ms: int, visit: Visit) -> None:
         self.seq += 1
-        heapq.heappush(self.pending, (s, self.seq, visit))
+        heapq.heappush(self.pending, (at_ms, self.seq, visit))
 
-    def pick(self, cum: list[float], names: list[str]) -> str:
-        return self.rng.choices(names, cum_weights=cum)[0]
+    def pick(self, cum: list[float]) -> int:
+        return bisect.bisect_right(cum, self.rng.random() * cum[-1], 0, len(cum) - 1)
 
-    def buyer(self, s: int) -> Visit:
+    def buyer(self, at_ms: int) -> Visit:
         rng, crowd = self.rng, self.crowd
         self.buyers += 1
-        customer = f"{self.market.lower()}-{self.buyers}"
-        channel_name = self.pick(self.channel_cum, self.channels)
-        if channel_name == "online":
-            referral = self.pick(self.referral_cum, self.referrals)
-            channel = Channel(ChannelKind.ONLINE, referral="" if referral == "direct" else referral)
-        else:
-            channel = Channel(ChannelKind.MARKETPLACE, channel_name)
-        sku = self.pick(self.cum, self.skus)
+        customer = f"{self.prefix}{self.buyers}"
+        channel = self.channels[self.pick(self.channel_cum)]
+        sku = self.skus[self.pick(self.cum)]
         limit = self.limits[sku]
         quantity = 2 if rng.random() < crowd.two_units and (limit is None or limit >= 2) else 1
-        items = {sku: quantity}
+        items: tuple[tuple[str, int], ...] = ((sku, quantity),)
         if rng.random() < crowd.add_on and len(self.skus) > 1:
-            extra = self.pick(self.cum, self.skus)
+            extra = self.skus[self.pick(self.cum)]
             if extra != sku:
-                items[extra] = 1
+                items = tuple(sorted((*items, (extra, 1))))
         plan, delay = self.plan()
+        comeback = 0
+        if crowd.comeback and rng.random() < crowd.comeback:
+            comeback = self.delay(crowd.comeback_seconds, 5 * MIN_STEP_MS, _DAY_MS)
         visit = Visit(
-            self.offset + s,
-            self.market,
-            customer,
-            f"{customer}:1",
-            tuple(sorted(items.items())),
-            channel,
-            plan,
-            delay,
+            at_ms, self.market, customer, f"{customer}:1", items, channel, plan, delay, comeback
         )
         if rng.random() < crowd.retry:
-            resend = rng.randint(0, 3)
-            self.later(s + resend, _resent(visit, self.offset + s + resend))
+            at = at_ms + rng.randint(200, 3 * MIN_STEP_MS)
+            step = delay if plan is not Plan.ABANDON else self.pay_delay()
+            self.later(
+                at, Visit(at, self.market, customer, visit.key, items, channel, Plan.NONE, step)
+            )
         if rng.random() < crowd.repeat:
-            back = s + rng.randint(30, 1800)
+            back = at_ms + rng.randint(30_000, 1_800_000)
             greedy = (limit or 2) if quantity < (limit or 2) else quantity
             self.later(
                 back,
                 Visit(
-                    self.offset + back,
+                    back,
                     self.market,
                     customer,
                     f"{customer}:2",
@@ -193,10 +251,15 @@ class _Market:
             )
         return visit
 
+    def delay(self, median_seconds: float, low: int, high: int) -> int:
+        """Milliseconds, log-normal around ``median_seconds``, within ``[low, high]``."""
+        delay = round(1000 * self.rng.lognormvariate(math.log(median_seconds), 0.7))
+        return max(low, min(delay, high))
+
     def pay_delay(self) -> int:
-        median = self.crowd.pay_delay_seconds
-        delay = round(self.rng.lognormvariate(math.log(median), 0.7))
-        return max(1, min(delay, self.hold_seconds - 1))
+        """Milliseconds from a hold to its payment: log-normal around the crowd's median,
+        within the hold's time."""
+        return self.delay(self.crowd.pay_delay_seconds, MIN_STEP_MS, self.hold_ms - MIN_STEP_MS)
 
     def plan(self) -> tuple[Plan, int]:
         crowd, u = self.crowd, self.rng.random()
@@ -204,23 +267,20 @@ class _Market:
             return Plan.ABANDON, 0
         u -= crowd.never_pay
         if u < crowd.release:
-            return Plan.RELEASE, self.rng.randint(1, max(1, self.hold_seconds - 1))
+            return Plan.RELEASE, self.rng.randint(
+                MIN_STEP_MS, max(MIN_STEP_MS, self.hold_ms - MIN_STEP_MS)
+            )
         u -= crowd.release
         if u < crowd.late_pay:
-            return Plan.PAY_LATE, self.hold_seconds + self.rng.randint(0, 600)
+            return Plan.PAY_LATE, self.hold_ms + self.rng.randint(0, 600_000)
         if self.rng.random() < crowd.double_pay:
             return Plan.PAY_TWICE, self.pay_delay()
         return Plan.PAY, self.pay_delay()
 
 
-def _resent(visit: Visit, at: int) -> Visit:
-    return Visit(
-        at, visit.market, visit.customer, visit.key, visit.items, visit.channel, Plan.NONE, 0
-    )
-
-
 def timeline(scenario: Scenario, seed: int = 0) -> Iterator[Visit]:
-    """Every visit of the scenario's crowd, in time order (ties: market order, then arrival)."""
+    """Every visit of the scenario's crowd, in time order to the millisecond (ties: market
+    order, then arrival)."""
     streams = [
         _keyed(i, _Market(scenario, m, seed).visits())
         for i, m in enumerate(sorted(scenario.event.markets))
@@ -231,14 +291,15 @@ def timeline(scenario: Scenario, seed: int = 0) -> Iterator[Visit]:
 
 def _keyed(index: int, visits: Iterator[Visit]) -> Iterator[tuple[int, int, int, Visit]]:
     for n, visit in enumerate(visits):
-        yield visit.at, index, n, visit
+        yield visit.at_ms, index, n, visit
 
 
 def expected_requests(scenario: Scenario) -> float:
-    """The mean number of reservation requests of a run: each buyer's first visit, the
-    resent ones and the returning ones."""
+    """The mean number of reservation requests of a run at most: each buyer's first visit,
+    the resent ones, the returning ones, and those who come back after a sold-out (as if
+    every one of them were refused)."""
     crowd = scenario.crowd
-    return expected_buyers(scenario) * (1 + crowd.retry + crowd.repeat)
+    return expected_buyers(scenario) * (1 + crowd.retry + crowd.repeat + crowd.comeback)
 
 
 def market_seconds(scenario: Scenario) -> int:
@@ -278,9 +339,5 @@ def check_work(
 
 def expected_buyers(scenario: Scenario) -> float:
     """The mean number of first visits (buyers) over the whole event."""
-    total = 0.0
-    for market, a in scenario.crowd.arrivals.items():
-        w = scenario.event.windows[market].length.total_seconds()
-        d = scenario.crowd.decay_seconds
-        total += a.peak_per_second * d * (1 - math.exp(-w / d)) + a.baseline_per_second * w
-    return total
+    event, crowd = scenario.event, scenario.crowd
+    return sum(Shape(event, crowd, market).count() for market in crowd.arrivals)

@@ -1,36 +1,61 @@
 """The in-process driver: runs a scenario's crowd against a ``Sales`` service in virtual time.
 
-Virtual time moves on a ``ManualClock`` from one busy second to the next (quiet seconds are
-skipped). In each busy second the driver first runs the expiry sweeper if a hold it placed
-is due, then submits the payments and releases due now, then the new reservations, each in
-chunks through ``pay_many`` / ``release_many`` / ``reserve_many`` so that storage batches
-them. After the last visit it goes on until every hold has ended (paid, released or
-expired), so the run ends at a quiet point where nothing is held.
+Time is whole milliseconds after the event's first opening. Every request carries its own
+instant (``ReserveCommand.at``, ``pay_many`` and ``release_many``'s ``at``; a sweep sets the
+clock), so holds, payments, releases and expiries are stamped to the millisecond and the
+report's sell-out times and milestone crossings are exact, as a real clock gives them.
+The expiry sweeper runs as a server's does, every ``sweep_every`` seconds (the server's
+default: one) when a hold is due.
+
+Storage's group commit costs one commit (an fsync on SQLite's default) per call, so the
+driver sends large batches. It walks the visits and the buyers' later steps in time
+order and gathers them into three buffers, flushed in this order, each as one or a few
+storage calls: payments, returns (releases and sweeps, in time order), reservations.
+Flushing kinds in a fixed order reorders requests of different kinds; the driver flushes
+early exactly where that could change a result:
+
+- a payment moves units from held to sold, which no reservation or release reads; it goes
+  before a sweep, as it must (paid before the deadline, the hold is no longer held; paid
+  after it, the payment is refused either way);
+- a return sent before earlier reservations would hand them units they might not have
+  found: it joins the buffer only if the buffered reservations ask for no more units of
+  each of its SKUs than are available (so none is refused for want of them, in either
+  order) and none is its customer's (limits); otherwise the buffers are flushed first;
+- a buyer's next step needs the hold: the buffers are flushed before the first step of a
+  buffered reservation (its plan's delay, or the hold's expiry) could be due.
+
+So every request gets the result it would get if each were sent alone at its instant, in
+time order (``one_by_one=True`` does exactly that, and the tests compare the two), in a few
+thousand commits instead of millions. After the last visit the run goes on until every
+hold has ended (paid, released or expired), so it ends at a quiet point.
 """
 
 from __future__ import annotations
 
 import heapq
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import islice
 from typing import TypeVar
 
-from lampo.domain.errors import InvalidRequest, LampoError
+from lampo.domain.errors import InvalidRequest, LampoError, SoldOut
 from lampo.domain.holds import Hold
 from lampo.services.clock import ManualClock
 from lampo.services.sales import ReserveCommand, Sales
-from lampo.sim.crowd import Plan, Visit, check_work, timeline
+from lampo.sim.crowd import DOUBLE_PAY_GAP_MS, Plan, Visit, again, check_work, timeline
 from lampo.sim.scenario import Scenario
 
-#: ``progress(done, total)``: virtual seconds simulated so far, out of the event's length.
-Progress = Callable[[int, int], None]
+#: ``progress(done, total, result)``: virtual seconds simulated so far, out of the event's
+#: length, and what the run counted so far (the live view reads it; it must not keep it).
+Progress = Callable[[int, int, "SimResult"], None]
 
-_PAY, _RELEASE = 0, 1
+_PAY, _RELEASE, _SWEEP = 0, 1, 2
+_NEVER = 1 << 62
 T = TypeVar("T")
+#: A live hold as the driver keeps it: (expiry in ms, customer, (sku, units) lines).
+_Live = tuple[int, str, tuple[tuple[str, int], ...]]
 
 
 @dataclass(slots=True)
@@ -48,7 +73,6 @@ class SimResult:
     releases: int = 0
     expired: int = 0
     refusals: Counter[str] = field(default_factory=Counter)
-    sold_out_at: dict[str, datetime] = field(default_factory=dict)  # first time, UTC
     batches: int = 0  # storage calls made
     started: datetime | None = None  # virtual, UTC
     ended: datetime | None = None
@@ -59,6 +83,38 @@ class SimResult:
         return sum(self.refusals.values())
 
 
+class _Visits:
+    """The crowd's visits merged with those of buyers who come back after a sold-out."""
+
+    def __init__(self, crowd: Iterator[Visit]) -> None:
+        self.crowd = crowd
+        self.head = next(crowd, None)
+        self.later: list[tuple[int, int, Visit]] = []
+        self.seq = 0
+
+    def next_at(self) -> int:
+        at = self.head.at_ms if self.head is not None else _NEVER
+        return min(at, self.later[0][0]) if self.later else at
+
+    def pop(self) -> Visit:
+        if self.later and (self.head is None or self.later[0][0] < self.head.at_ms):
+            return heapq.heappop(self.later)[2]
+        visit = self.head
+        assert visit is not None
+        self.head = next(self.crowd, None)
+        return visit
+
+    def add(self, visit: Visit) -> None:
+        self.seq += 1
+        heapq.heappush(self.later, (visit.at_ms, self.seq, visit))
+
+
+@dataclass(slots=True)
+class _Sweep:
+    at: int
+    due: dict[str, _Live]  # the holds due by ``at``, out of ``live`` until the sweep ran
+
+
 class _Run:
     def __init__(
         self,
@@ -67,65 +123,82 @@ class _Run:
         clock: ManualClock,
         seed: int,
         chunk: int,
-        sweep_every: int,
-        tick: int,
+        sweep_ms: int,
+        one_by_one: bool,
         progress: Progress | None,
     ) -> None:
-        self.scenario = scenario
         self.event = scenario.event
         self.sales = sales
         self.clock = clock
         self.chunk = chunk
+        self.sweep_ms = sweep_ms
+        self.one_by_one = one_by_one
         self.progress = progress
         self.start = self.event.opens
+        self.hold_ms = self.event.hold_seconds * 1000
         self.length = int((self.event.closes - self.start).total_seconds())
         self.result = SimResult(scenario.name, scenario.scale, seed)
         self.available = {sku: o.allocation for sku, o in self.event.offers.items()}
-        self.live: dict[str, int] = {}  # hold id -> second it is due to expire
-        self.known: set[str] = set()  # every hold id placed in this run
-        self.expiries: list[tuple[int, str]] = []
-        self.actions: list[tuple[int, int, int, str, str]] = []  # (at, seq, kind, hold, pay id)
+        self.live: OrderedDict[str, _Live] = OrderedDict()  # in placement (= expiry) order
+        self.swept: dict[str, _Live] = {}  # due holds whose sweep is buffered
+        self.closing: dict[str, _Live] = {}  # holds a buffered payment or release ends
+        self.steps: list[tuple[int, int, int, str]] = []  # (at, seq, kind, hold id)
         self.seq = 0
         self.reported = -1
-        self.sweep_every = sweep_every
-        self.tick = tick
-        self.next_sweep = 0
+        self.now = 0
+        # the buffers
+        self.pays: list[tuple[int, str]] = []
+        self.returns: list[tuple[int, str] | _Sweep] = []
+        self.reserves: list[Visit] = []
+        self.wanted: Counter[str] = Counter()  # units the buffered reservations ask for
+        self.buyers: set[str] = set()  # customers of the buffered reservations
+        self.horizon = _NEVER  # the first instant a buffered reservation's hold is needed
 
     # -- the loop ---------------------------------------------------------------
     def run(self, visits: Iterator[Visit]) -> SimResult:
         wall = time.perf_counter()
         self.result.started = self.start
-        pending = next(visits, None)
+        stream = self.visits = _Visits(visits)
+        steps = self.steps
         while True:
-            now = self.next_second(pending)
-            if now is None:
+            visit_at = stream.next_at()
+            step_at = steps[0][0] if steps else _NEVER
+            sweep_at = self.next_sweep()
+            at = min(visit_at, step_at, sweep_at)
+            if at == _NEVER:
+                if self.reserves or self.pays or self.returns:
+                    self.flush()  # its results may schedule more
+                    continue
                 break
-            self.clock.set(self.start + timedelta(seconds=now))
-            self.sweep(now)
-            self.act(now + self.tick - 1)
-            batch: list[Visit] = []
-            while pending is not None and pending.at < now + self.tick:
-                batch.append(pending)
-                pending = next(visits, None)
-            self.reserve(now, batch)
-            self.report(now)
-        self.result.ended = self.clock()
+            if at >= self.horizon:
+                self.flush()
+                continue  # the flush may have scheduled steps due sooner
+            self.now = at
+            if sweep_at == at:  # at one instant: a sweep, then steps, then new visits
+                self.add_sweep(at)
+            elif step_at == at:
+                _, _, kind, hold_id = heapq.heappop(steps)
+                if kind == _PAY:
+                    self.add_pay(at, hold_id)
+                else:
+                    self.add_release(at, hold_id)
+            else:
+                self.add_reserve(stream.pop())
+            if self.one_by_one or len(self.reserves) >= self.chunk:
+                self.flush()
+            self.report(at // 1000)
+        self.result.ended = self.instant(self.now)
         self.result.wall_seconds = time.perf_counter() - wall
         if self.progress is not None:
-            self.progress(self.length, self.length)
+            self.progress(self.length, self.length, self.result)
         return self.result
 
-    def next_second(self, pending: Visit | None) -> int | None:
-        candidates = []
-        if pending is not None:
-            candidates.append(pending.at)
-        if self.actions:
-            candidates.append(self.actions[0][0])
-        while self.expiries and self.expiries[0][1] not in self.live:
-            heapq.heappop(self.expiries)  # ended already: no sweep needed for it
-        if self.expiries:
-            candidates.append(max(self.expiries[0][0], self.next_sweep))
-        return min(candidates) if candidates else None
+    def next_sweep(self) -> int:
+        """The first sweep (on the sweeper's beat) with a live hold due, or ``_NEVER``."""
+        if not self.live:
+            return _NEVER
+        due = next(iter(self.live.values()))[0]
+        return -(-due // self.sweep_ms) * self.sweep_ms
 
     def report(self, now: int) -> None:
         if self.progress is None:
@@ -133,100 +206,174 @@ class _Run:
         done = min(now, self.length)
         if done - self.reported >= max(1, self.length // 400):
             self.reported = done
-            self.progress(done, self.length)
+            self.progress(done, self.length, self.result)
 
-    def chunks(self, items: Sequence[T]) -> Iterator[list[T]]:
-        it = iter(items)
-        while block := list(islice(it, self.chunk)):
-            yield block
+    def instant(self, at_ms: int) -> datetime:
+        return self.start + timedelta(milliseconds=at_ms)
 
-    # -- steps ------------------------------------------------------------------
-    def sweep(self, now: int) -> None:
-        if now < self.next_sweep:
-            return
-        due = False
-        while self.expiries and self.expiries[0][0] <= now:
-            _, hold_id = heapq.heappop(self.expiries)
-            due = due or hold_id in self.live
-        if not due:
-            return
-        self.next_sweep = now + self.sweep_every
-        self.result.batches += 1
-        for hold in self.sales.expire_due(self.event.id):
-            if self.live.pop(hold.id, None) is not None:
-                self.result.expired += 1
-                self.give_back(hold)
+    # -- gathering --------------------------------------------------------------
+    def add_reserve(self, visit: Visit) -> None:
+        self.reserves.append(visit)
+        for sku, units in visit.items:
+            self.wanted[sku] += units
+        self.buyers.add(visit.customer)
+        first = visit.delay_ms if visit.plan is not Plan.ABANDON else self.hold_ms
+        first = min(max(first, 1), self.hold_ms)
+        if visit.comeback_ms:  # refused as sold out, the buyer comes back then
+            first = min(first, visit.comeback_ms)
+        self.horizon = min(self.horizon, visit.at_ms + first)
 
-    def act(self, until: int) -> None:
-        pays: list[tuple[str, str]] = []
-        releases: list[str] = []
-        while self.actions and self.actions[0][0] <= until:
-            _, _, kind, hold_id, payment_id = heapq.heappop(self.actions)
-            if kind == _PAY:
-                pays.append((hold_id, payment_id))
-            else:
-                releases.append(hold_id)
+    def conflicts(self, customer: str, items: tuple[tuple[str, int], ...]) -> bool:
+        """Whether a return of ``items`` to ``customer`` could change the result of a
+        buffered reservation if it were sent before it."""
+        if customer in self.buyers:
+            return True
+        wanted, available = self.wanted, self.available
+        return any(wanted[sku] > available[sku] for sku, _ in items if sku in wanted)
+
+    def closes(self, at: int, hold_id: str) -> _Live | None:
+        """A step at ``at`` on a live hold ends it, if the hold is still held then: move it
+        out of ``live`` at once, so no sweep is planned for it."""
+        held = self.live.get(hold_id)
+        if held is not None and at < held[0]:
+            del self.live[hold_id]
+            self.closing[hold_id] = held
+        return held
+
+    def add_pay(self, at: int, hold_id: str) -> None:
+        self.closes(at, hold_id)
+        self.pays.append((at, hold_id))
+
+    def add_release(self, at: int, hold_id: str) -> None:
+        held = self.closes(at, hold_id)
+        if held is not None and self.reserves and self.conflicts(held[1], held[2]):
+            self.flush()
+        self.returns.append((at, hold_id))
+
+    def add_sweep(self, at: int) -> None:
+        due: dict[str, _Live] = {}
+        live = self.live
+        while live:
+            hold_id, held = next(iter(live.items()))
+            if held[0] > at:
+                break
+            del live[hold_id]
+            due[hold_id] = held
+        self.swept.update(due)  # before a flush: a buffered payment may end one of them
+        if self.reserves and any(self.conflicts(h[1], h[2]) for h in due.values()):
+            self.flush()
+        self.returns.append(_Sweep(at, due))
+
+    # -- sending ----------------------------------------------------------------
+    def chunks(self, items: Sequence[T]) -> Iterator[Sequence[T]]:
+        for i in range(0, len(items), self.chunk):
+            yield items[i : i + self.chunk]
+
+    def flush(self) -> None:
+        self.clock.set(self.instant(self.now))
+        pays, returns, reserves = self.pays, self.returns, self.reserves
+        self.pays, self.returns, self.reserves = [], [], []
+        self.wanted.clear()
+        self.buyers.clear()
+        self.horizon = _NEVER
         for block in self.chunks(pays):
+            self.send_pays(block)
+        releases: list[tuple[int, str]] = []
+        for item in returns:
+            if isinstance(item, _Sweep):
+                self.send_releases(releases)
+                releases = []
+                self.sweep(item)
+            else:
+                releases.append(item)
+        self.send_releases(releases)
+        for visits in self.chunks(reserves):
+            self.send_reserves(visits)
+
+    def send_pays(self, block: Sequence[tuple[int, str]]) -> None:
+        result = self.result
+        result.batches += 1
+        result.payments += len(block)
+        pairs = [(hold_id, f"pay-{hold_id}") for _, hold_id in block]
+        at = [self.instant(t) for t, _ in block]
+        for paid in self.sales.pay_many(pairs, at):
+            if isinstance(paid, LampoError):
+                result.refusals[paid.reason] += 1
+            elif self.ended(paid.id) is not None:
+                result.paid += 1
+
+    def send_releases(self, block: list[tuple[int, str]]) -> None:
+        if not block:
+            return
+        for part in self.chunks(block):
             self.result.batches += 1
-            self.result.payments += len(block)
-            for paid in self.sales.pay_many(block):
-                if isinstance(paid, LampoError):
-                    self.result.refusals[paid.reason] += 1
-                elif self.live.pop(paid.id, None) is not None:
-                    self.result.paid += 1
-        for hold_ids in self.chunks(releases):
-            self.result.batches += 1
-            self.result.releases += len(hold_ids)
-            for released in self.sales.release_many(hold_ids):
+            self.result.releases += len(part)
+            at = [self.instant(t) for t, _ in part]
+            for released in self.sales.release_many([h for _, h in part], at):
                 if isinstance(released, LampoError):
                     self.result.refusals[released.reason] += 1
-                elif self.live.pop(released.id, None) is not None:
+                elif self.ended(released.id) is not None:
                     self.give_back(released)
 
-    def reserve(self, now: int, visits: list[Visit]) -> None:
-        ev = self.event.id
-        for block in self.chunks(visits):
-            commands = [
-                ReserveCommand(ev, v.customer, v.market, dict(v.items), v.channel, v.key)
-                for v in block
-            ]
-            self.result.batches += 1
-            self.result.requests += len(commands)
-            results = self.sales.reserve_many(commands)
-            for visit, held in zip(block, results, strict=True):
-                if isinstance(held, LampoError):
-                    self.result.refusals[held.reason] += 1
-                else:
-                    self.placed(now, visit, held)
+    def sweep(self, sweep: _Sweep) -> None:
+        self.clock.set(self.instant(sweep.at))
+        self.result.batches += 1
+        for hold in self.sales.expire_due(self.event.id):
+            if self.ended(hold.id) is not None:
+                self.result.expired += 1
+                self.give_back(hold)
+        for hold_id in sweep.due:  # paid or released before the sweep
+            self.swept.pop(hold_id, None)
+        self.clock.set(self.instant(self.now))
 
-    def placed(self, now: int, visit: Visit, hold: Hold) -> None:
-        if hold.id in self.known:
-            self.result.resent += 1  # the same key again: the first hold, no second effect
-            return
-        self.known.add(hold.id)
-        plan, delay = visit.plan, visit.delay
+    def send_reserves(self, visits: Sequence[Visit]) -> None:
+        ev, result = self.event.id, self.result
+        commands = [
+            ReserveCommand(
+                ev, v.customer, v.market, dict(v.items), v.channel, v.key, self.instant(v.at_ms)
+            )
+            for v in visits
+        ]
+        result.batches += 1
+        result.requests += len(commands)
+        for visit, command, held in zip(
+            visits, commands, self.sales.reserve_many(commands), strict=True
+        ):
+            if isinstance(held, LampoError):
+                result.refusals[held.reason] += 1
+                if visit.comeback_ms and isinstance(held, SoldOut):
+                    self.visits.add(again(visit))
+            elif held.created_at != command.at:
+                result.resent += 1  # the same key again: the first hold, no second effect
+            else:
+                self.placed(visit, held)
+
+    # -- results ----------------------------------------------------------------
+    def ended(self, hold_id: str) -> _Live | None:
+        """Forget a hold that has ended; what was kept of it if it was live."""
+        held = self.closing.pop(hold_id, None) or self.live.pop(hold_id, None)
+        return held if held is not None else self.swept.pop(hold_id, None)
+
+    def placed(self, visit: Visit, hold: Hold) -> None:
+        plan, delay, at = visit.plan, visit.delay_ms, visit.at_ms
         if plan is Plan.NONE:  # a resent request whose first try was refused got through
-            plan, delay = Plan.PAY, 1
+            plan = Plan.PAY
         self.result.holds += 1
-        due = now + self.event.hold_seconds
-        self.live[hold.id] = due
-        heapq.heappush(self.expiries, (due, hold.id))
-        for line in hold.lines:
-            self.available[line.sku] -= line.quantity
-            if self.available[line.sku] == 0 and line.sku not in self.result.sold_out_at:
-                self.result.sold_out_at[line.sku] = self.clock()
-        payment = f"pay-{hold.id}"
+        lines = tuple((line.sku, line.quantity) for line in hold.lines)
+        self.live[hold.id] = (at + self.hold_ms, hold.customer, lines)
+        for sku, units in lines:
+            self.available[sku] -= units
         if plan in (Plan.PAY, Plan.PAY_LATE):
-            self.schedule(now + delay, _PAY, hold.id, payment)
+            self.schedule(at + delay, _PAY, hold.id)
         elif plan is Plan.PAY_TWICE:
-            self.schedule(now + delay, _PAY, hold.id, payment)
-            self.schedule(now + delay + 1, _PAY, hold.id, payment)
+            self.schedule(at + delay, _PAY, hold.id)
+            self.schedule(at + delay + DOUBLE_PAY_GAP_MS, _PAY, hold.id)
         elif plan is Plan.RELEASE:
-            self.schedule(now + delay, _RELEASE, hold.id, "")
+            self.schedule(at + delay, _RELEASE, hold.id)
 
-    def schedule(self, at: int, kind: int, hold_id: str, payment_id: str) -> None:
+    def schedule(self, at: int, kind: int, hold_id: str) -> None:
         self.seq += 1
-        heapq.heappush(self.actions, (at, self.seq, kind, hold_id, payment_id))
+        heapq.heappush(self.steps, (at, self.seq, kind, hold_id))
 
     def give_back(self, hold: Hold) -> None:
         for line in hold.lines:
@@ -238,22 +385,23 @@ def run(
     sales: Sales,
     clock: ManualClock,
     seed: int = 0,
-    chunk: int = 500,
-    sweep_every: int = 60,
-    tick: int = 1,
+    chunk: int = 10_000,
+    sweep_every: float = 1.0,
+    one_by_one: bool = False,
     progress: Progress | None = None,
 ) -> SimResult:
     """Run ``scenario``'s crowd (seeded by ``seed``) against ``sales``, whose clock is
     ``clock``. Opens the event in ``sales`` first. Returns what the driver counted.
 
-    ``chunk``: requests per storage call. ``sweep_every``: virtual seconds between two runs
-    of the expiry sweeper (as a server runs it now and then, not at every request).
-    ``tick``: virtual seconds whose requests are submitted together, at the tick's start
-    (1: every request at its own second; more: fewer, larger storage batches).
+    ``chunk``: the most requests per storage call. ``sweep_every``: virtual seconds
+    between two runs of the expiry sweeper (as a server runs it), at least a millisecond.
+    ``one_by_one``: send every request alone, at its instant, in time order (the
+    reference the batched run must agree with; slow).
     ``ScenarioError`` (nothing written) for a run beyond the budget (``crowd.check_work``)."""
-    if chunk < 1 or sweep_every < 1 or tick < 1:
-        raise InvalidRequest("driver", "chunk, sweep_every and tick must be at least 1")
+    sweep_ms = round(sweep_every * 1000)
+    if chunk < 1 or sweep_ms < 1:
+        raise InvalidRequest("driver", "chunk must be at least 1, sweep_every 0.001 s")
     check_work(scenario)  # before anything is written
     sales.open(scenario.event)
-    run = _Run(scenario, sales, clock, seed, chunk, sweep_every, tick, progress)
+    run = _Run(scenario, sales, clock, seed, chunk, sweep_ms, one_by_one, progress)
     return run.run(timeline(scenario, seed))

@@ -9,9 +9,11 @@ bare ``699.00`` as a float, and no float ever touches money. A bad file raises
 allocation stays at least 1), so a scenario runs at any size; a scaled milestone's label
 states the amount it measures (``1,000,000.00 CNY (x0.001 of ¥1 billion)``).
 
-Every number has a bound: the event's are the domain's (``lampo.domain.bounds``), the
-crowd's are below (``MAX_ARRIVALS_PER_SECOND``, ``MAX_WEIGHT``, ...), and a file is at most
-``MAX_DOCUMENT_BYTES`` long and ``MAX_DEPTH`` levels deep (``lampo.sim._limits``).
+The format, field by field, crowd included (daily rhythm, waves, buyers who come back
+after a sold-out): docs/scenarios.md. Every number has a bound: the event's are the
+domain's (``lampo.domain.bounds``), the crowd's are below (``MAX_ARRIVALS_PER_SECOND``,
+``MAX_WEIGHT``, ``MAX_WAVES``, ...), and a file is at most ``MAX_DOCUMENT_BYTES`` long and
+``MAX_DEPTH`` levels deep (``lampo.sim._limits``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -61,6 +63,10 @@ MAX_WEIGHT = 1_000_000.0
 MAX_DECAY_SECONDS = MAX_EVENT_SPAN.total_seconds()
 #: The median delay between a hold and its payment: at most the longest hold.
 MAX_PAY_DELAY_SECONDS = float(MAX_HOLD_SECONDS)
+#: Waves of arrivals a crowd may declare (a daily one counts once).
+MAX_WAVES = 64
+#: A wave's peak, as a multiple of the market's opening peak.
+MAX_PEAK_FACTOR = 100.0
 
 
 class ScenarioError(LampoError):
@@ -90,6 +96,20 @@ class Arrivals:
 
 
 @dataclass(frozen=True, slots=True)
+class Wave:
+    """Another spike of arrivals: at a local date-time (``at``), or every day of the window
+    at a local time of day (``daily``), in ``markets`` (None: every market). Its peak is
+    ``peak_factor`` times each market's opening peak; it decays by 1/e every
+    ``decay_seconds``."""
+
+    peak_factor: float
+    decay_seconds: float
+    at: datetime | None = None  # naive: local time in each market
+    daily: time | None = None
+    markets: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Crowd:
     """How buyers behave; shares are probabilities, counts already scaled."""
 
@@ -107,6 +127,12 @@ class Crowd:
     double_pay: float = 0.0
     repeat: float = 0.0
     pay_delay_seconds: float = 60.0
+    #: The baseline's weight per local hour (0 to 23): a daily rhythm. None: flat.
+    rhythm: tuple[float, ...] | None = None
+    waves: tuple[Wave, ...] = ()
+    #: Buyers refused as sold out who try again later (a unit may be back by then).
+    comeback: float = 0.0
+    comeback_seconds: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -592,10 +618,11 @@ class _Builder:
                 c.get("referrals", {"direct": 1.0}), (*base, "referrals")
             ).items()
         }
+        decay = self.number(
+            self.get(c, base, "decay_seconds"), (*base, "decay_seconds"), 1.0, MAX_DECAY_SECONDS
+        )
         return Crowd(
-            decay_seconds=self.number(
-                self.get(c, base, "decay_seconds"), (*base, "decay_seconds"), 1.0, MAX_DECAY_SECONDS
-            ),
+            decay_seconds=decay,
             arrivals=arrivals,
             demand=demand,
             channels=channels,
@@ -606,8 +633,77 @@ class _Builder:
                 1.0,
                 MAX_PAY_DELAY_SECONDS,
             ),
+            rhythm=self.rhythm(c.get("rhythm"), (*base, "rhythm")),
+            waves=self.waves(c.get("waves", []), (*base, "waves"), event, decay),
+            comeback=self.share(c.get("comeback", 0.0), (*base, "comeback")),
+            comeback_seconds=self.number(
+                c.get("comeback_seconds", 120.0),
+                (*base, "comeback_seconds"),
+                1.0,
+                MAX_DECAY_SECONDS,
+            ),
             **shares,
         )
+
+    def rhythm(self, raw: Any, path: FieldPath) -> tuple[float, ...] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, list) or len(raw) != 24:
+            raise self.fail(path, "must be an array of 24 weights, one per local hour 0-23")
+        weights = tuple(self.weight(w, (*path, i)) for i, w in enumerate(raw))
+        if not any(weights):
+            raise self.fail(path, "needs a positive weight")
+        return weights
+
+    def waves(self, raw: Any, path: FieldPath, event: SaleEvent, decay: float) -> tuple[Wave, ...]:
+        if not isinstance(raw, list):
+            raise self.fail(path, "must be an array of tables ([[crowd.waves]])")
+        if len(raw) > MAX_WAVES:
+            raise self.fail(path, f"at most {MAX_WAVES} waves (MAX_WAVES), got {len(raw)}")
+        out = []
+        for i, item in enumerate(raw):
+            where: FieldPath = (*path, i)
+            w = self.table(item, where)
+            at = self.get(w, where, "at")
+            if isinstance(at, datetime) and at.tzinfo is None:
+                one, daily = at, None
+            elif isinstance(at, time) and at.tzinfo is None:
+                one, daily = None, at
+            else:
+                raise self.fail(
+                    (*where, "at"),
+                    "must be a local date-time (2021-11-11T00:00:00) or a local time of day "
+                    f"(20:00:00, every day), got {_kind(at)}",
+                )
+            markets = None
+            if "markets" in w:
+                names = w["markets"]
+                if not isinstance(names, list) or not names:
+                    raise self.fail((*where, "markets"), "must be a non-empty array of markets")
+                for j, m in enumerate(names):
+                    if m not in event.markets:
+                        raise self.fail((*where, "markets", j), f"{show(m)} is not a market")
+                markets = frozenset(names)
+            out.append(
+                Wave(
+                    peak_factor=self.number(
+                        self.get(w, where, "peak_factor"),
+                        (*where, "peak_factor"),
+                        0.0,
+                        MAX_PEAK_FACTOR,
+                    ),
+                    decay_seconds=self.number(
+                        w.get("decay_seconds", decay),
+                        (*where, "decay_seconds"),
+                        1.0,
+                        MAX_DECAY_SECONDS,
+                    ),
+                    at=one,
+                    daily=daily,
+                    markets=markets,
+                )
+            )
+        return tuple(out)
 
 
 def _kind(value: Any) -> str:

@@ -63,6 +63,19 @@ def below_committed(event: str, sku: str, allocation: int, committed: int) -> Up
     )
 
 
+class Reads(Protocol):
+    """What the battle report and the audit read: a ``Storage``, or a snapshot of one read
+    from elsewhere (``lampo simulate --target`` reads a server's over HTTP)."""
+
+    def load_events(self) -> list[SaleEvent]: ...
+
+    def holds(self, event: str) -> Iterator[Hold]: ...
+
+    def stock(self, event: str) -> dict[str, StockLevel]: ...
+
+    def totals(self, event: str) -> Totals: ...
+
+
 @runtime_checkable
 class Storage(Protocol):
     def setup(self, event: SaleEvent) -> None:

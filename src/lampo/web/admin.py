@@ -117,6 +117,14 @@ async def list_orders(app: App, req: Request) -> Response:
     return json_response(200, schemas.HoldList([schemas.hold_out(h) for h in holds], cursor))
 
 
+async def read_totals(app: App, req: Request) -> Response:
+    """The live totals at their finest grain, for an audit from outside (``lampo simulate
+    --target`` recounts them from the orders)."""
+    event = await app.event(req.params["event_id"])
+    totals = await asyncio.to_thread(app.storage.totals, event.id)
+    return json_response(200, schemas.totals_out(event.id, totals))
+
+
 async def refund(app: App, req: Request) -> Response:
     key = app.idempotency_key(req)
     hold_id = req.params["hold_id"]

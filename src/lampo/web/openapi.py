@@ -31,6 +31,7 @@ _MODELS = (
     schemas.HoldOut,
     schemas.HoldList,
     schemas.EventStock,
+    schemas.EventTotals,
     schemas.EventList,
     schemas.EventSummary,
     schemas.Report,

@@ -277,6 +277,22 @@ ROUTES: tuple[Route, ...] = (
         ),
     ),
     Route(
+        "GET",
+        "/v1/admin/events/{event_id}/totals",
+        admin.read_totals,
+        "readTotals",
+        "The live totals of an event at their finest grain",
+        "admin",
+        {
+            "200": json_body(
+                ref("EventTotals"),
+                "Units and money per SKU, market and channel; orders per market and "
+                "channel; net of refunds, rows of zero left out.",
+            )
+        },
+        Auth.ADMIN,
+    ),
+    Route(
         "POST",
         "/v1/admin/holds/{hold_id}/refund",
         admin.refund,

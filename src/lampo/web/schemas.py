@@ -130,6 +130,38 @@ class EventStock(Struct):
     skus: list[StockOut]
 
 
+class LineTotal(Struct):
+    """Units and money (minor units of the market's currency) of one SKU in one market and
+    channel, net of refunds."""
+
+    sku: str
+    market: str
+    channel: str
+    name: str
+    referral: str
+    units: int
+    amount: int
+
+
+class OrderTotal(Struct):
+    """Orders (a multi-line order once) and their money in one market and channel."""
+
+    market: str
+    channel: str
+    name: str
+    referral: str
+    orders: int
+    amount: int
+
+
+class EventTotals(Struct):
+    """The live totals as storage keeps them with every transition, at their finest grain."""
+
+    event: str
+    lines: list[LineTotal]
+    orders: list[OrderTotal]
+
+
 class EventSummary(Struct):
     id: str
     name: str
@@ -269,6 +301,15 @@ def hold_out(hold: Hold) -> HoldOut:
         paid_at=hold.paid_at,
         ended_at=hold.ended_at,
         refunded_at=hold.refunded_at,
+    )
+
+
+def totals_out(event: str, totals: Totals) -> EventTotals:
+    t = totals.normalized()
+    return EventTotals(
+        event,
+        [LineTotal(*key, units, amount) for key, (units, amount) in sorted(t.lines.items())],
+        [OrderTotal(*key, n, amount) for key, (n, amount) in sorted(t.orders.items())],
     )
 
 
