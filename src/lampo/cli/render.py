@@ -169,11 +169,34 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         )
         first = report.curve.per_second[:120]
         console.print(f"[bold]First 2 minutes, per second[/]: {spark(first, 120)}")
+    _discounts(console, report)
     if report.refusals:
         console.print(
             "Refused requests: "
             + ", ".join(f"{reason} {n:,}" for reason, n in report.refusals.items())
         )
+
+
+def _discounts(console: Console, report: BattleReport) -> None:
+    """The discount given (list price minus flash price), per SKU and for the event, when
+    any SKU sold below a list price."""
+    given = report.discounts
+    if given is None or not any(d.amounts.get(c) for d in given.per_sku for c in d.amounts):
+        return
+    table = new_table("Discount given (list price minus flash price, on the units sold)")
+    for col in ("SKU", "units", "discount (local)", report.reporting, "at list price", "off"):
+        table.add_column(col, justify="left" if col == "SKU" else "right")
+    for d in [*given.per_sku, given.total]:
+        add_row(
+            table,
+            d.key or "the event",
+            f"{d.units:,}",
+            ", ".join(money_text(a, c) for c, a in d.amounts.items() if a) or "-",
+            d.money.format(),
+            d.list_money.format(),
+            share_text(d.percent),
+        )
+    console.print(table)
 
 
 __all__ = ["add_row", "money_text", "new_table", "render_battle", "share_text", "spark"]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
+from lampo.domain.discount import discounts
 from lampo.domain.errors import InvalidRequest, UnknownEvent
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold
@@ -171,6 +172,7 @@ def battle_report(
         truth=totals == recount(holds),
         expected=dict(expected or {}),
         category_units={c: cat.unit for c, cat in event.categories.items()},
+        discounts=discounts(event, totals),
     )
 
 
