@@ -36,7 +36,7 @@ from lampo.domain.holds import Hold
 from lampo.services.sales import ReserveCommand, Sales
 from lampo.storage import Storage
 from lampo.storage.port import Result
-from lampo.web import limits, logs, problems
+from lampo.web import limits, logs, problems, results
 from lampo.web.asgi import (
     InternalError,
     OffsetClock,
@@ -99,6 +99,8 @@ class App:
         self.hold_reads: Coalescer[str, Hold | None] = Coalescer(self._read_holds)
         #: One read of an event's live report serves every viewer for ``report_ttl``.
         self.reports: SharedReads[bytes] = SharedReads(config.report_ttl)
+        #: The results pages, read the same way (one read of every order per period).
+        self.results: SharedReads[results.Page] = SharedReads(config.report_ttl)
         self.router: Router[Route] = Router()
         for route in ROUTES:
             if config.test_clock or not route.test_clock:
