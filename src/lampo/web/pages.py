@@ -1,7 +1,7 @@
 """The handlers of the pages: the live battle-report pages (``live.py`` renders them), the
-results pages of quarters and years (``results.py``),
-the API's own documents (``/openapi.json``, the ``/docs`` page and its files,
-``docs.py``) and the problem types' pages (``/problems/{reason}``).
+results pages of quarters and years (``results.py``), the API's own documents
+(``/openapi.json``, the ``/docs`` page and its files, ``docs.py``) and the problem types'
+pages (``/problems/{reason}``).
 """
 
 from __future__ import annotations
