@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from lampo.bootstrap import open_storage
+from lampo.domain.codec import event_to_dict
 from lampo.domain.holds import HoldState
 from lampo.domain.money import Money
 from lampo.sim.scenario import load
@@ -106,3 +107,17 @@ def test_the_live_report_states_the_discount_as_the_command_line_does(
     assert cli["money"]["amount"] == live["discount"]["total"]["amount"]
     assert cli["list_money"]["amount"] == live["discount"]["list_total"]["amount"]
     assert cli["percent"] == live["discount"]["percent"]
+
+
+def test_an_upload_with_a_flash_price_above_list_is_refused_and_loads_nothing(
+    server: Server,
+) -> None:
+    event = live_event("overpriced", {"phone-red": 5})
+    data = event_to_dict(event)
+    flash = data["offers"]["phone-red"]["prices"]["CN"][0]
+    data["offers"]["phone-red"]["list_prices"] = {"CN": [flash - 1, "CNY"]}
+    reply = server.admin("POST", "/v1/admin/events", data)
+    assert reply.status == 400
+    assert reply.json["type"].endswith("/invalid-request")
+    assert "above the list price" in reply.json["detail"]
+    assert server.request("GET", "/v1/events/overpriced").status == 404

@@ -183,19 +183,18 @@ def _discounts(console: Console, report: BattleReport) -> None:
     given = report.discounts
     if given is None or not any(d.amounts.get(c) for d in given.per_sku for c in d.amounts):
         return
+    rows = [*given.per_sku, given.total]
+    # amounts in their own currencies only when some are not in the reporting one
+    local = any(c != report.reporting and a for d in rows for c, a in d.amounts.items())
     table = new_table("Discount given (list price minus flash price, on the units sold)")
-    for col in ("SKU", "units", "discount (local)", report.reporting, "at list price", "off"):
+    head = ("SKU", "units", *(["local"] if local else []), report.reporting, "at list", "off")
+    for col in head:
         table.add_column(col, justify="left" if col == "SKU" else "right")
-    for d in [*given.per_sku, given.total]:
-        add_row(
-            table,
-            d.key or "the event",
-            f"{d.units:,}",
-            ", ".join(money_text(a, c) for c, a in d.amounts.items() if a) or "-",
-            d.money.format(),
-            d.list_money.format(),
-            share_text(d.percent),
-        )
+    for d in rows:
+        cells = [d.key or "the event", f"{d.units:,}"]
+        if local:
+            cells.append(", ".join(money_text(a, c) for c, a in d.amounts.items() if a) or "-")
+        add_row(table, *cells, d.money.format(), d.list_money.format(), share_text(d.percent))
     console.print(table)
 
 
