@@ -33,6 +33,7 @@ from lampo.bootstrap import build_sales
 from lampo.domain.errors import LampoError, Unavailable, UnknownEvent, UnknownHold
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold
+from lampo.domain.period import Period
 from lampo.services.sales import ReserveCommand, Sales
 from lampo.storage import Storage
 from lampo.storage.port import Result
@@ -99,8 +100,10 @@ class App:
         self.hold_reads: Coalescer[str, Hold | None] = Coalescer(self._read_holds)
         #: One read of an event's live report serves every viewer for ``report_ttl``.
         self.reports: SharedReads[bytes] = SharedReads(config.report_ttl)
-        #: The results pages, read the same way (one read of every order per period).
+        #: The results pages, read the same way (one read of every order per period), and
+        #: the periods with orders, which answer a period without any before a read.
         self.results: SharedReads[results.Page] = SharedReads(config.report_ttl)
+        self.periods: SharedReads[list[Period]] = SharedReads(config.report_ttl)
         self.router: Router[Route] = Router()
         for route in ROUTES:
             if config.test_clock or not route.test_clock:

@@ -45,7 +45,7 @@ async def live_page(app: App, req: Request) -> Response:
 
 
 async def results_index(app: App, req: Request) -> Response:
-    page = await app.results.get("", lambda: results.index(periods_with_orders(app.storage)))
+    page = results.index(await _periods(app))
     return Response(page.status, page.body, page.headers)
 
 
@@ -57,10 +57,17 @@ async def results_page(app: App, req: Request) -> Response:
         return Response(page.status, page.body, page.headers)
     try:
         period = Period.parse(text)
+        if period not in await _periods(app):  # known without reading every order again
+            raise InvalidRequest("period", f"{period.label} (UTC) has no order in this storage")
         page = await app.results.get(period.label, lambda: _results_of(app, period))
     except InvalidRequest as err:  # a year lampo cannot hold, or no order in the period
         page = results.problem(404, f"No results for {text}", f"{err.problem}.")
     return Response(page.status, page.body, page.headers)
+
+
+async def _periods(app: App) -> list[Period]:
+    """The periods with orders (UTC), one read shared per ``LAMPO_REPORT_TTL``."""
+    return await app.periods.get("", lambda: periods_with_orders(app.storage))
 
 
 def _results_of(app: App, period: Period) -> results.Page:
