@@ -33,6 +33,11 @@ from lampo.web import docs
 
 HTML = b"text/html; charset=utf-8"
 CHART_JS = "/results/chart.umd.min.js"
+#: How long one read of a period's results serves every reader (per worker), in seconds.
+#: A period's figures change only as its orders are paid or refunded, and a read goes
+#: through every order in storage (seconds for tens of thousands of orders on a busy
+#: host), so they are kept longer than the live report's ``LAMPO_REPORT_TTL``.
+TTL = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,7 +241,7 @@ ROUTES: tuple[Route, ...] = (
         },
         description="The figures of `lampo report period PERIOD --format json` (UTC, the "
         "shipped targets and market shares), from the same code. Read at most once per "
-        "`LAMPO_REPORT_TTL` seconds per period in each worker, however many readers.",
+        "30 seconds per period in each worker, however many readers.",
     ),
     # -- admin --------------------------------------------------------------------------
     Route(
