@@ -1,4 +1,5 @@
-"""Fixtures of the HTTP tests: one real server per test module; and the browser of the
+"""Fixtures of the HTTP tests: one real server per test module; the shipped quarter
+scenarios simulated into one SQLite file (``quarter_history``); and the browser of the
 page tests, Debian's Chromium (``LAMPO_CHROMIUM``, default ``/usr/bin/chromium``) driven
 by Playwright. Without Chromium or Playwright the browser tests skip loudly; with
 ``CI=true`` they fail instead, so CI cannot go green without them."""
@@ -19,6 +20,20 @@ from tests.e2e._http import Server, running_server
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running_server(tmp_path_factory.mktemp("http")) as srv:
         yield srv
+
+
+@pytest.fixture(scope="session")
+def quarter_history(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The URL of a SQLite file holding Q2 2016 India, Q1 and Q2 2017 simulated at scale
+    0.0001 (their allocations are multiples of 10,000: exact there), once per session;
+    tests only read it."""
+    from lampo.cli import main
+
+    db = tmp_path_factory.mktemp("history") / "history.db"
+    url = f"sqlite:///{db.resolve().as_posix()}"
+    for scenario in ("mi-india-2016q2", "mi-2017q1", "mi-2017q2"):
+        assert main(["simulate", scenario, "--scale", "0.0001", "--storage", url]) == 0
+    return url
 
 
 @pytest.fixture

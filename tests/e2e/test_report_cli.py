@@ -9,22 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from lampo.cli import main
 from tests.e2e._cli import run
 
 pytestmark = pytest.mark.usefixtures("cli_sandbox")
 
-SCALE = "0.0001"  # the period scenarios' allocations are multiples of 10,000: exact here
 
-
-@pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Q2 2016 India, Q1 and Q2 2017 simulated into one SQLite file (once per module)."""
-    db = tmp_path_factory.mktemp("history") / "history.db"
-    url = f"sqlite:///{db.resolve().as_posix()}"
-    for scenario in ("mi-india-2016q2", "mi-2017q1", "mi-2017q2"):
-        assert main(["simulate", scenario, "--scale", SCALE, "--storage", url]) == 0
-    return url
+@pytest.fixture
+def history(quarter_history: str) -> str:
+    """Q2 2016 India, Q1 and Q2 2017 in one SQLite file (``conftest.quarter_history``)."""
+    return quarter_history
 
 
 def test_q2_2017_shows_seventy_percent_more_phones_than_q1_from_the_orders(

@@ -60,6 +60,8 @@ def definition(api: Api, **changes: object) -> bytes:
             offer["allocation"] = value
         elif name == "price":
             offer["prices"]["CN"][0] = value
+        elif name == "list_price":
+            offer["list_prices"] = {"CN": value}
         else:
             data[name] = value
     return json.dumps(data).encode()
@@ -78,6 +80,7 @@ def works(target: Target, event_id: str) -> list[str]:
         "/v1/admin/events",
         f"/live/{event_id}",
         "/live",
+        "/results",
     ):
         status, _, body = target.send(Call("GET", path, admin, b"", path))
         if status not in (200, 302):
@@ -144,6 +147,11 @@ def test_an_uploaded_definition_is_refused_cleanly_or_works_end_to_end(
             ("allocation", definition(api, allocation=2**64)),
             ("price", definition(api, price=10**30)),
             ("hold", definition(api, hold_seconds=10**12)),
+            ("list-huge", definition(api, list_price=[10**30, "CNY"])),
+            ("list-below", definition(api, list_price=[1, "CNY"])),
+            ("list-currency", definition(api, list_price=[10**9, "INR"])),
+            ("list-shape", definition(api, list_price={"amount": 1})),
+            ("list-fine", definition(api, list_price=[10**10, "CNY"])),
         ):
             check_upload(target, upload(api, body, b"application/json", f"known-{name}"))
         return

@@ -240,3 +240,19 @@ def test_a_malformed_import_file_gets_an_error_naming_the_file_and_the_problem(
 def test_a_missing_import_file_is_a_clean_error(tmp_path: Path) -> None:
     with pytest.raises(ImportFileError, match="no such file"):
         imports.targets(tmp_path / "nope.toml")
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1971, 1, 1),  # noqa: DTZ001 - hypothesis takes naive bounds
+        max_value=datetime(2199, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    st.sampled_from(["UTC", "Asia/Shanghai", "Asia/Kolkata", "America/Sao_Paulo"]),
+    st.booleans(),
+)
+def test_the_period_of_a_moment_holds_it(when: datetime, tz: str, whole_year: bool) -> None:
+    period = Period.of(when, tz, whole_year)
+    assert period.contains(when)
+    assert (period.quarter == 0) == whole_year
+    assert Period.parse(period.label, tz) == period

@@ -170,11 +170,33 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         )
         first = report.curve.per_second[:120]
         console.print(f"[bold]First 2 minutes, per second[/]: {spark(first, 120)}")
+    _discounts(console, report)
     if report.refusals:
         console.print(
             "Refused requests: "
             + ", ".join(f"{reason} {n:,}" for reason, n in report.refusals.items())
         )
+
+
+def _discounts(console: Console, report: BattleReport) -> None:
+    """The discount given (list price minus flash price), per SKU and for the event, when
+    any SKU sold below a list price."""
+    given = report.discounts
+    if given is None or not any(d.amounts.get(c) for d in given.per_sku for c in d.amounts):
+        return
+    rows = [*given.per_sku, given.total]
+    # amounts in their own currencies only when some are not in the reporting one
+    local = any(c != report.reporting and a for d in rows for c, a in d.amounts.items())
+    table = new_table("Discount given (list price minus flash price, on the units sold)")
+    head = ("SKU", "units", *(["local"] if local else []), report.reporting, "at list", "off")
+    for col in head:
+        table.add_column(col, justify="left" if col == "SKU" else "right")
+    for d in rows:
+        cells = [d.key or "the event", f"{d.units:,}"]
+        if local:
+            cells.append(", ".join(money_text(a, c) for c, a in d.amounts.items() if a) or "-")
+        add_row(table, *cells, d.money.format(), d.list_money.format(), share_text(d.percent))
+    console.print(table)
 
 
 __all__ = ["add_row", "money_text", "new_table", "render_battle", "share_text", "spark"]

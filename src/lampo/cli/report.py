@@ -23,10 +23,17 @@ from lampo.bootstrap import Config, open_storage
 from lampo.cli.options import StorageOpt
 from lampo.cli.render import add_row, money_text, new_table, render_battle, share_text
 from lampo.domain.errors import InvalidRequest
-from lampo.domain.period import Growth, Period, PeriodFigures, Share, percent
+from lampo.domain.period import Period, PeriodFigures, Share, percent
 from lampo.services import imports
-from lampo.services.imports import DEFAULT_HISTORY
-from lampo.services.report import PeriodReport, battle_report, flatten, period_report, to_data
+from lampo.services.imports import DEFAULT_HISTORY, DEFAULT_SHARES, DEFAULT_TARGETS
+from lampo.services.report import (
+    PeriodReport,
+    battle_report,
+    comparisons,
+    flatten,
+    period_report,
+    to_data,
+)
 
 report_app = typer.Typer(
     name="report",
@@ -96,10 +103,10 @@ def period_cmd(
     ] = None,
     targets: Annotated[
         str, typer.Option(help="Targets: a shipped name or a TOML file.")
-    ] = "targets.toml",
+    ] = DEFAULT_TARGETS,
     shares: Annotated[
         str, typer.Option(help="Market shares: a shipped name or a CSV file.")
-    ] = "market-share.csv",
+    ] = DEFAULT_SHARES,
     target_scale: Annotated[
         float, typer.Option(help="Scale the targets, to read a scaled simulation against them.")
     ] = 1.0,
@@ -145,7 +152,7 @@ def render_period(console: Console, report: PeriodReport) -> None:
     head = new_table("Growth")
     for col in ("figure", f.period.label, "vs", "base", "growth"):
         head.add_column(col, justify="left" if col == "figure" else "right")
-    for label, base, growth in _comparisons(report):
+    for label, base, growth in comparisons(report):
         add_row(
             head,
             f"units ({label})",
@@ -165,7 +172,7 @@ def render_period(console: Console, report: PeriodReport) -> None:
     console.print(head)
 
     markets = new_table("Per market (growth of local-currency revenue)")
-    growths = _comparisons(report)
+    growths = comparisons(report)
     labels = [label for label, _, _ in growths]
     for col in ("market", "units", "revenue (local)", cur, "share", *labels, "best seller"):
         markets.add_column(col, justify="left" if col in ("market", "best seller") else "right")
@@ -215,17 +222,6 @@ def render_period(console: Console, report: PeriodReport) -> None:
         for r in ranks:
             add_row(rt, str(r.rank), r.brand, share_text(r.share))
         console.print(rt)
-
-
-def _comparisons(report: PeriodReport) -> list[tuple[str, PeriodFigures, Growth]]:
-    """(name, base, growth) of each comparison the period report shows: against its base
-    (``QoQ``, ``YoY`` or ``vs 2016Q4``), then year on year unless the base is that year."""
-    out = []
-    if report.base is not None and report.growth is not None:
-        out.append((report.against, report.base, report.growth))
-    if report.year_ago is not None and report.yoy is not None and report.against != "YoY":
-        out.append(("YoY", report.year_ago, report.yoy))
-    return out
 
 
 def _shares(console: Console, title: str, f: PeriodFigures, rows: list[Share]) -> None:

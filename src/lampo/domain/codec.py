@@ -52,6 +52,12 @@ def event_to_dict(event: SaleEvent) -> dict[str, Any]:
                 "allocation": o.allocation,
                 "limit_per_customer": o.limit_per_customer,
                 "prices": {m: [p.amount, p.currency] for m, p in o.prices.items()},
+                # only when given: definitions stored before list prices read the same
+                **(
+                    {"list_prices": {m: [p.amount, p.currency] for m, p in o.list_prices.items()}}
+                    if o.list_prices
+                    else {}
+                ),
             }
             for s, o in event.offers.items()
         },
@@ -204,11 +210,13 @@ def _event(d: _Fields) -> SaleEvent:
 
 def _offer(sku: str, o: _Fields) -> Offer:
     prices = o.obj("prices")
+    listed = o.obj("list_prices") if o.has("list_prices") else None
     return Offer(
         sku,
         o.whole("allocation"),
         {m: prices.price(m) for m in prices.data},
         o.maybe_whole("limit_per_customer"),
+        {m: listed.price(m) for m in listed.data} if listed else {},
     )
 
 

@@ -60,14 +60,18 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """A SKU on sale: the stock allocated to the event, the price per market, and the
-    per-customer limit (``None``: no limit). Bounds: the allocation and the limit at most
-    ``MAX_UNITS``, each price from 1 to ``MAX_MINOR_UNITS`` minor units."""
+    """A SKU on sale: the stock allocated to the event, the (flash) price per market, the
+    per-customer limit (``None``: no limit) and the list price per market the discount is
+    measured against (optional: a market without one sells at no discount). Bounds: the
+    allocation and the limit at most ``MAX_UNITS``, each price and list price from 1 to
+    ``MAX_MINOR_UNITS`` minor units. A list price needs a flash price in its market, in the
+    same currency and not above it: a flash price above the list price is refused."""
 
     sku: str
     allocation: int
     prices: Mapping[str, Money]
     limit_per_customer: int | None = None
+    list_prices: Mapping[str, Money] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_id("sku", self.sku)
@@ -82,6 +86,30 @@ class Offer:
             if not isinstance(money, Money):
                 raise InvalidRequest("price", f"{self.sku}: must be money")
             whole("price", money.amount, 1, MAX_MINOR_UNITS, "MAX_MINOR_UNITS", self.sku)
+        if not isinstance(self.list_prices, Mapping):
+            raise InvalidRequest("list_prices", f"{self.sku}: must map markets to prices")
+        for market, listed in self.list_prices.items():
+            if not isinstance(listed, Money):
+                raise InvalidRequest("list_price", f"{self.sku}: must be money")
+            whole("list_price", listed.amount, 1, MAX_MINOR_UNITS, "MAX_MINOR_UNITS", self.sku)
+            flash = self.prices.get(market)
+            if flash is None:
+                raise InvalidRequest(
+                    "list_price",
+                    f"{self.sku}: a list price in {show(market)}, where it has no price",
+                )
+            if listed.currency != flash.currency:
+                raise InvalidRequest(
+                    "list_price",
+                    f"{self.sku} in {market}: list price in {listed.currency}, "
+                    f"price in {flash.currency}",
+                )
+            if flash.amount > listed.amount:
+                raise InvalidRequest(
+                    "list_price",
+                    f"{self.sku} in {market}: the flash price {flash} is above the list price "
+                    f"{listed}; a flash sale sells at or below list",
+                )
 
 
 @dataclass(frozen=True, slots=True)

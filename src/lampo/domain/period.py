@@ -51,6 +51,12 @@ class Period:
             )
         return cls(int(found.group(1)), int(found.group(2) or 0), tz)
 
+    @classmethod
+    def of(cls, when: datetime, tz: str = "UTC", whole_year: bool = False) -> Period:
+        """The quarter (or with ``whole_year`` the year) in zone ``tz`` that holds ``when``."""
+        local = when.astimezone(zone(tz))
+        return cls(local.year, 0 if whole_year else (local.month - 1) // 3 + 1, tz)
+
     @property
     def label(self) -> str:
         return f"{self.year}Q{self.quarter}" if self.quarter else str(self.year)

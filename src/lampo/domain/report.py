@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fractions import Fraction
 
+from lampo.domain.discount import Discounts
 from lampo.domain.event import Milestone, SaleEvent
 from lampo.domain.holds import Hold, HoldState
 from lampo.domain.money import Money
@@ -426,6 +427,7 @@ class BattleReport:
     truth: bool
     expected: dict[str, int] = field(default_factory=dict)  # seed figures, if known
     category_units: dict[str, str] = field(default_factory=dict)  # "phones" for phones
+    discounts: Discounts | None = None  # list price minus flash price of what was sold
 
 
 def buyers(holds: Iterable[Hold]) -> int:

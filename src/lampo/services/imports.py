@@ -39,6 +39,9 @@ PACKAGE = "lampo.scenarios"
 HISTORY = "history"
 #: The earlier sales every battle report compares with unless told otherwise.
 DEFAULT_HISTORY = "fan-festivals.csv"
+#: The shipped market shares and targets period reports read unless told otherwise.
+DEFAULT_SHARES = "market-share.csv"
+DEFAULT_TARGETS = "targets.toml"
 #: Bounds of a past result's date and length (a sale lasts at most a leap year).
 MIN_YEAR, MAX_YEAR = 1970, 9998
 MAX_WINDOW_HOURS = 366 * 24
@@ -225,13 +228,13 @@ def _share(cells: dict[str, str]) -> MarketShare:
     )
 
 
-def market_shares(name_or_path: str | Path = "market-share.csv") -> list[MarketShare]:
+def market_shares(name_or_path: str | Path = DEFAULT_SHARES) -> list[MarketShare]:
     """Brands' shares per market and period from a CSV file (shipped name or path)."""
     text, label = read_text(name_or_path)
     return _rows(text, label, SHARE_COLUMNS, _share)
 
 
-def targets(name_or_path: str | Path = "targets.toml", tz: str = "UTC") -> Targets:
+def targets(name_or_path: str | Path = DEFAULT_TARGETS, tz: str = "UTC") -> Targets:
     """Targets and forecasts per period from a TOML file (shipped name or path)."""
     text, label = read_text(name_or_path)
     try:

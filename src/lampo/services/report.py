@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
+from lampo.domain.discount import discounts
 from lampo.domain.errors import InvalidRequest, UnknownEvent
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold
@@ -171,6 +172,7 @@ def battle_report(
         truth=totals == recount(holds),
         expected=dict(expected or {}),
         category_units={c: cat.unit for c, cat in event.categories.items()},
+        discounts=discounts(event, totals),
     )
 
 
@@ -281,6 +283,29 @@ def period_report(
         targets=lines,
         ranks=ranks,
     )
+
+
+def comparisons(report: PeriodReport) -> list[tuple[str, PeriodFigures, Growth]]:
+    """(name, base, growth) of each comparison a period report shows: against its base
+    (``QoQ``, ``YoY`` or ``vs 2016Q4``), then year on year unless the base is that year."""
+    out = []
+    if report.base is not None and report.growth is not None:
+        out.append((report.against, report.base, report.growth))
+    if report.year_ago is not None and report.yoy is not None and report.against != "YoY":
+        out.append(("YoY", report.year_ago, report.yoy))
+    return out
+
+
+def periods_with_orders(storage: Storage, tz: str = "UTC") -> list[Period]:
+    """Every year and quarter (in zone ``tz``) in which an order of ``storage`` was paid,
+    the latest first, each year before its quarters."""
+    found: set[Period] = set()
+    for event in storage.load_events():
+        for hold in storage.holds(event.id):
+            if hold.is_order and hold.paid_at is not None:
+                found.add(Period.of(hold.paid_at, tz))
+                found.add(Period.of(hold.paid_at, tz, whole_year=True))
+    return sorted(found, key=lambda p: (-p.year, p.quarter))
 
 
 def _to_date(

@@ -506,13 +506,22 @@ class _Builder:
                 prices[market] = self.money(
                     value, (*path, "prices", market), markets[market].currency
                 )
+            listed = {}
+            listing = self.table(s.get("list_prices", {}), (*path, "list_prices"))
+            for market, value in listing.items():
+                if market not in prices:
+                    raise self.fail((*path, "list_prices", market), "has no price in that market")
+                listed[market] = self.money(
+                    value, (*path, "list_prices", market), markets[market].currency
+                )
             offers[sid] = self.domain(
-                path,
+                (*path, "list_prices") if listed else path,
                 Offer,
                 sid,
                 _scaled(allocation, self.scale),
                 prices,
                 None if limit is None else self.integer(limit, (*path, "limit"), 1),
+                listed,
             )
         return skus, offers
 

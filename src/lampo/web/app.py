@@ -33,10 +33,11 @@ from lampo.bootstrap import build_sales
 from lampo.domain.errors import LampoError, Unavailable, UnknownEvent, UnknownHold
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold
+from lampo.domain.period import Period
 from lampo.services.sales import ReserveCommand, Sales
 from lampo.storage import Storage
 from lampo.storage.port import Result
-from lampo.web import limits, logs, problems
+from lampo.web import limits, logs, problems, results
 from lampo.web.asgi import (
     InternalError,
     OffsetClock,
@@ -99,6 +100,12 @@ class App:
         self.hold_reads: Coalescer[str, Hold | None] = Coalescer(self._read_holds)
         #: One read of an event's live report serves every viewer for ``report_ttl``.
         self.reports: SharedReads[bytes] = SharedReads(config.report_ttl)
+        #: The results pages, read the same way (one read of every order per period) but
+        #: kept longer (``results.TTL``; not at all when ``report_ttl`` is 0), and the
+        #: periods with orders, which answer a period without any before a read.
+        results_ttl = results.TTL if config.report_ttl > 0 else 0.0
+        self.results: SharedReads[results.Page] = SharedReads(results_ttl)
+        self.periods: SharedReads[list[Period]] = SharedReads(results_ttl)
         self.router: Router[Route] = Router()
         for route in ROUTES:
             if config.test_clock or not route.test_clock:

@@ -17,6 +17,7 @@ new version of lampo at once; the page itself is never kept.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import html
@@ -27,11 +28,13 @@ from lampo.web.openapi import spec
 from lampo.web.problems import NoRoute
 
 _HTML = b"text/html; charset=utf-8"
-#: The files ``/docs`` loads, by path: (file in ``static/``, media type).
+#: The files the pages load, by path: (file in ``static/``, media type). ``/docs`` loads
+#: Swagger UI's; ``/results/{period}`` loads Chart.js (``results.py``).
 ASSETS = {
     "/docs/swagger-ui-bundle.js": ("swagger-ui/swagger-ui-bundle.js", b"text/javascript"),
     "/docs/swagger-ui.css": ("swagger-ui/swagger-ui.css", b"text/css"),
     "/docs/docs.js": ("docs.js", b"text/javascript"),
+    "/results/chart.umd.min.js": ("chartjs/chart.umd.min.js", b"text/javascript"),
 }
 CSP = (
     b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -63,12 +66,12 @@ def page() -> Page:
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<title>lampo API</title><link rel='icon' href='data:,'>"
-        f"<link rel='stylesheet' href='{_url('/docs/swagger-ui.css')}'></head><body>"
+        f"<link rel='stylesheet' href='{url('/docs/swagger-ui.css')}'></head><body>"
         "<div id='swagger-ui'></div>"
         "<noscript><h1>lampo API</h1><p>The OpenAPI document: "
         f"<a href='/openapi.json'>/openapi.json</a>.</p><ul>{rows}</ul></noscript>"
-        f"<script src='{_url('/docs/swagger-ui-bundle.js')}'></script>"
-        f"<script src='{_url('/docs/docs.js')}'></script></body></html>"
+        f"<script src='{url('/docs/swagger-ui-bundle.js')}'></script>"
+        f"<script src='{url('/docs/docs.js')}'></script></body></html>"
     )
     headers = [
         (b"content-type", _HTML),
@@ -87,8 +90,14 @@ def _asset(path: str) -> tuple[bytes, bytes, str]:
     return data, media, hashlib.sha256(data).hexdigest()[:16]
 
 
-def _url(path: str) -> str:
+def url(path: str) -> str:
     return f"{path}?v={_asset(path)[2]}"
+
+
+def integrity(path: str) -> str:
+    """The Subresource Integrity value of a file of ``ASSETS`` (``sha384-...``), so a page
+    runs it only if it is the file shipped."""
+    return "sha384-" + base64.b64encode(hashlib.sha384(_asset(path)[0]).digest()).decode()
 
 
 def asset(path: str) -> Page:

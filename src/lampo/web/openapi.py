@@ -64,12 +64,21 @@ IDEMPOTENCY = {
 
 
 def path_param(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": limits.PATH_PARAMS[name],
+    }
+    description = "Printable, without spaces; any other value names nothing (404)."
+    if name in limits.PATH_PATTERNS:
+        schema["pattern"] = limits.PATH_PATTERNS[name]
+        description = "Of this pattern; any other value is refused (400)."
     return {
         "name": name,
         "in": "path",
         "required": True,
-        "description": "Printable, without spaces; any other value names nothing (404).",
-        "schema": {"type": "string", "minLength": 1, "maxLength": limits.PATH_PARAMS[name]},
+        "description": description,
+        "schema": schema,
     }
 
 

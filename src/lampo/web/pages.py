@@ -1,15 +1,21 @@
-"""The handlers of the pages: the live battle-report pages (``live.py`` renders them),
-the API's own documents (``/openapi.json``, the ``/docs`` page and its files,
-``docs.py``) and the problem types' pages (``/problems/{reason}``).
+"""The handlers of the pages: the live battle-report pages (``live.py`` renders them), the
+results pages of quarters and years (``results.py``), the API's own documents
+(``/openapi.json``, the ``/docs`` page and its files, ``docs.py``) and the problem types'
+pages (``/problems/{reason}``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING
 
-from lampo.domain.errors import UnknownEvent
-from lampo.web import docs, live, problems
+from lampo.domain.errors import InvalidRequest, UnknownEvent
+from lampo.domain.period import Period
+from lampo.services import imports
+from lampo.services.imports import DEFAULT_SHARES, DEFAULT_TARGETS
+from lampo.services.report import period_report, periods_with_orders
+from lampo.web import docs, limits, live, problems, results
 from lampo.web.asgi import Request, Response, json_response
 from lampo.web.problems import NoRoute
 
@@ -36,6 +42,43 @@ async def live_page(app: App, req: Request) -> Response:
         return Response(404, page.body, page.headers)
     page = live.dashboard(event)
     return Response(200, page.body, page.headers)
+
+
+async def results_index(app: App, req: Request) -> Response:
+    page = results.index(await _periods(app))
+    return Response(page.status, page.body, page.headers)
+
+
+async def results_page(app: App, req: Request) -> Response:
+    text = req.params["period"]
+    if not re.fullmatch(limits.PATH_PATTERNS["period"], text):
+        problem = f"{text!r} is not a quarter or year such as 2017Q2 or 2017"
+        page = results.problem(400, "Not a period", problem + ".")
+        return Response(page.status, page.body, page.headers)
+    try:
+        period = Period.parse(text)
+        if period not in await _periods(app):  # known without reading every order again
+            raise InvalidRequest("period", f"{period.label} (UTC) has no order in this storage")
+        page = await app.results.get(period.label, lambda: _results_of(app, period))
+    except InvalidRequest as err:  # a year lampo cannot hold, or no order in the period
+        page = results.problem(404, f"No results for {text}", f"{err.problem}.")
+    return Response(page.status, page.body, page.headers)
+
+
+async def _periods(app: App) -> list[Period]:
+    """The periods with orders (UTC), one read shared per ``LAMPO_REPORT_TTL``."""
+    return await app.periods.get("", lambda: periods_with_orders(app.storage))
+
+
+def _results_of(app: App, period: Period) -> results.Page:
+    """What ``lampo report period PERIOD`` reports, with its defaults, as a page."""
+    report = period_report(
+        app.storage,
+        period,
+        targets=imports.targets(DEFAULT_TARGETS, period.tz),
+        shares=imports.market_shares(DEFAULT_SHARES),
+    )
+    return results.results(report)
 
 
 async def openapi(app: App, req: Request) -> Response:

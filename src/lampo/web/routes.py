@@ -206,6 +206,43 @@ ROUTES: tuple[Route, ...] = (
             },
         },
     ),
+    # -- the results pages ----------------------------------------------------------------
+    Route(
+        "GET",
+        "/results",
+        pages.results_index,
+        "resultsIndex",
+        "The results pages: every year and quarter with orders",
+        "dashboard",
+        {"200": html("A page that links the results of every period with orders (UTC).")},
+    ),
+    Route(
+        "GET",
+        "/results/{period}",
+        pages.results_page,
+        "resultsPage",
+        "The results of a quarter or a year, as `lampo report period` gives them, with charts",
+        "dashboard",
+        {
+            "200": html(
+                "Units, revenue and orders with QoQ and YoY growth, per market, channel and "
+                "category, best sellers per market, targets with progress and projection, "
+                "brand ranks, and charts of them; the report's JSON is in the page."
+            ),
+            "400": html("Not a quarter or year such as `2017Q2` or `2017`: a small page."),
+            "404": {
+                "description": "No order was paid in the period (or a year before 1970): a "
+                "small HTML page (a path that matches no route is a problem, as elsewhere).",
+                "content": {
+                    "text/html": page(),
+                    "application/problem+json": {"schema": ref("Problem")},
+                },
+            },
+        },
+        description="The figures of `lampo report period PERIOD --format json` (UTC, the "
+        "shipped targets and market shares), from the same code. Read at most once per "
+        "30 seconds per period in each worker, however many readers.",
+    ),
     # -- admin --------------------------------------------------------------------------
     Route(
         "GET",
@@ -374,7 +411,7 @@ ROUTES: tuple[Route, ...] = (
             path,
             pages.docs_asset,
             f"docsAsset{i}",
-            "A file of the docs page",
+            "A file the docs or results page loads",
             "docs",
             {},
             documented=False,

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from lampo.domain.discount import Discount, discounts
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold, StockLevel
 from lampo.domain.money import MINOR_UNITS, Money
@@ -182,6 +183,22 @@ class ReportTotal(Struct):
     currency: str
 
 
+class DiscountOut(Struct):
+    """The discount given on the units sold (list price minus flash price; a sale without
+    a list price counts at no discount), of one SKU (``sku``) or the event (``sku`` "")."""
+
+    sku: str
+    units: int
+    amounts: Annotated[dict[str, int], Meta(description="Minor units per currency.")]
+    total: Annotated[ReportTotal, Meta(description="In the reporting currency.")]
+    list_total: Annotated[
+        ReportTotal, Meta(description="The units sold at list price, in the reporting currency.")
+    ]
+    percent: Annotated[
+        str, Meta(description="`total / list_total` as an exact fraction of 1: `1/4` is 25 %.")
+    ]
+
+
 class MarketTotal(Struct):
     """One market's live totals: ``amount`` in minor units of its own ``currency``,
     ``money`` the same converted to the reporting currency (minor units)."""
@@ -263,6 +280,10 @@ class Report(Struct):
         dict[str, CategoryTotal], Meta(description="Units sold per category (net).")
     ]
     milestones: list[MilestoneOut]
+    discount: DiscountOut
+    discount_skus: Annotated[
+        list[DiscountOut], Meta(description="Per SKU sold, the largest discount first.")
+    ]
 
 
 class Problem(Struct):
@@ -339,6 +360,7 @@ def report_out(
     for lkey, lrow in totals.lines.items():
         by_market.setdefault(lkey.market, [0, 0, 0])[2] += lrow.units
     categories = units_by_category(event, totals)
+    given = discounts(event, totals)
     currencies = {event.fx.reporting, *currency_of.values()}
     return Report(
         event=event.id,
@@ -399,6 +421,19 @@ def report_out(
             )
             for lv in milestone_levels(event, totals)
         ],
+        discount=_discount_out(given.total),
+        discount_skus=[_discount_out(d) for d in given.per_sku],
+    )
+
+
+def _discount_out(d: Discount) -> DiscountOut:
+    return DiscountOut(
+        d.key,
+        d.units,
+        dict(d.amounts),
+        ReportTotal(d.money.amount, d.money.currency),
+        ReportTotal(d.list_money.amount, d.list_money.currency),
+        str(d.percent),
     )
 
 
