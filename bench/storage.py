@@ -167,6 +167,20 @@ def server_script_usec(client: Any) -> int:
     return script_usec(client.info("commandstats"))[1]
 
 
+def server_cpu_usec(client: Any) -> float:
+    """Microseconds of CPU the server (every node of a cluster) has used so far: unlike
+    the script time, not inflated when a loaded host takes the CPU from the server."""
+    from redis.cluster import RedisCluster
+
+    def cpu(info: dict[str, Any]) -> float:
+        return (float(info["used_cpu_user"]) + float(info["used_cpu_sys"])) * 1e6
+
+    if isinstance(client, RedisCluster):
+        nodes = client.info("cpu", target_nodes=RedisCluster.PRIMARIES)
+        return sum(cpu(info) for info in nodes.values())
+    return cpu(client.info("cpu"))
+
+
 def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = False) -> Row:
     sales = Sales(storage)
     sales.open(bench_event(datetime.now(UTC), "storage benchmark"))
@@ -186,9 +200,11 @@ def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = Fals
 
     r = getattr(storage, "_r", None)  # the redis backend's client: its server's counters
     usec_before = server_script_usec(r) if r is not None else 0
+    cpu_before = server_cpu_usec(r) if r is not None else 0.0
     rate = run_threads(callers, seconds, reserve)
     aio, aio_refused = run_coroutines(callers, seconds, sales, hot)
     usec = server_script_usec(r) - usec_before if r is not None else 0
+    cpu = server_cpu_usec(r) - cpu_before if r is not None else 0.0
     stock = sales.stock(EVENT)
     held = sum(level.held for level in stock.values())
     placed = sum(1 for _ in storage.holds(EVENT))
@@ -197,6 +213,8 @@ def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = Fals
     if sum(refused) + aio_refused:
         note += f"; REFUSED {sum(refused) + aio_refused:,}"
     inside = usec / held if r is not None and held else None
+    if r is not None and held:
+        note += f"; server CPU {cpu / held:.1f} µs per reservation"
     return Row("", rate, note, aio, inside)
 
 
