@@ -156,15 +156,16 @@ def script_usec(info: dict[str, object]) -> tuple[int, int]:
     return calls, usec
 
 
-def server_script_usec(client: Any) -> int:
-    """Microseconds spent in script calls so far on a server, or over a cluster's nodes.
-    Counts every client of the server: measure on a server of one's own."""
+def server_script_usec(client: Any) -> tuple[int, int]:
+    """(calls, microseconds) of script calls so far on a server, or over a cluster's
+    nodes. Counts every client of the server: measure on a server of one's own."""
     from redis.cluster import RedisCluster
 
     if isinstance(client, RedisCluster):
         nodes = client.info("commandstats", target_nodes=RedisCluster.ALL_NODES)
-        return sum(script_usec(info)[1] for info in nodes.values())
-    return script_usec(client.info("commandstats"))[1]
+        found = [script_usec(info) for info in nodes.values()]
+        return sum(c for c, _ in found), sum(u for _, u in found)
+    return script_usec(client.info("commandstats"))
 
 
 def server_cpu_usec(client: Any) -> float:
@@ -199,11 +200,12 @@ def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = Fals
         return ops
 
     r = getattr(storage, "_r", None)  # the redis backend's client: its server's counters
-    usec_before = server_script_usec(r) if r is not None else 0
+    calls_before, usec_before = server_script_usec(r) if r is not None else (0, 0)
     cpu_before = server_cpu_usec(r) if r is not None else 0.0
     rate = run_threads(callers, seconds, reserve)
     aio, aio_refused = run_coroutines(callers, seconds, sales, hot)
-    usec = server_script_usec(r) - usec_before if r is not None else 0
+    calls, usec = server_script_usec(r) if r is not None else (0, 0)
+    calls, usec = calls - calls_before, usec - usec_before
     cpu = server_cpu_usec(r) - cpu_before if r is not None else 0.0
     stock = sales.stock(EVENT)
     held = sum(level.held for level in stock.values())
@@ -215,6 +217,7 @@ def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = Fals
     inside = usec / held if r is not None and held else None
     if r is not None and held:
         note += f"; server CPU {cpu / held:.1f} µs per reservation"
+        note += f"; {held / max(calls, 1):.1f} reservations per script call"
     return Row("", rate, note, aio, inside)
 
 

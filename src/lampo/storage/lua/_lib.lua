@@ -57,7 +57,7 @@ local B = {}        -- key -> field -> value once the accepted requests are writ
 local DIRTY = {}    -- key -> field -> true: fields to write
 local DKEYS = {}    -- the keys of DIRTY, in order
 local HOLDS = {}    -- hold key -> the hold as this call left it (loaded or written)
-local HW = {}       -- hold key -> field -> value to write
+local HW = {}       -- hold key -> (field, value) flat to write
 local HKEYS = {}    -- the keys of HW, in order
 local ZADDS, ZREMS = {}, {}  -- deadline index: (score, id) flat to add; ids to remove
 local IDEMS = {}    -- K_IDEM: (key, value) flat to write
@@ -70,7 +70,8 @@ local function view(t)
     t.r or false}
 end
 
--- Set fields of a hold, written by flush(): hset(h, t, 's', 'paid', 'p', pid, ...).
+-- Set fields of a hold, written by flush(): hset(h, t, 's', 'paid', 'p', pid, ...). HW[h]
+-- is the flat list of HSET's arguments (a field set twice: the last one counts).
 local function hset(h, t, ...)
   local w = HW[h]
   if not w then
@@ -78,10 +79,11 @@ local function hset(h, t, ...)
     HW[h] = w
     HKEYS[#HKEYS + 1] = h
   end
+  local n = #w
   local args = {...}
   for i = 1, #args, 2 do
     t[args[i]] = args[i + 1]
-    w[args[i]] = args[i + 1]
+    w[n + i], w[n + i + 1] = args[i], args[i + 1]
   end
 end
 
@@ -449,12 +451,7 @@ local function flush()
     redis.call('HSET', key, unpack(args))
   end
   for _, h in ipairs(HKEYS) do
-    local args = {}
-    for field, v in pairs(HW[h]) do
-      args[#args + 1] = field
-      args[#args + 1] = v
-    end
-    redis.call('HSET', h, unpack(args))
+    redis.call('HSET', h, unpack(HW[h]))
   end
   if #ZADDS > 0 then
     redis.call('ZADD', K_DUE, unpack(ZADDS))

@@ -66,6 +66,7 @@ if not broken and n > 0 then
   end
 end
 local NEWIDEM = {}  -- the records this call writes
+local FV = {}       -- sku -> {'v:<sku>', 'h:<sku>'}: its stock fields' names
 
 local function reserve_one(x, index)
   if broken then
@@ -113,20 +114,32 @@ local function reserve_one(x, index)
   end
   -- Everything written below is planned and checked first: a refusal or a corrupt
   -- counter leaves nothing behind. The fields not known yet, one read per hash.
+  local ce = cust .. SEP
   local cw, sw = {}, {}
   if elimit then
-    cw[1] = cust .. SEP
+    cw[1] = ce
   end
+  local stock = B[K_STOCK]
   for i = 1, #skus, 3 do
-    cw[#cw + 1] = cust .. SEP .. skus[i]
-    sw[#sw + 1] = 'v:' .. skus[i]
-    sw[#sw + 1] = 'h:' .. skus[i]
+    local sku = skus[i]
+    local f = FV[sku]
+    if not f then
+      f = {'v:' .. sku, 'h:' .. sku}
+      FV[sku] = f
+    end
+    cw[#cw + 1] = ce .. sku
+    if not (stock and stock[f[1]] ~= nil and stock[f[2]] ~= nil) then
+      sw[#sw + 1] = f[1]
+      sw[#sw + 1] = f[2]
+    end
   end
   fetch(K_CNT, cw)
-  fetch(K_STOCK, sw)
+  if #sw > 0 then
+    fetch(K_STOCK, sw)
+  end
   local p = plan()
   if elimit then
-    local already = planned(p, K_CNT, cust .. SEP) or '0'
+    local already = planned(p, K_CNT, ce) or '0'
     if not is_int(already) then
       return {'corrupt', K_CNT .. ' ' .. cust .. ': not an integer'}
     end
@@ -137,9 +150,9 @@ local function reserve_one(x, index)
   for i = 1, #skus, 3 do
     local sku, q, limit = skus[i], skus[i + 1], skus[i + 2]
     if limit then
-      local already = planned(p, K_CNT, cust .. SEP .. sku) or '0'
+      local already = planned(p, K_CNT, cw[(elimit and 1 or 0) + (i + 2) / 3]) or '0'
       if not is_int(already) then
-        return {'corrupt', K_CNT .. ' ' .. cust .. SEP .. sku .. ': not an integer'}
+        return {'corrupt', K_CNT .. ' ' .. ce .. sku .. ': not an integer'}
       end
       if tonumber(already) + q > limit then
         return {'limit-exceeded', limit, text64(already), sku}
@@ -148,7 +161,7 @@ local function reserve_one(x, index)
   end
   for i = 1, #skus, 3 do
     local sku, q = skus[i], skus[i + 1]
-    local available = planned(p, K_STOCK, 'v:' .. sku)
+    local available = planned(p, K_STOCK, FV[sku][1])
     if not available then
       return {'unknown-sku', sku}
     end
@@ -160,24 +173,25 @@ local function reserve_one(x, index)
     end
   end
   for i = 1, #skus, 3 do
-    local sku, q = skus[i], skus[i + 1]
-    local bad = incr(p, K_STOCK, 'v:' .. sku, -q, true, true)
-      or incr(p, K_STOCK, 'h:' .. sku, q, true, true)
-      or incr(p, K_CNT, cust .. SEP .. sku, q, false, true)
+    local f, q = FV[skus[i]], skus[i + 1]
+    local bad = incr(p, K_STOCK, f[1], -q, true, true)
+      or incr(p, K_STOCK, f[2], q, true, true)
+      or incr(p, K_CNT, cw[(elimit and 1 or 0) + (i + 2) / 3], q, false, true)
     if bad then
       return {'corrupt', bad}
     end
   end
   if elimit then
-    local bad = incr(p, K_CNT, cust .. SEP, units, false, true)
+    local bad = incr(p, K_CNT, ce, units, false, true)
     if bad then
       return {'corrupt', bad}
     end
   end
   commit(p)
-  local t = {x = x}
+  local t = {x = x, b = x.body, d = x.d, s = 'held'}
   HOLDS[h] = t
-  hset(h, t, 'b', x.body, 'd', x.d, 's', 'held')
+  HW[h] = {'b', x.body, 'd', x.d, 's', 'held'}
+  HKEYS[#HKEYS + 1] = h
   ZADDS[#ZADDS + 1] = text64(x[D_DEADLINE])
   ZADDS[#ZADDS + 1] = id
   NEWIDEM[key] = fp .. SEP .. id
