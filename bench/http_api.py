@@ -49,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from lampo.domain.bounds import MAX_UNITS
 from lampo.domain.catalog import Category, Sku
 from lampo.domain.codec import event_to_dict
 from lampo.domain.event import Offer, SaleEvent, Window
@@ -147,7 +148,9 @@ def call(port: int, method: str, path: str, body: Any = None) -> Any:
         conn.close()
 
 
-def bench_event(event: str = EVENT, allocation: int = 50_000_000) -> SaleEvent:
+def bench_event(event: str = EVENT, allocation: int = MAX_UNITS // len(SKUS)) -> SaleEvent:
+    """The event of the run: by default the most units an event may hold (MAX_UNITS),
+    shared by its SKUs, which no run sells out."""
     now = datetime.now(UTC).replace(microsecond=0)
     cn = Market("CN", "China", "CNY", "Asia/Shanghai")
     return SaleEvent(

@@ -29,8 +29,8 @@ local K_XIN = base .. ':xin'      -- ids of the transfers this bucket has receiv
 local K_XV = base .. ':xv'        -- bumped by every transfer step on this bucket
 local K_DV = base .. ':dv'        -- the definition's version, bumped by each update
 local SEP = '\31'
-local D_KEY, D_FP, D_ID, D_CUST, D_ELIMIT, D_UNITS, D_DEADLINE = 1, 2, 3, 4, 5, 6, 7
-local D_SKUS, D_CUR, D_AMT, D_OK, D_LINES = 8, 9, 10, 11, 12
+local D_CUST, D_ELIMIT, D_UNITS, D_DEADLINE, D_SKUS = 1, 2, 3, 4, 5
+local D_CUR, D_AMT, D_OK, D_LINES = 6, 7, 8, 9
 
 local function hkey(id)
   return base .. ':h:' .. id

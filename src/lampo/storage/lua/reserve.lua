@@ -31,8 +31,9 @@ while a <= #ARGV do
     return redis.error_reply('CORRUPT reserve: a malformed batch')
   end
   local elimit = ARGV[a + 6]
-  local x = {ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
-    elimit == '' or tonumber(elimit), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])}
+  local x = {ARGV[a + 5], elimit == '' or tonumber(elimit), tonumber(ARGV[a + 7]),
+    tonumber(ARGV[a + 8])}
+  x.key, x.fp, x.id = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   if x[D_ELIMIT] == true then
     x[D_ELIMIT] = false
   end
@@ -46,8 +47,8 @@ while a <= #ARGV do
   x[D_SKUS] = skus
   x.body, x.d = ARGV[a], ARGV[a + 1]
   reqs[#reqs + 1] = not bad_head(x) and x or false
-  keys[#keys + 1] = x[D_KEY]
-  holds[#holds + 1] = hkey(x[D_ID])
+  keys[#keys + 1] = x.key
+  holds[#holds + 1] = hkey(x.id)
   a = a + 10 + 3 * m
 end
 local n = #reqs
@@ -75,7 +76,7 @@ local function reserve_one(x, index)
   if not x then
     return {'corrupt', 'a malformed request'}
   end
-  local key, fp, id, cust = x[D_KEY], x[D_FP], x[D_ID], x[D_CUST]
+  local key, fp, id, cust = x.key, x.fp, x.id, x[D_CUST]
   local elimit, units, skus = x[D_ELIMIT], x[D_UNITS], x[D_SKUS]
   local prior = NEWIDEM[key] or seen[key]
   if prior then

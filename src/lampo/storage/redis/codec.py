@@ -61,9 +61,6 @@ def _encode(req: ReserveRequest) -> list[Any] | LampoError:
     for line in hold.lines:
         lines += (line.sku + SEP + ok, line.quantity, str(line.amount))
     data = (
-        req.key,
-        req.fingerprint,
-        hold.id,
         hold.customer,
         False if elimit is None else elimit,
         hold.units,
