@@ -70,15 +70,21 @@ local function view(t)
     t.r or false}
 end
 
+-- t[key] for flush(), a table made on first use, key then added to the list order.
+local function pending(t, order, key)
+  local v = t[key]
+  if not v then
+    v = {}
+    t[key] = v
+    order[#order + 1] = key
+  end
+  return v
+end
+
 -- Set fields of a hold, written by flush(): hset(h, t, 's', 'paid', 'p', pid, ...). HW[h]
 -- is the flat list of HSET's arguments (a field set twice: the last one counts).
 local function hset(h, t, ...)
-  local w = HW[h]
-  if not w then
-    w = {}
-    HW[h] = w
-    HKEYS[#HKEYS + 1] = h
-  end
+  local w = pending(HW, HKEYS, h)
   local n = #w
   local args = {...}
   for i = 1, #args, 2 do
@@ -286,24 +292,30 @@ local function plan()
   return {ops = {}, n = 0, at = {}}
 end
 
+-- t[key], a table made on first use.
+local function sub(t, key)
+  local v = t[key]
+  if not v then
+    v = {}
+    t[key] = v
+  end
+  return v
+end
+
 -- The values planned for the fields of key.
 local function planned_of(p, key)
-  local at = p.at[key]
-  if not at then
-    at = {}
-    p.at[key] = at
-  end
-  return at
+  return sub(p.at, key)
+end
+
+-- The fields of key known to this call (B[key]).
+local function known_of(key)
+  return sub(B, key)
 end
 
 -- The value of a field before this plan: as the call's earlier requests left it, else
 -- as stored (false: absent).
 local function before(key, field)
-  local b = B[key]
-  if not b then
-    b = {}
-    B[key] = b
-  end
+  local b = known_of(key)
   local v = b[field]
   if v == nil then
     v = redis.call('HGET', key, field)
@@ -314,11 +326,7 @@ end
 
 -- Read the fields of key not known yet with one HMGET.
 local function fetch(key, flds)
-  local b = B[key]
-  if not b then
-    b = {}
-    B[key] = b
-  end
+  local b = known_of(key)
   local want = {}
   for _, f in ipairs(flds) do
     if b[f] == nil then
@@ -429,13 +437,7 @@ local function commit(p)
   for i = 1, p.n, 3 do
     local key, field = ops[i], ops[i + 1]
     B[key][field] = at[key][field]
-    local d = DIRTY[key]
-    if not d then
-      d = {}
-      DIRTY[key] = d
-      DKEYS[#DKEYS + 1] = key
-    end
-    d[field] = true
+    pending(DIRTY, DKEYS, key)[field] = true
   end
 end
 
