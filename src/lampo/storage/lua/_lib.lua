@@ -419,12 +419,14 @@ local function incr_key(p, key)
   return nil
 end
 
--- Write a checked plan now (the scripts that move a few counters once).
+-- Write a checked plan now (the scripts that move a few counters once); a later plan of
+-- the call starts from the values written.
 local function apply(p)
   local ops = p.ops
   for i = 1, p.n, 3 do
     if ops[i + 1] then
       redis.call('HINCRBY', ops[i], ops[i + 1], ops[i + 2])
+      B[ops[i]][ops[i + 1]] = p.at[ops[i]][ops[i + 1]]
     else
       redis.call('INCR', ops[i])
     end
