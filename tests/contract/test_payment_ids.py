@@ -284,7 +284,7 @@ def test_redis_orders_paid_before_payment_ids_had_keys_get_them_on_opening(
         sales.pay(bruno.id, "psp-x")
         # What an earlier lampo left: no payment id keys, and psp-1 paid bruno's hold too.
         event, bucket = _untag(store._r.get(store._index(bruno.id)))
-        store._r.hset(f"{store._base(event, bucket)}:h:{bruno.id}", "payment_id", "psp-1")
+        store._r.hset(f"{store._base(event, bucket)}:h:{bruno.id}", "p", "psp-1")
         for key in (store._payment_key("psp-1"), store._payment_key("psp-x")):
             store._r.delete(key)
         store._r.delete(store.prefix + "px-bound")

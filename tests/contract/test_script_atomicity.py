@@ -287,7 +287,7 @@ class Breakage:
 #: Values that are no integer Redis or the guards take.
 NOT_INTEGERS = ["x", "007", str(INT64_MAX + 1)]
 #: Fields only Python reads (the scripts store and return them as they are).
-OPAQUE = {"body"}
+OPAQUE = {"b"}
 
 
 def as_int(value: Any) -> int | None:
@@ -397,7 +397,7 @@ def test_a_broken_request_in_a_batch_changes_nothing_and_leaves_its_neighbours_w
     lab = labs[False]
     lab.wipe()
     one_hold(lab.store)
-    lab.r.hset(lab.prefix + "{atom}:h:h1", "tot", "garbage")  # h1 can no longer be paid whole
+    lab.r.hset(lab.prefix + "{atom}:h:h1", "d", "garbage")  # h1 can no longer be paid whole
     base = lab.store._base(EVENT.id)
     paid_at = NOW + timedelta(seconds=1)
     args: list[Any] = [EVENT.id]
@@ -411,7 +411,7 @@ def test_a_broken_request_in_a_batch_changes_nothing_and_leaves_its_neighbours_w
     assert second[0] == "corrupt"
     after = lab.snapshot()
     assert after["{atom}:h:h1"] == before["{atom}:h:h1"]
-    assert after["{atom}:h:h0"][1]["state"] == "paid"
+    assert after["{atom}:h:h0"][1]["s"] == "paid"
     sold = {k: v for k, v in after["{atom}:stock"][1].items() if k.startswith("s:")}
     assert sold == {"s:phone-red": "2", "s:tv-55": "1"}  # h0's units only
 
@@ -427,12 +427,12 @@ def test_a_broken_store_is_answered_as_a_fault_of_the_store_not_a_refusal(
     with pytest.raises(CorruptStore, match="s:tv-55"):
         pay(lab.store, "h1")
     assert lab.snapshot() == before
-    lab.r.hset(lab.prefix + "{atom}:h:h1", "head", "garbage")
+    lab.r.hset(lab.prefix + "{atom}:h:h1", "d", "[1]")
     before = lab.snapshot()
     with pytest.raises(CorruptStore, match="h1"):  # not LampoError: no 4xx, no 503
         lab.store.expire_due(EVENT.id, NOW + timedelta(seconds=601))
     assert lab.snapshot()["{atom}:h:h1"] == before["{atom}:h:h1"]
-    assert lab.snapshot()["{atom}:h:h0"][1]["state"] == "expired"  # h0 expired whole
+    assert lab.snapshot()["{atom}:h:h0"][1]["s"] == "expired"  # h0 expired whole
 
 
 @pytest.mark.redis_postgres

@@ -345,10 +345,10 @@ def test_one_bucket_keeps_todays_key_layout(tmp_path: Path) -> None:
         client = redis.Redis.from_url(REDIS, decode_responses=True)
         keys = set(client.scan_iter(match=store.prefix + "*"))
         client.close()
-        outside = {"events", f"hx:{hold.id}", "px:p1", "px-bound"}  # other slots
+        outside = {"events", "layout", f"hx:{hold.id}", "px:p1", "px-bound"}  # other slots
         rest = {k[len(store.prefix) :] for k in keys} - outside
         assert {k.split(":")[0] for k in rest} == {"{fest}"}  # one hash tag, one slot
-        assert {k.split(":", 1)[1] for k in rest} >= {"def", "stock", "ids", "ou", "lu"}
+        assert {k.split(":", 1)[1] for k in rest} >= {"def", "stock", "idem", "ou", "lu"}
         assert not {k for k in rest if k.endswith((":nb", ":xfer", ":xin", ":xv"))}
     finally:
         store.close()

@@ -3,20 +3,22 @@
 -- "<prefix>{<event>}" ("<prefix>{<event> #<b>}" for bucket b > 0): every key of it shares
 -- its hash slot, so a script stays atomic on a Redis Cluster too. Each bucket holds the
 -- keys below for its own customers, and its own share of every SKU's allocation.
--- A hold is a hash written by reserve.lua: 'body' (the immutable hold, JSON, read by
--- Python only), 'state', 'payment_id', 'paid_at', 'ended_at', 'refunded_at', and two
--- strings of \30-ended fields the scripts need, computed by Python so no script ever
--- does money arithmetic (Lua numbers are doubles; amounts stay strings here):
---   'head' (as sent to reserve.lua): key, fingerprint, hold id, customer, event limit
---     ('' for none), units, deadline (microseconds), m, (sku, quantity, limit) * m
---     with the SKUs folded and sorted;
---   'tot': currency, amount, order key, nl, (line key, units, amount) * nl.
+-- A hold is a hash written by reserve.lua with only the fields that exist: 'b' (the
+-- immutable hold, JSON, read by Python only), 'd' (the request as reserve.lua got it,
+-- JSON, read by the scripts only), 's' (state), and once they are set 'p' (payment id),
+-- 'pa' (paid at), 'e' (ended at), 'r' (refunded at), ISO texts. 'd' is the array
+--   {idempotency key, fingerprint, hold id, customer, event limit (false: none), units,
+--    deadline (microseconds), skus, currency, amount, order key, lines}
+-- with skus flat: (sku, quantity, limit or false) * m, the SKUs folded and sorted, and
+-- lines flat: (line key, units, amount) * nl. Python computes it all, so no script does
+-- money arithmetic (Lua numbers are doubles): amounts are texts, counts are numbers.
+-- Layout 2 (issue 14); a store written by layout 1 ('head', 'tot', 'body', 'state', ...)
+-- is refused when it is opened (storage/redis/client.py).
 local base = KEYS[1]
 local K_STOCK = base .. ':stock'  -- a:<sku> allocation, v: available, h: held, s: sold
 local K_CNT = base .. ':cnt'      -- <customer>\31<sku> units held or bought ('' sku: event)
 local K_DUE = base .. ':due'      -- held hold ids scored by deadline (microseconds)
-local K_IDS = base .. ':ids'      -- every hold id of the event
-local K_IDEM = base .. ':idem'    -- idempotency key -> <fingerprint>\31<hold id>
+local K_IDEM = base .. ':idem'    -- idempotency key -> <fingerprint>\31<hold id>: one per hold
 local K_DEF = base .. ':def'      -- the event's definition (JSON)
 local K_OU, K_OA = base .. ':ou', base .. ':oa'  -- orders, amount by order key
 local K_LU, K_LA = base .. ':lu', base .. ':la'  -- units, amount by line key
@@ -27,20 +29,11 @@ local K_XIN = base .. ':xin'      -- ids of the transfers this bucket has receiv
 local K_XV = base .. ':xv'        -- bumped by every transfer step on this bucket
 local K_DV = base .. ':dv'        -- the definition's version, bumped by each update
 local SEP = '\31'
-local H_CUST, H_ELIMIT, H_UNITS, H_DEADLINE, H_M, H_SKUS = 4, 5, 6, 7, 8, 9
-local T_CUR, T_AMT, T_OK, T_NL, T_LINES = 1, 2, 3, 4, 5
+local D_CUST, D_ELIMIT, D_UNITS, D_DEADLINE, D_SKUS = 1, 2, 3, 4, 5
+local D_CUR, D_AMT, D_OK, D_LINES = 6, 7, 8, 9
 
 local function hkey(id)
   return base .. ':h:' .. id
-end
-
--- The fields of a \30-ended string.
-local function fields(text)
-  local r = {}
-  for part in string.gmatch(text, '([^\30]*)\30') do
-    r[#r + 1] = part
-  end
-  return r
 end
 
 -- An integer negated: a string as a string (no arithmetic on doubles), a number (a small
@@ -56,22 +49,73 @@ local function neg(s)
   return '-' .. s
 end
 
--- What Python reads of a hold, in this order (redis.py's _hold_from_view).
-local function view(h)
-  return redis.call('HMGET', h, 'body', 'state', 'payment_id', 'paid_at', 'ended_at',
-    'refunded_at')
+-- The writes of a script call, held back until every request of it was checked and
+-- planned, then written by flush() with one command per key: a batch of N requests
+-- costs a few calls for its counters, not N times each. Until then the values a
+-- request leaves are kept here, so the next request of the batch plans on them.
+local B = {}        -- key -> field -> value once the accepted requests are written
+local DIRTY = {}    -- key -> field -> true: fields to write
+local DKEYS = {}    -- the keys of DIRTY, in order
+local HOLDS = {}    -- hold key -> the hold as this call left it (loaded or written)
+local HW = {}       -- hold key -> (field, value) flat to write
+local HKEYS = {}    -- the keys of HW, in order
+local ZADDS, ZREMS = {}, {}  -- deadline index: (score, id) flat to add; ids to remove
+local IDEMS = {}    -- K_IDEM: (key, value) flat to write
+local SETS = {}     -- string keys to write: (key, value) flat
+
+-- What Python reads of a hold, in this order (codec.py's _hold_from_view): false for a
+-- field not set (a nil reply).
+local function view(t)
+  return {t.b or false, t.s or false, t.p or false, t.pa or false, t.e or false,
+    t.r or false}
 end
 
--- The hold's hash as a table, its head and tot parsed.
+-- t[key] for flush(), a table made on first use, key then added to the list order.
+local function pending(t, order, key)
+  local v = t[key]
+  if not v then
+    v = {}
+    t[key] = v
+    order[#order + 1] = key
+  end
+  return v
+end
+
+-- Set fields of a hold, written by flush(): hset(h, t, 's', 'paid', 'p', pid, ...). HW[h]
+-- is the flat list of HSET's arguments (a field set twice: the last one counts).
+local function hset(h, t, ...)
+  local w = pending(HW, HKEYS, h)
+  local n = #w
+  local args = {...}
+  for i = 1, #args, 2 do
+    t[args[i]] = args[i + 1]
+    w[n + i], w[n + i + 1] = args[i], args[i + 1]
+  end
+end
+
+-- What Python reads of a stored hold (view, read from the store).
+local function stored_view(h)
+  return redis.call('HMGET', h, 'b', 's', 'p', 'pa', 'e', 'r')
+end
+
+-- The hold's hash as a table (as this call left it), its 'd' decoded into x.
 local function load(h)
+  local t = HOLDS[h]
+  if t then
+    return t
+  end
   local flat = redis.call('HGETALL', h)
-  local t = {}
+  t = {}
   for i = 1, #flat, 2 do
     t[flat[i]] = flat[i + 1]
   end
-  if t.head and t.tot then
-    t.h, t.t = fields(t.head), fields(t.tot)
+  if t.d then
+    local ok, x = pcall(cjson.decode, t.d)
+    if ok and type(x) == 'table' then
+      t.x = x
+    end
   end
+  HOLDS[h] = t
   return t
 end
 
@@ -87,7 +131,7 @@ end
 
 -- The keys of an event (or a bucket) and their types; absent is fine for each.
 local KINDS = {
-  {K_STOCK, 'hash'}, {K_CNT, 'hash'}, {K_DUE, 'zset'}, {K_IDS, 'set'}, {K_IDEM, 'hash'},
+  {K_STOCK, 'hash'}, {K_CNT, 'hash'}, {K_DUE, 'zset'}, {K_IDEM, 'hash'},
   {K_DEF, 'string'}, {K_OU, 'hash'}, {K_OA, 'hash'}, {K_LU, 'hash'}, {K_LA, 'hash'},
   {K_NB, 'string'}, {K_XFER, 'hash'}, {K_XIN, 'set'}, {K_XV, 'string'}, {K_DV, 'string'},
 }
@@ -242,19 +286,59 @@ end
 -- The HINCRBY/INCR calls of one request, planned: each target read and checked, each
 -- running result kept (at[key][field], false when absent; field '' for a string key), so
 -- two changes of one field add up before anything is written. ops holds (key, field,
--- delta) flat, field false for an INCR of a string key.
+-- delta) flat, field false for an INCR of a string key. A plan is written either at
+-- once (apply) or with the rest of the call's writes (commit, then flush).
 local function plan()
   return {ops = {}, n = 0, at = {}}
 end
 
+-- t[key], a table made on first use.
+local function sub(t, key)
+  local v = t[key]
+  if not v then
+    v = {}
+    t[key] = v
+  end
+  return v
+end
+
 -- The values planned for the fields of key.
 local function planned_of(p, key)
-  local at = p.at[key]
-  if not at then
-    at = {}
-    p.at[key] = at
+  return sub(p.at, key)
+end
+
+-- The fields of key known to this call (B[key]).
+local function known_of(key)
+  return sub(B, key)
+end
+
+-- The value of a field before this plan: as the call's earlier requests left it, else
+-- as stored (false: absent).
+local function before(key, field)
+  local b = known_of(key)
+  local v = b[field]
+  if v == nil then
+    v = redis.call('HGET', key, field)
+    b[field] = v
   end
-  return at
+  return v
+end
+
+-- Read the fields of key not known yet with one HMGET.
+local function fetch(key, flds)
+  local b = known_of(key)
+  local want = {}
+  for _, f in ipairs(flds) do
+    if b[f] == nil then
+      want[#want + 1] = f
+    end
+  end
+  if #want > 0 then
+    local got = redis.call('HMGET', key, unpack(want))
+    for i, f in ipairs(want) do
+      b[f] = got[i]
+    end
+  end
 end
 
 -- The value a field will have once the plan so far is applied (false: absent).
@@ -262,8 +346,7 @@ local function planned(p, key, field)
   local at = planned_of(p, key)
   local v = at[field]
   if v == nil then
-    v = redis.call('HGET', key, field)
-    at[field] = v
+    v = before(key, field)
   end
   return v
 end
@@ -280,7 +363,7 @@ local function incr(p, key, field, delta, must, floor)
   end
   local cur = at[field]
   if cur == nil then
-    cur = redis.call('HGET', key, field)
+    cur = before(key, field)
   end
   if not cur then
     if must then
@@ -336,45 +419,123 @@ local function incr_key(p, key)
   return nil
 end
 
--- Write a checked plan.
+-- Write a checked plan now (the scripts that move a few counters once); a later plan of
+-- the call starts from the values written.
 local function apply(p)
   local ops = p.ops
   for i = 1, p.n, 3 do
     if ops[i + 1] then
       redis.call('HINCRBY', ops[i], ops[i + 1], ops[i + 2])
+      B[ops[i]][ops[i + 1]] = p.at[ops[i]][ops[i + 1]]
     else
       redis.call('INCR', ops[i])
     end
   end
 end
 
--- s as a number if it is a count from 1 to 9999 (of SKUs, of lines), else nil.
-local function count_of(s)
-  if type(s) ~= 'string' or not string.find(s, '^[1-9]%d?%d?%d?$') then
-    return nil
+-- Keep a checked plan of hash fields for flush(): the next requests plan on its values.
+local function commit(p)
+  local ops, at = p.ops, p.at
+  for i = 1, p.n, 3 do
+    local key, field = ops[i], ops[i + 1]
+    B[key][field] = at[key][field]
+    pending(DIRTY, DKEYS, key)[field] = true
   end
-  return tonumber(s)
 end
 
--- A stored hold's head and tot, checked for their shape (the fields every script indexes
--- are there): the problem as text, or nil.
-local function unsound(t)
-  if not (t.state and t.head and t.tot and t.body) then
-    return 'the hold lacks its state, head, tot or body'
+-- Write everything the call kept back, one command per key. Nothing here can fail: every
+-- key's type and every value was checked before it was kept.
+local function flush()
+  for _, key in ipairs(DKEYS) do
+    local args, b = {}, B[key]
+    for field in pairs(DIRTY[key]) do
+      args[#args + 1] = field
+      args[#args + 1] = text64(b[field])
+    end
+    redis.call('HSET', key, unpack(args))
   end
-  local hd, tt = t.h, t.t
-  local m, nl = count_of(hd[H_M]), count_of(tt[T_NL])
-  if not (m and nl and #hd == H_SKUS - 1 + 3 * m and #tt == T_LINES - 1 + 3 * nl) then
-    return 'the hold has a malformed head or tot'
+  for _, h in ipairs(HKEYS) do
+    redis.call('HSET', h, unpack(HW[h]))
   end
-  if not tonumber(hd[H_DEADLINE]) then
-    return 'the hold has a malformed deadline'
+  if #ZADDS > 0 then
+    redis.call('ZADD', K_DUE, unpack(ZADDS))
   end
-  -- the numbers (units, quantities, amounts) are checked where they are used: by incr
+  if #ZREMS > 0 then
+    redis.call('ZREM', K_DUE, unpack(ZREMS))
+  end
+  if #IDEMS > 0 then
+    redis.call('HSET', K_IDEM, unpack(IDEMS))
+  end
+  if #SETS > 0 then
+    redis.call('MSET', unpack(SETS))
+  end
+end
+
+-- Whether v is a whole number from lo to hi (a count from a hold's 'd').
+local function whole(v, lo, hi)
+  return type(v) == 'number' and v == math.floor(v) and v >= lo and v <= hi
+end
+
+-- The part of a hold's 'd' (decoded) or of a request reserve.lua reads, checked for its
+-- shape: the problem as text, or nil. The counts the writes use are whole numbers of the
+-- domain's range.
+local function bad_head(x)
+  if type(x) ~= 'table' then
+    return 'the hold data is not an array'
+  end
+  local skus = x[D_SKUS]
+  if not (type(x[D_CUST]) == 'string' and whole(x[D_UNITS], 1, 1e13)
+      and whole(x[D_DEADLINE], 0, 4e15) and type(skus) == 'table' and #skus > 0
+      and #skus % 3 == 0 and (x[D_ELIMIT] == false or whole(x[D_ELIMIT], 0, 1e13))) then
+    return 'the hold data is malformed'
+  end
+  for i = 1, #skus, 3 do
+    local limit = skus[i + 2]
+    if not (type(skus[i]) == 'string' and whole(skus[i + 1], 1, 1e13)
+        and (limit == false or whole(limit, 0, 1e13))) then
+      return 'the hold data has a malformed sku'
+    end
+  end
   return nil
 end
 
--- The hold at h, loaded and checked: (t, nil) for a sound hold or none (t.state nil),
+-- A hold's 'd' (decoded) checked for its shape: the problem as text, or nil. The amounts
+-- are texts (checked where they are used: by incr).
+local function bad_request(x)
+  local bad = bad_head(x)
+  if bad then
+    return bad
+  end
+  local lines = x[D_LINES]
+  if not (type(lines) == 'table' and #lines > 0 and #lines % 3 == 0
+      and type(x[D_CUR]) == 'string' and type(x[D_AMT]) == 'string'
+      and type(x[D_OK]) == 'string') then
+    return 'the hold data is malformed'
+  end
+  for i = 1, #lines, 3 do
+    if not (type(lines[i]) == 'string' and whole(lines[i + 1], 1, 1e13)
+        and type(lines[i + 2]) == 'string') then
+      return 'the hold data has a malformed line'
+    end
+  end
+  return nil
+end
+
+-- A stored hold checked for its shape: the problem as text, or nil.
+local function unsound(t)
+  if not (t.s and t.d and t.b) then
+    if t.head or t.state then
+      return 'the hold was written by an older lampo (layout 1): not readable here'
+    end
+    return 'the hold lacks its state, data or body'
+  end
+  if not t.x then
+    return 'the hold data is not JSON'
+  end
+  return bad_request(t.x)
+end
+
+-- The hold at h, loaded and checked: (t, nil) for a sound hold or none (t.s nil),
 -- (nil, problem) for a key of another type, a malformed hold, or an event key of a wrong
 -- type (the transition could not be written whole).
 local function load_checked(h)
@@ -382,7 +543,7 @@ local function load_checked(h)
   if broken then
     return nil, broken
   end
-  if not kind_ok(h, 'hash') then
+  if not HOLDS[h] and not kind_ok(h, 'hash') then
     return nil, h .. ' is not a hash'
   end
   local t = load(h)
@@ -399,29 +560,29 @@ end
 -- Plan the hold's units back to available, out of held ('h') or sold ('s'), with its
 -- customer's counters.
 local function to_pool(p, t, from)
-  local hd = t.h
-  local cust = hd[H_CUST]
-  for i = 0, tonumber(hd[H_M]) - 1 do
-    local sku, q = hd[H_SKUS + 3 * i], num(hd[H_SKUS + 3 * i + 1])
+  local x = t.x
+  local cust, skus = x[D_CUST], x[D_SKUS]
+  for i = 1, #skus, 3 do
+    local sku, q = skus[i], skus[i + 1]
     local bad = incr(p, K_STOCK, 'v:' .. sku, q, true, true)
-      or incr(p, K_STOCK, from .. ':' .. sku, neg(q), true, true)
-      or incr(p, K_CNT, cust .. SEP .. sku, neg(q), true, true)
+      or incr(p, K_STOCK, from .. ':' .. sku, -q, true, true)
+      or incr(p, K_CNT, cust .. SEP .. sku, -q, true, true)
     if bad then
       return bad
     end
   end
-  if hd[H_ELIMIT] ~= '' then
-    return incr(p, K_CNT, cust .. SEP, neg(num(hd[H_UNITS])), true, true)
+  if x[D_ELIMIT] then
+    return incr(p, K_CNT, cust .. SEP, -x[D_UNITS], true, true)
   end
   return nil
 end
 
 -- Plan the hold's units from one stock column to another ('h' to 's': paid).
 local function move(p, t, from, to)
-  local hd = t.h
-  for i = 0, tonumber(hd[H_M]) - 1 do
-    local sku, q = hd[H_SKUS + 3 * i], num(hd[H_SKUS + 3 * i + 1])
-    local bad = incr(p, K_STOCK, from .. ':' .. sku, neg(q), true, true)
+  local skus = t.x[D_SKUS]
+  for i = 1, #skus, 3 do
+    local sku, q = skus[i], skus[i + 1]
+    local bad = incr(p, K_STOCK, from .. ':' .. sku, -q, true, true)
       or incr(p, K_STOCK, to .. ':' .. sku, q, true, true)
     if bad then
       return bad
@@ -433,32 +594,32 @@ end
 -- Plan the order into the live totals (sign 1) or out of them (sign -1: the order was
 -- counted in, so its rows must be there, and cannot fall below zero).
 local function count(p, t, sign)
-  local tt = t.t
+  local x = t.x
   local out = sign == -1
-  local function signed(s)
-    local v = num(s)
+  local function signed(v)
+    v = num(v)
     return out and neg(v) or v
   end
-  local nl = tonumber(tt[T_NL])
-  local bad = incr(p, K_OU, tt[T_OK], signed('1'), out, out)
-    or incr(p, K_OA, tt[T_OK], signed(tt[T_AMT]), out, out)
-  for i = 0, nl - 1 do
-    local lk, lu, la = tt[T_LINES + 3 * i], tt[T_LINES + 3 * i + 1], tt[T_LINES + 3 * i + 2]
+  local ok, lines = x[D_OK], x[D_LINES]
+  local bad = incr(p, K_OU, ok, signed(1), out, out)
+    or incr(p, K_OA, ok, signed(x[D_AMT]), out, out)
+  for i = 1, #lines, 3 do
+    local lk, lu, la = lines[i], lines[i + 1], lines[i + 2]
     bad = bad or incr(p, K_LU, lk, signed(lu), out, out) or incr(p, K_LA, lk, signed(la), out, out)
   end
   return bad
 end
 
 -- A held hold ends (released or expired): stock back, off the deadline index. Checked in
--- full first: the problem as text (nothing written), or nil (done).
+-- full first: the problem as text (nothing kept), or nil (kept for flush).
 local function end_held(h, t, id, state, now_iso)
   local p = plan()
   local bad = to_pool(p, t, 'h')
   if bad then
     return bad
   end
-  apply(p)
-  redis.call('HSET', h, 'state', state, 'ended_at', now_iso)
-  redis.call('ZREM', K_DUE, id)
+  commit(p)
+  hset(h, t, 's', state, 'e', now_iso)
+  ZREMS[#ZREMS + 1] = id
   return nil
 end

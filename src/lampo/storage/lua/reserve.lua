@@ -2,12 +2,17 @@
 --   of request i (its value: the event), written here; on a cluster those keys lie in
 --   other slots, so only KEYS[1] is given and the client writes the index afterwards.
 -- ARGV: the hold index value (the event; "<event>\31<bucket>" for a bucketed event), then
---   three arguments per request: head, body, tot (see _lib.lua; only the
---   short head is parsed here, body and tot are stored as they come).
--- Each request is checked in full before anything is written: a refusal changes nothing,
--- and so does a store in the way ({'corrupt', problem}: see the guards in _lib.lua).
-USES = {[K_STOCK] = true, [K_CNT] = true, [K_DUE] = true, [K_IDS] = true, [K_IDEM] = true}
-local bucketed = string.find(ARGV[1], SEP, 1, true) ~= nil
+--   per request: body and d (both stored as they come: see _lib.lua), then what this
+--   script reads, positional (no parsing): idempotency key, fingerprint, hold id,
+--   customer, event limit ('' for none), units, deadline (microseconds), m, and
+--   (sku, quantity, limit or '') * m, the SKUs folded and sorted.
+-- Each request is checked in full before anything of it is kept: a refusal changes
+-- nothing, and so does a store in the way ({'corrupt', problem}: see the guards in
+-- _lib.lua). The accepted requests' writes are made at the end (flush), one command per
+-- key for the whole batch.
+USES = {[K_STOCK] = true, [K_CNT] = true, [K_DUE] = true, [K_IDEM] = true}
+local tag = ARGV[1]
+local bucketed = string.find(tag, SEP, 1, true) ~= nil
 local known = redis.call('EXISTS', K_DEF) == 1
 if known and not bucketed and redis.call('EXISTS', K_NB) == 1 then
   -- routed as if the event had one bucket (a client that looked before its setup ended):
@@ -16,39 +21,86 @@ if known and not bucketed and redis.call('EXISTS', K_NB) == 1 then
 end
 
 local broken = broken_keys()
+-- The requests as they come: positional, nothing to parse.
+local reqs, keys, holds = {}, {}, {}
+local a = 2
+while a <= #ARGV do
+  local m = tonumber(ARGV[a + 9])
+  if not (m and m >= 1 and m <= 9999 and a + 9 + 3 * m <= #ARGV) then
+    -- the requests cannot be told apart: none is read, nothing is written
+    return redis.error_reply('CORRUPT reserve: a malformed batch')
+  end
+  local elimit = ARGV[a + 6]
+  local x = {ARGV[a + 5], elimit == '' or tonumber(elimit), tonumber(ARGV[a + 7]),
+    tonumber(ARGV[a + 8])}
+  x.key, x.fp, x.id = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  if x[D_ELIMIT] == true then
+    x[D_ELIMIT] = false
+  end
+  local skus = {}
+  for i = 1, 3 * m, 3 do
+    local j = a + 9 + i
+    local limit = ARGV[j + 2]
+    skus[i], skus[i + 1] = ARGV[j], tonumber(ARGV[j + 1])
+    skus[i + 2] = limit ~= '' and tonumber(limit)
+  end
+  x[D_SKUS] = skus
+  x.body, x.d = ARGV[a], ARGV[a + 1]
+  reqs[#reqs + 1] = not bad_head(x) and x or false
+  keys[#keys + 1] = x.key
+  holds[#holds + 1] = hkey(x.id)
+  a = a + 10 + 3 * m
+end
+local n = #reqs
+-- The batch's idempotency records, one read; its hold keys, one EXISTS (each looked at
+-- on its own only when some of them exist).
+local seen, taken = {}, {}
+if not broken and n > 0 then
+  local got = redis.call('HMGET', K_IDEM, unpack(keys))
+  for i, key in ipairs(keys) do
+    seen[key] = got[i]
+  end
+  if known and redis.call('EXISTS', unpack(holds)) > 0 then
+    for _, h in ipairs(holds) do
+      taken[h] = redis.call('EXISTS', h) == 1
+    end
+  end
+end
+local NEWIDEM = {}  -- the records this call writes
+local FV = {}       -- sku -> {'v:<sku>', 'h:<sku>'}: its stock fields' names
 
-local function reserve_one(head, body, tot, index)
+local function reserve_one(x, index)
   if broken then
     return {'corrupt', broken}
   end
-  local r = fields(head)
-  local key, fp, id, cust, elimit = r[1], r[2], r[3], r[H_CUST], r[H_ELIMIT]
-  -- what the writes below use (tot and body are stored as they come; every script that
-  -- reads a hold checks its shape first: load_checked)
-  local m, units = count_of(r[H_M]), small(r[H_UNITS])
-  if not (m and units and #r == H_SKUS - 1 + 3 * m and tonumber(r[H_DEADLINE])) then
+  if not x then
     return {'corrupt', 'a malformed request'}
   end
-  local seen = redis.call('HGET', K_IDEM, key)
-  if seen then
-    local cut = string.find(seen, SEP, 1, true)
+  local key, fp, id, cust = x.key, x.fp, x.id, x[D_CUST]
+  local elimit, units, skus = x[D_ELIMIT], x[D_UNITS], x[D_SKUS]
+  local prior = NEWIDEM[key] or seen[key]
+  if prior then
+    local cut = string.find(prior, SEP, 1, true)
     if not cut then
       return {'corrupt', K_IDEM .. ' ' .. key .. ' is malformed'}
     end
-    if string.sub(seen, 1, cut - 1) ~= fp then
+    if string.sub(prior, 1, cut - 1) ~= fp then
       return {'idempotency-conflict'}
     end
-    local first = hkey(string.sub(seen, cut + 1))
+    local first = hkey(string.sub(prior, cut + 1))
+    if HOLDS[first] then
+      return {'same', view(HOLDS[first])}
+    end
     if redis.call('TYPE', first)['ok'] ~= 'hash' then
       return {'corrupt', K_IDEM .. ' ' .. key .. ' names no hold'}
     end
-    return {'same', view(first)}
+    return {'same', stored_view(first)}
   end
   if not known then
     return {'unknown-event'}
   end
   local h = hkey(id)
-  if redis.call('EXISTS', h) == 1 then
+  if HOLDS[h] or taken[h] then
     return {'hold-id'}
   end
   if bucketed and index then
@@ -57,77 +109,105 @@ local function reserve_one(head, body, tot, index)
     end
     -- the id may be taken in another bucket of the event: the index knows
     local other = redis.call('GET', index)
-    if other and other ~= ARGV[1] then
+    if other and other ~= tag then
       return {'hold-id'}
     end
   end
   -- Everything written below is planned and checked first: a refusal or a corrupt
-  -- counter leaves nothing behind.
+  -- counter leaves nothing behind. The fields not known yet, one read per hash.
+  local ce = cust .. SEP
+  local cw, sw = {}, {}
+  if elimit then
+    cw[1] = ce
+  end
+  local stock = B[K_STOCK]
+  for i = 1, #skus, 3 do
+    local sku = skus[i]
+    local f = FV[sku]
+    if not f then
+      f = {'v:' .. sku, 'h:' .. sku}
+      FV[sku] = f
+    end
+    cw[#cw + 1] = ce .. sku
+    if not (stock and stock[f[1]] ~= nil and stock[f[2]] ~= nil) then
+      sw[#sw + 1] = f[1]
+      sw[#sw + 1] = f[2]
+    end
+  end
+  fetch(K_CNT, cw)
+  if #sw > 0 then
+    fetch(K_STOCK, sw)
+  end
   local p = plan()
-  if elimit ~= '' then
-    local already = planned(p, K_CNT, cust .. SEP) or '0'
-    if not (is_int(already) and is_int(elimit)) then
+  if elimit then
+    local already = planned(p, K_CNT, ce) or '0'
+    if not is_int(already) then
       return {'corrupt', K_CNT .. ' ' .. cust .. ': not an integer'}
     end
-    if tonumber(already) + units > tonumber(elimit) then
-      return {'limit-exceeded', elimit, already, ''}
+    if tonumber(already) + units > elimit then
+      return {'limit-exceeded', elimit, text64(already), ''}
     end
   end
-  for i = 0, m - 1 do
-    local sku, q, limit = r[H_SKUS + 3 * i], r[H_SKUS + 3 * i + 1], r[H_SKUS + 3 * i + 2]
-    if limit ~= '' then
-      local already = planned(p, K_CNT, cust .. SEP .. sku) or '0'
-      if not (is_int(already) and is_int(limit) and is_int(q)) then
-        return {'corrupt', K_CNT .. ' ' .. cust .. SEP .. sku .. ': not an integer'}
+  for i = 1, #skus, 3 do
+    local sku, q, limit = skus[i], skus[i + 1], skus[i + 2]
+    if limit then
+      local already = planned(p, K_CNT, cw[(elimit and 1 or 0) + (i + 2) / 3]) or '0'
+      if not is_int(already) then
+        return {'corrupt', K_CNT .. ' ' .. ce .. sku .. ': not an integer'}
       end
-      if tonumber(already) + tonumber(q) > tonumber(limit) then
-        return {'limit-exceeded', limit, already, sku}
+      if tonumber(already) + q > limit then
+        return {'limit-exceeded', limit, text64(already), sku}
       end
     end
   end
-  for i = 0, m - 1 do
-    local sku, q = r[H_SKUS + 3 * i], r[H_SKUS + 3 * i + 1]
-    local available = planned(p, K_STOCK, 'v:' .. sku)
+  for i = 1, #skus, 3 do
+    local sku, q = skus[i], skus[i + 1]
+    local available = planned(p, K_STOCK, FV[sku][1])
     if not available then
       return {'unknown-sku', sku}
     end
-    if not (is_int(available) and is_int(q)) then
+    if not is_int(available) then
       return {'corrupt', K_STOCK .. ' v:' .. sku .. ' is not an integer'}
     end
-    if tonumber(available) < tonumber(q) then
-      return {'sold-out', sku, q, available}
+    if tonumber(available) < q then
+      return {'sold-out', sku, q, text64(available)}
     end
   end
-  for i = 0, m - 1 do
-    local sku, q = r[H_SKUS + 3 * i], num(r[H_SKUS + 3 * i + 1])
-    local bad = incr(p, K_STOCK, 'v:' .. sku, neg(q), true, true)
-      or incr(p, K_STOCK, 'h:' .. sku, q, true, true)
-      or incr(p, K_CNT, cust .. SEP .. sku, q, false, true)
+  for i = 1, #skus, 3 do
+    local f, q = FV[skus[i]], skus[i + 1]
+    local bad = incr(p, K_STOCK, f[1], -q, true, true)
+      or incr(p, K_STOCK, f[2], q, true, true)
+      or incr(p, K_CNT, cw[(elimit and 1 or 0) + (i + 2) / 3], q, false, true)
     if bad then
       return {'corrupt', bad}
     end
   end
-  if elimit ~= '' then
-    local bad = incr(p, K_CNT, cust .. SEP, units, false, true)
+  if elimit then
+    local bad = incr(p, K_CNT, ce, units, false, true)
     if bad then
       return {'corrupt', bad}
     end
   end
-  apply(p)
-  redis.call('HSET', h, 'body', body, 'head', head, 'tot', tot, 'state', 'held',
-    'payment_id', '', 'paid_at', '', 'ended_at', '', 'refunded_at', '')
-  redis.call('ZADD', K_DUE, r[H_DEADLINE], id)
-  redis.call('SADD', K_IDS, id)
-  redis.call('HSET', K_IDEM, key, fp .. SEP .. id)
+  commit(p)
+  local t = {x = x, b = x.body, d = x.d, s = 'held'}
+  HOLDS[h] = t
+  HW[h] = {'b', x.body, 'd', x.d, 's', 'held'}
+  HKEYS[#HKEYS + 1] = h
+  ZADDS[#ZADDS + 1] = text64(x[D_DEADLINE])
+  ZADDS[#ZADDS + 1] = id
+  NEWIDEM[key] = fp .. SEP .. id
+  IDEMS[#IDEMS + 1] = key
+  IDEMS[#IDEMS + 1] = NEWIDEM[key]
   if index then
-    redis.call('SET', index, ARGV[1])
+    SETS[#SETS + 1] = index
+    SETS[#SETS + 1] = tag
   end
   return {'ok'}
 end
 
 local out = {}
-for a = 2, #ARGV, 3 do
-  local n = #out + 1
-  out[n] = reserve_one(ARGV[a], ARGV[a + 1], ARGV[a + 2], KEYS[1 + n])
+for i = 1, n do
+  out[i] = reserve_one(reqs[i], KEYS[1 + i])
 end
+flush()
 return out

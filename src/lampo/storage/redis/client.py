@@ -19,10 +19,17 @@ from redis.exceptions import RedisClusterException
 
 from lampo.domain.errors import InvalidRequest, Unavailable
 from lampo.storage import urls
+from lampo.storage.port import CorruptStore
 from lampo.storage.redis.scripts import SHAS, Call, evalsha
 from lampo.storage.urls import StorageUrl
 
 _CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, RedisClusterException)
+
+#: The layout of the keys this code reads and writes (lua/_lib.lua), kept in the key
+#: ``<prefix>layout``. Layout 1 (before issue 14) kept a hold as nine fields with its
+#: request as separator-ended text; layout 2 keeps only the fields that exist and the
+#: request as JSON. A store of another layout is refused when it is opened.
+LAYOUT = "2"
 
 
 # One RedisCluster client per cluster URL in a process, shared by its stores and kept
@@ -135,6 +142,29 @@ class RedisClient:
         self._closed = False
         #: Bucket count of each event known to exist (it never changes once set up).
         self._nbs: dict[str, int] = {}
+        try:
+            self._check_layout()
+        except _CONNECTION_ERRORS as exc:
+            raise Unavailable(f"redis: {exc}") from None
+
+    def _check_layout(self) -> None:
+        """Mark a store with no events as of ``LAYOUT``; refuse one of another layout
+        (events written by an older lampo, with no mark) with ``CorruptStore``."""
+        key = self.prefix + "layout"
+        found = self._r.get(key)
+        if found is None and not self._r.exists(self._events):
+            self._r.set(key, LAYOUT, nx=True)
+            found = self._r.get(key)
+        if found != LAYOUT:
+            if not self.cluster:
+                self._r.close()
+            layout = "1" if found is None else found
+            raise CorruptStore(
+                f"the redis store under prefix {self.prefix!r} was written in layout "
+                f"{layout} (events without the key {key!r}); this lampo reads layout "
+                f"{LAYOUT} only: finish its sales with the lampo that wrote them, or use "
+                f"another prefix or database"
+            )
 
     def _base(self, event: str, bucket: int = 0) -> str:
         if bucket == 0:

@@ -1,5 +1,5 @@
 """How the Redis store's values are written and read: times as microseconds since the
-epoch, a reservation as the three arguments of reserve.lua, a hold from the fields the
+epoch, a reservation as the two arguments of reserve.lua, a hold from the fields the
 scripts answer with (``view`` in lua/_lib.lua), the hold index's value."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.totals import order_key
 
 SEP = "\x1f"  # between the parts of a counter or totals key
-RS = "\x1e"  # after each field of a request sent to reserve.lua
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -29,15 +28,17 @@ def _from_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def _when(text: str) -> datetime | None:
+def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
 _JSON = msgspec.json.Encoder()
 
 
-def _encode(req: ReserveRequest) -> tuple[str, str, str] | LampoError:
-    """The three arguments of one request to reserve.lua: head, body, tot (lua/_lib.lua)."""
+def _encode(req: ReserveRequest) -> list[Any] | LampoError:
+    """The arguments of one request to reserve.lua: the hold's body and its data ``d``
+    (lua/_lib.lua), both JSON, both stored as they come; then the fields reserve.lua
+    reads, positional (no parsing in Lua)."""
     hold = req.hold
     if not hold.lines:
         return InvalidRequest("lines", "a hold needs at least one line")
@@ -51,35 +52,43 @@ def _encode(req: ReserveRequest) -> tuple[str, str, str] | LampoError:
     ch = hold.channel
     elimit = req.event_limit
     expires = _us(hold.expires_at)
-    head = [
-        req.key,
-        req.fingerprint,
-        hold.id,
-        hold.customer,
-        "" if elimit is None else str(elimit),
-        str(hold.units),
-        str(expires),
-        str(len(wanted)),
-    ]
+    skus: list[Any] = []
     for sku in sorted(wanted):
         limit = limits[sku]
-        head += [sku, str(wanted[sku]), "" if limit is None else str(limit)]
-    lines = [[ln.sku, ln.quantity, ln.unit_price] for ln in hold.lines]
-    body: list[Any] = [hold.id, hold.event, hold.customer, hold.market, ch.kind.value]
-    body += [ch.name, ch.referral, hold.currency, lines, _us(hold.created_at), expires]
+        skus += (sku, wanted[sku], False if limit is None else limit)
     ok = SEP.join(order_key(hold))
-    tot = [hold.currency, str(hold.amount.amount), ok, str(len(hold.lines))]
+    lines: list[Any] = []
     for line in hold.lines:
-        tot += [line.sku + SEP + ok, str(line.quantity), str(line.amount)]
-    return RS.join(head) + RS, _JSON.encode(body).decode(), RS.join(tot) + RS
+        lines += (line.sku + SEP + ok, line.quantity, str(line.amount))
+    data = (
+        hold.customer,
+        False if elimit is None else elimit,
+        hold.units,
+        expires,
+        skus,
+        hold.currency,
+        str(hold.amount.amount),
+        ok,
+        lines,
+    )
+    priced = [[ln.sku, ln.quantity, ln.unit_price] for ln in hold.lines]
+    body: tuple[Any, ...] = (hold.id, hold.event, hold.customer, hold.market, ch.kind.value)
+    body += (ch.name, ch.referral, hold.currency, priced, _us(hold.created_at), expires)
+    head: list[Any] = [_JSON.encode(body), _JSON.encode(data), req.key, req.fingerprint, hold.id]
+    head += [hold.customer, "" if elimit is None else elimit, hold.units, expires, len(wanted)]
+    head += ["" if v is False else v for v in skus]
+    return head
 
 
-#: The hold's fields Python reads, in the order of ``view`` in lua/_lib.lua.
-_VIEW = ("body", "state", "payment_id", "paid_at", "ended_at", "refunded_at")
+#: The hold's fields Python reads, in the order of ``view`` in lua/_lib.lua: body, state,
+#: payment id, paid at, ended at, refunded at (the last four absent until set).
+_VIEW = ("b", "s", "p", "pa", "e", "r")
 
 
-def _hold_from_view(view: Sequence[str]) -> Hold:
+def _hold_from_view(view: Sequence[str | None]) -> Hold:
     body, state, payment_id, paid_at, ended_at, refunded_at = view
+    assert body is not None
+    assert state is not None
     hid, event, customer, market, kind, name, referral, currency, lines, created, expires = (
         msgspec.json.decode(body)
     )
@@ -94,7 +103,7 @@ def _hold_from_view(view: Sequence[str]) -> Hold:
         created_at=_from_us(created),
         expires_at=_from_us(expires),
         state=HoldState(state),
-        payment_id=payment_id,
+        payment_id=payment_id or "",
         paid_at=_when(paid_at),
         ended_at=_when(ended_at),
         refunded_at=_when(refunded_at),

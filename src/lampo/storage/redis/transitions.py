@@ -136,7 +136,7 @@ class Transitions(PaymentIds):
             if isinstance(args, LampoError):
                 refused[i] = args
             else:
-                encoded.append((i, req.hold.event, req.hold.id, list(args)))
+                encoded.append((i, req.hold.event, req.hold.id, args))
 
         def unit(rnd: _Round) -> Callable[[], list[Result]]:
             sent = []
