@@ -11,19 +11,22 @@ states the amount it measures (``1,000,000.00 CNY (x0.001 of ¥1 billion)``).
 
 The format, field by field, crowd included (daily rhythm, waves, buyers who come back
 after a sold-out): docs/scenarios.md. Every number has a bound: the event's are the
-domain's (``lampo.domain.bounds``), the crowd's are below (``MAX_ARRIVALS_PER_SECOND``,
-``MAX_WEIGHT``, ``MAX_WAVES``, ...), and a file is at most ``MAX_DOCUMENT_BYTES`` long and
-``MAX_DEPTH`` levels deep (``lampo.sim._limits``).
+domain's (``lampo.domain.bounds``), the crowd's are in ``lampo.sim.crowd_spec``
+(``MAX_ARRIVALS_PER_SECOND``, ``MAX_WEIGHT``, ``MAX_WAVES``, ...), and a file is at most
+``MAX_DOCUMENT_BYTES`` long and ``MAX_DEPTH`` levels deep (``lampo.sim._limits``).
+
+The file is read in three layers: ``lampo.sim.fields`` (typed reads that name the field
+and line of a problem), ``lampo.sim.crowd_spec`` (the ``[crowd]`` table) and the event's
+tables here.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
@@ -31,108 +34,55 @@ from typing import Any
 
 from lampo.domain.bounds import (
     MAX_AMOUNT,
-    MAX_EVENT_SPAN,
     MAX_HOLD_SECONDS,
-    MAX_MINOR_UNITS,
-    MAX_UNITS,
     show,
 )
 from lampo.domain.catalog import Category, Sku
-from lampo.domain.errors import InvalidRequest, LampoError
+from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
 from lampo.domain.market import Market
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
 from lampo.domain.report import scaled_milestone
 from lampo.sim._limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, depth, read_capped
 from lampo.sim._locate import Path as FieldPath
-from lampo.sim._locate import format_path, locate
+from lampo.sim.crowd_spec import (
+    MAX_ARRIVALS_PER_SECOND,
+    MAX_DECAY_SECONDS,
+    MAX_PAY_DELAY_SECONDS,
+    MAX_PEAK_FACTOR,
+    MAX_WAVES,
+    MAX_WEIGHT,
+    Arrivals,
+    Crowd,
+    CrowdReader,
+    Wave,
+)
+from lampo.sim.fields import MAX_DECIMAL_TEXT, ScenarioError, in_range
+
+__all__ = [
+    "MAX_ARRIVALS_PER_SECOND",
+    "MAX_DECAY_SECONDS",
+    "MAX_DECIMAL_TEXT",
+    "MAX_PAY_DELAY_SECONDS",
+    "MAX_PEAK_FACTOR",
+    "MAX_SCALE",
+    "MAX_WAVES",
+    "MAX_WEIGHT",
+    "Arrivals",
+    "Crowd",
+    "Expected",
+    "Scenario",
+    "ScenarioError",
+    "Wave",
+    "available",
+    "check_scale",
+    "load",
+    "loads",
+    "parse_toml",
+]
 
 PACKAGE = "lampo.scenarios"
 MAX_SCALE = 10.0
-_DECIMAL = re.compile(r"^[0-9][0-9_]*(\.[0-9]+)?$")
-#: The longest decimal string (a price, a rate, a milestone): 40 characters.
-MAX_DECIMAL_TEXT = 40
-
-# The bounds of a crowd (before scaling): each far above the shipped scenarios' and low
-# enough that no sum or product of them leaves the finite floats.
-#: Buyers arriving per second in one market, at the peak or the baseline.
-MAX_ARRIVALS_PER_SECOND = 100_000.0
-#: A relative weight (demand per SKU, channel mix, referrals).
-MAX_WEIGHT = 1_000_000.0
-#: How long the opening spike takes to decay (by 1/e): at most the longest event.
-MAX_DECAY_SECONDS = MAX_EVENT_SPAN.total_seconds()
-#: The median delay between a hold and its payment: at most the longest hold.
-MAX_PAY_DELAY_SECONDS = float(MAX_HOLD_SECONDS)
-#: Waves of arrivals a crowd may declare (a daily one counts once).
-MAX_WAVES = 64
-#: A wave's peak, as a multiple of the market's opening peak.
-MAX_PEAK_FACTOR = 100.0
-
-
-class ScenarioError(LampoError):
-    """A scenario file that cannot be used: where (file, line, field) and why."""
-
-    reason = "invalid-scenario"
-
-    def __init__(self, file: str, problem: str, field: str = "", line: int | None = None) -> None:
-        self.file = file
-        self.problem = problem
-        self.field = field
-        self.line = line
-        super().__init__()
-
-    def message(self) -> str:
-        where = self.file + (f", line {self.line}" if self.line else "")
-        what = f"{self.field}: " if self.field else ""
-        return f"{where}: {what}{self.problem}"
-
-
-@dataclass(frozen=True, slots=True)
-class Arrivals:
-    """One market's arrivals per second: ``peak * exp(-t / decay) + baseline``."""
-
-    peak_per_second: float
-    baseline_per_second: float
-
-
-@dataclass(frozen=True, slots=True)
-class Wave:
-    """Another spike of arrivals: at a local date-time (``at``), or every day of the window
-    at a local time of day (``daily``), in ``markets`` (None: every market). Its peak is
-    ``peak_factor`` times each market's opening peak; it decays by 1/e every
-    ``decay_seconds``."""
-
-    peak_factor: float
-    decay_seconds: float
-    at: datetime | None = None  # naive: local time in each market
-    daily: time | None = None
-    markets: frozenset[str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Crowd:
-    """How buyers behave; shares are probabilities, counts already scaled."""
-
-    decay_seconds: float
-    arrivals: Mapping[str, Arrivals]
-    demand: Mapping[str, float]
-    channels: Mapping[str, Mapping[str, float]]
-    referrals: Mapping[str, float]
-    two_units: float = 0.0
-    add_on: float = 0.0
-    never_pay: float = 0.0
-    release: float = 0.0
-    late_pay: float = 0.0
-    retry: float = 0.0
-    double_pay: float = 0.0
-    repeat: float = 0.0
-    pay_delay_seconds: float = 60.0
-    #: The baseline's weight per local hour (0 to 23): a daily rhythm. None: flat.
-    rhythm: tuple[float, ...] | None = None
-    waves: tuple[Wave, ...] = ()
-    #: Buyers refused as sold out who try again later (a unit may be back by then).
-    comeback: float = 0.0
-    comeback_seconds: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,18 +111,8 @@ def available() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
-def _in_range(value: object, lo: float, hi: float) -> bool:
-    """Whether ``value`` is a number (not a bool) in ``[lo, hi]``: NaN, infinities and
-    integers too large for a float are not."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    if isinstance(value, float) and not math.isfinite(value):
-        return False
-    return lo <= value <= hi
-
-
 def check_scale(scale: object) -> float:
-    if not _in_range(scale, 0.0, MAX_SCALE) or scale == 0:
+    if not in_range(scale, 0.0, MAX_SCALE) or scale == 0:
         raise InvalidRequest("scale", f"must be a number in (0, {MAX_SCALE:g}], got {show(scale)}")
     assert isinstance(scale, int | float)
     return float(scale)
@@ -245,117 +185,8 @@ def _scaled(n: int, scale: float, at_least: int = 1) -> int:
     return max(at_least, round(n * Fraction(scale)))
 
 
-class _Builder:
+class _Builder(CrowdReader):
     """Turns the parsed TOML into domain objects, naming the field of every problem."""
-
-    def __init__(self, label: str, text: str, scale: float) -> None:
-        self.label = label
-        self.text = text
-        self.scale = scale
-
-    # -- errors and typed reads -------------------------------------------------
-    def fail(self, path: FieldPath, problem: str) -> ScenarioError:
-        return ScenarioError(self.label, problem, format_path(path), locate(self.text, path))
-
-    def get(self, data: Mapping[str, Any], path: FieldPath, key: str, default: Any = ...) -> Any:
-        if key in data:
-            return data[key]
-        if default is ...:
-            raise self.fail((*path, key), "is missing")
-        return default
-
-    def table(self, value: Any, path: FieldPath) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"must be a table, got {_kind(value)}")
-        return value
-
-    def string(self, value: Any, path: FieldPath) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(path, f"must be a non-empty string, got {_kind(value)}")
-        return value
-
-    def integer(
-        self, value: Any, path: FieldPath, minimum: int = 0, maximum: int = MAX_UNITS
-    ) -> int:
-        """A whole number from ``minimum`` to ``maximum`` (default ``MAX_UNITS``)."""
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.fail(path, f"must be a whole number, got {_kind(value)}")
-        if value < minimum:
-            raise self.fail(path, f"must be at least {minimum}, got {show(value)}")
-        if value > maximum:
-            raise self.fail(path, f"must be at most {maximum:,}, got {show(value)}")
-        return value
-
-    def number(self, value: Any, path: FieldPath, lo: float, hi: float) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(path, f"must be a number, got {_kind(value)}")
-        if not _in_range(value, lo, hi):
-            raise self.fail(path, f"must be between {lo:g} and {hi:g}, got {show(value)}")
-        return float(value)
-
-    def share(self, value: Any, path: FieldPath) -> float:
-        return self.number(value, path, 0.0, 1.0)
-
-    def rate(self, value: Any, path: FieldPath) -> float:
-        """Arrivals per second, up to ``MAX_ARRIVALS_PER_SECOND``."""
-        return self.number(value, path, 0.0, MAX_ARRIVALS_PER_SECOND)
-
-    def weight(self, value: Any, path: FieldPath) -> float:
-        """A relative weight, up to ``MAX_WEIGHT``."""
-        return self.number(value, path, 0.0, MAX_WEIGHT)
-
-    def decimal(self, value: Any, path: FieldPath) -> Fraction:
-        if isinstance(value, float):
-            raise self.fail(
-                path,
-                f'must be a decimal string such as "{value}", not a bare number '
-                "(TOML reads it as a float, and money is never a float)",
-            )
-        if (
-            not isinstance(value, str)
-            or len(value) > MAX_DECIMAL_TEXT
-            or not _DECIMAL.match(value.strip())
-        ):
-            raise self.fail(
-                path,
-                f'must be a decimal string such as "699.00" of at most {MAX_DECIMAL_TEXT} '
-                f"characters, got {_kind(value)}",
-            )
-        return Fraction(value.strip().replace("_", ""))
-
-    def money(
-        self, value: Any, path: FieldPath, currency: str, high: int = MAX_MINOR_UNITS
-    ) -> Money:
-        """Positive money in ``currency``, at most ``high`` minor units (default: a price's
-        bound, ``MAX_MINOR_UNITS``)."""
-        amount = self.decimal(value, path) * 10 ** MINOR_UNITS[currency]
-        if amount.denominator != 1:
-            raise self.fail(path, f"{value} has more decimals than {currency} allows")
-        if amount <= 0:
-            raise self.fail(path, "must be positive")
-        if amount > high:
-            limit = Money(high, currency)
-            raise self.fail(path, f"must be at most {limit} ({high:,} minor units)")
-        return Money(int(amount), currency)
-
-    def local_time(self, value: Any, path: FieldPath, market: Market) -> datetime:
-        if not isinstance(value, datetime):
-            raise self.fail(
-                path, f"must be a date-time such as 2015-04-08T10:00:00, got {_kind(value)}"
-            )
-        try:
-            if value.tzinfo is None:
-                return value.replace(tzinfo=market.zone).astimezone(UTC)
-            return value.astimezone(UTC)
-        except OverflowError:  # year 1 or 9999 moved by an offset
-            raise self.fail(path, f"{value.isoformat()} is out of range") from None
-
-    def domain(self, path: FieldPath, build: Any, *args: Any, **kwargs: Any) -> Any:
-        """Build a domain object, turning its refusal into an error at ``path``."""
-        try:
-            return build(*args, **kwargs)
-        except LampoError as err:
-            raise self.fail(path, str(err)) from None
 
     # -- the scenario -----------------------------------------------------------
     def scenario(self, name: str, data: dict[str, Any]) -> Scenario:
@@ -571,161 +402,3 @@ class _Builder:
             revenue = Money(_scaled(money.amount, self.scale), fx.reporting)
         source = self.string(e.get("source", "-"), ("expected", "source"))
         return Expected(units, revenue, source)
-
-    def crowd(self, c: dict[str, Any], event: SaleEvent) -> Crowd:
-        base: FieldPath = ("crowd",)
-        shares = {
-            key: self.share(c.get(key, 0.0), (*base, key))
-            for key in (
-                "two_units",
-                "add_on",
-                "never_pay",
-                "release",
-                "late_pay",
-                "retry",
-                "double_pay",
-                "repeat",
-            )
-        }
-        if shares["never_pay"] + shares["release"] + shares["late_pay"] > 1:
-            raise self.fail((*base, "never_pay"), "never_pay + release + late_pay exceed 1")
-        arrivals = {}
-        raw_arrivals = self.table(self.get(c, base, "arrivals"), (*base, "arrivals"))
-        for market, raw in raw_arrivals.items():
-            path: FieldPath = (*base, "arrivals", market)
-            if market not in event.markets:
-                raise self.fail(path, "is not a declared market")
-            a = self.table(raw, path)
-            peak = self.get(a, path, "peak_per_second")
-            baseline = a.get("baseline_per_second", 0.0)
-            arrivals[market] = Arrivals(
-                self.rate(peak, (*path, "peak_per_second")) * self.scale,
-                self.rate(baseline, (*path, "baseline_per_second")) * self.scale,
-            )
-        if not arrivals:
-            raise self.fail((*base, "arrivals"), "needs at least one market")
-        demand = {}
-        for sku, value in self.table(self.get(c, base, "demand"), (*base, "demand")).items():
-            path = (*base, "demand", sku)
-            if sku not in event.offers:
-                raise self.fail(path, f"{show(sku)} is not a declared SKU")
-            demand[sku] = self.weight(value, path)
-        if not any(demand.values()):
-            raise self.fail((*base, "demand"), "needs a positive weight for at least one SKU")
-        channels: dict[str, dict[str, float]] = {}
-        for market, raw in self.table(c.get("channels", {}), (*base, "channels")).items():
-            path = (*base, "channels", market)
-            if market not in event.markets:
-                raise self.fail(path, "is not a declared market")
-            mix = {k: self.weight(v, (*path, k)) for k, v in self.table(raw, path).items()}
-            if not any(mix.values()):
-                raise self.fail(path, "needs a positive weight")
-            channels[market] = mix
-        referrals = {
-            k: self.weight(v, (*base, "referrals", k))
-            for k, v in self.table(
-                c.get("referrals", {"direct": 1.0}), (*base, "referrals")
-            ).items()
-        }
-        decay = self.number(
-            self.get(c, base, "decay_seconds"), (*base, "decay_seconds"), 1.0, MAX_DECAY_SECONDS
-        )
-        return Crowd(
-            decay_seconds=decay,
-            arrivals=arrivals,
-            demand=demand,
-            channels=channels,
-            referrals=referrals or {"direct": 1.0},
-            pay_delay_seconds=self.number(
-                c.get("pay_delay_seconds", 60.0),
-                (*base, "pay_delay_seconds"),
-                1.0,
-                MAX_PAY_DELAY_SECONDS,
-            ),
-            rhythm=self.rhythm(c.get("rhythm"), (*base, "rhythm")),
-            waves=self.waves(c.get("waves", []), (*base, "waves"), event, decay),
-            comeback=self.share(c.get("comeback", 0.0), (*base, "comeback")),
-            comeback_seconds=self.number(
-                c.get("comeback_seconds", 120.0),
-                (*base, "comeback_seconds"),
-                1.0,
-                MAX_DECAY_SECONDS,
-            ),
-            **shares,
-        )
-
-    def rhythm(self, raw: Any, path: FieldPath) -> tuple[float, ...] | None:
-        if raw is None:
-            return None
-        if not isinstance(raw, list) or len(raw) != 24:
-            raise self.fail(path, "must be an array of 24 weights, one per local hour 0-23")
-        weights = tuple(self.weight(w, (*path, i)) for i, w in enumerate(raw))
-        if not any(weights):
-            raise self.fail(path, "needs a positive weight")
-        return weights
-
-    def waves(self, raw: Any, path: FieldPath, event: SaleEvent, decay: float) -> tuple[Wave, ...]:
-        if not isinstance(raw, list):
-            raise self.fail(path, "must be an array of tables ([[crowd.waves]])")
-        if len(raw) > MAX_WAVES:
-            raise self.fail(path, f"at most {MAX_WAVES} waves (MAX_WAVES), got {len(raw)}")
-        out = []
-        for i, item in enumerate(raw):
-            where: FieldPath = (*path, i)
-            w = self.table(item, where)
-            at = self.get(w, where, "at")
-            if isinstance(at, datetime) and at.tzinfo is None:
-                one, daily = at, None
-            elif isinstance(at, time) and at.tzinfo is None:
-                one, daily = None, at
-            else:
-                raise self.fail(
-                    (*where, "at"),
-                    "must be a local date-time (2021-11-11T00:00:00) or a local time of day "
-                    f"(20:00:00, every day), got {_kind(at)}",
-                )
-            markets = None
-            if "markets" in w:
-                names = w["markets"]
-                if not isinstance(names, list) or not names:
-                    raise self.fail((*where, "markets"), "must be a non-empty array of markets")
-                for j, m in enumerate(names):
-                    if m not in event.markets:
-                        raise self.fail((*where, "markets", j), f"{show(m)} is not a market")
-                markets = frozenset(names)
-            out.append(
-                Wave(
-                    peak_factor=self.number(
-                        self.get(w, where, "peak_factor"),
-                        (*where, "peak_factor"),
-                        0.0,
-                        MAX_PEAK_FACTOR,
-                    ),
-                    decay_seconds=self.number(
-                        w.get("decay_seconds", decay),
-                        (*where, "decay_seconds"),
-                        1.0,
-                        MAX_DECAY_SECONDS,
-                    ),
-                    at=one,
-                    daily=daily,
-                    markets=markets,
-                )
-            )
-        return tuple(out)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, float):
-        return f"a float ({value})"
-    if isinstance(value, int):
-        return f"a number ({show(value)})"
-    if isinstance(value, str):
-        return f"a string ({show(value)})"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__

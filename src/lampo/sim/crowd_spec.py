@@ -1,0 +1,231 @@
+"""The crowd of a scenario file: its types (``Crowd``, ``Arrivals``, ``Wave``), their
+bounds, and ``CrowdReader``, which reads the ``[crowd]`` table (docs/scenarios.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any
+
+from lampo.domain.bounds import MAX_EVENT_SPAN, MAX_HOLD_SECONDS, show
+from lampo.domain.event import SaleEvent
+from lampo.sim._locate import Path as FieldPath
+from lampo.sim.fields import FieldReader, kind_of
+
+# The bounds of a crowd (before scaling): each far above the shipped scenarios' and low
+# enough that no sum or product of them leaves the finite floats.
+#: Buyers arriving per second in one market, at the peak or the baseline.
+MAX_ARRIVALS_PER_SECOND = 100_000.0
+#: A relative weight (demand per SKU, channel mix, referrals).
+MAX_WEIGHT = 1_000_000.0
+#: How long the opening spike takes to decay (by 1/e): at most the longest event.
+MAX_DECAY_SECONDS = MAX_EVENT_SPAN.total_seconds()
+#: The median delay between a hold and its payment: at most the longest hold.
+MAX_PAY_DELAY_SECONDS = float(MAX_HOLD_SECONDS)
+#: Waves of arrivals a crowd may declare (a daily one counts once).
+MAX_WAVES = 64
+#: A wave's peak, as a multiple of the market's opening peak.
+MAX_PEAK_FACTOR = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """One market's arrivals per second: ``peak * exp(-t / decay) + baseline``."""
+
+    peak_per_second: float
+    baseline_per_second: float
+
+
+@dataclass(frozen=True, slots=True)
+class Wave:
+    """Another spike of arrivals: at a local date-time (``at``), or every day of the window
+    at a local time of day (``daily``), in ``markets`` (None: every market). Its peak is
+    ``peak_factor`` times each market's opening peak; it decays by 1/e every
+    ``decay_seconds``."""
+
+    peak_factor: float
+    decay_seconds: float
+    at: datetime | None = None  # naive: local time in each market
+    daily: time | None = None
+    markets: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Crowd:
+    """How buyers behave; shares are probabilities, counts already scaled."""
+
+    decay_seconds: float
+    arrivals: Mapping[str, Arrivals]
+    demand: Mapping[str, float]
+    channels: Mapping[str, Mapping[str, float]]
+    referrals: Mapping[str, float]
+    two_units: float = 0.0
+    add_on: float = 0.0
+    never_pay: float = 0.0
+    release: float = 0.0
+    late_pay: float = 0.0
+    retry: float = 0.0
+    double_pay: float = 0.0
+    repeat: float = 0.0
+    pay_delay_seconds: float = 60.0
+    #: The baseline's weight per local hour (0 to 23): a daily rhythm. None: flat.
+    rhythm: tuple[float, ...] | None = None
+    waves: tuple[Wave, ...] = ()
+    #: Buyers refused as sold out who try again later (a unit may be back by then).
+    comeback: float = 0.0
+    comeback_seconds: float = 120.0
+
+
+class CrowdReader(FieldReader):
+    """``FieldReader`` with the crowd's own reads; ``scale`` multiplies arrival rates."""
+
+    def rate(self, value: Any, path: FieldPath) -> float:
+        """Arrivals per second, up to ``MAX_ARRIVALS_PER_SECOND``."""
+        return self.number(value, path, 0.0, MAX_ARRIVALS_PER_SECOND)
+
+    def weight(self, value: Any, path: FieldPath) -> float:
+        """A relative weight, up to ``MAX_WEIGHT``."""
+        return self.number(value, path, 0.0, MAX_WEIGHT)
+
+    def crowd(self, c: dict[str, Any], event: SaleEvent) -> Crowd:
+        base: FieldPath = ("crowd",)
+        shares = {
+            key: self.share(c.get(key, 0.0), (*base, key))
+            for key in (
+                "two_units",
+                "add_on",
+                "never_pay",
+                "release",
+                "late_pay",
+                "retry",
+                "double_pay",
+                "repeat",
+            )
+        }
+        if shares["never_pay"] + shares["release"] + shares["late_pay"] > 1:
+            raise self.fail((*base, "never_pay"), "never_pay + release + late_pay exceed 1")
+        arrivals = {}
+        raw_arrivals = self.table(self.get(c, base, "arrivals"), (*base, "arrivals"))
+        for market, raw in raw_arrivals.items():
+            path: FieldPath = (*base, "arrivals", market)
+            if market not in event.markets:
+                raise self.fail(path, "is not a declared market")
+            a = self.table(raw, path)
+            peak = self.get(a, path, "peak_per_second")
+            baseline = a.get("baseline_per_second", 0.0)
+            arrivals[market] = Arrivals(
+                self.rate(peak, (*path, "peak_per_second")) * self.scale,
+                self.rate(baseline, (*path, "baseline_per_second")) * self.scale,
+            )
+        if not arrivals:
+            raise self.fail((*base, "arrivals"), "needs at least one market")
+        demand = {}
+        for sku, value in self.table(self.get(c, base, "demand"), (*base, "demand")).items():
+            path = (*base, "demand", sku)
+            if sku not in event.offers:
+                raise self.fail(path, f"{show(sku)} is not a declared SKU")
+            demand[sku] = self.weight(value, path)
+        if not any(demand.values()):
+            raise self.fail((*base, "demand"), "needs a positive weight for at least one SKU")
+        channels: dict[str, dict[str, float]] = {}
+        for market, raw in self.table(c.get("channels", {}), (*base, "channels")).items():
+            path = (*base, "channels", market)
+            if market not in event.markets:
+                raise self.fail(path, "is not a declared market")
+            mix = {k: self.weight(v, (*path, k)) for k, v in self.table(raw, path).items()}
+            if not any(mix.values()):
+                raise self.fail(path, "needs a positive weight")
+            channels[market] = mix
+        referrals = {
+            k: self.weight(v, (*base, "referrals", k))
+            for k, v in self.table(
+                c.get("referrals", {"direct": 1.0}), (*base, "referrals")
+            ).items()
+        }
+        decay = self.number(
+            self.get(c, base, "decay_seconds"), (*base, "decay_seconds"), 1.0, MAX_DECAY_SECONDS
+        )
+        return Crowd(
+            decay_seconds=decay,
+            arrivals=arrivals,
+            demand=demand,
+            channels=channels,
+            referrals=referrals or {"direct": 1.0},
+            pay_delay_seconds=self.number(
+                c.get("pay_delay_seconds", 60.0),
+                (*base, "pay_delay_seconds"),
+                1.0,
+                MAX_PAY_DELAY_SECONDS,
+            ),
+            rhythm=self.rhythm(c.get("rhythm"), (*base, "rhythm")),
+            waves=self.waves(c.get("waves", []), (*base, "waves"), event, decay),
+            comeback=self.share(c.get("comeback", 0.0), (*base, "comeback")),
+            comeback_seconds=self.number(
+                c.get("comeback_seconds", 120.0),
+                (*base, "comeback_seconds"),
+                1.0,
+                MAX_DECAY_SECONDS,
+            ),
+            **shares,
+        )
+
+    def rhythm(self, raw: Any, path: FieldPath) -> tuple[float, ...] | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, list) or len(raw) != 24:
+            raise self.fail(path, "must be an array of 24 weights, one per local hour 0-23")
+        weights = tuple(self.weight(w, (*path, i)) for i, w in enumerate(raw))
+        if not any(weights):
+            raise self.fail(path, "needs a positive weight")
+        return weights
+
+    def waves(self, raw: Any, path: FieldPath, event: SaleEvent, decay: float) -> tuple[Wave, ...]:
+        if not isinstance(raw, list):
+            raise self.fail(path, "must be an array of tables ([[crowd.waves]])")
+        if len(raw) > MAX_WAVES:
+            raise self.fail(path, f"at most {MAX_WAVES} waves (MAX_WAVES), got {len(raw)}")
+        out = []
+        for i, item in enumerate(raw):
+            where: FieldPath = (*path, i)
+            w = self.table(item, where)
+            at = self.get(w, where, "at")
+            if isinstance(at, datetime) and at.tzinfo is None:
+                one, daily = at, None
+            elif isinstance(at, time) and at.tzinfo is None:
+                one, daily = None, at
+            else:
+                raise self.fail(
+                    (*where, "at"),
+                    "must be a local date-time (2021-11-11T00:00:00) or a local time of day "
+                    f"(20:00:00, every day), got {kind_of(at)}",
+                )
+            markets = None
+            if "markets" in w:
+                names = w["markets"]
+                if not isinstance(names, list) or not names:
+                    raise self.fail((*where, "markets"), "must be a non-empty array of markets")
+                for j, m in enumerate(names):
+                    if m not in event.markets:
+                        raise self.fail((*where, "markets", j), f"{show(m)} is not a market")
+                markets = frozenset(names)
+            out.append(
+                Wave(
+                    peak_factor=self.number(
+                        self.get(w, where, "peak_factor"),
+                        (*where, "peak_factor"),
+                        0.0,
+                        MAX_PEAK_FACTOR,
+                    ),
+                    decay_seconds=self.number(
+                        w.get("decay_seconds", decay),
+                        (*where, "decay_seconds"),
+                        1.0,
+                        MAX_DECAY_SECONDS,
+                    ),
+                    at=one,
+                    daily=daily,
+                    markets=markets,
+                )
+            )
+        return tuple(out)
