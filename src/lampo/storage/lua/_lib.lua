@@ -14,6 +14,9 @@
 -- money arithmetic (Lua numbers are doubles): amounts are texts, counts are numbers.
 -- Layout 2 (issue 14); a store written by layout 1 ('head', 'tot', 'body', 'state', ...)
 -- is refused when it is opened (storage/redis/client.py).
+-- One file of over 500 lines on purpose: Redis runs a script as one text, so what the
+-- transitions share (the checks before the first write, the plan-then-write helpers) is
+-- prepended whole; split into several files it would still be one text at run time.
 local base = KEYS[1]
 local K_STOCK = base .. ':stock'  -- a:<sku> allocation, v: available, h: held, s: sold
 local K_CNT = base .. ':cnt'      -- <customer>\31<sku> units held or bought ('' sku: event)
