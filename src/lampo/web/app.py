@@ -57,6 +57,7 @@ from lampo.web.problems import PROBLEM_JSON, MethodNotAllowed, NoRoute
 from lampo.web.ratelimit import RateLimiter, shared_table
 from lampo.web.routes import ROUTES, Auth, Route
 from lampo.web.shared_reads import SharedReads
+from lampo.web.wall import Wall
 
 log = logging.getLogger("lampo.web")
 
@@ -99,6 +100,10 @@ class App:
         self.hold_reads: Coalescer[str, Hold | None] = Coalescer(self._read_holds)
         #: One read of an event's live report serves every viewer for ``report_ttl``.
         self.reports: SharedReads[bytes] = SharedReads(config.report_ttl)
+        #: One aggregation per watched event and interval, pushed to every viewer.
+        self.wall = Wall(
+            config.wall_interval, lambda e: self.service.event(e), lambda: self.storage, self.clock
+        )
         self.router: Router[Route] = Router()
         for route in ROUTES:
             if config.test_clock or not route.test_clock:
@@ -159,6 +164,7 @@ class App:
             self._watcher = loop.create_task(watch)
 
     async def stop(self) -> None:
+        await self.wall.close()
         for task in (self._sweeper, self._watcher):
             if task is not None:
                 task.cancel()
@@ -243,13 +249,20 @@ class App:
             log.exception("unexpected error on %s %s", req.method, name)
             response = self.problem(InternalError(), path)
         if req.method == "HEAD":
-            response = Response(response.status, b"", response.headers)
+            response = Response(response.status, b"", response.headers)  # and no stream
         # counted before it is sent: a client that has the answer finds it in /metrics
         self.metrics.observe(name, req.method, response.status, time.perf_counter() - started)
         await self._send(send, response)
 
     @staticmethod
     async def _send(send: Send, response: Response) -> None:
+        if response.stream is not None:  # no length: the body runs until the stream ends
+            start = {"type": "http.response.start", "status": response.status}
+            await send({**start, "headers": response.headers})
+            await response.stream(send)
+            with contextlib.suppress(OSError, RuntimeError):  # the client may be gone
+                await send({"type": "http.response.body", "body": b""})
+            return
         headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})

@@ -1,4 +1,5 @@
-"""The handlers of the pages: the live battle-report pages (``live.py`` renders them),
+"""The handlers of the pages: the live battle-report pages (``live.py`` renders them) and
+the wall's event stream they follow (``wall.py``),
 the API's own documents (``/openapi.json``, the ``/docs`` page and its files,
 ``docs.py``) and the problem types' pages (``/problems/{reason}``).
 """
@@ -9,8 +10,8 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from lampo.domain.errors import UnknownEvent
-from lampo.web import docs, live, problems
-from lampo.web.asgi import Request, Response, json_response
+from lampo.web import docs, live, problems, wall
+from lampo.web.asgi import Request, Response, Send, json_response
 from lampo.web.problems import NoRoute
 
 if TYPE_CHECKING:
@@ -36,6 +37,21 @@ async def live_page(app: App, req: Request) -> Response:
         return Response(404, page.body, page.headers)
     page = live.dashboard(event)
     return Response(200, page.body, page.headers)
+
+
+async def wall_stream(app: App, req: Request) -> Response:
+    event_id = (await app.event(req.params["event_id"])).id
+    app.wall.admit()
+    headers = [
+        (b"content-type", wall.EVENT_STREAM),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),  # a proxy in front must not hold the frames back
+    ]
+
+    async def stream(send: Send) -> None:
+        await app.wall.serve(event_id, req.receive, send)
+
+    return Response(200, b"", headers, stream)
 
 
 async def openapi(app: App, req: Request) -> Response:

@@ -1,0 +1,359 @@
+"""The battle wall's feed: one aggregation per event and interval in each worker, pushed to
+every viewer of that event as the same bytes (server-sent events,
+``GET /v1/events/{id}/wall``).
+
+Watching must not slow selling, so the cost does not grow with the viewers: while anyone
+watches an event, one task per event reads storage off the loop every ``interval``
+(``LAMPO_WALL_INTERVAL``, default 1 s), encodes one frame, and every viewer's stream sends
+those bytes. A viewer who connects (or reconnects, whatever its ``Last-Event-ID``) gets the
+latest frame at once; a frame that says nothing new is not sent again (a comment line
+keeps quiet streams open). When the last viewer leaves, the task stops.
+
+What it reads, per event and worker:
+
+- every interval, the live totals and stock levels (``storage.totals``, ``storage.stock``):
+  rows per SKU, market and channel, bounded by the catalogue, not by the orders. They give
+  the totals, markets, channels, categories, rankings and champions, milestone levels and
+  stock, exactly as the JSON report does (``schemas.report_out``, ``report.rankings``);
+- the orders (``storage.holds``), for what needs their times: orders and money per minute,
+  sold-out times, when milestones were crossed, the records and when they fell (the report's
+  own functions: ``sales_curve``, ``sold_out_times``, ``milestone_crossings``,
+  ``past_result`` and ``compare_records``, ``record_falls``). That read grows with the
+  event, so it is paced by its own cost: the next one starts no sooner than
+  ``1 / ORDERS_SHARE`` times the last one's duration after it ended (at most a twentieth of
+  a core, whatever the event's size) and no sooner than the interval;
+- what the records compare with (the history file, earlier events: they are over), once,
+  again only when the set of events in storage changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from lampo.domain.errors import Unavailable
+from lampo.domain.event import SaleEvent
+from lampo.domain.holds import Hold
+from lampo.domain.records import PastResult, amount_text, compare_records, margin_text
+from lampo.domain.report import (
+    Ranked,
+    milestone_crossings,
+    rankings,
+    record_falls,
+    rollup,
+    sales_curve,
+    sold_out_times,
+)
+from lampo.domain.totals import Totals
+from lampo.services.report import earlier_results, past_result
+from lampo.storage.port import Storage
+from lampo.web import schemas
+
+log = logging.getLogger("lampo.web.wall")
+
+EVENT_STREAM = b"text/event-stream; charset=utf-8"
+#: At most this share of one core goes to reading an event's orders (per worker).
+ORDERS_SHARE = 0.05
+#: A comment line on a stream with nothing new for this long (keeps proxies from closing it).
+KEEPALIVE_SECONDS = 15.0
+#: Viewers of one worker, all events together; the next one is refused (503).
+MAX_VIEWERS = 10_000
+#: The curve has at most this many points: buckets of one minute, or of a few when the
+#: event has run longer.
+MAX_POINTS = 120
+#: SKUs in the overall ranking.
+TOP = 10
+#: How long a browser waits before reconnecting (the ``retry`` field).
+RETRY_MS = 2000
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(UTC).isoformat()
+
+
+@dataclass(slots=True)
+class _OrdersPart:
+    """What the orders' times give: computed at most every few intervals."""
+
+    data: dict[str, Any]
+    read_at: float  # monotonic, when the read ended
+    cost: float  # seconds the read and its sums took
+
+
+@dataclass(slots=True)
+class _Feed:
+    event_id: str
+    changed: asyncio.Future[None]
+    frame: bytes = b""  # the latest event, as sent
+    seq: int = 0
+    viewers: int = 0
+    task: asyncio.Task[None] | None = None
+    payload: bytes = b""  # the latest frame's data without its time, to skip repeats
+    orders: _OrdersPart | None = None
+    past: list[PastResult] = field(default_factory=list)
+    past_key: tuple[str, ...] | None = None
+
+
+class Wall:
+    """The feeds of one worker, one per watched event. ``event_of(id)`` is the newest
+    definition the worker knows; ``storage()`` its storage (both called off the loop)."""
+
+    def __init__(
+        self,
+        interval: float,
+        event_of: Callable[[str], SaleEvent],
+        storage: Callable[[], Storage],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.interval = interval
+        self._event_of = event_of
+        self._storage = storage
+        self._clock = clock
+        self._feeds: dict[str, _Feed] = {}
+        self.viewers = 0
+        #: Aggregations run (each serves every viewer of its event).
+        self.aggregations = 0
+        self._closed = False
+
+    # -- viewers ------------------------------------------------------------------------
+    def admit(self) -> None:
+        """Refuse a viewer (``Unavailable``, 503) past ``MAX_VIEWERS`` or while stopping."""
+        if self._closed or self.viewers >= MAX_VIEWERS:
+            raise Unavailable("the wall has as many viewers as it serves")
+
+    async def serve(self, event_id: str, receive: Any, send: Any) -> None:
+        """Stream ``event_id``'s frames to one viewer until it leaves (or the server stops)."""
+        feed = self._join(event_id)
+        gone = asyncio.ensure_future(_disconnect(receive))
+        try:
+            await _body(send, b"retry: %d\n\n" % RETRY_MS)
+            seen = 0
+            while not gone.done() and not self._closed:
+                if feed.seq != seen:
+                    seen = feed.seq
+                    await _body(send, feed.frame)
+                    continue
+                done, _ = await asyncio.wait(
+                    (feed.changed, gone),
+                    timeout=KEEPALIVE_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    await _body(send, b": keep-alive\n\n")
+        except (OSError, RuntimeError, asyncio.CancelledError):
+            pass  # the viewer went away while a frame was on its way
+        finally:
+            gone.cancel()
+            self._leave(feed)
+
+    def _join(self, event_id: str) -> _Feed:
+        feed = self._feeds.get(event_id)
+        if feed is None:
+            loop = asyncio.get_running_loop()
+            feed = self._feeds[event_id] = _Feed(event_id, loop.create_future())
+        feed.viewers += 1
+        self.viewers += 1
+        if feed.task is None or feed.task.done():
+            feed.task = asyncio.get_running_loop().create_task(self._run(feed))
+        return feed
+
+    def _leave(self, feed: _Feed) -> None:
+        feed.viewers -= 1
+        self.viewers -= 1
+        if feed.viewers == 0 and feed.task is not None:
+            feed.task.cancel()
+            feed.task = None
+
+    async def close(self) -> None:
+        """Stop every feed and end every stream (server shutdown)."""
+        self._closed = True
+        for feed in self._feeds.values():
+            if feed.task is not None:
+                feed.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feed.task
+            if not feed.changed.done():
+                feed.changed.set_result(None)
+
+    # -- the one aggregation per event and interval --------------------------------------
+    async def _run(self, feed: _Feed) -> None:
+        while feed.viewers > 0:
+            started = time.monotonic()
+            try:
+                payload, read_at = await asyncio.to_thread(self._aggregate, feed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the wall of %s: aggregation failed", feed.event_id)
+                payload = None
+            self.aggregations += 1
+            if payload is not None and payload != feed.payload:
+                feed.payload = payload
+                as_of = msgspec.json.encode(_iso(read_at))
+                feed.seq += 1
+                # one encoding for every viewer: the time is spliced in front of the rest
+                feed.frame = b'id: %d\nevent: wall\ndata: {"as_of":%s,%s\n\n' % (
+                    feed.seq,
+                    as_of,
+                    payload[1:],
+                )
+                changed, feed.changed = feed.changed, asyncio.get_running_loop().create_future()
+                changed.set_result(None)
+            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def _aggregate(self, feed: _Feed) -> tuple[bytes, datetime]:
+        """The frame's data (JSON, without ``as_of``) and when its totals were read; read
+        and summed in a worker thread."""
+        storage = self._storage()
+        event = self._event_of(feed.event_id)
+        read_at = self._clock()
+        totals = storage.totals(event.id)
+        stock = storage.stock(event.id)
+        now = time.monotonic()
+        part = feed.orders
+        if part is None or now - part.read_at >= max(self.interval, part.cost / ORDERS_SHARE):
+            feed.orders = self._orders_part(feed, storage, event, totals)
+        assert feed.orders is not None
+        # the report as GET /v1/events/{id}/report gives it, but for its time: the frame's
+        # ``as_of`` says when it was read, and a frame equal to the last but for the time
+        # is not sent again
+        report = msgspec.to_builtins(schemas.report_out(event, totals, stock, read_at))
+        del report["as_of"]
+        data = {"report": report, **live_part(event, totals), **feed.orders.data}
+        return msgspec.json.encode(data), read_at
+
+    def _orders_part(
+        self, feed: _Feed, storage: Storage, event: SaleEvent, totals: Totals
+    ) -> _OrdersPart:
+        started = time.monotonic()
+        key = tuple(sorted(storage.events()))
+        if key != feed.past_key:
+            feed.past = earlier_results(storage, event)
+            feed.past_key = key
+        holds = list(storage.holds(event.id))
+        data = orders_part(event, totals, holds, feed.past, self._clock())
+        ended = time.monotonic()
+        return _OrdersPart(data, ended, ended - started)
+
+
+def live_part(event: SaleEvent, totals: Totals) -> dict[str, Any]:
+    """The wall's figures that come from the live totals alone (beside the report's)."""
+    ranked = rankings(event, totals, TOP)
+    names = {sku: item.name for sku, item in event.skus.items()}
+
+    def sku_row(r: Ranked) -> dict[str, Any]:
+        return {
+            "rank": r.rank,
+            "sku": r.key,
+            "name": names.get(r.key, r.key),
+            "category": event.category_of(r.key) if r.key in event.skus else "",
+            "units": r.units,
+            "money": r.money.amount,
+        }
+
+    return {
+        "best_sellers": [sku_row(r) for r in ranked.overall],
+        "champions": [
+            {"category": c, "category_name": event.categories[c].name, **sku_row(r)}
+            for c, r in ranked.champions.items()
+            if c in event.categories
+        ],
+        "channels": [
+            {
+                "kind": row.key,
+                "orders": row.orders or 0,
+                "units": row.units,
+                "money": row.money.amount,
+            }
+            for row in rollup(event, totals, "channel")
+        ],
+        "market_order": [row.key for row in rollup(event, totals, "market")],
+        "home_tz": next(iter(event.markets.values())).tz if event.markets else "UTC",
+    }
+
+
+def orders_part(
+    event: SaleEvent,
+    totals: Totals,
+    holds: list[Hold],
+    past: list[PastResult],
+    now: datetime,
+) -> dict[str, Any]:
+    """The wall's figures that need the orders' times: the per-minute curve (up to ``now``,
+    at most ``MAX_POINTS`` buckets), the ticker (sell-outs, milestones, records that fell)
+    and the records, each with its exact time."""
+    orders = [h for h in holds if h.paid_at is not None]
+    curve = sales_curve(event, orders, first_seconds=0).per_minute
+    elapsed = int((min(now, event.closes) - event.opens).total_seconds()) // 60 + 1
+    minutes = curve[: max(0, min(len(curve), elapsed))]
+    width = max(1, -(-len(minutes) // MAX_POINTS))
+    points = [
+        [
+            sum(b.orders for b in minutes[i : i + width]),
+            sum(b.money for b in minutes[i : i + width]),
+        ]
+        for i in range(0, len(minutes), width)
+    ]
+    units = {c: cat.unit for c, cat in event.categories.items()}
+    records = compare_records(past_result(event, totals, holds), past, units)
+    falls = record_falls(event, records, orders)
+    crossings = milestone_crossings(event, orders)
+    sold_out = sold_out_times(event, holds)
+    ticker: list[dict[str, Any]] = [
+        {"at": _iso(at), "kind": "sold-out", "text": f"{event.skus[sku].name} sold out"}
+        for sku, at in sold_out.items()
+        if sku in event.skus
+    ]
+    ticker += [
+        {"at": _iso(c.at), "kind": "milestone", "text": f"{c.milestone.label} reached"}
+        for c in crossings
+        if c.at is not None
+    ]
+    record_rows = []
+    for record, fell in zip(records, falls, strict=True):
+        title = record.title[:1].upper() + record.title[1:]
+        record_rows.append(
+            {
+                "title": title,
+                "value": amount_text(record.value, record.unit),
+                "best": None if record.best is None else amount_text(record.best, record.unit),
+                "best_name": record.best_name,
+                "beaten": record.beaten,
+                "margin": margin_text(record),
+                "at": _iso(fell),
+            }
+        )
+        if fell is not None:
+            ticker.append({"at": _iso(fell), "kind": "record", "text": f"{title}: beaten"})
+    ticker.sort(key=lambda t: (t["at"], t["kind"], t["text"]), reverse=True)
+    return {
+        "curve": {
+            "start": _iso(event.opens),
+            "minutes": width,
+            "points": points,
+        },
+        "records": record_rows,
+        "milestone_times": [_iso(c.at) for c in crossings],
+        "sold_out_at": {sku: _iso(at) for sku, at in sorted(sold_out.items())},
+        "ticker": ticker[:50],
+    }
+
+
+async def _disconnect(receive: Any) -> None:
+    """Returns when the client has gone (the request has no body to read)."""
+    while True:
+        message = await receive()
+        if message.get("type") == "http.disconnect":
+            return
+
+
+async def _body(send: Any, chunk: bytes) -> None:
+    await send({"type": "http.response.body", "body": chunk, "more_body": True})
