@@ -21,7 +21,9 @@ What it reads, per event and worker:
   ``past_result`` and ``compare_records``, ``record_falls``). That read grows with the
   event, so it is paced by its own cost: the next one starts no sooner than
   ``1 / ORDERS_SHARE`` times the last one's duration after it ended (at most a twentieth of
-  a core, whatever the event's size) and no sooner than the interval;
+  a core, whatever the event's size) and no sooner than the interval; and none is made
+  while the live totals show no new payment, refund, sell-out or minute (``_orders_key``):
+  reservations alone, however many, cost no read of the orders;
 - what the records compare with (the history file, earlier events: they are over), once,
   again only when the set of events in storage changes.
 """
@@ -41,10 +43,11 @@ import msgspec
 
 from lampo.domain.errors import Unavailable
 from lampo.domain.event import SaleEvent
-from lampo.domain.holds import Hold
+from lampo.domain.holds import Hold, StockLevel
 from lampo.domain.records import PastResult, amount_text, compare_records, margin_text
 from lampo.domain.report import (
     Ranked,
+    grand_total,
     milestone_crossings,
     rankings,
     record_falls,
@@ -86,6 +89,7 @@ class _OrdersPart:
     data: dict[str, Any]
     read_at: float  # monotonic, when the read ended
     cost: float  # seconds the read and its sums took
+    key: object  # ``_orders_key`` when it was read: what, unchanged, leaves it true
 
 
 @dataclass(slots=True)
@@ -219,8 +223,11 @@ class Wall:
         stock = storage.stock(event.id)
         now = time.monotonic()
         part = feed.orders
-        if part is None or now - part.read_at >= max(self.interval, part.cost / ORDERS_SHARE):
-            feed.orders = self._orders_part(feed, storage, event, totals)
+        key = _orders_key(event, totals, stock, read_at)
+        if part is None or (
+            key != part.key and now - part.read_at >= max(self.interval, part.cost / ORDERS_SHARE)
+        ):
+            feed.orders = self._orders_part(feed, storage, event, totals, key)
         assert feed.orders is not None
         # the report as GET /v1/events/{id}/report gives it, but for its time: the frame's
         # ``as_of`` says when it was read, and a frame equal to the last but for the time
@@ -231,7 +238,7 @@ class Wall:
         return msgspec.json.encode(data), read_at
 
     def _orders_part(
-        self, feed: _Feed, storage: Storage, event: SaleEvent, totals: Totals
+        self, feed: _Feed, storage: Storage, event: SaleEvent, totals: Totals, key: object
     ) -> _OrdersPart:
         started = time.monotonic()
         key = tuple(sorted(storage.events()))
@@ -241,7 +248,20 @@ class Wall:
         holds = list(storage.holds(event.id))
         data = orders_part(event, totals, holds, feed.past, self._clock())
         ended = time.monotonic()
-        return _OrdersPart(data, ended, ended - started)
+        return _OrdersPart(data, ended, ended - started, key)
+
+
+def _orders_key(
+    event: SaleEvent, totals: Totals, stock: dict[str, StockLevel], now: datetime
+) -> object:
+    """What the orders' figures depend on, from the live totals and stock: while the
+    orders, units and money (refunds included), the SKUs with nothing left and the minute
+    of the curve are the same, a new read of the orders would find the same figures (but
+    for a sell-out undone within one interval), so none is made."""
+    units, orders, amounts, _ = grand_total(event, totals)
+    empty = tuple(sorted(sku for sku, level in stock.items() if level.available == 0))
+    minute = int((min(now, event.closes) - event.opens).total_seconds()) // 60
+    return (event, units, orders, tuple(amounts.items()), empty, minute)
 
 
 def live_part(event: SaleEvent, totals: Totals) -> dict[str, Any]:
