@@ -22,7 +22,7 @@ What it reads, per event and worker:
   event, so it is paced by its own cost: the next one starts no sooner than
   ``1 / ORDERS_SHARE`` times the last one's duration after it ended (at most a twentieth of
   a core, whatever the event's size) and no sooner than the interval; and none is made
-  while the live totals show no new payment, refund, sell-out or minute (``_orders_key``):
+  while the live totals show no new payment, refund or sell-out (``_orders_key``):
   reservations alone, however many, cost no read of the orders;
 - what the records compare with (the history file, earlier events: they are over), once,
   again only when the set of events in storage changes.
@@ -92,18 +92,35 @@ class _OrdersPart:
     key: object  # ``_orders_key`` when it was read: what, unchanged, leaves it true
 
 
+@dataclass(slots=True, eq=False)
+class _Viewer:
+    """One stream: woken (``waiter``) by a new frame, a keep-alive or its client leaving."""
+
+    waiter: asyncio.Future[None] | None = None
+    gone: bool = False
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
 @dataclass(slots=True)
 class _Feed:
     event_id: str
-    changed: asyncio.Future[None]
     frame: bytes = b""  # the latest event, as sent
     seq: int = 0
-    viewers: int = 0
+    pings: int = 0  # keep-alive comments asked for
+    viewers: set[_Viewer] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
     payload: bytes = b""  # the latest frame's data without its time, to skip repeats
+    sent_at: float = 0.0  # monotonic: the latest frame or keep-alive
     orders: _OrdersPart | None = None
     past: list[PastResult] = field(default_factory=list)
     past_key: tuple[str, ...] | None = None
+
+    def wake_all(self) -> None:
+        for viewer in self.viewers:
+            viewer.wake()
 
 
 class Wall:
@@ -134,45 +151,48 @@ class Wall:
             raise Unavailable("the wall has as many viewers as it serves")
 
     async def serve(self, event_id: str, receive: Any, send: Any) -> None:
-        """Stream ``event_id``'s frames to one viewer until it leaves (or the server stops)."""
-        feed = self._join(event_id)
-        gone = asyncio.ensure_future(_disconnect(receive))
+        """Stream ``event_id``'s frames to one viewer until it leaves (or the server stops).
+
+        Each viewer waits on a future of its own, which the feed resolves: a new frame
+        costs one wake-up and one send per viewer (a shared future awaited by many would
+        be cancelled for all when one viewer's task is cancelled)."""
+        feed, viewer = self._join(event_id)
+        gone = asyncio.ensure_future(_disconnect(receive, viewer))
+        loop = asyncio.get_running_loop()
         try:
             await _body(send, b"retry: %d\n\n" % RETRY_MS)
-            seen = 0
-            while not gone.done() and not self._closed:
+            seen = pinged = 0
+            while not viewer.gone and not self._closed:
                 if feed.seq != seen:
                     seen = feed.seq
                     await _body(send, feed.frame)
-                    continue
-                done, _ = await asyncio.wait(
-                    (feed.changed, gone),
-                    timeout=KEEPALIVE_SECONDS,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if not done:
+                elif feed.pings != pinged:
+                    pinged = feed.pings
                     await _body(send, b": keep-alive\n\n")
+                else:
+                    viewer.waiter = loop.create_future()
+                    await viewer.waiter
         except (OSError, RuntimeError, asyncio.CancelledError):
             pass  # the viewer went away while a frame was on its way
         finally:
             gone.cancel()
-            self._leave(feed)
+            self._leave(feed, viewer)
 
-    def _join(self, event_id: str) -> _Feed:
+    def _join(self, event_id: str) -> tuple[_Feed, _Viewer]:
         feed = self._feeds.get(event_id)
         if feed is None:
-            loop = asyncio.get_running_loop()
-            feed = self._feeds[event_id] = _Feed(event_id, loop.create_future())
-        feed.viewers += 1
+            feed = self._feeds[event_id] = _Feed(event_id)
+        viewer = _Viewer()
+        feed.viewers.add(viewer)
         self.viewers += 1
         if feed.task is None or feed.task.done():
             feed.task = asyncio.get_running_loop().create_task(self._run(feed))
-        return feed
+        return feed, viewer
 
-    def _leave(self, feed: _Feed) -> None:
-        feed.viewers -= 1
+    def _leave(self, feed: _Feed, viewer: _Viewer) -> None:
+        feed.viewers.discard(viewer)
         self.viewers -= 1
-        if feed.viewers == 0 and feed.task is not None:
+        if not feed.viewers and feed.task is not None:
             feed.task.cancel()
             feed.task = None
 
@@ -184,12 +204,11 @@ class Wall:
                 feed.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await feed.task
-            if not feed.changed.done():
-                feed.changed.set_result(None)
+            feed.wake_all()
 
     # -- the one aggregation per event and interval --------------------------------------
     async def _run(self, feed: _Feed) -> None:
-        while feed.viewers > 0:
+        while feed.viewers:
             started = time.monotonic()
             try:
                 payload, read_at = await asyncio.to_thread(self._aggregate, feed)
@@ -209,8 +228,12 @@ class Wall:
                     as_of,
                     payload[1:],
                 )
-                changed, feed.changed = feed.changed, asyncio.get_running_loop().create_future()
-                changed.set_result(None)
+                feed.sent_at = time.monotonic()
+                feed.wake_all()
+            elif time.monotonic() - feed.sent_at >= KEEPALIVE_SECONDS:
+                feed.pings += 1
+                feed.sent_at = time.monotonic()
+                feed.wake_all()
             await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
 
     def _aggregate(self, feed: _Feed) -> tuple[bytes, datetime]:
@@ -223,7 +246,7 @@ class Wall:
         stock = storage.stock(event.id)
         now = time.monotonic()
         part = feed.orders
-        key = _orders_key(event, totals, stock, read_at)
+        key = _orders_key(event, totals, stock)
         if part is None or (
             key != part.key and now - part.read_at >= max(self.interval, part.cost / ORDERS_SHARE)
         ):
@@ -234,7 +257,9 @@ class Wall:
         # is not sent again
         report = msgspec.to_builtins(schemas.report_out(event, totals, stock, read_at))
         del report["as_of"]
-        data = {"report": report, **live_part(event, totals), **feed.orders.data}
+        orders = dict(feed.orders.data)
+        orders["curve"] = curve(event, orders.pop("per_minute"), read_at)
+        data = {"report": report, **live_part(event, totals), **orders}
         return msgspec.json.encode(data), read_at
 
     def _orders_part(
@@ -246,22 +271,32 @@ class Wall:
             feed.past = earlier_results(storage, event)
             feed.past_key = key
         holds = list(storage.holds(event.id))
-        data = orders_part(event, totals, holds, feed.past, self._clock())
+        data = orders_part(event, totals, holds, feed.past)
         ended = time.monotonic()
         return _OrdersPart(data, ended, ended - started, key)
 
 
-def _orders_key(
-    event: SaleEvent, totals: Totals, stock: dict[str, StockLevel], now: datetime
-) -> object:
+def _orders_key(event: SaleEvent, totals: Totals, stock: dict[str, StockLevel]) -> object:
     """What the orders' figures depend on, from the live totals and stock: while the
-    orders, units and money (refunds included), the SKUs with nothing left and the minute
-    of the curve are the same, a new read of the orders would find the same figures (but
+    orders, units and money (refunds included) and the SKUs with nothing left are the
+    same, a new read of the orders would find the same figures (but
     for a sell-out undone within one interval), so none is made."""
     units, orders, amounts, _ = grand_total(event, totals)
     empty = tuple(sorted(sku for sku, level in stock.items() if level.available == 0))
-    minute = int((min(now, event.closes) - event.opens).total_seconds()) // 60
-    return (event, units, orders, tuple(amounts.items()), empty, minute)
+    return (event, units, orders, tuple(amounts.items()), empty)
+
+
+def curve(event: SaleEvent, per_minute: list[tuple[int, int]], now: datetime) -> dict[str, Any]:
+    """Orders and money per minute from the opening up to ``now`` (or the close), in at most
+    ``MAX_POINTS`` buckets of ``minutes`` minutes each."""
+    elapsed = int((min(now, event.closes) - event.opens).total_seconds()) // 60 + 1
+    minutes = per_minute[: max(0, min(len(per_minute), elapsed))]
+    width = max(1, -(-len(minutes) // MAX_POINTS))
+    points = [
+        [sum(n for n, _ in minutes[i : i + width]), sum(m for _, m in minutes[i : i + width])]
+        for i in range(0, len(minutes), width)
+    ]
+    return {"start": _iso(event.opens), "minutes": width, "points": points}
 
 
 def live_part(event: SaleEvent, totals: Totals) -> dict[str, Any]:
@@ -305,23 +340,12 @@ def orders_part(
     totals: Totals,
     holds: list[Hold],
     past: list[PastResult],
-    now: datetime,
 ) -> dict[str, Any]:
-    """The wall's figures that need the orders' times: the per-minute curve (up to ``now``,
-    at most ``MAX_POINTS`` buckets), the ticker (sell-outs, milestones, records that fell)
-    and the records, each with its exact time."""
+    """The wall's figures that need the orders' times: orders and money per minute of the
+    whole event (``per_minute``, which ``curve`` cuts at each frame's time), the ticker
+    (sell-outs, milestones, records that fell) and the records, each with its exact time."""
     orders = [h for h in holds if h.paid_at is not None]
-    curve = sales_curve(event, orders, first_seconds=0).per_minute
-    elapsed = int((min(now, event.closes) - event.opens).total_seconds()) // 60 + 1
-    minutes = curve[: max(0, min(len(curve), elapsed))]
-    width = max(1, -(-len(minutes) // MAX_POINTS))
-    points = [
-        [
-            sum(b.orders for b in minutes[i : i + width]),
-            sum(b.money for b in minutes[i : i + width]),
-        ]
-        for i in range(0, len(minutes), width)
-    ]
+    per_minute = [(b.orders, b.money) for b in sales_curve(event, orders, 0).per_minute]
     units = {c: cat.unit for c, cat in event.categories.items()}
     records = compare_records(past_result(event, totals, holds), past, units)
     falls = record_falls(event, records, orders)
@@ -355,11 +379,7 @@ def orders_part(
             ticker.append({"at": _iso(fell), "kind": "record", "text": f"{title}: beaten"})
     ticker.sort(key=lambda t: (t["at"], t["kind"], t["text"]), reverse=True)
     return {
-        "curve": {
-            "start": _iso(event.opens),
-            "minutes": width,
-            "points": points,
-        },
+        "per_minute": per_minute,
         "records": record_rows,
         "milestone_times": [_iso(c.at) for c in crossings],
         "sold_out_at": {sku: _iso(at) for sku, at in sorted(sold_out.items())},
@@ -367,11 +387,14 @@ def orders_part(
     }
 
 
-async def _disconnect(receive: Any) -> None:
-    """Returns when the client has gone (the request has no body to read)."""
+async def _disconnect(receive: Any, viewer: _Viewer) -> None:
+    """Marks ``viewer`` gone, and wakes it, when its client has left (the request has no
+    body to read)."""
     while True:
         message = await receive()
         if message.get("type") == "http.disconnect":
+            viewer.gone = True
+            viewer.wake()
             return
 
 
