@@ -72,6 +72,20 @@ _EXPIRED = {
     "required": ["expired"],
 }
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
+#: One server-sent event of the wall's stream, as its fields.
+_WALL_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["wall"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "The figures, one JSON object.",
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
 
 ROUTES: tuple[Route, ...] = (
     # -- buyers ---------------------------------------------------------------------
@@ -190,7 +204,7 @@ ROUTES: tuple[Route, ...] = (
                 "`market_order`, `curve` (orders and money per bucket of `minutes` "
                 "minutes from `start`), `records`, `ticker`, `milestone_times`, "
                 "`sold_out_at`.",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": _WALL_EVENT}},
             }
         },
         description="One reading of storage per event and interval, per worker, feeds "
