@@ -266,13 +266,14 @@ class Wall:
         self, feed: _Feed, storage: Storage, event: SaleEvent, totals: Totals, key: object
     ) -> _OrdersPart:
         started = time.monotonic()
-        key = tuple(sorted(storage.events()))
-        if key != feed.past_key:
+        events = tuple(sorted(storage.events()))
+        if events != feed.past_key:
             feed.past = earlier_results(storage, event)
-            feed.past_key = key
+            feed.past_key = events
         holds = list(storage.holds(event.id))
         data = orders_part(event, totals, holds, feed.past)
         ended = time.monotonic()
+        log.info("wall of %s: read %d holds in %.3f s", event.id, len(holds), ended - started)
         return _OrdersPart(data, ended, ended - started, key)
 
 
