@@ -312,6 +312,16 @@ def start_server(tmp: Path, storage: str, workers: int) -> tuple[subprocess.Pope
             time.sleep(0.1)
 
 
+def stop_server(server: subprocess.Popen[bytes], tmp: Path) -> None:
+    """Stop ``start_server``'s server (SIGINT, then kill) and remove its directory."""
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_workload(tmp: Path, buyers: int) -> tuple[Path, Path]:
     """The wrk script and its file of ``buyers`` signed buyer tokens."""
     tokens = tmp / "tokens.txt"
@@ -339,12 +349,7 @@ def run_config(args: argparse.Namespace, kind: str, workers: int) -> Outcome:
         elapsed = time.monotonic() - started
         made = held(port) - before
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_server(server, tmp)
         if kind == "redis":
             drop_redis_prefix(storage)
     name = f"{kind}{f' {args.sync}' if kind == 'sqlite' else ''}, {workers} worker(s)"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from http_api import (
     call,
     measured,
     start_server,
+    stop_server,
     storage_url,
     tree_cpu,
     write_workload,
@@ -169,12 +169,7 @@ def main() -> int:
                     flush=True,
                 )
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_server(server, tmp)
     alone = [r.result.requests_per_s for r in rounds if not r.viewers]
     watched = [r.result.requests_per_s for r in rounds if r.viewers]
     pairs = [w / a for a, w in zip(alone, watched, strict=True)]

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from lampo.domain.holds import Hold
+from lampo.services.sales import Sales
 from lampo.web import schemas
 from lampo.web.app import App
 from tests.unit.test_web_live import CountingStorage, make_app
@@ -76,6 +77,13 @@ def watch(app: App, viewer: Viewer, event: str = "fest") -> asyncio.Task[None]:
     return asyncio.ensure_future(app(scope, viewer.receive, viewer.send))
 
 
+def quick(storage: CountingStorage) -> tuple[App, Sales]:
+    """The app on ``storage``, its wall reading every tenth of a second; and its service."""
+    app = make_app(storage)
+    app.wall.interval = 0.1
+    return app, app.service
+
+
 def data(frame: bytes) -> dict[str, Any]:
     line = next(ln for ln in frame.decode().splitlines() if ln.startswith("data: "))
     parsed: dict[str, Any] = json.loads(line.removeprefix("data: "))
@@ -108,9 +116,7 @@ def test_many_viewers_cost_one_aggregation_and_get_the_same_bytes() -> None:
 
 def test_a_sale_reaches_every_viewer_as_the_report_states_it() -> None:
     storage = CountingStorage()
-    app = make_app(storage)
-    app.wall.interval = 0.1
-    sales = app.service
+    app, sales = quick(storage)
 
     async def main() -> tuple[list[bytes], dict[str, Any]]:
         viewers = [Viewer() for _ in range(10)]
@@ -175,9 +181,7 @@ def test_an_unknown_event_has_no_stream() -> None:
 
 def test_reservations_alone_cost_no_read_of_the_orders_and_a_payment_does() -> None:
     storage = OrdersCounting()
-    app = make_app(storage)
-    app.wall.interval = 0.1
-    sales = app.service
+    app, sales = quick(storage)
 
     async def main() -> None:
         viewer = Viewer()
