@@ -48,27 +48,33 @@ from http_api import (
 from lampo.domain.codec import event_to_dict
 
 FRAME = b"event: wall\n"
+BYE = b"event: bye\n"
 
 
 # -- the viewers' process -------------------------------------------------------------------
 async def _viewer(
     port: int, path: str, counts: list[int], index: int, ready: asyncio.Event
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n".encode()
-    )
-    await writer.drain()
-    tail = b""
+    """One browser: a stream, read to its end (an event ``bye``) and opened again at once,
+    as EventSource does."""
+    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n"
     while True:
-        chunk = await reader.read(65536)
-        if not chunk:
-            return
-        seen = (tail + chunk).count(FRAME)
-        if seen and counts[index] == 0:
-            ready.set()
-        counts[index] += seen
-        tail = chunk[-len(FRAME) :]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request.encode())
+        await writer.drain()
+        tail = b""
+        while True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            seen = (tail + chunk).count(FRAME)
+            if seen and counts[index] == 0:
+                ready.set()
+            counts[index] += seen
+            if BYE in tail + chunk:  # the server ends the stream (the connection stays)
+                break
+            tail = chunk[-len(FRAME) :]
+        writer.close()
 
 
 async def _watch(port: int, viewers: int) -> None:

@@ -7,7 +7,9 @@ watches an event, one task per event reads storage off the loop every ``interval
 (``LAMPO_WALL_INTERVAL``, default 1 s), encodes one frame, and every viewer's stream sends
 those bytes. A viewer who connects (or reconnects, whatever its ``Last-Event-ID``) gets the
 latest frame at once; a frame that says nothing new is not sent again (a comment line
-keeps quiet streams open). When the last viewer leaves, the task stops.
+keeps quiet streams open). A stream ends after ``STREAM_SECONDS`` and the browser comes
+back at once: a server stopping waits for open requests, and a stream never ends by
+itself. When the last viewer leaves, the task stops.
 
 What it reads, per event and worker:
 
@@ -76,6 +78,12 @@ MAX_POINTS = 120
 TOP = 10
 #: How long a browser waits before reconnecting (the ``retry`` field).
 RETRY_MS = 2000
+#: A stream ends after this long (an event ``bye`` first) and the browser reconnects at
+#: once to the latest frame. A server that is stopping waits for its open requests
+#: (granian tells a stream nothing), so this bounds how long a restart waits for walls.
+STREAM_SECONDS = 15.0
+#: What a stream that ends sends last: reconnect soon.
+_BYE = b"retry: 250\nevent: bye\ndata: 1\n\n"
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -97,7 +105,12 @@ class _Viewer:
     """One stream: woken (``waiter``) by a new frame, a keep-alive or its client leaving."""
 
     waiter: asyncio.Future[None] | None = None
-    gone: bool = False
+    gone: bool = False  # the client left
+    expired: bool = False  # the stream has run ``STREAM_SECONDS``
+
+    def expire(self) -> None:
+        self.expired = True
+        self.wake()
 
     def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -159,10 +172,11 @@ class Wall:
         feed, viewer = self._join(event_id)
         gone = asyncio.ensure_future(_disconnect(receive, viewer))
         loop = asyncio.get_running_loop()
+        timer = loop.call_later(STREAM_SECONDS, viewer.expire)
         try:
             await _body(send, b"retry: %d\n\n" % RETRY_MS)
             seen = pinged = 0
-            while not viewer.gone and not self._closed:
+            while not viewer.gone and not viewer.expired and not self._closed:
                 if feed.seq != seen:
                     seen = feed.seq
                     await _body(send, feed.frame)
@@ -172,9 +186,12 @@ class Wall:
                 else:
                     viewer.waiter = loop.create_future()
                     await viewer.waiter
+            if not viewer.gone:
+                await _body(send, _BYE)
         except (OSError, RuntimeError, asyncio.CancelledError):
             pass  # the viewer went away while a frame was on its way
         finally:
+            timer.cancel()
             gone.cancel()
             self._leave(feed, viewer)
 
