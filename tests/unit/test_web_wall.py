@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import pytest
 
 from lampo.domain.holds import Hold
 from lampo.services.sales import Sales
-from lampo.web import schemas
+from lampo.web import schemas, wall
 from lampo.web.app import App
 from tests.unit.test_web_live import CountingStorage, make_app
 
@@ -209,3 +210,27 @@ def test_reservations_alone_cost_no_read_of_the_orders_and_a_payment_does() -> N
         await task
 
     asyncio.run(main())
+
+
+def test_a_stream_ends_with_bye_after_its_time_and_frees_its_viewer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(wall, "STREAM_SECONDS", 0.2)
+    app, _ = quick(CountingStorage())
+    last: list[bytes] = []
+
+    async def main() -> None:
+        viewer = Viewer()
+        original = viewer.send
+
+        async def send(message: dict[str, Any]) -> None:
+            last.append(message.get("body", b""))
+            await original(message)
+
+        viewer.send = send  # type: ignore[method-assign]
+        await watch(app, viewer)  # returns: the stream ended by itself
+
+    asyncio.run(main())
+    bodies = [b for b in last if b]
+    assert bodies[-1] == b"retry: 250\nevent: bye\ndata: 1\n\n"
+    assert app.wall.viewers == 0
