@@ -76,7 +76,7 @@ _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 _WALL_EVENT = {
     "type": "object",
     "properties": {
-        "event": {"type": "string", "enum": ["wall"]},
+        "event": {"type": "string", "enum": ["wall", "bye"]},
         "id": {"type": "string", "pattern": "^[0-9]+$"},
         "data": {
             "type": "string",
@@ -198,9 +198,11 @@ ROUTES: tuple[Route, ...] = (
         {
             "200": {
                 "description": "`text/event-stream`: a `retry` line, then an event `wall` "
-                "whenever the figures change (at most once per `LAMPO_WALL_INTERVAL`, "
-                "default 1 s), its data one JSON object: `as_of`, `report` (the live report "
-                "without its `as_of`), `best_sellers`, `champions`, `channels`, "
+                "whenever the figures change, at most once per `LAMPO_WALL_INTERVAL` "
+                "(default 1 s), and after 15 s an event `bye` (the stream ends; the "
+                "browser reconnects at once). A `wall` event's data is one JSON "
+                "object: `as_of`, `report` (the live report without its `as_of`), "
+                "`best_sellers`, `champions`, `channels`, "
                 "`market_order`, `curve` (orders and money per bucket of `minutes` "
                 "minutes from `start`), `records`, `ticker`, `milestone_times`, "
                 "`sold_out_at`.",
