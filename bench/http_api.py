@@ -267,9 +267,9 @@ def drop_redis_prefix(url: str) -> None:
         client.close()
 
 
-def run_config(args: argparse.Namespace, kind: str, workers: int) -> Outcome:
-    """Start ``lampo serve`` for one configuration, run wrk on both endpoints, stop it."""
-    tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-http-"))
+def start_server(tmp: Path, storage: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    """``lampo serve`` on ``storage`` with the benchmark endpoints on and rate limits off,
+    once it answers; and its port."""
     port = free_port()
     env = {
         **os.environ,
@@ -279,7 +279,6 @@ def run_config(args: argparse.Namespace, kind: str, workers: int) -> Outcome:
         "LAMPO_BUYER_RATE": "0",
         "LAMPO_IP_RATE": "0",
     }
-    storage = storage_url(kind, tmp, args.sync)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -301,26 +300,46 @@ def run_config(args: argparse.Namespace, kind: str, workers: int) -> Outcome:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            call(port, "GET", "/health")
+            return server, port
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise SystemExit(f"the server ({workers} workers) did not start") from None
+            time.sleep(0.1)
+
+
+def stop_server(server: subprocess.Popen[bytes], tmp: Path) -> None:
+    """Stop ``start_server``'s server (SIGINT, then kill) and remove its directory."""
+    server.send_signal(signal.SIGINT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                call(port, "GET", "/health")
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"the server ({kind}, {workers} workers) did not start"
-                    ) from None
-                time.sleep(0.1)
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_workload(tmp: Path, buyers: int) -> tuple[Path, Path]:
+    """The wrk script and its file of ``buyers`` signed buyer tokens."""
+    tokens = tmp / "tokens.txt"
+    tokens.write_text("\n".join(issue_token(SECRET.encode(), f"b{i}", 7200) for i in range(buyers)))
+    script = tmp / "reserve.lua"
+    skus = ", ".join(f'"{s}"' for s in SKUS)
+    script.write_text(LUA.replace("{SKUS}", "{" + skus + "}").replace("EVENT", EVENT))
+    return script, tokens
+
+
+def run_config(args: argparse.Namespace, kind: str, workers: int) -> Outcome:
+    """Start ``lampo serve`` for one configuration, run wrk on both endpoints, stop it."""
+    tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-http-"))
+    storage = storage_url(kind, tmp, args.sync)
+    server, port = start_server(tmp, storage, workers)
+    try:
         call(port, "POST", "/v1/admin/events", event_to_dict(bench_event()))
-        tokens = tmp / "tokens.txt"
-        tokens.write_text(
-            "\n".join(issue_token(SECRET.encode(), f"b{i}", 7200) for i in range(args.buyers))
-        )
-        script = tmp / "reserve.lua"
-        skus = ", ".join(f'"{s}"' for s in SKUS)
-        script.write_text(LUA.replace("{SKUS}", "{" + skus + "}").replace("EVENT", EVENT))
+        script, tokens = write_workload(tmp, args.buyers)
 
         base = f"http://127.0.0.1:{port}"
         empty, empty_cpu = measured(args, server.pid, f"{base}/_bench/empty", script, tokens)
@@ -330,12 +349,7 @@ def run_config(args: argparse.Namespace, kind: str, workers: int) -> Outcome:
         elapsed = time.monotonic() - started
         made = held(port) - before
     finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+        stop_server(server, tmp)
         if kind == "redis":
             drop_redis_prefix(storage)
     name = f"{kind}{f' {args.sync}' if kind == 'sqlite' else ''}, {workers} worker(s)"

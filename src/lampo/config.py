@@ -340,6 +340,14 @@ REPORT_TTL = Setting(
     "Seconds one read of an event's live report serves every viewer, per worker "
     "(0: read for every request).",
 )
+WALL_INTERVAL = Setting(
+    "wall_interval",
+    Real(0.1, 60, "seconds"),
+    1.0,
+    "LAMPO_WALL_INTERVAL",
+    "Seconds between a worker's readings of a watched event for the live wall; one "
+    "reading feeds every viewer of the event.",
+)
 WEBHOOK_TOLERANCE = Setting(
     "webhook_tolerance",
     Whole(1, 86_400, "seconds"),
@@ -393,6 +401,7 @@ LOG_FORMAT = Setting(
 )
 WEB: tuple[Setting[Any], ...] = (
     *(BUYER_RATE, BUYER_BURST, IP_RATE, IP_BURST, SWEEP_INTERVAL, EVENT_REFRESH, REPORT_TTL),
+    WALL_INTERVAL,
     *(WEBHOOK_TOLERANCE, BENCH, TEST_CLOCK, RUN_DIR, METRICS_DIR, LOG_FORMAT),
 )
 

@@ -75,7 +75,8 @@ class RecordResult:
     """``title`` compares ``value`` (this event) with the best earlier ``best`` (by
     ``best_name``). ``beaten`` is ``None`` when there is nothing to compare with.
     ``margin`` is value - best (for a sell-out time, best - value: seconds faster), so it
-    is positive exactly when the record is beaten. ``unit`` is a category's unit name
+    is positive exactly when the record is beaten. ``category`` is the category a units
+    record counts ("" for the money and sell-out records). ``unit`` is a category's unit name
     ("phones"), a currency code, or ``SECONDS``."""
 
     title: str
@@ -86,6 +87,7 @@ class RecordResult:
     beaten: bool | None = None
     margin: int | Fraction | None = None
     higher_is_better: bool = True
+    category: str = ""  # the category a units record counts ("" for money, sell-outs)
 
 
 def _hours(window: timedelta) -> str:
@@ -99,14 +101,21 @@ def _compare(
     value: int | Fraction,
     past: Sequence[tuple[str, int | Fraction]],
     higher_is_better: bool = True,
+    category: str = "",
 ) -> RecordResult:
     if not past:
-        return RecordResult(title, unit, value, higher_is_better=higher_is_better)
+        return RecordResult(
+            title, unit, value, higher_is_better=higher_is_better, category=category
+        )
     pick = max if higher_is_better else min
     best_name, best = pick(past, key=lambda p: p[1])
     if higher_is_better:
-        return RecordResult(title, unit, value, best, best_name, value > best, value - best)
-    return RecordResult(title, unit, value, best, best_name, value < best, best - value, False)
+        return RecordResult(
+            title, unit, value, best, best_name, value > best, value - best, category=category
+        )
+    return RecordResult(
+        title, unit, value, best, best_name, value < best, best - value, False, category
+    )
 
 
 def compare_records(
@@ -127,6 +136,7 @@ def compare_records(
                 unit,
                 cur.units,
                 [(p.name, p.units) for p in earlier if p.window <= cur.window],
+                category=cur.category,
             )
         )
         if cur.first_hour_units is not None:
@@ -136,6 +146,7 @@ def compare_records(
                     unit,
                     cur.first_hour_units,
                     [(p.name, n) for p in earlier if (n := p.first_hour_units) is not None],
+                    category=cur.category,
                 )
             )
     money = [c for c in current if c.money is not None and c.money.amount]

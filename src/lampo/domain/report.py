@@ -12,16 +12,17 @@ and row, because each row is converted on its own (never through a float).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 
 from lampo.domain.discount import Discounts
+from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import Milestone, SaleEvent
 from lampo.domain.holds import Hold, HoldState
 from lampo.domain.money import Money
-from lampo.domain.records import RecordResult
+from lampo.domain.records import SECONDS, RecordResult
 from lampo.domain.totals import LineKey, OrderKey, Totals
 
 #: The battle report's roll-up dimensions and how each is read off a ``LineKey``.
@@ -154,6 +155,41 @@ def milestone_crossings(event: SaleEvent, orders: Iterable[Hold]) -> list[Crossi
             if value >= m.threshold:
                 found[i] = Crossing(m, at, hold_id, value)
     return [found.get(i, Crossing(m)) for i, m in enumerate(event.milestones)]
+
+
+def record_falls(
+    event: SaleEvent, records: Sequence[RecordResult], orders: Iterable[Hold]
+) -> list[datetime | None]:
+    """When each of ``records`` (``compare_records``' results for ``event``) fell: for a
+    units or money record, the payment that first took the figure past the best, found by
+    the milestones' own replay (``milestone_crossings``, a threshold of best + 1); for the
+    fastest sell-out, the instant the SKU sold out. ``None`` for a record not beaten (or a
+    first-hour record whose figure passed the best only after the first hour)."""
+    out: list[datetime | None] = [None] * len(records)
+    probes: list[Milestone] = []
+    probed: list[int] = []
+    for i, r in enumerate(records):
+        if not r.beaten or r.best is None:
+            continue
+        if r.unit == SECONDS:
+            out[i] = event.opens + timedelta(microseconds=int(r.value * 10**6))
+            continue
+        if not r.category and r.unit != event.fx.reporting:
+            continue
+        try:
+            probes.append(Milestone("record", int(r.best) + 1, r.category))
+        except InvalidRequest:  # a best at the bound: no figure can pass it
+            continue
+        probed.append(i)
+    if probes:
+        crossings = milestone_crossings(replace(event, milestones=tuple(probes)), orders)
+        first_hour_ends = event.opens + timedelta(hours=1)
+        for i, crossing in zip(probed, crossings, strict=True):
+            at = crossing.at
+            if at is not None and "first hour" in records[i].title and at >= first_hour_ends:
+                at = None
+            out[i] = at
+    return out
 
 
 def measured(milestone: Milestone, currency: str, units: Mapping[str, str]) -> str:

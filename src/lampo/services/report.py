@@ -110,12 +110,22 @@ def event_records(
     The one place records are made: every report of an event (``lampo demo``, ``simulate``,
     ``report event`` in every format) gets them from here, from what storage holds, so two
     of them never disagree about one database."""
+    past = earlier_results(storage, event, history)
+    units = {c: cat.unit for c, cat in event.categories.items()}
+    return compare_records(past_result(event, totals, holds), past, units)
+
+
+def earlier_results(
+    storage: Reads, event: SaleEvent, history: str | Path = DEFAULT_HISTORY
+) -> list[PastResult]:
+    """What ``event``'s records compete with: every sale of the ``history`` file and every
+    other event in ``storage`` that closed before ``event`` opened. These are over, so a
+    caller that watches ``event`` (the live wall) may keep them."""
     past = imports.past_results(history)
     for other in storage.load_events():
         if other.id != event.id and other.closes <= event.opens:
             past.extend(past_result(other, storage.totals(other.id), list(storage.holds(other.id))))
-    units = {c: cat.unit for c, cat in event.categories.items()}
-    return compare_records(past_result(event, totals, holds), past, units)
+    return past
 
 
 def battle_report(

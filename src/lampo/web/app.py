@@ -58,6 +58,7 @@ from lampo.web.problems import PROBLEM_JSON, MethodNotAllowed, NoRoute
 from lampo.web.ratelimit import RateLimiter, shared_table
 from lampo.web.routes import ROUTES, Auth, Route
 from lampo.web.shared_reads import SharedReads
+from lampo.web.wall import Wall
 
 log = logging.getLogger("lampo.web")
 
@@ -106,6 +107,10 @@ class App:
         results_ttl = results.TTL if config.report_ttl > 0 else 0.0
         self.results: SharedReads[results.Page] = SharedReads(results_ttl)
         self.periods: SharedReads[list[Period]] = SharedReads(results_ttl)
+        #: One aggregation per watched event and interval, pushed to every viewer.
+        self.wall = Wall(
+            config.wall_interval, lambda e: self.service.event(e), lambda: self.storage, self.clock
+        )
         self.router: Router[Route] = Router()
         for route in ROUTES:
             if config.test_clock or not route.test_clock:
@@ -166,6 +171,7 @@ class App:
             self._watcher = loop.create_task(watch)
 
     async def stop(self) -> None:
+        await self.wall.close()
         for task in (self._sweeper, self._watcher):
             if task is not None:
                 task.cancel()
@@ -250,13 +256,20 @@ class App:
             log.exception("unexpected error on %s %s", req.method, name)
             response = self.problem(InternalError(), path)
         if req.method == "HEAD":
-            response = Response(response.status, b"", response.headers)
+            response = Response(response.status, b"", response.headers)  # and no stream
         # counted before it is sent: a client that has the answer finds it in /metrics
         self.metrics.observe(name, req.method, response.status, time.perf_counter() - started)
         await self._send(send, response)
 
     @staticmethod
     async def _send(send: Send, response: Response) -> None:
+        if response.stream is not None:  # no length: the body runs until the stream ends
+            start = {"type": "http.response.start", "status": response.status}
+            await send({**start, "headers": response.headers})
+            await response.stream(send)
+            with contextlib.suppress(OSError, RuntimeError):  # the client may be gone
+                await send({"type": "http.response.body", "body": b""})
+            return
         headers = [*response.headers, (b"content-length", str(len(response.body)).encode())]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})

@@ -42,9 +42,13 @@ _JSON_HEADER = [(b"content-type", JSON)]
 
 @dataclass(slots=True)
 class Response:
+    """An answer; with ``stream``, its body is what ``stream(send)`` sends after the
+    headers (chunks with ``more_body``: server-sent events), not ``body``."""
+
     status: int
     body: bytes
     headers: list[tuple[bytes, bytes]] = field(default_factory=lambda: list(_JSON_HEADER))
+    stream: Callable[[Send], Awaitable[None]] | None = None
 
 
 def json_response(status: int, value: Any, *extra: tuple[bytes, bytes]) -> Response:
@@ -78,6 +82,11 @@ class Request:
         self.params: dict[str, str] = {}
         self.buyer: Buyer | None = None
         self._body: bytes | None = None
+
+    @property
+    def receive(self) -> Receive:
+        """The ASGI receive channel (a stream watches it for the client leaving)."""
+        return self._receive
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)

@@ -74,6 +74,7 @@ class WebConfig:
     sweep_interval: float = declared.SWEEP_INTERVAL.default
     event_refresh: float = declared.EVENT_REFRESH.default
     report_ttl: float = declared.REPORT_TTL.default
+    wall_interval: float = declared.WALL_INTERVAL.default
     bench: bool = declared.BENCH.default
     test_clock: bool = declared.TEST_CLOCK.default
     run_dir: str = declared.RUN_DIR.default

@@ -1,10 +1,11 @@
-"""The live battle-report pages: ``/live/{event_id}`` for the big screen, ``/live`` to pick
-an event.
+"""The live battle-report pages: ``/live/{event_id}``, the battle wall for the big screen,
+and ``/live`` to pick an event.
 
-The dashboard is one self-contained page (``static/live.html``: HTML, CSS and a small
-script, nothing from elsewhere) that polls ``GET /v1/events/{id}/report`` about once a
-second. The file is read once per process, on first use. Every inline script and style
-is allowed by its hash in a Content-Security-Policy, so nothing else can run on the page.
+The wall is one self-contained page (``static/live.html``: HTML, CSS and its script,
+nothing from elsewhere, its chart drawn as SVG by the script) that follows the wall's
+event stream, ``GET /v1/events/{id}/wall`` (``wall.py``). The file is read once per
+process, on first use. Every inline script and style is allowed by its hash in a
+Content-Security-Policy, so nothing else can run on the page.
 """
 
 from __future__ import annotations

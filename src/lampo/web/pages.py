@@ -1,7 +1,7 @@
-"""The handlers of the pages: the live battle-report pages (``live.py`` renders them), the
-results pages of quarters and years (``results.py``), the API's own documents
-(``/openapi.json``, the ``/docs`` page and its files, ``docs.py``) and the problem types'
-pages (``/problems/{reason}``).
+"""The handlers of the pages: the live battle-report pages (``live.py`` renders them) and
+the wall's event stream they follow (``wall.py``), the results pages of quarters and years
+(``results.py``), the API's own documents (``/openapi.json``, the ``/docs`` page and its
+files, ``docs.py``) and the problem types' pages (``/problems/{reason}``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from lampo.domain.period import Period
 from lampo.services import imports
 from lampo.services.imports import DEFAULT_SHARES, DEFAULT_TARGETS
 from lampo.services.report import period_report, periods_with_orders
-from lampo.web import docs, limits, live, problems, results
-from lampo.web.asgi import Request, Response, json_response
+from lampo.web import docs, limits, live, problems, results, wall
+from lampo.web.asgi import Request, Response, Send, json_response
 from lampo.web.problems import NoRoute
 
 if TYPE_CHECKING:
@@ -79,6 +79,21 @@ def _results_of(app: App, period: Period) -> results.Page:
         shares=imports.market_shares(DEFAULT_SHARES),
     )
     return results.results(report)
+
+
+async def wall_stream(app: App, req: Request) -> Response:
+    event_id = (await app.event(req.params["event_id"])).id
+    app.wall.admit()
+    headers = [
+        (b"content-type", wall.EVENT_STREAM),
+        (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no"),  # a proxy in front must not hold the frames back
+    ]
+
+    async def stream(send: Send) -> None:
+        await app.wall.serve(event_id, req.receive, send)
+
+    return Response(200, b"", headers, stream)
 
 
 async def openapi(app: App, req: Request) -> Response:

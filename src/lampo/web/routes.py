@@ -72,6 +72,20 @@ _EXPIRED = {
     "required": ["expired"],
 }
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
+#: One server-sent event of the wall's stream, as its fields.
+_WALL_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["wall", "bye"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "The figures, one JSON object.",
+        },
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
 
 ROUTES: tuple[Route, ...] = (
     # -- buyers ---------------------------------------------------------------------
@@ -174,6 +188,34 @@ ROUTES: tuple[Route, ...] = (
         "read. `milestones[].reached` compares the live figure now, net of "
         "refunds; `lampo report event` gives the time each was first crossed.",
     ),
+    Route(
+        "GET",
+        "/v1/events/{event_id}/wall",
+        pages.wall_stream,
+        "wallStream",
+        "The live wall's figures, pushed as server-sent events",
+        "events",
+        {
+            "200": {
+                "description": "`text/event-stream`: a `retry` line, then an event `wall` "
+                "whenever the figures change, at most once per `LAMPO_WALL_INTERVAL` "
+                "(default 1 s), and after 15 s an event `bye` (the stream ends; the "
+                "browser reconnects at once). A `wall` event's data is one JSON "
+                "object: `as_of`, `report` (the live report without its `as_of`), "
+                "`best_sellers`, `champions`, `channels`, "
+                "`market_order`, `curve` (orders and money per bucket of `minutes` "
+                "minutes from `start`), `records`, `ticker`, `milestone_times`, "
+                "`sold_out_at`.",
+                "content": {"text/event-stream": {"schema": _WALL_EVENT}},
+            }
+        },
+        description="One reading of storage per event and interval, per worker, feeds "
+        "every viewer the same bytes; a viewer that connects or reconnects gets the "
+        "latest frame at once (`Last-Event-ID` is not needed). The orders are read for "
+        "their times (per-minute figures, sell-outs, milestones, records) at most every "
+        "interval and at most a twentieth of a core's time. A comment line keeps a "
+        "quiet stream open.",
+    ),
     # -- the live pages -----------------------------------------------------------------
     Route(
         "GET",
@@ -195,7 +237,7 @@ ROUTES: tuple[Route, ...] = (
         "The live battle-report page of an event, for a big screen",
         "dashboard",
         {
-            "200": html("A self-contained page that polls the JSON report."),
+            "200": html("A self-contained page that follows the wall's event stream."),
             "404": {
                 "description": "No such event: a small HTML page (a path that "
                 "matches no route is a problem, as elsewhere).",
