@@ -32,11 +32,11 @@ from lampo.domain.stores import (
 
 HEADER = ",".join(COLUMNS)
 
-ids = st.text(
-    st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=64
-).filter(lambda t: t.isprintable() and " " not in t)
-names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200).filter(
-    str.isprintable
+#: The Unicode categories ``str.isprintable`` refuses (it takes the ASCII space alone of Zs).
+UNPRINTABLE = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs")
+ids = st.text(st.characters(exclude_categories=UNPRINTABLE), min_size=1, max_size=64)
+names = st.text(
+    st.characters(exclude_categories=UNPRINTABLE, include_characters=" "), min_size=1, max_size=200
 )
 markets = st.sampled_from(["CN", "IN", "ID", "VN"])
 days = st.dates(date(2010, 1, 1), date(2030, 12, 31))
@@ -196,6 +196,18 @@ def test_every_bad_row_is_named_at_once() -> None:
     assert found == [(3, "kind"), (3, "lat"), (4, "closed"), (5, "id"), (6, "row")]
     assert caught.value.detail()["problems"] == caught.value.problems
     assert "line 3, kind" in str(caught.value)
+
+
+def test_a_problem_names_the_first_line_of_a_record_over_several() -> None:
+    rows = [
+        '"a",A,own,CN,C,2017-04-01,,,',
+        'b,"B\nB",own,CN,C,2017-04-01,,,',
+        "c,C,x,CN,C,2017-04-01,,,",
+    ]
+    text = "\n".join([HEADER, *rows]) + "\n"
+    with pytest.raises(StoresRefused) as caught:
+        parse_csv(text)
+    assert [(p["line"], p["column"]) for p in caught.value.problems] == [(3, "name"), (5, "kind")]
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ class Store:
 # -- CSV -----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class RowProblem:
-    line: int  # 1 is the header
+    line: int  # the first line of the record; 1 is the header
     column: str  # a column's name, or "row" / "file" for the whole row or file
     reason: str
 
@@ -176,7 +176,7 @@ def parse_csv(text: str) -> list[Store]:
     problems: list[RowProblem] = []
     stores: list[Store] = []
     first_line: dict[str, int] = {}
-    rows = 0
+    rows = ended = 0
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
     try:
         header = next(reader, None)
@@ -184,8 +184,9 @@ def parse_csv(text: str) -> list[Store]:
             got = ",".join(header) if header is not None else "nothing"
             reason = f"must be {','.join(COLUMNS)}, got {bounds.show(got)}"
             raise StoresRefused([{"line": 1, "column": "header", "reason": reason}])
+        ended = reader.line_num
         for row in reader:
-            line = reader.line_num
+            line, ended = ended + 1, reader.line_num  # a record's first line
             if not row:
                 continue
             rows += 1
