@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lampo.cli import simulate as simulate_cli
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.timetext import LocalClock, duration
 
@@ -125,3 +126,13 @@ def test_a_span_gets_a_day_exactly_when_it_opens_and_closes_on_one_local_date(
     last = (closes - timedelta(microseconds=1)).astimezone(tz).date()
     one_day = opens.astimezone(tz).date() == last
     assert (LocalClock.over(tz, opens, closes).day is not None) is one_day
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [(4_149, "4.149 s"), (59_999, "59.999 s"), (60_000, "1 min"), (11_295_967, "3 h 8 min")],
+)
+def test_a_sell_out_after_the_opening_reads_to_the_millisecond_only_under_a_minute(
+    ms: int, text: str
+) -> None:
+    assert simulate_cli._after(ms) == text

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,7 @@ from lampo.domain.errors import InvalidRequest
 from lampo.domain.holds import StockLevel
 from lampo.domain.money import Money
 from lampo.domain.report import BattleReport
+from lampo.domain.timetext import duration
 from lampo.services.audit import Audit, audit
 from lampo.services.report import battle_report, to_data
 from lampo.sim import remote
@@ -277,7 +279,7 @@ class _Out:
         _against_seed(console, loaded, stock, battle.money)
         console.print(Text(line))
         for sku, ms in sorted(run["sold_out_ms"].items(), key=lambda kv: (kv[1], kv[0])):
-            console.print(Text(f"{sku} sold out {ms / 1000:,.3f} s after the opening"))
+            console.print(Text(f"{sku} sold out {_after(ms)} after the opening"))
         if performance is not None:
             _performance_table(console, performance)
         _summary(console, found)
@@ -462,3 +464,11 @@ def _audit_table(console: Console, found: Audit) -> None:
         ", ".join(str(d.key) for d in found.totals[:3]),
     )
     console.print(table)
+
+
+def _after(ms: int) -> str:
+    """How long after the opening: to the millisecond under a minute (``4.149 s``), as people
+    read longer spans otherwise (``3 h 8 min``)."""
+    if ms < 60_000:
+        return f"{ms / 1000:.3f} s"
+    return duration(Fraction(ms, 1000))
