@@ -218,8 +218,9 @@ def make_app(storage: MemoryStorage, report_ttl: float = 0.5) -> App:
     return App(config, sales)
 
 
-async def get(app: App, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
-    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": []}
+async def get(app: App, path: str, method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:
+    """``app``'s status, headers and body for a bodiless ``method`` on ``path``."""
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": []}
     start: dict[str, Any] = {}
     chunks: list[bytes] = []
 

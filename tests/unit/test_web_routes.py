@@ -18,6 +18,7 @@ from lampo.web.config import WebConfig
 from lampo.web.openapi import spec
 from lampo.web.problems import NoRoute
 from lampo.web.routes import ROUTES, Auth, Route
+from tests.unit.test_web_live import get
 
 
 def _app(test_clock: bool = False) -> App:
@@ -38,21 +39,8 @@ def _target(route: Route) -> str:
 
 
 async def _status(app: App, method: str, path: str) -> tuple[int, Any]:
-    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": []}
-    start: dict[str, Any] = {}
-    body: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            start.update(message)
-        else:
-            body.append(message["body"])
-
-    await app(scope, receive, send)
-    return start["status"], b"".join(body)
+    status, _, body = await get(app, path, method)
+    return status, body
 
 
 def test_each_route_and_operation_is_declared_once() -> None:
