@@ -14,9 +14,10 @@ from fractions import Fraction
 from typing import Any
 
 from lampo.domain.catalog import Category, Sku
+from lampo.domain.channels import ChannelSpec
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
-from lampo.domain.market import Market
+from lampo.domain.market import ChannelKind, Market
 from lampo.domain.money import FxTable, Money
 
 FORMAT = 1
@@ -58,6 +59,8 @@ def event_to_dict(event: SaleEvent) -> dict[str, Any]:
                     if o.list_prices
                     else {}
                 ),
+                **({"pools": dict(o.pools)} if o.pools else {}),
+                **({"fallback": True} if o.fallback else {}),
             }
             for s, o in event.offers.items()
         },
@@ -65,6 +68,23 @@ def event_to_dict(event: SaleEvent) -> dict[str, Any]:
             {"label": m.label, "threshold": m.threshold, "category": m.category}
             for m in event.milestones
         ],
+        # only when declared: definitions stored before channels read the same
+        **(
+            {
+                "channels": [
+                    {
+                        "id": c.id,
+                        "kind": c.kind.value,
+                        "skus": list(c.skus),
+                        "markets": list(c.markets),
+                        "pool": c.pool,
+                    }
+                    for c in event.channels.values()
+                ]
+            }
+            if event.channels
+            else {}
+        ),
     }
 
 
@@ -164,6 +184,13 @@ class _Fields:
             )
         return Money(amount, currency)
 
+    def ids(self, key: str) -> list[str]:
+        """The strings of the array at ``key`` (missing: none)."""
+        value = self.data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise InvalidRequest(self.at(key), f"must be an array of ids, got {_kind(value)}")
+        return value
+
     def items(self, key: str) -> list[_Fields]:
         """The elements of the array at ``key`` (missing: none), each an object."""
         value = self.data.get(key, [])
@@ -205,19 +232,53 @@ def _event(d: _Fields) -> SaleEvent:
             Milestone(m.text("label"), m.whole("threshold"), m.text("category", ""))
             for m in d.items("milestones")
         ),
+        channels=_channels(d.items("channels")),
     )
+
+
+def _channels(items: list[_Fields]) -> dict[str, ChannelSpec]:
+    out: dict[str, ChannelSpec] = {}
+    for c in items:
+        spec = ChannelSpec(
+            c.text("id"),
+            ChannelKind(_one_of(c, "kind", [k.value for k in ChannelKind])),
+            tuple(c.ids("skus")),
+            tuple(c.ids("markets")),
+            c.text("pool", ""),
+        )
+        if spec.id in out:
+            raise InvalidRequest("channels", f"{spec.id!r} is declared twice")
+        out[spec.id] = spec
+    return out
+
+
+def _one_of(d: _Fields, key: str, allowed: list[str]) -> str:
+    value = d.text(key)
+    if value not in allowed:
+        raise InvalidRequest(d.at(key), f"{_kind(value)} is not one of {', '.join(allowed)}")
+    return value
 
 
 def _offer(sku: str, o: _Fields) -> Offer:
     prices = o.obj("prices")
     listed = o.obj("list_prices") if o.has("list_prices") else None
+    pools = o.obj("pools") if o.has("pools") else None
     return Offer(
         sku,
         o.whole("allocation"),
         {m: prices.price(m) for m in prices.data},
         o.maybe_whole("limit_per_customer"),
         {m: listed.price(m) for m in listed.data} if listed else {},
+        {p: pools.whole(p) for p in pools.data} if pools else {},
+        _flag(o, "fallback"),
     )
+
+
+def _flag(d: _Fields, key: str) -> bool:
+    value = d.data.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidRequest(d.at(key), f"must be true or false, got {_kind(value)}")
+    return value
 
 
 def _kind(value: object) -> str:

@@ -17,6 +17,7 @@ from lampo.domain.bounds import (
     whole,
 )
 from lampo.domain.catalog import Category, Sku, check_id, check_name
+from lampo.domain.channels import MAX_CHANNELS, ChannelSpec, check_pool, stock_key
 from lampo.domain.errors import (
     Closed,
     InvalidRequest,
@@ -25,7 +26,7 @@ from lampo.domain.errors import (
     UnknownSku,
     UpdateRefused,
 )
-from lampo.domain.market import Market
+from lampo.domain.market import Channel, ChannelKind, Market
 from lampo.domain.money import FxTable, Money
 
 
@@ -65,13 +66,20 @@ class Offer:
     measured against (optional: a market without one sells at no discount). Bounds: the
     allocation and the limit at most ``MAX_UNITS``, each price and list price from 1 to
     ``MAX_MINOR_UNITS`` minor units. A list price needs a flash price in its market, in the
-    same currency and not above it: a flash price above the list price is refused."""
+    same currency and not above it: a flash price above the list price is refused.
+
+    ``pools`` reserves parts of the allocation for the channels that name them (each from
+    0 to the allocation, together at most the allocation); the rest is the shared pool.
+    ``fallback``: a channel whose reserved pool cannot serve a line may take it from the
+    shared pool instead."""
 
     sku: str
     allocation: int
     prices: Mapping[str, Money]
     limit_per_customer: int | None = None
     list_prices: Mapping[str, Money] = field(default_factory=dict)
+    pools: Mapping[str, int] = field(default_factory=dict)
+    fallback: bool = False
 
     def __post_init__(self) -> None:
         check_id("sku", self.sku)
@@ -110,6 +118,26 @@ class Offer:
                     f"{self.sku} in {market}: the flash price {flash} is above the list price "
                     f"{listed}; a flash sale sells at or below list",
                 )
+        if not isinstance(self.pools, Mapping):
+            raise InvalidRequest("pools", f"{self.sku}: must map pool names to units")
+        if len(self.pools) > MAX_CHANNELS:
+            raise InvalidRequest("pools", f"{self.sku}: more than {MAX_CHANNELS:,} pools")
+        for pool, units in self.pools.items():
+            check_pool("pools", pool)
+            whole("pools", units, 0, MAX_UNITS, "MAX_UNITS", f"{self.sku} {pool}")
+        if sum(self.pools.values()) > self.allocation:
+            raise InvalidRequest(
+                "pools",
+                f"{self.sku}: the pools reserve {sum(self.pools.values()):,} units of an "
+                f"allocation of {self.allocation:,}",
+            )
+        if not isinstance(self.fallback, bool):
+            raise InvalidRequest("fallback", f"{self.sku}: must be true or false")
+
+    @property
+    def shared(self) -> int:
+        """The shared pool: the allocation no reserved pool holds."""
+        return self.allocation - sum(self.pools.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +160,7 @@ class SaleEvent:
     hold_seconds: int = 900
     limit_per_customer: int | None = None
     milestones: tuple[Milestone, ...] = field(default=())
+    channels: Mapping[str, ChannelSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_id("event", self.id)
@@ -186,6 +215,24 @@ class SaleEvent:
                     "milestones", f"{milestone.label}: unknown category {milestone.category!r}"
                 )
 
+        _keyed("channels", self.channels, ChannelSpec, "id")
+        if len(self.channels) > MAX_CHANNELS:
+            raise InvalidRequest("channels", f"more than {MAX_CHANNELS:,} channels")
+        reserved = {pool for offer in self.offers.values() for pool in offer.pools}
+        for spec in self.channels.values():
+            for sku in spec.skus:
+                if sku not in self.offers:
+                    raise InvalidRequest("channels.skus", f"{spec.id}: no offer of {sku!r}")
+            for market in spec.markets:
+                if market not in self.markets:
+                    raise InvalidRequest("channels.markets", f"{spec.id}: unknown market {market!r}")
+            if spec.pool and spec.pool not in reserved:
+                raise InvalidRequest(
+                    "channels.pool", f"{spec.id}: no offer reserves a pool {spec.pool!r}"
+                )
+        if reserved and not self.channels:
+            raise InvalidRequest("pools", "reserved pools need channels that draw on them")
+
     @property
     def opens(self) -> datetime:
         return min(w.opens for w in self.windows.values())
@@ -228,6 +275,58 @@ class SaleEvent:
     def total_allocation(self) -> int:
         return sum(o.allocation for o in self.offers.values())
 
+    def stock_rows(self) -> dict[str, int]:
+        """The allocation of every stock row storage keeps, by stock key: a SKU's shared
+        pool under its id, each reserved pool under ``stock_key(sku, pool)``."""
+        rows: dict[str, int] = {}
+        for sku, offer in self.offers.items():
+            rows[sku] = offer.shared
+            for pool, units in offer.pools.items():
+                rows[stock_key(sku, pool)] = units
+        return rows
+
+    def channel_spec(self, channel: Channel, sku: str, market: str) -> ChannelSpec:
+        """The declared channel that sells ``sku`` in ``market`` through ``channel``: a
+        marketplace by its id; online and a store by the first channel of their kind, in
+        declaration order, that sells ``sku`` in ``market`` (a store group covers the
+        stores of its markets). Refuses (``InvalidRequest``, field ``channel``) when there
+        is none; only an event that declares channels has any."""
+        if channel.kind is ChannelKind.MARKETPLACE:
+            found = self.channels.get(channel.name)
+            specs = [found] if found is not None and found.kind is channel.kind else []
+        else:
+            specs = [spec for spec in self.channels.values() if spec.kind is channel.kind]
+        if not specs:
+            what = channel.name if channel.kind is ChannelKind.MARKETPLACE else channel.kind
+            raise InvalidRequest("channel", f"{self.id} is not sold through {what!r}")
+        for spec in specs:
+            if spec.sells(sku, market):
+                return spec
+        raise InvalidRequest("channel", f"{specs[0].id} does not sell {sku} in {market}")
+
+    def pools_for(self, channel: Channel, sku: str, market: str) -> tuple[str, ...]:
+        """The pools a line of ``sku`` sold in ``market`` through ``channel`` may come
+        from, in the order they are tried ("": the shared pool): the channel's reserved
+        pool, then the shared one if the offer falls back. An event that declares no
+        channels sells through any, from the shared pool. Refuses as ``channel_spec``."""
+        if not self.channels:
+            return ("",)
+        spec = self.channel_spec(channel, sku, market)
+        offer = self.offer(sku)
+        if spec.pool and spec.pool in offer.pools:
+            return (spec.pool, "") if offer.fallback else (spec.pool,)
+        return ("",)
+        spec = self.channel_spec(channel)
+        if spec is None:
+            what = channel.name or channel.kind.value
+            raise InvalidRequest("channel", f"{self.id} is not sold through {what!r}")
+        if not spec.sells(sku, market):
+            raise InvalidRequest("channel", f"{spec.id} does not sell {sku} in {market}")
+        offer = self.offer(sku)
+        if spec.pool and spec.pool in offer.pools:
+            return (spec.pool, "") if offer.fallback else (spec.pool,)
+        return ("",)
+
 
 @dataclass(frozen=True, slots=True)
 class Milestone:
@@ -255,8 +354,9 @@ class Milestone:
 
 @dataclass(frozen=True, slots=True)
 class StockChange:
-    """What an update does to stock: new SKUs with their allocation, and the change of
-    allocation of SKUs already on sale (storage adds it to ``available`` too)."""
+    """What an update does to stock, by stock key (``channels.stock_key``): new rows with
+    their allocation, and the change of allocation of rows already kept (storage adds it to
+    ``available`` too). Moving units between an offer's pools changes two rows."""
 
     added: Mapping[str, int]
     deltas: Mapping[str, int]
@@ -299,18 +399,22 @@ def plan_update(old: SaleEvent, new: SaleEvent) -> StockChange:
         raise refuse("fx", f"the reporting currency {old.fx.reporting} stays")
     if old.limit_per_customer is None and new.limit_per_customer is not None:
         raise refuse("limit_per_customer", "no limit was kept, so none can be added")
-    added: dict[str, int] = {}
-    deltas: dict[str, int] = {}
     for code, offer in new.offers.items():
         before = old.offers.get(code)
         if before is None:
-            added[code] = offer.allocation
             continue
         if before.limit_per_customer is None and offer.limit_per_customer is not None:
             raise refuse("limit_per_customer", f"{code} had no limit, so none can be added")
-        if offer.allocation != before.allocation:
-            deltas[code] = offer.allocation - before.allocation
     for code in old.offers:
         if code not in new.offers:
             raise refuse("offers", f"{code} is gone; lower its allocation instead")
+    # Stock rows by stock key: a pool dropped from an offer keeps its row at 0 units.
+    rows, kept = new.stock_rows(), old.stock_rows()
+    added: dict[str, int] = {}
+    deltas: dict[str, int] = {}
+    for key in sorted(rows.keys() | kept.keys()):
+        if key not in kept:
+            added[key] = rows[key]
+        elif rows.get(key, 0) != kept[key]:
+            deltas[key] = rows.get(key, 0) - kept[key]
     return StockChange(added, deltas)

@@ -8,11 +8,13 @@ A hold reserves stock for a buyer for the event's hold time. It ends exactly onc
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
 from lampo.domain.bounds import MAX_MINOR_UNITS, MAX_UNITS, whole
+from lampo.domain.channels import split_stock_key, stock_key
 from lampo.domain.errors import AlreadyPaid, HoldExpired, IllegalTransition
 from lampo.domain.market import Channel
 from lampo.domain.money import Money
@@ -50,15 +52,22 @@ SOLD_STATES = frozenset({HoldState.PAID})
 class HoldLine:
     """``quantity`` units of ``sku`` at ``unit_price`` minor units of the hold's currency:
     a quantity from 1 to ``MAX_UNITS``, a price from 0 to ``MAX_MINOR_UNITS`` (the bounds
-    every live total rests on: lampo.domain.bounds)."""
+    every live total rests on: lampo.domain.bounds). ``pool``: the stock pool the line's
+    units came from and go back to ("": the shared pool; ``domain.channels``)."""
 
     sku: str
     quantity: int
     unit_price: int
+    pool: str = ""
 
     def __post_init__(self) -> None:
         whole("quantity", self.quantity, 1, MAX_UNITS, "MAX_UNITS", self.sku)
         whole("unit_price", self.unit_price, 0, MAX_MINOR_UNITS, "MAX_MINOR_UNITS", self.sku)
+
+    @property
+    def stock(self) -> str:
+        """The stock key of the line's SKU in its pool (``channels.stock_key``)."""
+        return stock_key(self.sku, self.pool)
 
     @property
     def amount(self) -> int:
@@ -101,6 +110,13 @@ class Hold:
         out: dict[str, int] = {}
         for line in self.lines:
             out[line.sku] = out.get(line.sku, 0) + line.quantity
+        return out
+
+    def units_by_stock(self) -> dict[str, int]:
+        """Units per stock key (``channels.stock_key``): per SKU and pool."""
+        out: dict[str, int] = {}
+        for line in self.lines:
+            out[line.stock] = out.get(line.stock, 0) + line.quantity
         return out
 
     def quantity_of(self, sku: str) -> int:
@@ -188,13 +204,15 @@ class RefundRequest:
 
 @dataclass(frozen=True, slots=True)
 class StockLevel:
-    """One SKU's stock in one event. Conservation: allocation = available + held + sold."""
+    """One SKU's stock in one event, or in one pool of it (``pool``: "" for the shared pool
+    or the SKU's total, ``by_sku``). Conservation: allocation = available + held + sold."""
 
     sku: str
     allocation: int
     available: int
     held: int
     sold: int
+    pool: str = ""
 
     @property
     def conserved(self) -> bool:
@@ -202,3 +220,28 @@ class StockLevel:
             self.allocation == self.available + self.held + self.sold
             and min(self.available, self.held, self.sold) >= 0
         )
+
+
+def pool_level(key: str, allocation: int, available: int, held: int, sold: int) -> StockLevel:
+    """The level of the stock row kept under the stock key ``key``."""
+    sku, pool = split_stock_key(key)
+    return StockLevel(sku, allocation, available, held, sold, pool)
+
+
+def by_sku(levels: Iterable[StockLevel]) -> dict[str, StockLevel]:
+    """Pools' levels added up per SKU (each SKU's total over its pools), sorted by SKU."""
+    out: dict[str, StockLevel] = {}
+    for lv in sorted(levels, key=lambda lv: (lv.sku, lv.pool)):
+        t = out.get(lv.sku)
+        out[lv.sku] = (
+            StockLevel(lv.sku, lv.allocation, lv.available, lv.held, lv.sold)
+            if t is None
+            else StockLevel(
+                lv.sku,
+                t.allocation + lv.allocation,
+                t.available + lv.available,
+                t.held + lv.held,
+                t.sold + lv.sold,
+            )
+        )
+    return out

@@ -39,6 +39,7 @@ from lampo.domain.bounds import (
 )
 from lampo.domain.catalog import Category, Sku
 from lampo.domain.errors import InvalidRequest
+from lampo.domain.channels import SHARED, ChannelSpec
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
 from lampo.domain.market import Market
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
@@ -231,6 +232,7 @@ class _Builder(CrowdReader):
             if limit is None
             else self.integer(limit, ("event", "limit_per_customer"), 1),
             milestones=self.milestones(data.get("milestones", []), fx, categories),
+            channels=self.channels(data.get("channels", [])),
         )
         crowd = self.crowd(self.table(self.get(data, (), "crowd"), ("crowd",)), event)
         expected = self.expected(data.get("expected", {}), fx, categories)
@@ -345,16 +347,55 @@ class _Builder(CrowdReader):
                 listed[market] = self.money(
                     value, (*path, "list_prices", market), markets[market].currency
                 )
+            pools = {}
+            for pool, units in self.table(s.get("pools", {}), (*path, "pools")).items():
+                # floored, so that scaled pools never add up to more than the scaled allocation
+                pools[pool] = int(self.integer(units, (*path, "pools", pool)) * Fraction(self.scale))
+            fallback = s.get("fallback", False)
+            if not isinstance(fallback, bool):
+                raise self.fail((*path, "fallback"), "must be true or false")
             offers[sid] = self.domain(
-                (*path, "list_prices") if listed else path,
+                (*path, "list_prices") if listed else (*path, "pools") if pools else path,
                 Offer,
                 sid,
                 _scaled(allocation, self.scale),
                 prices,
                 None if limit is None else self.integer(limit, (*path, "limit"), 1),
                 listed,
+                pools,
+                fallback,
             )
         return skus, offers
+
+    def channels(self, raw: Any) -> dict[str, ChannelSpec]:
+        """``[[channels]]``: ``id``, ``kind`` (online, marketplace, store), optional
+        ``skus`` and ``markets`` (default: all) and ``pool`` (default: shared)."""
+        if not isinstance(raw, list):
+            raise self.fail(("channels",), "must be an array of tables ([[channels]])")
+        out: dict[str, ChannelSpec] = {}
+        for i, item in enumerate(raw):
+            path: FieldPath = ("channels", i)
+            c = self.table(item, path)
+            cid = self.string(self.get(c, path, "id"), (*path, "id"))
+            if cid in out:
+                raise self.fail((*path, "id"), f"channel {show(cid)} is declared twice")
+            lists = {}
+            for name in ("skus", "markets"):
+                value = c.get(name, [])
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise self.fail((*path, name), "must be an array of ids")
+                lists[name] = tuple(value)
+            pool = self.string(c.get("pool", SHARED), (*path, "pool"))
+            out[cid] = self.domain(
+                path,
+                ChannelSpec,
+                cid,
+                self.string(self.get(c, path, "kind"), (*path, "kind")),
+                lists["skus"],
+                lists["markets"],
+                "" if pool == SHARED else pool,
+            )
+        return out
 
     def milestones(
         self, raw: Any, fx: FxTable, categories: dict[str, Category]
