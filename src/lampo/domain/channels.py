@@ -88,4 +88,3 @@ class ChannelSpec:
 
     def sells(self, sku: str, market: str) -> bool:
         return (not self.skus or sku in self.skus) and (not self.markets or market in self.markets)
-

@@ -220,12 +220,14 @@ class SaleEvent:
             raise InvalidRequest("channels", f"more than {MAX_CHANNELS:,} channels")
         reserved = {pool for offer in self.offers.values() for pool in offer.pools}
         for spec in self.channels.values():
-            for sku in spec.skus:
-                if sku not in self.offers:
-                    raise InvalidRequest("channels.skus", f"{spec.id}: no offer of {sku!r}")
+            for code in spec.skus:
+                if code not in self.offers:
+                    raise InvalidRequest("channels.skus", f"{spec.id}: no offer of {code!r}")
             for market in spec.markets:
                 if market not in self.markets:
-                    raise InvalidRequest("channels.markets", f"{spec.id}: unknown market {market!r}")
+                    raise InvalidRequest(
+                        "channels.markets", f"{spec.id}: unknown market {market!r}"
+                    )
             if spec.pool and spec.pool not in reserved:
                 raise InvalidRequest(
                     "channels.pool", f"{spec.id}: no offer reserves a pool {spec.pool!r}"

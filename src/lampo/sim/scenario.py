@@ -38,8 +38,8 @@ from lampo.domain.bounds import (
     show,
 )
 from lampo.domain.catalog import Category, Sku
-from lampo.domain.errors import InvalidRequest
 from lampo.domain.channels import SHARED, ChannelSpec
+from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
 from lampo.domain.market import Market
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
@@ -350,7 +350,8 @@ class _Builder(CrowdReader):
             pools = {}
             for pool, units in self.table(s.get("pools", {}), (*path, "pools")).items():
                 # floored, so that scaled pools never add up to more than the scaled allocation
-                pools[pool] = int(self.integer(units, (*path, "pools", pool)) * Fraction(self.scale))
+                units = self.integer(units, (*path, "pools", pool))
+                pools[pool] = int(units * Fraction(self.scale))
             fallback = s.get("fallback", False)
             if not isinstance(fallback, bool):
                 raise self.fail((*path, "fallback"), "must be true or false")
