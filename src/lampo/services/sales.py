@@ -12,10 +12,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from lampo.domain.catalog import check_id
+from lampo.domain.channels import stock_key
 from lampo.domain.errors import InvalidRequest, LampoError, SoldOut, UnknownEvent, UnknownHold
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
@@ -86,6 +87,14 @@ class _Batch:
 def _key(event: str, customer: str, key: str) -> str:
     """The storage key of a buyer's idempotency key: records are per event and customer."""
     return f"{event}:{customer}:{key}"
+
+
+def _pool_of(request: ReserveRequest, sku: str) -> str:
+    """The pool ``request``'s line of ``sku`` is placed in ("" if it has none)."""
+    for line in request.hold.lines:
+        if line.sku == sku:
+            return line.pool
+    return ""
 
 
 def _unwrap(result: Result) -> Hold:
@@ -159,15 +168,25 @@ class Sales:
             raise InvalidRequest("items", f"at most {MAX_LINES} SKUs in one hold")
         lines = []
         limits = []
+        known_out: SoldOut | None = None
         for sku in sorted(items):
             qty = items[sku]
             if not isinstance(qty, int) or isinstance(qty, bool) or not 1 <= qty <= MAX_QUANTITY:
                 raise InvalidRequest("quantity", f"{sku}: must be 1..{MAX_QUANTITY}")
             price = event.price(sku, cmd.market)
-            lines.append(HoldLine(sku, qty, price.amount))
+            pools = event.pools_for(cmd.channel, sku, cmd.market)
+            pool = pools[0]
+            if now_mono is not None:
+                # the first pool the sold-out memory does not know to be empty
+                fresh = [p for p in pools if not self._is_soldout(event.id, sku, p, now_mono)]
+                if fresh:
+                    pool = fresh[0]
+                elif known_out is None:
+                    known_out = SoldOut(sku, qty, 0)
+            lines.append(HoldLine(sku, qty, price.amount, pool))
             limits.append(event.offers[sku].limit_per_customer)
         if now_mono is not None:
-            refusal = self._known_soldout(cmd, now_mono)
+            refusal = known_out
             if refusal is not None:
                 if not cmd.key:
                     return _KnownSoldOut(refusal, None)
@@ -188,25 +207,28 @@ class Sales:
         key = _key(event.id, cmd.customer, cmd.key or "auto:" + hold_id)
         return ReserveRequest(key, hold, tuple(limits), event.limit_per_customer)
 
-    def _known_soldout(self, cmd: ReserveCommand, now_mono: float) -> SoldOut | None:
-        """The refusal of ``cmd`` that the sold-out memory holds, if it holds one."""
-        for sku, qty in cmd.items.items():
-            until = self._soldout.get((cmd.event, sku))
-            if until is not None and until > now_mono:
-                return SoldOut(sku, qty, 0)
-        return None
+    def _is_soldout(self, event: str, sku: str, pool: str, now_mono: float) -> bool:
+        """Whether the sold-out memory knows ``sku``'s ``pool`` to be empty."""
+        until = self._soldout.get((event, stock_key(sku, pool)))
+        return until is not None and until > now_mono
 
     def _count(self, event: str, refusal: LampoError) -> None:
         with self._lock:
             self.refusals[(event, refusal.reason)] += 1
 
-    def _note(self, event: str, result: Result) -> None:
-        """Count a refusal storage (or the service's own checks) made; remember a SKU
-        that storage found sold out."""
+    def _note(self, event: str, result: Result, request: ReserveRequest | None = None) -> None:
+        """Count a refusal storage (or the service's own checks) made; remember a SKU's
+        pool that storage found sold out (the pool of ``request``'s line of that SKU)."""
         if isinstance(result, LampoError):
             self._count(event, result)
-            if self.soldout_ttl and isinstance(result, SoldOut) and result.available == 0:
-                self._soldout[(event, result.sku)] = time.monotonic() + self.soldout_ttl
+            self._remember(event, result, request)
+
+    def _remember(self, event: str, result: LampoError, request: ReserveRequest | None) -> None:
+        """Keep in the sold-out memory the pool a ``SoldOut`` from storage found empty."""
+        if self.soldout_ttl and isinstance(result, SoldOut) and result.available == 0:
+            pool = _pool_of(request, result.sku) if request is not None else ""
+            key = (event, stock_key(result.sku, pool))
+            self._soldout[key] = time.monotonic() + self.soldout_ttl
 
     def _forget_soldout(self, event: str) -> None:
         if self._soldout:
@@ -284,10 +306,59 @@ class Sales:
 
     def _merge(self, batch: _Batch, stored: list[Result]) -> list[Result]:
         results, commands = batch.results, batch.commands
-        for i, result in zip(batch.where, stored, strict=True):
+        for i, req, result in zip(batch.where, batch.requests, stored, strict=True):
             results[i] = result
-            self._note(commands[i].event, result)
+            self._note(commands[i].event, result, req)
         return [r for r in results if r is not None]
+
+    def _fallbacks(self, batch: _Batch, stored: list[Result]) -> list[int]:
+        """The positions in ``batch.requests`` of requests refused ``SoldOut`` on a pool
+        whose offer falls back to another, each request replaced there by the same request
+        with that SKU's lines in the next pool (same key and hold id: a refusal wrote
+        nothing). ``stored`` keeps the refusals of those that have no next pool."""
+        again = []
+        for n, (i, req, result) in enumerate(zip(batch.where, batch.requests, stored, strict=True)):
+            if not isinstance(result, SoldOut):
+                continue
+            nxt = self._next_pool(batch.commands[i], req, result.sku)
+            if nxt is None:
+                continue
+            self._remember(batch.commands[i].event, result, req)  # not a refusal yet
+            lines = tuple(
+                replace(ln, pool=nxt) if ln.sku == result.sku else ln for ln in req.hold.lines
+            )
+            batch.requests[n] = replace(req, hold=replace(req.hold, lines=lines))
+            again.append(n)
+        return again
+
+    def _next_pool(self, cmd: ReserveCommand, req: ReserveRequest, sku: str) -> str | None:
+        """The pool after the one ``req``'s ``sku`` lines came from, if the offer has one."""
+        pools = self.event(cmd.event).pools_for(cmd.channel, sku, cmd.market)
+        at = pools.index(_pool_of(req, sku)) if _pool_of(req, sku) in pools else len(pools)
+        return pools[at + 1] if at + 1 < len(pools) else None
+
+    def _reserve_falling_back(self, batch: _Batch, stored: list[Result]) -> list[Result]:
+        """``stored`` with each request refused ``SoldOut`` on a pool that falls back
+        placed again in its next pool (a line is served whole from one pool)."""
+        for _ in range(MAX_LINES):  # each round moves one SKU of a request one pool on
+            again = self._fallbacks(batch, stored)
+            if not again:
+                break
+            for n, result in zip(
+                again, self.storage.reserve([batch.requests[n] for n in again]), strict=True
+            ):
+                stored[n] = result
+        return stored
+
+    async def _areserve_falling_back(self, batch: _Batch, stored: list[Result]) -> list[Result]:
+        for _ in range(MAX_LINES):
+            again = self._fallbacks(batch, stored)
+            if not again:
+                break
+            placed = await self.storage.areserve([batch.requests[n] for n in again])
+            for n, result in zip(again, placed, strict=True):
+                stored[n] = result
+        return stored
 
     def reserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
         """Place many holds in one storage batch; one result per command, in order.
@@ -303,17 +374,28 @@ class Sales:
             self._take_recorded(batch, self.storage.recorded(batch.asked_refs))
             if len(batch.requests) > fresh:
                 stored += self.storage.reserve(batch.requests[fresh:])
+        if self._pooled(batch):
+            stored = self._reserve_falling_back(batch, stored)
         return self._merge(batch, stored)
+
+    def _pooled(self, batch: _Batch) -> bool:
+        """Whether a request of ``batch`` has a line in a reserved pool (which may fall
+        back): the only ones ``_fallbacks`` looks at."""
+        return any(ln.pool for req in batch.requests for ln in req.hold.lines)
 
     async def areserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
         """``reserve_many`` for a coroutine: the loop runs on while the batch commits, and
         the records of the commands known sold out are read beside it."""
         batch = self._prepare(commands)
         fresh = len(batch.requests)
-        if not batch.asked:
-            return self._merge(batch, await self.storage.areserve(batch.requests) if fresh else [])
-        reading = self.storage.arecorded(batch.asked_refs)
         stored: list[Result] = []
+        if not batch.asked:
+            if fresh:
+                stored = await self.storage.areserve(batch.requests)
+            if self._pooled(batch):
+                stored = await self._areserve_falling_back(batch, stored)
+            return self._merge(batch, stored)
+        reading = self.storage.arecorded(batch.asked_refs)
         if fresh:
             stored, found = await asyncio.gather(self.storage.areserve(batch.requests), reading)
         else:
@@ -321,6 +403,8 @@ class Sales:
         self._take_recorded(batch, found)
         if len(batch.requests) > fresh:
             stored += await self.storage.areserve(batch.requests[fresh:])
+        if self._pooled(batch):
+            stored = await self._areserve_falling_back(batch, stored)
         return self._merge(batch, stored)
 
     def reserve(
@@ -348,6 +432,48 @@ class Sales:
         cmd = ReserveCommand(event, customer, market, items, channel or Channel(), key)
         return _unwrap((await self.areserve_many([cmd]))[0])
 
+    def sell(
+        self,
+        event: str,
+        channel: Channel,
+        customer: str,
+        market: str,
+        items: Mapping[str, int],
+        key: str,
+    ) -> Hold:
+        """A sale that is paid as it is made (a till's, a marketplace's order line): the
+        units are taken and paid at once, an order of ``channel``.
+
+        Two steps under one key: a hold keyed ``key`` (per customer, as every reserve
+        key), then its payment with payment id ``<channel kind>:<hold id>``, which no other
+        sale can hold (a payment id settles one hold only). A retry with the same key after
+        a crash between them finds the first hold and pays it; one after the payment finds
+        the order and returns it, so the sale happens once whatever fails.
+        """
+        if not key:
+            raise InvalidRequest("key", f"a {channel.kind} sale needs its idempotency key")
+        hold = self.reserve(event, customer, market, items, channel, key)
+        if hold.is_order:  # paid by the first try (under whatever payment id it used)
+            return hold
+        return self.pay(hold.id, f"{channel.kind}:{hold.id}")
+
+    async def asell(
+        self,
+        event: str,
+        channel: Channel,
+        customer: str,
+        market: str,
+        items: Mapping[str, int],
+        key: str,
+    ) -> Hold:
+        """``sell`` for a coroutine: the loop runs on while each step commits."""
+        if not key:
+            raise InvalidRequest("key", f"a {channel.kind} sale needs its idempotency key")
+        hold = await self.areserve(event, customer, market, items, channel, key)
+        if hold.is_order:
+            return hold
+        return await self.apay(hold.id, f"{channel.kind}:{hold.id}")
+
     def sell_in_store(
         self,
         event: str,
@@ -357,21 +483,9 @@ class Sales:
         items: Mapping[str, int],
         key: str,
     ) -> Hold:
-        """A sale at a store's till: the units are taken and paid at once (an order).
-
-        Two steps under one key: a hold keyed ``key`` (per customer, as every reserve
-        key), then its payment with payment id ``store:<hold id>``, which no other sale
-        can hold (a payment id settles one hold only). A retry with the same key after a
-        crash between them finds the first hold and pays it; one after the payment finds
-        the order and returns it, so the sale happens once whatever fails.
-        """
+        """A sale at a store's till (``sell`` through the store's channel)."""
         check_id("store", store)
-        if not key:
-            raise InvalidRequest("key", "a store sale needs its till's idempotency key")
-        hold = self.reserve(event, customer, market, items, Channel(ChannelKind.STORE, store), key)
-        if hold.is_order:  # paid by the first try (under whatever payment id it used)
-            return hold
-        return self.pay(hold.id, f"store:{hold.id}")
+        return self.sell(event, Channel(ChannelKind.STORE, store), customer, market, items, key)
 
     # -- pay, release, refund, expire ------------------------------------------
     def _pay_requests(

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from lampo.domain.codec import event_to_dict
-from lampo.domain.errors import LampoError
-from lampo.domain.market import Channel
+from lampo.domain.errors import InvalidRequest, LampoError
+from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.money import Money
 from lampo.services.sales import ReserveCommand
 from lampo.web import schemas
@@ -55,6 +55,14 @@ async def reserve(app: App, req: Request) -> Response:
         ):
             # another worker may have loaded the event, or added the SKU or market
             await app.refresh_events_since_now()
+            event = app.service.events.get(data.event)
+        if channel.kind is not ChannelKind.ONLINE and event is not None and event.channels:
+            # an event that declares its channels takes marketplace orders and till sales
+            # only through their own authenticated doors, never a buyer's word for it
+            raise InvalidRequest(
+                "channel",
+                f"{data.event} sells through {channel.kind} channels by their own API only",
+            )
         result = await app.reservations.submit(cmd)
         if isinstance(result, LampoError):
             raise result
