@@ -17,6 +17,7 @@ from rich.text import Text
 
 from lampo.bootstrap import Config, open_storage
 from lampo.cli.options import StorageOpt
+from lampo.domain.channels import SHARED, pool_label, split_stock_key
 from lampo.domain.codec import event_to_dict
 from lampo.domain.errors import InvalidRequest, UnknownEvent
 from lampo.domain.event import SaleEvent, plan_update
@@ -50,14 +51,21 @@ def _stored(store: Storage, event_id: str) -> SaleEvent:
 
 def _changes(old: SaleEvent, new: SaleEvent) -> Table:
     change = plan_update(old, new)
+    rows = old.stock_rows()
+    pooled = any(o.pools for o in (*old.offers.values(), *new.offers.values()))
     table = Table(title=Text(f"Update of {new.id}"), title_justify="left")
-    for col in ("SKU", "allocation before", "after", "change"):
-        table.add_column(col, justify="left" if col == "SKU" else "right")
-    for sku, delta in sorted(change.deltas.items()):
-        before = old.offers[sku].allocation
-        table.add_row(Text(sku), f"{before:,}", f"{before + delta:,}", f"{delta:+,}")
-    for sku, allocation in sorted(change.added.items()):
-        table.add_row(Text(sku), "new", f"{allocation:,}", f"{allocation:+,}")
+    for col in ("SKU (pool)" if pooled else "SKU", "allocation before", "after", "change"):
+        table.add_column(col, justify="right" if col[0].islower() else "left")
+
+    def label(key: str) -> Text:
+        sku, pool = split_stock_key(key)
+        return Text(f"{sku} ({pool_label(pool)})" if pooled else sku)
+
+    for key, delta in sorted(change.deltas.items()):
+        before = rows[key]
+        table.add_row(label(key), f"{before:,}", f"{before + delta:,}", f"{delta:+,}")
+    for key, allocation in sorted(change.added.items()):
+        table.add_row(label(key), "new", f"{allocation:,}", f"{allocation:+,}")
     return table
 
 
@@ -120,11 +128,16 @@ def allocate(
     event: Annotated[str, typer.Argument(help="Event id.")],
     changes: Annotated[
         list[str],
-        typer.Argument(help="SKU=N (the new allocation), SKU=+N or SKU=-N (a change)."),
+        typer.Argument(
+            help="SKU=N (the new allocation), SKU=+N or SKU=-N (a change, in the shared "
+            "pool); SKU:POOL=N, +N or -N: a reserved pool, its units taken from or given "
+            "back to the shared pool."
+        ),
     ],
     storage: StorageOpt = None,
 ) -> None:
-    """Change SKUs' allocations of a live event: `lampo event allocate fest redmi=+5000`."""
+    """Change SKUs' allocations of a live event: `lampo event allocate fest redmi=+5000`;
+    move units into a channel's pool: `lampo event allocate fest redmi:jd=+2000`."""
     store = open_storage(Config.from_env(storage_url=storage).storage_url, must_exist=True)
     try:
         current = _stored(store, event)
@@ -133,13 +146,16 @@ def allocate(
     offers = dict(current.offers)
     seen: set[str] = set()
     for item in changes:
-        sku, sep, value = item.partition("=")
+        target, sep, value = item.partition("=")
+        sku, _, pool = target.partition(":")
         if not sep or sku not in offers:
             known = ", ".join(sorted(offers))
-            raise InvalidRequest("allocation", f"{item!r}: expected SKU=N with SKU one of {known}")
-        if sku in seen:
-            raise InvalidRequest("allocation", f"{sku!r} is given twice")
-        seen.add(sku)
+            raise InvalidRequest(
+                "allocation", f"{item!r}: expected SKU=N or SKU:POOL=N with SKU one of {known}"
+            )
+        if target in seen:
+            raise InvalidRequest("allocation", f"{target!r} is given twice")
+        seen.add(target)
         digits = value.replace("_", "").replace(",", "")  # 5_000 and 5,000 read as 5000
         # ASCII digits only: int() would also take other scripts' digits and spaces
         if not re.fullmatch(r"[+-]?[0-9]+", digits):
@@ -148,6 +164,15 @@ def allocate(
             number = int(digits)
         except ValueError:  # past the 4,300 digits int() reads: past any bound too
             raise InvalidRequest("allocation", f"{item[:60]!r}: too many digits") from None
-        allocation = offers[sku].allocation + number if value[:1] in "+-" else number
-        offers[sku] = replace(offers[sku], allocation=allocation)  # Offer checks its bounds
+        offer = offers[sku]
+        if pool and pool != SHARED:
+            # a reserved pool's units come from the shared pool, and go back to it
+            pools = dict(offer.pools)
+            pools[pool] = pools.get(pool, 0) + number if value[:1] in "+-" else number
+            offers[sku] = replace(offer, pools=pools)  # Offer checks the pools' bounds
+            continue
+        allocation = offer.allocation + number if value[:1] in "+-" else number
+        if pool == SHARED and value[:1] not in "+-":  # the shared pool set: the rest stays
+            allocation = number + sum(offer.pools.values())
+        offers[sku] = replace(offer, allocation=allocation)  # Offer checks its bounds
     _apply(storage, replace(current, offers=offers))
