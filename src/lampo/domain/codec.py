@@ -17,6 +17,7 @@ from lampo.domain.catalog import Category, Sku
 from lampo.domain.channels import ChannelSpec
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
+from lampo.domain.frontdoor import FrontDoor
 from lampo.domain.market import ChannelKind, Market
 from lampo.domain.money import FxTable, Money
 
@@ -85,7 +86,39 @@ def event_to_dict(event: SaleEvent) -> dict[str, Any]:
             if event.channels
             else {}
         ),
+        **({"front_door": _door_to_dict(event.front_door)} if event.front_door else {}),
     }
+
+
+def _door_to_dict(door: FrontDoor) -> dict[str, Any]:
+    opens, closes = door.registration_opens, door.registration_closes
+    return {
+        "registration_opens": opens.isoformat() if opens else None,
+        "registration_closes": closes.isoformat() if closes else None,
+        "require_registration": door.require_registration,
+        "unique": list(door.unique),
+        "lottery_factor": door.lottery_factor,
+        "waiting_room": door.waiting_room,
+        "admit_per_second": door.admit_per_second,
+        "admission_seconds": door.admission_seconds,
+        "pow_bits": door.pow_bits,
+    }
+
+
+def _door(d: _Fields) -> FrontDoor:
+    return FrontDoor(
+        registration_opens=d.moment("registration_opens") if d.has("registration_opens") else None,
+        registration_closes=(
+            d.moment("registration_closes") if d.has("registration_closes") else None
+        ),
+        require_registration=_flag(d, "require_registration"),
+        unique=tuple(d.ids("unique")),
+        lottery_factor=d.maybe_whole("lottery_factor"),
+        waiting_room=_flag(d, "waiting_room", True),
+        admit_per_second=d.whole("admit_per_second"),
+        admission_seconds=d.whole("admission_seconds"),
+        pow_bits=d.whole("pow_bits"),
+    )
 
 
 def event_from_dict(data: object) -> SaleEvent:
@@ -233,6 +266,7 @@ def _event(d: _Fields) -> SaleEvent:
             for m in d.items("milestones")
         ),
         channels=_channels(d.items("channels")),
+        front_door=_door(d.obj("front_door")) if d.has("front_door") else None,
     )
 
 
@@ -274,8 +308,8 @@ def _offer(sku: str, o: _Fields) -> Offer:
     )
 
 
-def _flag(d: _Fields, key: str) -> bool:
-    value = d.data.get(key, False)
+def _flag(d: _Fields, key: str, default: bool = False) -> bool:
+    value = d.data.get(key, default)
     if not isinstance(value, bool):
         raise InvalidRequest(d.at(key), f"must be true or false, got {_kind(value)}")
     return value

@@ -26,6 +26,7 @@ from lampo.domain.errors import (
     UnknownSku,
     UpdateRefused,
 )
+from lampo.domain.frontdoor import FrontDoor
 from lampo.domain.market import Channel, ChannelKind, Market
 from lampo.domain.money import FxTable, Money
 
@@ -161,6 +162,7 @@ class SaleEvent:
     limit_per_customer: int | None = None
     milestones: tuple[Milestone, ...] = field(default=())
     channels: Mapping[str, ChannelSpec] = field(default_factory=dict)
+    front_door: FrontDoor | None = None
 
     def __post_init__(self) -> None:
         check_id("event", self.id)
@@ -234,6 +236,15 @@ class SaleEvent:
                 )
         if reserved and not self.channels:
             raise InvalidRequest("pools", "reserved pools need channels that draw on them")
+        door = self.front_door
+        if door is not None:
+            if not isinstance(door, FrontDoor):
+                raise InvalidRequest("front_door", "must be a front door")
+            closes = door.registration_closes
+            if closes is not None and self.windows and closes > self.opens:
+                raise InvalidRequest(
+                    "registration_closes", "registration must close by the time the sale opens"
+                )
 
     @property
     def opens(self) -> datetime:

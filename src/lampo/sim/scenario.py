@@ -41,6 +41,7 @@ from lampo.domain.catalog import Category, Sku
 from lampo.domain.channels import SHARED, ChannelSpec
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
+from lampo.domain.frontdoor import FrontDoor
 from lampo.domain.market import Market
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
 from lampo.domain.report import scaled_milestone
@@ -233,6 +234,7 @@ class _Builder(CrowdReader):
             else self.integer(limit, ("event", "limit_per_customer"), 1),
             milestones=self.milestones(data.get("milestones", []), fx, categories),
             channels=self.channels(data.get("channels", [])),
+            front_door=self.front_door(data.get("front_door"), markets[home]),
         )
         crowd = self.crowd(self.table(self.get(data, (), "crowd"), ("crowd",)), event)
         expected = self.expected(data.get("expected", {}), fx, categories)
@@ -367,6 +369,44 @@ class _Builder(CrowdReader):
                 fallback,
             )
         return skus, offers
+
+    def front_door(self, raw: Any, home: Market) -> FrontDoor | None:
+        """``[front_door]`` (docs/front-door.md): times without an offset are read in the
+        home market's zone."""
+        if raw is None:
+            return None
+        path: FieldPath = ("front_door",)
+        d = self.table(raw, path)
+        known = {
+            "registration_opens", "registration_closes", "require_registration", "unique",
+            "lottery_factor", "waiting_room", "admit_per_second", "admission_seconds",
+            "pow_bits",
+        }  # fmt: skip
+        for key in d:
+            if key not in known:
+                raise self.fail((*path, key), f"is not one of {', '.join(sorted(known))}")
+        times = {
+            k: self.local_time(d[k], (*path, k), home)
+            for k in ("registration_opens", "registration_closes")
+            if k in d
+        }
+        unique = d.get("unique", [])
+        if not isinstance(unique, list) or not all(isinstance(u, str) for u in unique):
+            raise self.fail((*path, "unique"), "must be an array of identities")
+        flags = {}
+        for key, default in (("require_registration", False), ("waiting_room", True)):
+            flags[key] = d.get(key, default)
+            if not isinstance(flags[key], bool):
+                raise self.fail((*path, key), "must be true or false")
+        numbers = {
+            k: self.integer(d[k], (*path, k), 0, 10**9)
+            for k in ("lottery_factor", "admit_per_second", "admission_seconds", "pow_bits")
+            if k in d
+        }
+        door: FrontDoor = self.domain(
+            path, FrontDoor, **times, unique=tuple(unique), **flags, **numbers
+        )
+        return door
 
     def channels(self, raw: Any) -> dict[str, ChannelSpec]:
         """``[[channels]]``: ``id``, ``kind`` (online, marketplace, store), optional

@@ -1,0 +1,243 @@
+"""The front door of a hot launch: registration, the waiting room and its admissions, and
+the proof of work that slows bots down (docs/front-door.md).
+
+Pure: what an event declares (``FrontDoor``), the random order of the pre-queue
+(``rank_key``), the lottery (``draw``), the moving admission line (``AdmissionLine``), a
+visitor's place in it (``place``), hashcash (``pow_ok``, ``solve``) and the signed tokens a
+visitor carries (``sign``, ``verify``). Storage keeps the queue; the service joins these.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from lampo.domain.bounds import moment, show, whole
+from lampo.domain.errors import InvalidRequest
+
+#: Admissions let in per second per queue, at most (and at least 1).
+MAX_ADMIT_PER_SECOND = 1_000_000
+#: How long an admission is good for: from ``MIN_ADMISSION_SECONDS`` to ``MAX_...``.
+MIN_ADMISSION_SECONDS = 10
+MAX_ADMISSION_SECONDS = 3_600
+#: The hardest proof of work a join may ask for: 2**28 hashes on average (minutes of a
+#: phone's CPU); 0 asks for none.
+MAX_POW_BITS = 28
+#: The most winners a lottery draws per unit on offer.
+MAX_LOTTERY_FACTOR = 1_000
+#: Identities a registration may have to be unique by, besides the account.
+IDENTITIES = ("phone", "device")
+#: A client's hash of a phone number or device: hex, 16 to 128 characters.
+MIN_HASH_HEX, MAX_HASH_HEX = 16, 128
+#: The longest token this module reads (a ticket, an admission, a challenge).
+MAX_TOKEN = 1_024
+
+
+@dataclass(frozen=True, slots=True)
+class FrontDoor:
+    """What stands before an event's buy path. ``registration_opens``/``closes``: the
+    registration window (both or neither; it closes no later than the sale opens, which
+    ``SaleEvent`` checks); ``require_registration``: only registered (or, after a draw,
+    drawn) accounts may queue; ``unique``: identities a registration must be unique by
+    besides the account; ``lottery_factor``: winners per unit when registrations exceed
+    that many per unit; ``waiting_room``: a queue per market; ``admit_per_second``,
+    ``admission_seconds``; ``pow_bits``: the proof of work a join needs."""
+
+    registration_opens: datetime | None = None
+    registration_closes: datetime | None = None
+    require_registration: bool = False
+    unique: tuple[str, ...] = ()
+    lottery_factor: int | None = None
+    waiting_room: bool = True
+    admit_per_second: int = 500
+    admission_seconds: int = 300
+    pow_bits: int = 0
+
+    def __post_init__(self) -> None:
+        opens, closes = self.registration_opens, self.registration_closes
+        if (opens is None) != (closes is None):
+            raise InvalidRequest("registration", "needs both registration_opens and _closes")
+        if opens is not None and closes is not None:
+            moment("registration_opens", opens)
+            moment("registration_closes", closes)
+            if closes <= opens:
+                raise InvalidRequest("registration", "registration_closes must be after opens")
+        for name in ("require_registration", "waiting_room"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidRequest(name, "must be true or false")
+        if self.require_registration and opens is None:
+            raise InvalidRequest("require_registration", "needs a registration window")
+        if not isinstance(self.unique, tuple) or not set(self.unique) <= set(IDENTITIES):
+            raise InvalidRequest("unique", f"must be a list of {', '.join(IDENTITIES)}")
+        if len(set(self.unique)) != len(self.unique):
+            raise InvalidRequest("unique", "an identity is named twice")
+        if self.lottery_factor is not None:
+            whole("lottery_factor", self.lottery_factor, 1, MAX_LOTTERY_FACTOR)
+            if opens is None:
+                raise InvalidRequest("lottery_factor", "a lottery needs a registration window")
+        whole("admit_per_second", self.admit_per_second, 1, MAX_ADMIT_PER_SECOND)
+        whole(
+            "admission_seconds",
+            self.admission_seconds,
+            MIN_ADMISSION_SECONDS,
+            MAX_ADMISSION_SECONDS,
+        )
+        whole("pow_bits", self.pow_bits, 0, MAX_POW_BITS)
+
+    def registration_open(self, now: datetime) -> bool:
+        opens, closes = self.registration_opens, self.registration_closes
+        return opens is not None and closes is not None and opens <= now < closes
+
+
+# -- the pre-queue's order and the lottery ---------------------------------------------
+def rank_key(seed: bytes, name: str) -> int:
+    """A 64-bit number that orders ``name`` among others at random, the same for the same
+    seed: the pre-queue's order (``name``: a ticket id) and the lottery's (an account)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8, key=seed[:64]).digest()
+    return int.from_bytes(digest, "big") >> 1  # 63 bits: fits a signed 64-bit column
+
+
+def draw(seed: bytes, accounts: Iterable[str], winners: int) -> list[str]:
+    """The lottery: the ``winners`` accounts with the smallest ``rank_key``, in that order
+    (ties, 2**-63 apart, broken by the account). Anyone with the seed can redo it."""
+    return sorted(accounts, key=lambda a: (rank_key(seed, a), a))[: max(0, winners)]
+
+
+# -- the admission line -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AdmissionLine:
+    """The queue's admission line: ``base`` admitted at ``since``, ``rate`` more per second
+    after. Nothing is written per admitted visitor: a sequence number ``seq`` is admitted
+    at ``t`` when ``seq <= admitted(t)``."""
+
+    since: datetime
+    base: int
+    rate: int
+
+    def admitted(self, now: datetime, length: int) -> int:
+        """How many of the first ``length`` in line are admitted at ``now``."""
+        if now <= self.since:
+            return min(self.base, length)
+        elapsed = now - self.since
+        micros = (elapsed.days * 86_400 + elapsed.seconds) * 1_000_000 + elapsed.microseconds
+        return min(length, self.base + self.rate * micros // 1_000_000)
+
+    def rebase(self, now: datetime, length: int, rate: int) -> AdmissionLine:
+        """The same line from ``now`` on at ``rate`` (none admitted is taken back)."""
+        whole("admit_per_second", rate, 1, MAX_ADMIT_PER_SECOND)
+        return AdmissionLine(max(now, self.since), self.admitted(now, length), rate)
+
+
+class PlaceState(StrEnum):
+    WAITING = "waiting"
+    ADMITTED = "admitted"
+    SOLD_OUT = "sold-out"
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """A visitor's place: ``ahead`` people before them, admitted in about ``eta``."""
+
+    state: PlaceState
+    seq: int
+    ahead: int
+    eta: timedelta
+
+
+def place(seq: int, line: AdmissionLine, now: datetime, length: int) -> Place:
+    """Where the visitor with sequence number ``seq`` (1-based) stands at ``now`` in a
+    queue of ``length``."""
+    admitted = line.admitted(now, length)
+    if seq <= admitted:
+        return Place(PlaceState.ADMITTED, seq, 0, timedelta(0))
+    ahead = seq - admitted - 1
+    return Place(PlaceState.WAITING, seq, ahead, timedelta(seconds=(ahead + 1) / line.rate))
+
+
+# -- proof of work ---------------------------------------------------------------------------
+def _zero_bits(digest: bytes) -> int:
+    n = int.from_bytes(digest, "big")
+    return len(digest) * 8 - n.bit_length()
+
+
+def pow_ok(challenge: str, solution: str, bits: int) -> bool:
+    """Whether ``sha256(challenge ":" solution)`` starts with ``bits`` zero bits."""
+    if bits <= 0:
+        return True
+    if not isinstance(solution, str) or not 1 <= len(solution) <= 64 or not solution.isascii():
+        return False
+    digest = hashlib.sha256(f"{challenge}:{solution}".encode()).digest()
+    return _zero_bits(digest) >= bits
+
+
+def solve(challenge: str, bits: int) -> str:
+    """A solution of ``challenge`` (what a client does: about 2**bits hashes)."""
+    n = 0
+    while not pow_ok(challenge, format(n, "x"), bits):
+        n += 1
+    return format(n, "x")
+
+
+# -- signed tokens ---------------------------------------------------------------------------
+class BadToken(InvalidRequest):
+    """A ticket, admission or challenge that does not verify (never half-read)."""
+
+    reason = "bad-token"
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A key of its own for one kind of token, from the server secret."""
+    return hmac.new(secret, f"lampo/front-door/{purpose}".encode(), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign(key: bytes, kind: str, claims: dict[str, Any]) -> str:
+    """``kind.<claims as base64url JSON>.<HMAC-SHA256>``: a token only ``key`` makes."""
+    body = f"{kind}.{_b64(json.dumps(claims, separators=(',', ':'), sort_keys=True).encode())}"
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(mac)}"
+
+
+def verify(key: bytes, kind: str, token: object) -> dict[str, Any]:
+    """The claims of a ``kind`` token ``key`` signed; ``BadToken`` otherwise. The MAC is
+    checked (in constant time) before anything of the token is decoded."""
+    if not isinstance(token, str) or not token.isascii() or len(token) > MAX_TOKEN:
+        raise BadToken(kind, f"must be a {kind} token of at most {MAX_TOKEN} ASCII chars")
+    body, dot, mac = token.rpartition(".")
+    if not dot or not body.startswith(f"{kind}."):
+        raise BadToken(kind, f"not a {kind} token")
+    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, mac):
+        raise BadToken(kind, f"the {kind} token's signature does not verify")
+    payload = body[len(kind) + 1 :]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (binascii.Error, ValueError):  # signed by us, so never: but never half-read
+        raise BadToken(kind, f"the {kind} token is malformed") from None
+    if not isinstance(claims, dict):
+        raise BadToken(kind, f"the {kind} token is malformed")
+    return claims
+
+
+def check_hash(field: str, value: object) -> str:
+    """A client's hash of an identity: lowercase hex, ``MIN_HASH_HEX``-``MAX_HASH_HEX``."""
+    if (
+        not isinstance(value, str)
+        or not MIN_HASH_HEX <= len(value) <= MAX_HASH_HEX
+        or any(c not in "0123456789abcdef" for c in value)
+    ):
+        raise InvalidRequest(
+            field, f"must be {MIN_HASH_HEX}-{MAX_HASH_HEX} lowercase hex chars, got {show(value)}"
+        )
+    return value
