@@ -83,7 +83,7 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
 
     rows_table("Sales per category", report.by["category"], "category")
     rows_table("Sales per market", report.by["market"], "market", local=True)
-    rows_table("Sales per channel", report.by["outlet"], "channel")
+    _channels(console, report)
     rows_table("Sales per referral (online)", report.by["referral"], "referral")
 
     skus = new_table(f"Stock sold per SKU (times in {zone_name}{shown.on})")
@@ -105,6 +105,7 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         ms = new_table("Milestones (the payment that crossed each)")
         ms.add_column("milestone")
         ms.add_column("threshold", justify="right")
+        ms.add_column("through", justify="left")
         ms.add_column("UTC", justify="right")
         # One column per local clock: markets whose clocks agree at the opening share one.
         clocks: dict[object, list[str]] = {}
@@ -119,7 +120,7 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
             ms.add_column(" ".join(codes) + clock.on, justify="right")
         for c in report.milestones:
             m = c.milestone
-            cells = [m.label, measured(m, cur, report.category_units)]
+            cells = [m.label, measured(m, cur, report.category_units), c.channel or "-"]
             if c.at is None:
                 cells += ["not reached"] + ["" for _ in columns]
             else:
@@ -176,6 +177,74 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
             "Refused requests: "
             + ", ".join(f"{reason} {n:,}" for reason, n in report.refusals.items())
         )
+
+
+def _channels(console: Console, report: BattleReport) -> None:
+    """The "Channels" section: the mix by kind with the offline share, every outlet, and the
+    top marketplaces, stores and cities. Shares are of the event's units and money; the
+    money of the parts adds up to the total exactly (``domain/channel_report.py``)."""
+    mix = report.channels
+    if mix is None:
+        return
+    cur = report.reporting
+    kinds = new_table("Channels: mix by kind")
+    for col in ("kind", "units", "share of units", "orders", cur, "share of money"):
+        kinds.add_column(col, justify="left" if col == "kind" else "right")
+    for p in mix.by_kind:
+        add_row(
+            kinds,
+            p.key,
+            f"{p.units:,}",
+            share_text(p.units_share),
+            f"{p.orders:,}",
+            p.money.format(),
+            share_text(p.money_share),
+        )
+    console.print(kinds)
+    off = mix.offline
+    console.print(
+        Text(
+            f"Offline share (stores): {share_text(off.money_share)} of money "
+            f"({off.money.format()} of {mix.money.format()}), "
+            f"{share_text(off.units_share)} of units ({off.units:,} of {mix.units:,})"
+        )
+    )
+    outlets = new_table("Channels: per outlet")
+    for col in ("outlet", "units", "orders", "local", cur, "share of money"):
+        outlets.add_column(col, justify="left" if col == "outlet" else "right")
+    for p in mix.by_outlet:
+        add_row(
+            outlets,
+            p.key,
+            f"{p.units:,}",
+            f"{p.orders:,}",
+            ", ".join(money_text(a, c) for c, a in p.amounts.items()) or "-",
+            p.money.format(),
+            share_text(p.money_share),
+        )
+    console.print(outlets)
+    for title, rows, label in (
+        ("Top marketplaces", mix.marketplaces, "marketplace"),
+        ("Top stores", mix.stores, "store"),
+        ("Top cities (stores)", mix.cities, "city"),
+    ):
+        if not rows:
+            continue
+        table = new_table(title)
+        with_city = label == "store"
+        for col in ("rank", label, *(["city"] if with_city else []), "units", cur):
+            table.add_column(col, justify="left" if col in (label, "city") else "right")
+        for r in rows:
+            name = r.key if r.name == r.key else f"{r.name} ({r.key})"
+            add_row(
+                table,
+                str(r.rank),
+                name,
+                *([r.city] if with_city else []),
+                f"{r.units:,}",
+                r.money.format(),
+            )
+        console.print(table)
 
 
 def _discounts(console: Console, report: BattleReport) -> None:

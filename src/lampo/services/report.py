@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
+from lampo.domain.channel_report import channel_mix
 from lampo.domain.discount import discounts
 from lampo.domain.errors import InvalidRequest, UnknownEvent
 from lampo.domain.event import SaleEvent
@@ -48,6 +49,7 @@ from lampo.domain.report import (
     sales_curve,
     sold_out_times,
 )
+from lampo.domain.stores import Store
 from lampo.domain.totals import Totals, recount
 from lampo.services import imports
 from lampo.services.imports import DEFAULT_HISTORY
@@ -135,12 +137,15 @@ def battle_report(
     refusals: Mapping[str, int] | None = None,
     history: str | Path = DEFAULT_HISTORY,
     expected: Mapping[str, int] | None = None,
+    stores: Sequence[Store] = (),
 ) -> BattleReport:
     """The battle report of ``event_id`` as of ``now``.
 
     ``refusals``: refused requests by reason, as the process that served them counted
     (storage keeps no refusal). ``history``: the file of imported earlier results the
-    records compare with (``event_records``), besides every earlier event in ``storage``."""
+    records compare with (``event_records``), besides every earlier event in ``storage``.
+    ``stores``: the store registry, which names the stores and places them in cities in the
+    channel mix's rankings (without it a store ranks by its id, under "unknown city")."""
     event = event_of(storage, event_id)
     holds = list(storage.holds(event_id))
     totals = storage.totals(event_id)
@@ -183,6 +188,7 @@ def battle_report(
         expected=dict(expected or {}),
         category_units={c: cat.unit for c, cat in event.categories.items()},
         discounts=discounts(event, totals),
+        channels=channel_mix(event, totals, stores),
     )
 
 
