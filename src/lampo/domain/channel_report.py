@@ -170,15 +170,15 @@ def channel_mix(
     kind_money: Counter[str] = Counter()
     kind_sums: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
     for o in outlets:
-        okey = outlet_key(*o)
+        label = outlet_key(*o)
         kind = o[0]
         sums = amounts.get(o, Counter())
         kind_units[kind] += units[o]
         kind_orders[kind] += orders[o]
-        kind_money[kind] += money[okey]
+        kind_money[kind] += money[label]
         kind_sums.setdefault(kind, Counter()).update(sums)
         if units[o] or any(sums.values()) or orders[o]:
-            by_outlet.append(part(okey, units[o], orders[o], money[okey], sums))
+            by_outlet.append(part(label, units[o], orders[o], money[label], sums))
     by_outlet.sort(key=lambda p: (-p.money.amount, -p.units, p.key))
     kinds = [*KINDS, *sorted(k for k in kind_sums if k not in KINDS)]
     by_kind = [part(k, kind_units[k], kind_orders[k], kind_money[k], kind_sums[k]) for k in kinds]
