@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from lampo.domain.channel_report import ChannelMix
 from lampo.domain.money import Money
 from lampo.domain.period import percent, zone
 from lampo.domain.records import amount_text, margin_text
@@ -83,7 +84,8 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
 
     rows_table("Sales per category", report.by["category"], "category")
     rows_table("Sales per market", report.by["market"], "market", local=True)
-    _channels(console, report)
+    if report.channels is not None:
+        render_channels(console, report.channels)
     rows_table("Sales per referral (online)", report.by["referral"], "referral")
 
     skus = new_table(f"Stock sold per SKU (times in {zone_name}{shown.on})")
@@ -179,14 +181,12 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         )
 
 
-def _channels(console: Console, report: BattleReport) -> None:
-    """The "Channels" section: the mix by kind with the offline share, every outlet, and the
-    top marketplaces, stores and cities. Shares are of the event's units and money; the
-    money of the parts adds up to the total exactly (``domain/channel_report.py``)."""
-    mix = report.channels
-    if mix is None:
-        return
-    cur = report.reporting
+def render_channels(console: Console, mix: ChannelMix) -> None:
+    """The "Channels" section of a battle report or a period's results: the mix by kind
+    with the offline share, every outlet, and the top marketplaces, stores and cities.
+    Shares are of the units and money of the whole; the money of the parts adds up to the
+    total exactly (``domain/channel_report.py``)."""
+    cur = mix.money.currency
     kinds = new_table("Channels: mix by kind")
     for col in ("kind", "units", "share of units", "orders", cur, "share of money"):
         kinds.add_column(col, justify="left" if col == "kind" else "right")
@@ -268,4 +268,12 @@ def _discounts(console: Console, report: BattleReport) -> None:
     console.print(table)
 
 
-__all__ = ["add_row", "money_text", "new_table", "render_battle", "share_text", "spark"]
+__all__ = [
+    "add_row",
+    "money_text",
+    "new_table",
+    "render_battle",
+    "render_channels",
+    "share_text",
+    "spark",
+]

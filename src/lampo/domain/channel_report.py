@@ -13,14 +13,16 @@ shown is an exact fraction of the total: the parts of a split add up to 1.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from math import floor
 
 from lampo.domain.event import SaleEvent
+from lampo.domain.holds import Hold, HoldState
 from lampo.domain.market import ChannelKind
-from lampo.domain.money import MINOR_UNITS, Money
+from lampo.domain.money import MINOR_UNITS, FxTable, Money
+from lampo.domain.period import Period, cross_rate
 from lampo.domain.stores import Store
 from lampo.domain.totals import Totals
 
@@ -55,19 +57,89 @@ def apportion(total: int, exact: Mapping[str, Fraction]) -> dict[str, int]:
     return parts
 
 
-def split_money(event: SaleEvent, amounts: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
-    """Minor units of the reporting currency per group, from each group's exact amounts per
-    currency (``amounts[group][currency]``): each currency's sum converted once, then
-    apportioned. The groups' money adds up to ``event.fx.total`` of the currencies' sums."""
-    fx = event.fx
-    out: Counter[str] = Counter({g: 0 for g in amounts})
-    currencies = sorted({c for a in amounts.values() for c in a})
-    for cur in currencies:
-        factor = fx.rate(cur) * 10 ** MINOR_UNITS[fx.reporting] / 10 ** MINOR_UNITS[cur]
-        exact = {g: a[cur] * factor for g, a in amounts.items() if a.get(cur)}
-        converted = fx.convert(Money(sum(a.get(cur, 0) for a in amounts.values()), cur))
-        out.update(apportion(converted.amount, exact))
-    return dict(out)
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """Sales of one outlet to be mixed: ``units``, ``orders`` and ``amount`` (minor units of
+    ``currency``). Amounts of one ``group`` and currency are converted together, once, at
+    ``factor`` (minor units of the reporting currency per minor unit of ``currency``): the
+    group is the grain at which the total being split was converted."""
+
+    kind: str
+    name: str
+    units: int
+    orders: int
+    currency: str
+    amount: int
+    group: Hashable = ""
+    factor: Fraction = Fraction(1)
+
+
+def _factor(fx: FxTable, currency: str) -> Fraction:
+    scale = Fraction(10 ** MINOR_UNITS[fx.reporting], 10 ** MINOR_UNITS[currency])
+    return fx.rate(currency) * scale
+
+
+def sales_of(event: SaleEvent, totals: Totals) -> list[Sale]:
+    """``totals`` as sales per outlet, converted as the grand total is: each currency's sum
+    once through the event's FX table."""
+    out = []
+    for key, row in totals.lines.items():
+        cur = event.markets[key.market].currency
+        out.append(
+            Sale(
+                key.channel_kind,
+                key.channel_name,
+                row.units,
+                0,
+                cur,
+                row.amount,
+                factor=_factor(event.fx, cur),
+            )
+        )
+    for okey, orow in totals.orders.items():
+        cur = event.markets[okey.market].currency
+        out.append(Sale(okey.channel_kind, okey.channel_name, 0, orow.orders, cur, 0))
+    return out
+
+
+def period_sales(
+    period: Period,
+    currency: str,
+    events: Mapping[str, SaleEvent],
+    holds: Iterable[Hold],
+    fx: FxTable | None = None,
+) -> list[Sale]:
+    """The orders of ``period`` as sales per outlet, counted as ``period_figures`` counts
+    them (paid in the period in, refunded in the period out) and converted as it converts
+    them: per event, market, channel kind and currency, once, into ``currency`` through the
+    event's FX table (or ``fx``). So their mix adds up to the period's revenue exactly."""
+    out = []
+    for h in holds:
+        if h.paid_at is None or not h.is_order:
+            continue
+        moves = [(h.paid_at, 1)]
+        if h.state is HoldState.REFUNDED and h.refunded_at is not None:
+            moves.append((h.refunded_at, -1))
+        table = fx or events[h.event].fx
+        scale = Fraction(10 ** MINOR_UNITS[currency], 10 ** MINOR_UNITS[h.currency])
+        factor = cross_rate(table, h.currency, currency) * scale
+        kind, name = h.channel.kind.value, h.channel.name
+        group = (h.event, h.market, kind)
+        for at, sign in moves:
+            if period.contains(at):
+                out.append(
+                    Sale(
+                        kind,
+                        name,
+                        sign * h.units,
+                        sign,
+                        h.currency,
+                        sign * h.amount.amount,
+                        group,
+                        factor,
+                    )
+                )
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,25 +205,42 @@ def ranked(
 def channel_mix(
     event: SaleEvent, totals: Totals, stores: Sequence[Store] = (), top: int = TOP
 ) -> ChannelMix:
-    """``totals`` of ``event`` split by channel kind and outlet, and ranked: stores (named
-    and placed in a city by the ``stores`` registry; a store it does not list ranks under
-    ``UNKNOWN_CITY``), cities and marketplaces. SKUs and markets the event does not list
-    (a newer definition's) are counted at their market's currency if the event knows it."""
+    """``totals`` of ``event`` split by channel kind and outlet, in the event's reporting
+    currency, and ranked (``mix``)."""
+    return mix(sales_of(event, totals), event.fx.reporting, stores, top)
+
+
+def mix(
+    sales: Iterable[Sale], reporting: str, stores: Sequence[Store] = (), top: int = TOP
+) -> ChannelMix:
+    """``sales`` split by channel kind and outlet, and ranked: stores (named and placed in a
+    city by the ``stores`` registry; a store it does not list ranks under ``UNKNOWN_CITY``),
+    cities and marketplaces. The money of each group and currency is converted once and
+    apportioned among its outlets, so the outlets add up to the sum of the groups."""
     units: Counter[tuple[str, str]] = Counter()
-    amounts: dict[tuple[str, str], Counter[str]] = {}
-    for key, row in totals.lines.items():
-        outlet = (key.channel_kind, key.channel_name)
-        units[outlet] += row.units
-        cur = event.markets[key.market].currency
-        amounts.setdefault(outlet, Counter())[cur] += row.amount
     orders: Counter[tuple[str, str]] = Counter()
-    for okey, orow in totals.orders.items():
-        orders[(okey.channel_kind, okey.channel_name)] += orow.orders
-    outlets = sorted(set(units) | set(amounts) | {o for o, n in orders.items() if n})
-    money = split_money(event, {outlet_key(*o): dict(amounts.get(o, Counter())) for o in outlets})
+    amounts: dict[tuple[str, str], Counter[str]] = {}
+    exact: dict[tuple[Hashable, str, Fraction], Counter[str]] = {}
+    group_sums: Counter[tuple[Hashable, str, Fraction]] = Counter()
+    for sale in sales:
+        outlet = (sale.kind, sale.name)
+        units[outlet] += sale.units
+        orders[outlet] += sale.orders
+        if sale.amount or sale.units:
+            amounts.setdefault(outlet, Counter())[sale.currency] += sale.amount
+        if sale.amount:
+            group = (sale.group, sale.currency, sale.factor)
+            exact.setdefault(group, Counter())[outlet_key(*outlet)] += sale.amount
+            group_sums[group] += sale.amount
+    money: Counter[str] = Counter()
+    for group, parts in exact.items():
+        factor = group[2]
+        money.update(
+            apportion(round(group_sums[group] * factor), {k: a * factor for k, a in parts.items()})
+        )
+    outlets = sorted(set(amounts) | {o for o, n in orders.items() if n})
     total_units = sum(units.values())
     total_money = sum(money.values())
-    reporting = event.fx.reporting
 
     def part(key: str, n: int, count: int, cash: int, sums: Mapping[str, int]) -> Part:
         return Part(
