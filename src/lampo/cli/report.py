@@ -276,7 +276,8 @@ def _network(console: Console, report: PeriodReport) -> None:
 
     def line(n: NetworkFigures) -> str:
         return (
-            f"{n.open:,} stores, {n.change:+,} {against} ({percent(n.growth)}); "
+            f"{n.open:,} store{'' if n.open == 1 else 's'}, {n.change:+,} {against} "
+            f"({percent(n.growth)}); "
             f"opened {n.opened:,}, closed {n.closed:,}"
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -366,12 +366,12 @@ def _to_date(
 def to_data(value: object) -> object:
     """``value`` (a report or any part of it) as JSON-ready data: money as
     ``{"amount": minor units, "currency": ...}``, exact fractions as ``"n/d"`` strings,
-    times as ISO 8601, periods by label. No float is made on the way."""
+    times and days as ISO 8601, periods by label. No float is made on the way."""
     if isinstance(value, Money):
         return {"amount": value.amount, "currency": value.currency, "text": value.format()}
     if isinstance(value, Fraction):
         return str(value)
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, timedelta):
         return int(value.total_seconds())
