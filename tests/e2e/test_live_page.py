@@ -35,8 +35,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
 
 
-def buy(server: Server, buyer: str, event: str, items: dict[str, int], market: str = "CN") -> None:
-    held = server.reserve(buyer, event, items, market=market)
+def buy(
+    server: Server,
+    buyer: str,
+    event: str,
+    items: dict[str, int],
+    market: str = "CN",
+    channel: dict[str, str] | None = None,
+) -> None:
+    extra = {"channel": channel} if channel else {}
+    held = server.reserve(buyer, event, items, market=market, **extra)
     assert held.status == 201, held.body
     paid = server.pay(buyer, held.json["id"])
     assert paid.status == 200, paid.body
@@ -55,8 +63,8 @@ def money(value: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def launch(server: Server) -> str:
-    """An event on sale with a few orders: one TV model sold out, one milestone crossed
-    (the TVs), one to cross (10,000 CNY), and an unpaid hold."""
+    """An event on sale with a few orders (two online, one in a store): one TV model sold
+    out, one milestone crossed (the TVs), one to cross (10,000 CNY), and an unpaid hold."""
     event = replace(
         live_event("live-page", {"phone-red": 50, "phone-black": 20, "tv-55": 2}),
         milestones=(
@@ -68,7 +76,7 @@ def launch(server: Server) -> str:
     server.load(event)
     buy(server, "alice", "live-page", {"tv-55": 1})
     buy(server, "bruno", "live-page", {"tv-55": 1}, market="IN")
-    buy(server, "carla", "live-page", {"phone-red": 2})
+    buy(server, "carla", "live-page", {"phone-red": 2}, channel={"kind": "store", "name": "s1"})
     assert server.reserve("dario", "live-page", {"phone-black": 1}).status == 201  # unpaid
     return "live-page"
 
@@ -89,6 +97,11 @@ def test_the_page_shows_the_reports_figures_and_follows_a_new_payment(
         expect(market.locator(".orders")).to_have_text(f"{row['orders']:,}")
         expect(market.locator(".amount")).to_have_text(money(row))
     assert set(before["markets"]) == {"CN", "IN"}
+    # the split by channel kind, orders, money and units: two TVs online, two phones in s1
+    for kind, orders, units in (("online", 2, 2), ("store", 1, 2)):
+        expect(page.locator(f'#channels li[data-channel="{kind}"] .sub')).to_have_text(
+            re.compile(rf"^{orders} orders · [0-9,.]+ CNY · {units} units$")
+        )
 
     tv = page.locator('#stock tr[data-sku="tv-55"]')
     expect(tv.locator(".badge")).to_have_text("Sold out")
@@ -111,6 +124,11 @@ def test_the_page_shows_the_reports_figures_and_follows_a_new_payment(
     expect(page.locator("#orders")).to_have_text(f"{after['orders']:,}", timeout=UPDATE_MS)
     cn = page.locator('#markets tr[data-market="CN"] .amount')
     expect(cn).to_have_text(money(after["markets"]["CN"]), timeout=UPDATE_MS)
+    # the split by channel kind follows too: erika bought online, carla's store sale stays
+    for kind, orders, units in (("online", 3, 5), ("store", 1, 2)):
+        expect(page.locator(f'#channels li[data-channel="{kind}"] .sub')).to_have_text(
+            re.compile(rf"^{orders} orders · [0-9,.]+ CNY · {units} units$"), timeout=UPDATE_MS
+        )
     expect(ten_thousand).to_have_class(re.compile(r"\breached\b"), timeout=UPDATE_MS)
     expect(page.locator("#toast")).to_have_text("¥10,000 reached")
 

@@ -175,10 +175,13 @@ def test_the_wall_shows_the_reports_totals_rankings_and_milestones(
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.market)")[: len(by_market)] == (
         by_market
     )
-    # channels: the report's split by channel kind
+    # channels: the report's split by channel kind, orders, money and units
     for row in r["by"]["channel"]:
         expect(page.locator(f'#channels li[data-channel="{row["key"]}"] .sub')).to_have_text(
-            re.compile(rf"^{row['orders']:,} orders · {re.escape(fmt(row['money']))}")
+            re.compile(
+                rf"^{row['orders']:,} orders · {re.escape(fmt(row['money']))}"
+                rf" · {row['units']:,} units$"
+            )
         )
     # a milestone, with the exact local time of the payment that crossed it
     crossed = [(i, m) for i, m in enumerate(r["milestones"]) if m["reached"]]

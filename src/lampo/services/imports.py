@@ -321,7 +321,9 @@ def _network_targets(items: object) -> list[NetworkTarget]:
         if market:
             check_id(f"{where}.market", market, MAX_MARKET)
         try:
-            stores = bounds.whole("stores", t.get("stores"), 1, MAX_NETWORK_TARGET)
+            stores = bounds.whole(
+                "stores", t.get("stores"), 1, MAX_NETWORK_TARGET, "MAX_NETWORK_TARGET"
+            )
             by = bounds.day("by", t.get("by"))
         except InvalidRequest as err:
             raise ValueError(f"{where}.{err.field} {err.problem}") from None
