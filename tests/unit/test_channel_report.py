@@ -16,11 +16,15 @@ from lampo.domain.channel_report import (
     apportion,
     channel_mix,
     outlet_key,
+    period_sales,
 )
+from lampo.domain.channel_report import mix as mix_of
 from lampo.domain.event import Milestone
 from lampo.domain.holds import Hold, HoldLine, HoldState
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.money import FxTable
+from lampo.domain.network_report import first_stores, network_progress
+from lampo.domain.period import NetworkTarget, Period, period_figures
 from lampo.domain.report import grand_total, milestone_crossings
 from lampo.domain.stores import Store, StoreKind
 from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, Totals, recount
@@ -223,3 +227,85 @@ def test_the_money_milestone_names_the_store_whose_payment_crossed_it() -> None:
     assert crossing.order == "h003"
     assert crossing.channel == "store:s1"
     assert crossing.value == 3 * price
+
+
+# -- periods --------------------------------------------------------------------------------
+holds_strategy = st.lists(
+    st.tuples(
+        st.sampled_from([Channel(), JD, STORE_ONE, Channel(ChannelKind.STORE, "s9")]),
+        st.sampled_from(["CN", "IN"]),
+        st.sampled_from(["phone-red", "tv-55"]),
+        st.integers(1, 5),
+        st.integers(0, 60 * 24 * 200),  # minutes after the opening: some in Q3
+        st.none() | st.integers(0, 60 * 24 * 200),  # refunded that many minutes later
+    ),
+    max_size=20,
+)
+
+
+@given(holds_strategy, st.sampled_from(["CNY", "INR"]))
+def test_a_periods_mix_adds_up_to_its_revenue_in_its_currency_exactly(
+    plan: list[tuple[Channel, str, str, int, int, int | None]], currency: str
+) -> None:
+    holds = []
+    for n, (channel, market, sku, qty, minutes, refund) in enumerate(plan):
+        hold = order(n, channel, qty, market, sku)
+        paid = CN_OPENS + timedelta(minutes=minutes)
+        hold = replace(hold, paid_at=paid, ended_at=paid)
+        if refund is not None:
+            hold = replace(
+                hold, state=HoldState.REFUNDED, refunded_at=paid + timedelta(minutes=refund)
+            )
+        holds.append(hold)
+    fx = FxTable("CNY", date(2015, 4, 8), {"INR": Fraction(1, 7)})
+    inr = FxTable("INR", date(2015, 4, 8), {"CNY": Fraction(7)})
+    event = replace(EVENT, fx=fx if currency == "CNY" else inr)
+    events = {event.id: event}
+    for period in (Period(2015, 2), Period(2015, 3), Period(2015)):
+        figures = period_figures(period, currency, events, holds)
+        mix = mix_of(period_sales(period, currency, events, holds), currency, STORES)
+        assert mix.money.amount == figures.revenue
+        assert mix.units == figures.units
+        assert mix.orders == figures.orders
+        assert sum(p.money.amount for p in mix.by_outlet) == figures.revenue
+        assert {s.key: s.money for s in figures.by_channel if s.money or s.units} == {
+            p.key: p.money.amount for p in mix.by_kind if p.money.amount or p.units
+        }
+
+
+# -- the store network in a period ------------------------------------------------------------
+def test_network_progress_counts_the_stores_open_at_the_periods_end_or_the_targets_day() -> None:
+    stores = [
+        *STORES,
+        Store("s4", "Mi Home Chengdu", StoreKind.OWN, "CN", "Chengdu", date(2017, 8, 1)),
+        Store("i1", "Mi Home Bangalore", StoreKind.OWN, "IN", "Bangalore", date(2017, 5, 11)),
+    ]
+    goals = [
+        NetworkTarget("10 stores", 10, date(2020, 1, 1)),
+        NetworkTarget("2 in India", 2, date(2017, 5, 31), "IN"),
+        NetworkTarget("over", 3, date(2016, 12, 31)),  # before the period: not shown
+    ]
+    progress = network_progress(stores, Period(2017, 2), goals)
+    assert [(p.target.label, p.as_of, p.open, p.share) for p in progress] == [
+        ("10 stores", date(2017, 6, 30), 4, Fraction(2, 5)),
+        ("2 in India", date(2017, 5, 31), 1, Fraction(1, 2)),
+    ]
+    assert not any(p.reached for p in progress)
+    assert network_progress(stores, Period(2017, 3), goals[:1])[0].open == 5
+
+
+def test_the_first_store_of_a_market_is_a_milestone_of_the_period_it_opened_in() -> None:
+    stores = [
+        *STORES,
+        Store("i2", "Mi Home Delhi", StoreKind.OWN, "IN", "Delhi", date(2017, 6, 1)),
+        Store("i1", "Mi Home Bangalore", StoreKind.OWN, "IN", "Bangalore", date(2017, 5, 11)),
+    ]
+    (first,) = first_stores(stores, Period(2017, 2))
+    assert (first.market, first.store, first.opened, first.city) == (
+        "IN",
+        "i1",
+        date(2017, 5, 11),
+        "Bangalore",
+    )
+    assert first_stores(stores, Period(2017, 3)) == []
+    assert [f.market for f in first_stores(stores, Period(2015))] == ["CN"]
