@@ -200,3 +200,18 @@ def test_a_bad_registry_is_refused_whole_before_storage_is_read(
     assert code == 2
     assert out == ""
     assert "line 2, opened" in err
+
+
+def test_a_registry_past_its_size_bound_is_refused_before_it_is_read(
+    capsys: pytest.CaptureFixture[str], sold: str, tmp_path: Path
+) -> None:
+    from lampo.domain.stores import MAX_CSV_BYTES
+
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as f:
+        f.truncate(MAX_CSV_BYTES + 1)  # sparse: nothing is written
+    args = ("report", "period", "2015Q2", "--storage", sold, "--stores", str(huge))
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert out == ""
+    assert f"{MAX_CSV_BYTES + 1:,} bytes, more than {MAX_CSV_BYTES:,}" in err
