@@ -122,7 +122,7 @@ def test_the_battle_report_splits_by_kind_and_outlet_exactly_and_ranks_stores_by
     assert code == 0, err
     text = words(table)
     assert "Channels: mix by kind" in text
-    assert "store 4 40.0 % 3 3,196.00 CNY" in text
+    assert "store 4 40.0 % 3 3,196.00 CNY 35.6 %" in text
     offline = Money(4 * 79_900, "CNY").format()
     assert "Offline share (stores): 35.6 % of money" in text  # 3,196.00 of 8,990.00
     assert offline in text

@@ -188,8 +188,8 @@ def render_channels(console: Console, mix: ChannelMix) -> None:
     total exactly (``domain/channel_report.py``)."""
     cur = mix.money.currency
     kinds = new_table("Channels: mix by kind")
-    for col in ("kind", "units", "share of units", "orders", cur, "share of money"):
-        kinds.add_column(col, justify="left" if col == "kind" else "right")
+    for col in ("kind", "units", "% units", "orders", cur, "% money"):
+        kinds.add_column(col, justify="left" if col == "kind" else "right", no_wrap=col == "kind")
     for p in mix.by_kind:
         add_row(
             kinds,
@@ -210,18 +210,17 @@ def render_channels(console: Console, mix: ChannelMix) -> None:
         )
     )
     outlets = new_table("Channels: per outlet")
-    for col in ("outlet", "units", "orders", "local", cur, "share of money"):
-        outlets.add_column(col, justify="left" if col == "outlet" else "right")
-    for p in mix.by_outlet:
-        add_row(
-            outlets,
-            p.key,
-            f"{p.units:,}",
-            f"{p.orders:,}",
-            ", ".join(money_text(a, c) for c, a in p.amounts.items()) or "-",
-            p.money.format(),
-            share_text(p.money_share),
+    # amounts in their own currencies only when some are not in the reporting one
+    local = any(c != cur and a for p in mix.by_outlet for c, a in p.amounts.items())
+    for col in ("outlet", "units", "orders", *(["local"] if local else []), cur, "% money"):
+        outlets.add_column(
+            col, justify="left" if col == "outlet" else "right", no_wrap=col == "outlet"
         )
+    for p in mix.by_outlet:
+        cells = [p.key, f"{p.units:,}", f"{p.orders:,}"]
+        if local:
+            cells.append(", ".join(money_text(a, c) for c, a in p.amounts.items()) or "-")
+        add_row(outlets, *cells, p.money.format(), share_text(p.money_share))
     console.print(outlets)
     for title, rows, label in (
         ("Top marketplaces", mix.marketplaces, "marketplace"),
