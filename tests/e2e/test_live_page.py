@@ -113,23 +113,27 @@ def test_the_page_shows_the_reports_figures_and_follows_a_new_payment(
     )
     expect(tvs).to_have_class(re.compile(r"\breached\b"))
     expect(tvs.locator(".mark")).to_have_text("Reached ✓")
+    # bruno's TV (online, in India) was the second: the milestone names its channel
+    expect(tvs.locator(".of")).to_have_text(re.compile(r" · reached at .+ via online$"))
     expect(ten_thousand).not_to_have_class(re.compile(r"\breached\b"))
     expect(phones).not_to_have_class(re.compile(r"\breached\b"))
 
-    # one more order takes the total past 10,000 CNY: the page follows by itself
-    buy(server, "erika", "live-page", {"phone-red": 3})
+    # one more order, in a store, takes the total past 10,000 CNY: the page follows by itself
+    buy(server, "erika", "live-page", {"phone-red": 3}, channel={"kind": "store", "name": "s2"})
     after = report(server, launch)
     assert after["total"]["amount"] >= 1_000_000 > before["total"]["amount"]
     expect(page.locator("#total")).to_have_text(money(after["total"]), timeout=UPDATE_MS)
     expect(page.locator("#orders")).to_have_text(f"{after['orders']:,}", timeout=UPDATE_MS)
     cn = page.locator('#markets tr[data-market="CN"] .amount')
     expect(cn).to_have_text(money(after["markets"]["CN"]), timeout=UPDATE_MS)
-    # the split by channel kind follows too: erika bought online, carla's store sale stays
-    for kind, orders, units in (("online", 3, 5), ("store", 1, 2)):
+    # the split by channel kind follows too: erika bought in a store, the online sales stay
+    for kind, orders, units in (("online", 2, 2), ("store", 2, 5)):
         expect(page.locator(f'#channels li[data-channel="{kind}"] .sub')).to_have_text(
             re.compile(rf"^{orders} orders · [0-9,.]+ CNY · {units} units$"), timeout=UPDATE_MS
         )
     expect(ten_thousand).to_have_class(re.compile(r"\breached\b"), timeout=UPDATE_MS)
+    # the omni-channel milestone: erika's store payment crossed it, and the page says so
+    expect(ten_thousand.locator(".of")).to_have_text(re.compile(r" · reached at .+ via store:s2$"))
     expect(page.locator("#toast")).to_have_text("¥10,000 reached")
 
 

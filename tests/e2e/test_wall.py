@@ -188,7 +188,7 @@ def test_the_wall_shows_the_reports_totals_rankings_and_milestones(
     assert crossed
     i, m = crossed[-1]
     expect(page.locator(f'#milestones li[data-milestone="{i}"] .of')).to_have_text(
-        re.compile(rf"reached at {local(m['at'], home)}$")
+        re.compile(rf"reached at {local(m['at'], home)} via {m['channel']}$")
     )
     # the ticker: a sell-out at its exact local time
     sold_out = sorted((s for s in r["skus"] if s["sold_out_at"]), key=lambda s: s["sold_out_at"])
