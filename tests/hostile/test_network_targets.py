@@ -38,7 +38,7 @@ values = st.one_of(
     st.text(max_size=80),
     st.sampled_from(["CN", "IN", "", " ", "C N", "x" * 9, "2030-01-01"]),
 )
-keys = st.sampled_from(["label", "stores", "by", "market", "city", "Stores", ""])
+keys = st.sampled_from(["label", "stores", "by", "market", "from", "city", "Stores", ""])
 tables = st.lists(st.dictionaries(keys, values, max_size=6), max_size=4)
 
 
@@ -73,7 +73,8 @@ def test_any_network_target_is_read_within_its_bounds_or_refused_naming_the_file
     assert read.targets == []
     assert len(read.network) == len(items) > 0
     for t, raw in zip(read.network, items, strict=True):
-        assert set(raw) <= {"label", "stores", "by", "market"}
+        assert set(raw) <= {"label", "stores", "by", "market", "from"}
+        assert t.since is None or t.since <= t.by
         assert 1 <= t.stores <= MAX_NETWORK_TARGET
         assert not isinstance(raw["stores"], bool)
         assert EARLIEST.date() <= t.by < LATEST.date()

@@ -284,6 +284,7 @@ def test_network_progress_counts_the_stores_open_at_the_periods_end_or_the_targe
         NetworkTarget("10 stores", 10, date(2020, 1, 1)),
         NetworkTarget("2 in India", 2, date(2017, 5, 31), "IN"),
         NetworkTarget("over", 3, date(2016, 12, 31)),  # before the period: not shown
+        NetworkTarget("later", 9, date(2024, 1, 1), since=date(2017, 7, 1)),  # set after it
     ]
     progress = network_progress(stores, Period(2017, 2), goals)
     assert [(p.target.label, p.as_of, p.open, p.share) for p in progress] == [
@@ -292,6 +293,10 @@ def test_network_progress_counts_the_stores_open_at_the_periods_end_or_the_targe
     ]
     assert not any(p.reached for p in progress)
     assert network_progress(stores, Period(2017, 3), goals[:1])[0].open == 5
+    assert [p.target.label for p in network_progress(stores, Period(2017, 3), goals)] == [
+        "10 stores",
+        "later",
+    ]
 
 
 def test_the_first_store_of_a_market_is_a_milestone_of_the_period_it_opened_in() -> None:

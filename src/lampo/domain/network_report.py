@@ -32,11 +32,12 @@ class NetworkProgress:
 def network_progress(
     stores: Sequence[Store], period: Period, targets: Iterable[NetworkTarget]
 ) -> list[NetworkProgress]:
-    """Each target whose day is not before ``period``'s first day, at the period's end."""
+    """Each target set by ``period``'s last day whose own day is not before its first day,
+    at the period's end."""
     first, last = days_of(period)
     out = []
     for t in targets:
-        if t.by < first:
+        if t.by < first or (t.since is not None and t.since > last):
             continue
         as_of = min(last, t.by)
         count = open_at(stores, as_of, t.market or None)

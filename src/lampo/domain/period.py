@@ -379,19 +379,23 @@ MAX_NETWORK_TARGET = 100_000
 class NetworkTarget:
     """A goal for the store network: ``stores`` open (in ``market``, or in every market when
     it is empty) by the close of the day ``by`` ("10,000 stores today, 30,000 within three
-    years"). ``stores`` is from 1 to ``MAX_NETWORK_TARGET``; ``by`` a day within the
-    domain's bounds."""
+    years"), set on the day ``since`` (reports of periods that end before it do not show
+    it). ``stores`` is from 1 to ``MAX_NETWORK_TARGET``; ``by`` and ``since`` are days
+    within the domain's bounds, ``since`` not after ``by``."""
 
     label: str
     stores: int
     by: date
     market: str = ""
+    since: date | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip():
             raise InvalidRequest("label", "a network target needs a label")
         bounds.whole("stores", self.stores, 1, MAX_NETWORK_TARGET, "MAX_NETWORK_TARGET")
         bounds.day("by", self.by)
+        if self.since is not None and bounds.day("from", self.since) > self.by:
+            raise InvalidRequest("from", f"{self.since.isoformat()} is after {self.by.isoformat()}")
         if not isinstance(self.market, str):
             raise InvalidRequest("market", f"must be a market code, got {bounds.show(self.market)}")
 

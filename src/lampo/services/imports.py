@@ -13,7 +13,8 @@ Three small text formats, shipped examples in ``lampo/scenarios/history/``:
   ``[[targets]]`` with ``label``, ``period`` (``2017``, ``2018Q1``) and either ``money`` +
   ``currency`` or ``units`` (+ ``category``); and ``[[network_targets]]`` for the store
   network, with ``label``, ``stores`` (open stores, 1 to 100,000), ``by`` (a date) and
-  optionally ``market`` (every market when absent), at most 1,000 of them.
+  optionally ``market`` (every market when absent) and ``from`` (the date it was set: a
+  period that ends before it does not show it), at most 1,000 of them.
 
 A malformed file raises ``ImportFileError`` naming the file, the line and the problem.
 """
@@ -298,13 +299,14 @@ def _targets(data: dict[str, Any], tz: str) -> Targets:
     return Targets(out, fx, network)
 
 
-_NETWORK_KEYS = frozenset({"label", "stores", "by", "market"})
+_NETWORK_KEYS = frozenset({"label", "stores", "by", "market", "from"})
 
 
 def _network_targets(items: object) -> list[NetworkTarget]:
     """``[[network_targets]]``: ``label``, ``stores`` (whole, 1 to ``MAX_NETWORK_TARGET``),
-    ``by`` (a TOML date) and optionally ``market``; at most ``MAX_NETWORK_TARGETS``; any
-    other key is refused (a misspelt ``market`` would otherwise count every market)."""
+    ``by`` (a TOML date) and optionally ``market`` and ``from`` (the date it was set, not
+    after ``by``); at most ``MAX_NETWORK_TARGETS``; any other key is refused (a misspelt
+    ``market`` would otherwise count every market)."""
     if not isinstance(items, list):
         raise ValueError("network_targets must be an array of tables ([[network_targets]])")
     if len(items) > MAX_NETWORK_TARGETS:
@@ -325,7 +327,9 @@ def _network_targets(items: object) -> list[NetworkTarget]:
                 "stores", t.get("stores"), 1, MAX_NETWORK_TARGET, "MAX_NETWORK_TARGET"
             )
             by = bounds.day("by", t.get("by"))
+            since = bounds.day("from", t["from"]) if "from" in t else None
+            label = _text(t.get("label"), f"{where}.label")
+            out.append(NetworkTarget(label, stores, by, market, since))
         except InvalidRequest as err:
             raise ValueError(f"{where}.{err.field} {err.problem}") from None
-        out.append(NetworkTarget(_text(t.get("label"), f"{where}.label"), stores, by, market))
     return out
