@@ -7,8 +7,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+from lampo.domain.channel_report import channel_mix
 from lampo.domain.event import Milestone
 from lampo.domain.holds import Hold, HoldState
+from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.report import DIMENSIONS, grand_total, rollup
 from lampo.domain.totals import recount
 from lampo.services.clock import ManualClock
@@ -110,3 +112,43 @@ def test_a_scripted_mi_fan_fest_crosses_one_billion_at_the_known_payment(
     assert crossing.at.astimezone(event.markets["CN"].zone).strftime("%H:%M") == "10:00"
     assert report.truth
     assert crossing.at - event.opens <= timedelta(minutes=2)
+
+
+def test_the_channel_mix_equals_the_recounts_and_the_milestone_names_the_crossing_channel(
+    sales: Sales, store: Storage, clock: ManualClock
+) -> None:
+    """Online, marketplace and store orders on one event (which declares no channels, so
+    every channel sells from the shared pool): the mix from the live totals is the mix of
+    the recount, it adds up to the total, and the money milestone is crossed by a store."""
+    sales.open(EVENT)
+    plan = [  # CN: phone-black 799.00, phone-red 1,799.00, tv-55 2,799.00 CNY
+        (Channel(), "CN", {"phone-red": 1}),  # 1,799.00
+        (Channel(ChannelKind.MARKETPLACE, "jd"), "CN", {"phone-black": 1}),  # 2,598.00
+        (Channel(ChannelKind.STORE, "s1"), "IN", {"phone-red": 1}),  # 16,999.00 INR: 4,297.90
+        (Channel(ChannelKind.STORE, "s2"), "CN", {"tv-55": 1}),  # 7,096.90: crosses 5,000
+        (Channel(ChannelKind.MARKETPLACE, "tmall"), "CN", {"phone-black": 1}),  # refunded
+    ]
+    paid = []
+    for n, (channel, market, items) in enumerate(plan):
+        clock.advance(5)
+        hold = sales.reserve(EVENT.id, f"m{n}", market, items, channel, key=f"mix-{n}")
+        paid.append(sales.pay(hold.id, f"pay-mix-{n}"))
+    clock.advance(5)
+    sales.refund(paid[4].id)
+
+    report = battle_report(store, EVENT.id, clock())
+    recounted = recount(store.holds(EVENT.id))
+    assert report.truth
+    assert report.channels == channel_mix(EVENT, recounted)
+    mix = report.channels
+    assert mix is not None
+    assert mix.money == report.money
+    assert sum(p.money.amount for p in mix.by_outlet) == report.money.amount
+    assert {p.key: p.units for p in mix.by_kind} == {"online": 1, "marketplace": 1, "store": 2}
+    assert mix.offline.money.amount == 169_990 + 279_900
+    assert [r.key for r in mix.marketplaces] == ["jd"]  # tmall's order was refunded
+    assert [r.key for r in mix.stores] == ["s2", "s1"]  # one unit each: s2 took more money
+    money_milestone = report.milestones[0]
+    assert money_milestone.channel == "store:s2"
+    assert money_milestone.order == paid[3].id
+    assert money_milestone.at == paid[3].paid_at

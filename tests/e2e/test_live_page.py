@@ -35,8 +35,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
 
 
-def buy(server: Server, buyer: str, event: str, items: dict[str, int], market: str = "CN") -> None:
-    held = server.reserve(buyer, event, items, market=market)
+def buy(
+    server: Server,
+    buyer: str,
+    event: str,
+    items: dict[str, int],
+    market: str = "CN",
+    channel: dict[str, str] | None = None,
+) -> None:
+    extra = {"channel": channel} if channel else {}
+    held = server.reserve(buyer, event, items, market=market, **extra)
     assert held.status == 201, held.body
     paid = server.pay(buyer, held.json["id"])
     assert paid.status == 200, paid.body
@@ -55,8 +63,8 @@ def money(value: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def launch(server: Server) -> str:
-    """An event on sale with a few orders: one TV model sold out, one milestone crossed
-    (the TVs), one to cross (10,000 CNY), and an unpaid hold."""
+    """An event on sale with a few orders (two online, one in a store): one TV model sold
+    out, one milestone crossed (the TVs), one to cross (10,000 CNY), and an unpaid hold."""
     event = replace(
         live_event("live-page", {"phone-red": 50, "phone-black": 20, "tv-55": 2}),
         milestones=(
@@ -68,7 +76,7 @@ def launch(server: Server) -> str:
     server.load(event)
     buy(server, "alice", "live-page", {"tv-55": 1})
     buy(server, "bruno", "live-page", {"tv-55": 1}, market="IN")
-    buy(server, "carla", "live-page", {"phone-red": 2})
+    buy(server, "carla", "live-page", {"phone-red": 2}, channel={"kind": "store", "name": "s1"})
     assert server.reserve("dario", "live-page", {"phone-black": 1}).status == 201  # unpaid
     return "live-page"
 
@@ -89,6 +97,11 @@ def test_the_page_shows_the_reports_figures_and_follows_a_new_payment(
         expect(market.locator(".orders")).to_have_text(f"{row['orders']:,}")
         expect(market.locator(".amount")).to_have_text(money(row))
     assert set(before["markets"]) == {"CN", "IN"}
+    # the split by channel kind, orders, money and units: two TVs online, two phones in s1
+    for kind, orders, units in (("online", 2, 2), ("store", 1, 2)):
+        expect(page.locator(f'#channels li[data-channel="{kind}"] .sub')).to_have_text(
+            re.compile(rf"^{orders} orders · [0-9,.]+ CNY · {units} units$")
+        )
 
     tv = page.locator('#stock tr[data-sku="tv-55"]')
     expect(tv.locator(".badge")).to_have_text("Sold out")
@@ -100,18 +113,27 @@ def test_the_page_shows_the_reports_figures_and_follows_a_new_payment(
     )
     expect(tvs).to_have_class(re.compile(r"\breached\b"))
     expect(tvs.locator(".mark")).to_have_text("Reached ✓")
+    # bruno's TV (online, in India) was the second: the milestone names its channel
+    expect(tvs.locator(".of")).to_have_text(re.compile(r" · reached at .+ via online$"))
     expect(ten_thousand).not_to_have_class(re.compile(r"\breached\b"))
     expect(phones).not_to_have_class(re.compile(r"\breached\b"))
 
-    # one more order takes the total past 10,000 CNY: the page follows by itself
-    buy(server, "erika", "live-page", {"phone-red": 3})
+    # one more order, in a store, takes the total past 10,000 CNY: the page follows by itself
+    buy(server, "erika", "live-page", {"phone-red": 3}, channel={"kind": "store", "name": "s2"})
     after = report(server, launch)
     assert after["total"]["amount"] >= 1_000_000 > before["total"]["amount"]
     expect(page.locator("#total")).to_have_text(money(after["total"]), timeout=UPDATE_MS)
     expect(page.locator("#orders")).to_have_text(f"{after['orders']:,}", timeout=UPDATE_MS)
     cn = page.locator('#markets tr[data-market="CN"] .amount')
     expect(cn).to_have_text(money(after["markets"]["CN"]), timeout=UPDATE_MS)
+    # the split by channel kind follows too: erika bought in a store, the online sales stay
+    for kind, orders, units in (("online", 2, 2), ("store", 2, 5)):
+        expect(page.locator(f'#channels li[data-channel="{kind}"] .sub')).to_have_text(
+            re.compile(rf"^{orders} orders · [0-9,.]+ CNY · {units} units$"), timeout=UPDATE_MS
+        )
     expect(ten_thousand).to_have_class(re.compile(r"\breached\b"), timeout=UPDATE_MS)
+    # the omni-channel milestone: erika's store payment crossed it, and the page says so
+    expect(ten_thousand.locator(".of")).to_have_text(re.compile(r" · reached at .+ via store:s2$"))
     expect(page.locator("#toast")).to_have_text("¥10,000 reached")
 
 

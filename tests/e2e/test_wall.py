@@ -175,17 +175,20 @@ def test_the_wall_shows_the_reports_totals_rankings_and_milestones(
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.market)")[: len(by_market)] == (
         by_market
     )
-    # channels: the report's split by channel kind
+    # channels: the report's split by channel kind, orders, money and units
     for row in r["by"]["channel"]:
         expect(page.locator(f'#channels li[data-channel="{row["key"]}"] .sub')).to_have_text(
-            re.compile(rf"^{row['orders']:,} orders · {re.escape(fmt(row['money']))}")
+            re.compile(
+                rf"^{row['orders']:,} orders · {re.escape(fmt(row['money']))}"
+                rf" · {row['units']:,} units$"
+            )
         )
     # a milestone, with the exact local time of the payment that crossed it
     crossed = [(i, m) for i, m in enumerate(r["milestones"]) if m["reached"]]
     assert crossed
     i, m = crossed[-1]
     expect(page.locator(f'#milestones li[data-milestone="{i}"] .of')).to_have_text(
-        re.compile(rf"reached at {local(m['at'], home)}$")
+        re.compile(rf"reached at {local(m['at'], home)} via {m['channel']}$")
     )
     # the ticker: a sell-out at its exact local time
     sold_out = sorted((s for s in r["skus"] if s["sold_out_at"]), key=lambda s: s["sold_out_at"])

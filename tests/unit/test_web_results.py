@@ -101,3 +101,43 @@ def test_the_index_and_problem_pages_run_no_script() -> None:
         csp = dict(page.headers)[b"content-security-policy"].decode()
         assert "script-src 'none'" in csp
         assert "<script" not in page.body.decode()
+
+
+def test_the_channel_mix_and_the_store_network_get_tables_with_names_escaped() -> None:
+    from dataclasses import replace
+    from datetime import date
+
+    from lampo.domain.channel_report import Sale, mix
+    from lampo.domain.network_report import first_stores, network_progress
+    from lampo.domain.period import NetworkTarget
+    from lampo.domain.stores import Store, StoreKind, network
+
+    stores = [
+        Store("s1", EVIL, StoreKind.OWN, "CN", "Beijing", date(2021, 1, 5)),
+        Store("s2", "Mi Home Sanlitun", StoreKind.OWN, "CN", EVIL, date(2021, 8, 1)),
+    ]
+    sales = [
+        Sale("online", "", 100, 100, "CNY", 10_000_000),
+        Sale("marketplace", "jd", 50, 50, "CNY", 5_000_000),
+        Sale("store", "s1", 15, 15, "CNY", 1_500_000),
+        Sale("store", "s2", 5, 5, "CNY", 500_000),
+    ]
+    period = Period(2021, 3)
+    goal = [NetworkTarget("3 stores", 3, date(2024, 12, 31))]
+    page = replace(
+        report(),
+        channels=mix(sales, "CNY", stores),
+        network=network(stores, period),
+        network_targets=network_progress(stores, period, goal),
+        first_stores=first_stores(stores, Period(2021, 1)),
+    )
+    body = results.results(page).body.decode()
+    assert EVIL not in body
+    text = " ".join(re.sub(r"<[^>]+>", " ", body).split())
+    assert "Per outlet (offline share: 11.8 % of revenue, 11.8 % of units)" in text
+    head = "rank name city units CNY"
+    assert f"Top stores {head} 1 {html.escape(EVIL)} Beijing 15 15,000.00 CNY" in text
+    assert f"Top marketplaces {head} 1 jd - 50 50,000.00 CNY" in text
+    assert "Store network (QoQ) market stores change growth opened closed" in text
+    assert "all markets 2 +1 +100.0 % 1 0" in text
+    assert "3 stores 3 2024-12-31 2 66.7 %" in text

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from lampo.domain.channel_report import ChannelMix
 from lampo.domain.money import Money
 from lampo.domain.period import percent, zone
 from lampo.domain.records import amount_text, margin_text
@@ -83,7 +84,8 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
 
     rows_table("Sales per category", report.by["category"], "category")
     rows_table("Sales per market", report.by["market"], "market", local=True)
-    rows_table("Sales per channel", report.by["outlet"], "channel")
+    if report.channels is not None:
+        render_channels(console, report.channels)
     rows_table("Sales per referral (online)", report.by["referral"], "referral")
 
     skus = new_table(f"Stock sold per SKU (times in {zone_name}{shown.on})")
@@ -105,6 +107,7 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         ms = new_table("Milestones (the payment that crossed each)")
         ms.add_column("milestone")
         ms.add_column("threshold", justify="right")
+        ms.add_column("through", justify="left")
         ms.add_column("UTC", justify="right")
         # One column per local clock: markets whose clocks agree at the opening share one.
         clocks: dict[object, list[str]] = {}
@@ -119,7 +122,7 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
             ms.add_column(" ".join(codes) + clock.on, justify="right")
         for c in report.milestones:
             m = c.milestone
-            cells = [m.label, measured(m, cur, report.category_units)]
+            cells = [m.label, measured(m, cur, report.category_units), c.channel or "-"]
             if c.at is None:
                 cells += ["not reached"] + ["" for _ in columns]
             else:
@@ -178,6 +181,71 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         )
 
 
+def render_channels(console: Console, mix: ChannelMix) -> None:
+    """The "Channels" section of a battle report or a period's results: the mix by kind
+    with the offline share, every outlet, and the top marketplaces, stores and cities.
+    Shares are of the units and money of the whole; the money of the parts adds up to the
+    total exactly (``domain/channel_report.py``)."""
+    cur = mix.money.currency
+    kinds = new_table("Channels: mix by kind")
+    for col in ("kind", "units", "% units", "orders", cur, "% money"):
+        kinds.add_column(col, justify="left" if col == "kind" else "right", no_wrap=col == "kind")
+    for p in mix.by_kind:
+        add_row(
+            kinds,
+            p.key,
+            f"{p.units:,}",
+            share_text(p.units_share),
+            f"{p.orders:,}",
+            p.money.format(),
+            share_text(p.money_share),
+        )
+    console.print(kinds)
+    off = mix.offline
+    console.print(
+        Text(
+            f"Offline share (stores): {share_text(off.money_share)} of money "
+            f"({off.money.format()} of {mix.money.format()}), "
+            f"{share_text(off.units_share)} of units ({off.units:,} of {mix.units:,})"
+        )
+    )
+    outlets = new_table("Channels: per outlet")
+    # amounts in their own currencies only when some are not in the reporting one
+    local = any(c != cur and a for p in mix.by_outlet for c, a in p.amounts.items())
+    for col in ("outlet", "units", "orders", *(["local"] if local else []), cur, "% money"):
+        outlets.add_column(
+            col, justify="left" if col == "outlet" else "right", no_wrap=col == "outlet"
+        )
+    for p in mix.by_outlet:
+        cells = [p.key, f"{p.units:,}", f"{p.orders:,}"]
+        if local:
+            cells.append(", ".join(money_text(a, c) for c, a in p.amounts.items()) or "-")
+        add_row(outlets, *cells, p.money.format(), share_text(p.money_share))
+    console.print(outlets)
+    for title, rows, label in (
+        ("Top marketplaces", mix.marketplaces, "marketplace"),
+        ("Top stores", mix.stores, "store"),
+        ("Top cities (stores)", mix.cities, "city"),
+    ):
+        if not rows:
+            continue
+        table = new_table(title)
+        with_city = label == "store"
+        for col in ("rank", label, *(["city"] if with_city else []), "units", cur):
+            table.add_column(col, justify="left" if col in (label, "city") else "right")
+        for r in rows:
+            name = r.key if r.name == r.key else f"{r.name} ({r.key})"
+            add_row(
+                table,
+                str(r.rank),
+                name,
+                *([r.city] if with_city else []),
+                f"{r.units:,}",
+                r.money.format(),
+            )
+        console.print(table)
+
+
 def _discounts(console: Console, report: BattleReport) -> None:
     """The discount given (list price minus flash price), per SKU and for the event, when
     any SKU sold below a list price."""
@@ -199,4 +267,12 @@ def _discounts(console: Console, report: BattleReport) -> None:
     console.print(table)
 
 
-__all__ = ["add_row", "money_text", "new_table", "render_battle", "share_text", "spark"]
+__all__ = [
+    "add_row",
+    "money_text",
+    "new_table",
+    "render_battle",
+    "render_channels",
+    "share_text",
+    "spark",
+]

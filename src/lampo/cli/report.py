@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from fractions import Fraction
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,9 +22,17 @@ from rich.text import Text
 
 from lampo.bootstrap import Config, open_storage
 from lampo.cli.options import StorageOpt
-from lampo.cli.render import add_row, money_text, new_table, render_battle, share_text
+from lampo.cli.render import (
+    add_row,
+    money_text,
+    new_table,
+    render_battle,
+    render_channels,
+    share_text,
+)
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.period import Period, PeriodFigures, Share, percent
+from lampo.domain.stores import MAX_CSV_BYTES, NetworkFigures, Store, parse_csv
 from lampo.services import imports
 from lampo.services.imports import DEFAULT_HISTORY, DEFAULT_SHARES, DEFAULT_TARGETS
 from lampo.services.report import (
@@ -49,6 +58,32 @@ class Format(StrEnum):
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
+StoresOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--stores",
+        help="A store registry CSV (id,name,kind,market,city,opened,closed,lat,lon): names "
+        "the stores, places them in cities, and counts the network in period results.",
+    ),
+]
+
+
+def read_stores(path: Path | None) -> list[Store]:
+    """The store registry of a CSV file (``stores.parse_csv``: refused whole on any bad
+    row), its size checked against ``MAX_CSV_BYTES`` before it is read; none without a
+    path."""
+    if path is None:
+        return []
+    try:
+        size = path.stat().st_size
+        if size > MAX_CSV_BYTES:
+            raise InvalidRequest("stores", f"{size:,} bytes, more than {MAX_CSV_BYTES:,}")
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise InvalidRequest("stores", f"no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidRequest("stores", f"cannot read {path}: {err}") from None
+    return parse_csv(text)
 
 
 def _emit(data: object, fmt: Format) -> None:
@@ -73,13 +108,15 @@ def event_cmd(
     tz: Annotated[
         str | None, typer.Option(help="Time zone of the times shown (default: first market).")
     ] = None,
+    stores: StoresOpt = None,
 ) -> None:
-    """The battle report of an event: totals, milestones, records, rankings, curve."""
+    """The battle report of an event: totals, channels, milestones, records, rankings, curve."""
     imports.past_results(history)  # a bad history file is refused before storage is opened
+    registry = read_stores(stores)
     config = Config.from_env(storage_url=storage)
     store = open_storage(config.storage_url, must_exist=True)
     try:
-        report = battle_report(store, name, datetime.now(UTC), history=history)
+        report = battle_report(store, name, datetime.now(UTC), history=history, stores=registry)
     finally:
         store.close()
     if fmt is Format.TABLE:
@@ -110,6 +147,7 @@ def period_cmd(
     target_scale: Annotated[
         float, typer.Option(help="Scale the targets, to read a scaled simulation against them.")
     ] = 1.0,
+    stores: StoresOpt = None,
 ) -> None:
     """Results of a quarter or a year from every order in storage: growth and targets."""
     current = Period.parse(period, tz)
@@ -118,6 +156,7 @@ def period_cmd(
         raise InvalidRequest("target-scale", "must be in (0, 10]")
     goals = imports.targets(targets, tz)
     known = imports.market_shares(shares)
+    registry = read_stores(stores)
     config = Config.from_env(storage_url=storage)
     store = open_storage(config.storage_url, must_exist=True)
     try:
@@ -129,6 +168,7 @@ def period_cmd(
             goals,
             known,
             Fraction(str(target_scale)),
+            registry,
         )
     finally:
         store.close()
@@ -190,8 +230,10 @@ def render_period(console: Console, report: PeriodReport) -> None:
             f"{best[0]} ({best[1]:,})" if best else "-",
         )
     console.print(markets)
-    _shares(console, "Per channel", f, f.by_channel)
     _shares(console, "Per category", f, f.by_category)
+    if report.channels is not None:
+        render_channels(console, report.channels)
+    _network(console, report)
 
     if report.targets:
         tg = new_table("Targets")
@@ -222,6 +264,43 @@ def render_period(console: Console, report: PeriodReport) -> None:
         for r in ranks:
             add_row(rt, str(r.rank), r.brand, share_text(r.share))
         console.print(rt)
+
+
+def _network(console: Console, report: PeriodReport) -> None:
+    """The store network: "123 stores, +14 QoQ" in all and per market, its targets'
+    progress, and each market's first store when it opened in the period."""
+    net = report.network
+    if net is None:
+        return
+    against = net.period.against(net.period.previous())
+
+    def line(n: NetworkFigures) -> str:
+        return (
+            f"{n.open:,} store{'' if n.open == 1 else 's'}, {n.change:+,} {against} "
+            f"({percent(n.growth)}); "
+            f"opened {n.opened:,}, closed {n.closed:,}"
+        )
+
+    console.print(Text.assemble(("Store network: ", "bold"), line(net.total)))
+    if len(net.by_market) > 1:
+        for market, figures in net.by_market.items():
+            console.print(Text(f"  {market}: {line(figures)}"))
+    for p in report.network_targets:
+        where = f" in {p.target.market}" if p.target.market else ""
+        console.print(
+            Text(
+                f"Network target {p.target.label}: {p.target.stores:,} stores{where} by "
+                f"{p.target.by.isoformat()}; {p.open:,} open on {p.as_of.isoformat()}, "
+                f"{share_text(p.share)} of the way"
+            )
+        )
+    for first in report.first_stores:
+        console.print(
+            Text(
+                f"Milestone: first store in {first.market}, {first.name} ({first.store}, "
+                f"{first.city}), opened {first.opened.isoformat()}"
+            )
+        )
 
 
 def _shares(console: Console, title: str, f: PeriodFigures, rows: list[Share]) -> None:

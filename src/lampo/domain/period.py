@@ -16,10 +16,11 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from fractions import Fraction
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lampo.domain import bounds
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold, HoldState
@@ -368,9 +369,42 @@ def progress(target: Target, actual: int, as_of: datetime) -> Progress:
     )
 
 
+#: The largest store-network target: the store registry's own bound (``stores.MAX_STORES``,
+#: 100,000, over three times the 30,000 outlets of the seed's target), so a target is one
+#: a registry can reach.
+MAX_NETWORK_TARGET = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkTarget:
+    """A goal for the store network: ``stores`` open (in ``market``, or in every market when
+    it is empty) by the close of the day ``by`` ("10,000 stores today, 30,000 within three
+    years"), set on the day ``since`` (reports of periods that end before it do not show
+    it). ``stores`` is from 1 to ``MAX_NETWORK_TARGET``; ``by`` and ``since`` are days
+    within the domain's bounds, ``since`` not after ``by``."""
+
+    label: str
+    stores: int
+    by: date
+    market: str = ""
+    since: date | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.label, str) or not self.label.strip():
+            raise InvalidRequest("label", "a network target needs a label")
+        bounds.whole("stores", self.stores, 1, MAX_NETWORK_TARGET, "MAX_NETWORK_TARGET")
+        bounds.day("by", self.by)
+        if self.since is not None and bounds.day("from", self.since) > self.by:
+            raise InvalidRequest("from", f"{self.since.isoformat()} is after {self.by.isoformat()}")
+        if not isinstance(self.market, str):
+            raise InvalidRequest("market", f"must be a market code, got {bounds.show(self.market)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Targets:
-    """Targets and the planning FX table that turns revenue into their currency."""
+    """Targets, store-network targets and the planning FX table that turns revenue into
+    the targets' currency."""
 
     targets: list[Target] = field(default_factory=list)
     fx: FxTable | None = None
+    network: list[NetworkTarget] = field(default_factory=list)

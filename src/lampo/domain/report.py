@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from fractions import Fraction
 
+from lampo.domain.channel_report import ChannelMix
 from lampo.domain.discount import Discounts
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import Milestone, SaleEvent
@@ -101,12 +102,15 @@ def grand_total(event: SaleEvent, totals: Totals) -> tuple[int, int, dict[str, i
 class Crossing:
     """A milestone and the committed payment that first took the live figure to it.
     ``at`` is that payment's time (UTC); ``order`` its id; ``value`` the figure right after
-    it (minor units of the reporting currency, or units of the category)."""
+    it (minor units of the reporting currency, or units of the category); ``channel`` the
+    channel the payment came through (``online``, ``marketplace:jd``, ``store:s1``): the
+    figure counts every channel, so any of them may be the one that crosses."""
 
     milestone: Milestone
     at: datetime | None = None
     order: str = ""
     value: int = 0
+    channel: str = ""
 
     @property
     def reached(self) -> bool:
@@ -131,8 +135,9 @@ def milestone_crossings(event: SaleEvent, orders: Iterable[Hold]) -> list[Crossi
     """When each of ``event``'s milestones was first crossed, replaying the committed
     payments and refunds in order. Money is kept per currency in exact minor units and
     converted once per currency, as the live totals are, so the figure a crossing is
-    judged on is the figure the battle report showed at that instant. A milestone fires at
-    most once: a later refund that dips below it does not un-cross it."""
+    judged on is the figure the battle report showed at that instant, over every channel
+    (online, marketplaces and stores alike). A milestone fires at most once: a later refund
+    that dips below it does not un-cross it."""
     if not event.milestones:
         return []
     sums: Counter[str] = Counter()
@@ -153,7 +158,10 @@ def milestone_crossings(event: SaleEvent, orders: Iterable[Hold]) -> list[Crossi
                 continue
             value = units[m.category] if m.category else money
             if value >= m.threshold:
-                found[i] = Crossing(m, at, hold_id, value)
+                channel = hold.channel
+                kind = channel.kind.value
+                where = f"{kind}:{channel.name}" if channel.name else kind
+                found[i] = Crossing(m, at, hold_id, value, where)
     return [found.get(i, Crossing(m)) for i, m in enumerate(event.milestones)]
 
 
@@ -464,6 +472,7 @@ class BattleReport:
     expected: dict[str, int] = field(default_factory=dict)  # seed figures, if known
     category_units: dict[str, str] = field(default_factory=dict)  # "phones" for phones
     discounts: Discounts | None = None  # list price minus flash price of what was sold
+    channels: ChannelMix | None = None  # the channel mix, offline share and outlet rankings
 
 
 def buyers(holds: Iterable[Hold]) -> int:

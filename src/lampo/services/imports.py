@@ -11,7 +11,10 @@ Three small text formats, shipped examples in ``lampo/scenarios/history/``:
 - **market shares** (CSV): ``period,market,brand,share_percent,units,source``.
 - **targets** (TOML): ``[fx]`` planning rates (``reporting``, ``on``, ``[fx.rates]``) and
   ``[[targets]]`` with ``label``, ``period`` (``2017``, ``2018Q1``) and either ``money`` +
-  ``currency`` or ``units`` (+ ``category``).
+  ``currency`` or ``units`` (+ ``category``); and ``[[network_targets]]`` for the store
+  network, with ``label``, ``stores`` (open stores, 1 to 100,000), ``by`` (a date) and
+  optionally ``market`` (every market when absent) and ``from`` (the date it was set: a
+  period that ends before it does not show it), at most 1,000 of them.
 
 A malformed file raises ``ImportFileError`` naming the file, the line and the problem.
 """
@@ -29,11 +32,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lampo.domain.errors import LampoError
+from lampo.domain import bounds
+from lampo.domain.catalog import check_id
+from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
-from lampo.domain.period import Period, Target, Targets
+from lampo.domain.period import MAX_NETWORK_TARGET, NetworkTarget, Period, Target, Targets
 from lampo.domain.records import PastResult, day_bounds
 from lampo.domain.report import MarketShare
+from lampo.domain.stores import MAX_MARKET
 
 PACKAGE = "lampo.scenarios"
 HISTORY = "history"
@@ -45,6 +51,8 @@ DEFAULT_TARGETS = "targets.toml"
 #: Bounds of a past result's date and length (a sale lasts at most a leap year).
 MIN_YEAR, MAX_YEAR = 1970, 9998
 MAX_WINDOW_HOURS = 366 * 24
+#: The most ``[[network_targets]]`` a targets file may declare.
+MAX_NETWORK_TARGETS = 1_000
 _DECIMAL = re.compile(r"^-?[0-9][0-9_]*(\.[0-9]+)?$")
 T = TypeVar("T")
 
@@ -269,8 +277,9 @@ def _targets(data: dict[str, Any], tz: str) -> Targets:
         fx = FxTable(_text(raw["reporting"], "fx.reporting"), on, rates)
     out = []
     items = data.get("targets", [])
-    if not isinstance(items, list) or not items:
-        raise ValueError("needs at least one [[targets]] table")
+    network = _network_targets(data.get("network_targets", []))
+    if not isinstance(items, list) or not (items or network):
+        raise ValueError("needs at least one [[targets]] or [[network_targets]] table")
     for i, t in enumerate(items):
         where = f"targets[{i}]"
         label = _text(t.get("label"), f"{where}.label")
@@ -287,4 +296,40 @@ def _targets(data: dict[str, Any], tz: str) -> Targets:
             out.append(Target(label, period, units=units, category=str(t.get("category", ""))))
         else:
             raise ValueError(f"{where} needs money (+ currency) or units")
-    return Targets(out, fx)
+    return Targets(out, fx, network)
+
+
+_NETWORK_KEYS = frozenset({"label", "stores", "by", "market", "from"})
+
+
+def _network_targets(items: object) -> list[NetworkTarget]:
+    """``[[network_targets]]``: ``label``, ``stores`` (whole, 1 to ``MAX_NETWORK_TARGET``),
+    ``by`` (a TOML date) and optionally ``market`` and ``from`` (the date it was set, not
+    after ``by``); at most ``MAX_NETWORK_TARGETS``; any other key is refused (a misspelt
+    ``market`` would otherwise count every market)."""
+    if not isinstance(items, list):
+        raise ValueError("network_targets must be an array of tables ([[network_targets]])")
+    if len(items) > MAX_NETWORK_TARGETS:
+        raise ValueError(f"more than {MAX_NETWORK_TARGETS} [[network_targets]] tables")
+    out = []
+    for i, t in enumerate(items):
+        where = f"network_targets[{i}]"
+        if not isinstance(t, dict):
+            raise ValueError(f"{where} must be a table")
+        unknown = sorted(set(t) - _NETWORK_KEYS)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")
+        market = t.get("market", "")
+        if market:
+            check_id(f"{where}.market", market, MAX_MARKET)
+        try:
+            stores = bounds.whole(
+                "stores", t.get("stores"), 1, MAX_NETWORK_TARGET, "MAX_NETWORK_TARGET"
+            )
+            by = bounds.day("by", t.get("by"))
+            since = bounds.day("from", t["from"]) if "from" in t else None
+            label = _text(t.get("label"), f"{where}.label")
+            out.append(NetworkTarget(label, stores, by, market, since))
+        except InvalidRequest as err:
+            raise ValueError(f"{where}.{err.field} {err.problem}") from None
+    return out

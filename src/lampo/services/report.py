@@ -11,16 +11,23 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
+from lampo.domain.channel_report import ChannelMix, channel_mix, mix, period_sales
 from lampo.domain.discount import discounts
 from lampo.domain.errors import InvalidRequest, UnknownEvent
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold
 from lampo.domain.money import Money
+from lampo.domain.network_report import (
+    FirstStore,
+    NetworkProgress,
+    first_stores,
+    network_progress,
+)
 from lampo.domain.period import (
     Growth,
     Period,
@@ -48,6 +55,7 @@ from lampo.domain.report import (
     sales_curve,
     sold_out_times,
 )
+from lampo.domain.stores import Network, Store, network
 from lampo.domain.totals import Totals, recount
 from lampo.services import imports
 from lampo.services.imports import DEFAULT_HISTORY
@@ -135,12 +143,15 @@ def battle_report(
     refusals: Mapping[str, int] | None = None,
     history: str | Path = DEFAULT_HISTORY,
     expected: Mapping[str, int] | None = None,
+    stores: Sequence[Store] = (),
 ) -> BattleReport:
     """The battle report of ``event_id`` as of ``now``.
 
     ``refusals``: refused requests by reason, as the process that served them counted
     (storage keeps no refusal). ``history``: the file of imported earlier results the
-    records compare with (``event_records``), besides every earlier event in ``storage``."""
+    records compare with (``event_records``), besides every earlier event in ``storage``.
+    ``stores``: the store registry, which names the stores and places them in cities in the
+    channel mix's rankings (without it a store ranks by its id, under "unknown city")."""
     event = event_of(storage, event_id)
     holds = list(storage.holds(event_id))
     totals = storage.totals(event_id)
@@ -183,6 +194,7 @@ def battle_report(
         expected=dict(expected or {}),
         category_units={c: cat.unit for c, cat in event.categories.items()},
         discounts=discounts(event, totals),
+        channels=channel_mix(event, totals, stores),
     )
 
 
@@ -207,6 +219,10 @@ class PeriodReport:
     yoy: Growth | None
     targets: list[TargetLine]
     ranks: dict[str, list[BrandRank]]  # market -> brand ranks of the period (imported)
+    channels: ChannelMix | None = None  # the period's channel mix, in its currency
+    network: Network | None = None  # the store network (when a registry is given)
+    network_targets: list[NetworkProgress] = field(default_factory=list)
+    first_stores: list[FirstStore] = field(default_factory=list)  # first in a market
 
 
 def _all_orders(storage: Storage, events: Mapping[str, SaleEvent]) -> list[Hold]:
@@ -224,11 +240,15 @@ def period_report(
     targets: Targets | None = None,
     shares: Iterable[MarketShare] = (),
     target_scale: Fraction = Fraction(1),
+    stores: Sequence[Store] = (),
 ) -> PeriodReport:
     """The results of ``period`` from every order in ``storage``, with growth against ``vs``
     (default: the previous period) and against the same period a year earlier, and the
     progress of the ``targets`` that cover it (scaled by ``target_scale``, to read a scaled
-    simulation against real targets).
+    simulation against real targets), the period's channel mix (its stores named and placed
+    in cities by the ``stores`` registry), and, when a registry is given, the store
+    network's size and growth, its targets' progress and the markets whose first store
+    opened in the period.
 
     ``currency`` defaults to the reporting currency most events use. An empty period (no
     order at all) is an ``InvalidRequest``: a report of nothing is almost always a mistake
@@ -292,6 +312,12 @@ def period_report(
         yoy=compare(figures, ago),
         targets=lines,
         ranks=ranks,
+        channels=mix(period_sales(period, currency, events, orders), currency, stores),
+        network=network(stores, period) if stores else None,
+        network_targets=(
+            network_progress(stores, period, targets.network) if stores and targets else []
+        ),
+        first_stores=first_stores(stores, period),
     )
 
 
@@ -340,12 +366,12 @@ def _to_date(
 def to_data(value: object) -> object:
     """``value`` (a report or any part of it) as JSON-ready data: money as
     ``{"amount": minor units, "currency": ...}``, exact fractions as ``"n/d"`` strings,
-    times as ISO 8601, periods by label. No float is made on the way."""
+    times and days as ISO 8601, periods by label. No float is made on the way."""
     if isinstance(value, Money):
         return {"amount": value.amount, "currency": value.currency, "text": value.format()}
     if isinstance(value, Fraction):
         return str(value)
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, timedelta):
         return int(value.total_seconds())
@@ -353,7 +379,7 @@ def to_data(value: object) -> object:
         return {"label": value.label, "tz": value.tz}
     if is_dataclass(value) and not isinstance(value, type):
         data = {f.name: to_data(getattr(value, f.name)) for f in fields(value)}
-        for extra in ("share", "reached"):
+        for extra in ("share", "reached", "change", "growth"):
             if hasattr(type(value), extra) and isinstance(getattr(type(value), extra), property):
                 data[extra] = to_data(getattr(value, extra))
         return data

@@ -170,6 +170,100 @@ def _shares(title: str, rows: Iterable[Share], currency: str, revenue: int) -> s
     )
 
 
+def _channels(report: PeriodReport) -> list[str]:
+    """The period's channel mix by outlet with the offline share, its top marketplaces,
+    stores and cities, and the store network (when the report has a registry)."""
+    mix = report.channels
+    esc = html.escape
+    out = []
+    if mix is not None and mix.by_outlet:
+        cur = mix.money.currency
+        off = mix.offline
+        out.append(
+            _table(
+                f"Per outlet (offline share: {_share(off.money_share)} of revenue, "
+                f"{_share(off.units_share)} of units)",
+                ("outlet", "units", "orders", cur, "share of revenue"),
+                (
+                    [
+                        esc(p.key),
+                        f"{p.units:,}",
+                        f"{p.orders:,}",
+                        esc(p.money.format()),
+                        esc(_share(p.money_share)),
+                    ]
+                    for p in mix.by_outlet
+                ),
+            )
+        )
+        for title, rows in (
+            ("Top marketplaces", mix.marketplaces),
+            ("Top stores", mix.stores),
+            ("Top cities (stores)", mix.cities),
+        ):
+            if rows:
+                out.append(
+                    _table(
+                        title,
+                        ("rank", "name", "city", "units", cur),
+                        (
+                            [
+                                str(r.rank),
+                                esc(r.name),
+                                esc(r.city or "-"),
+                                f"{r.units:,}",
+                                esc(r.money.format()),
+                            ]
+                            for r in rows
+                        ),
+                    )
+                )
+    net = report.network
+    if net is not None:
+        against = net.period.against(net.period.previous())
+        network_rows = [
+            [
+                esc("all markets" if n.market == "*" else n.market),
+                f"{n.open:,}",
+                f"{n.change:+,}",
+                _growth(n.growth),
+                f"{n.opened:,}",
+                f"{n.closed:,}",
+            ]
+            for n in (net.total, *net.by_market.values())
+        ]
+        out.append(
+            _table(
+                f"Store network ({against})",
+                ("market", "stores", "change", "growth", "opened", "closed"),
+                network_rows,
+            )
+        )
+        goals = [
+            [
+                esc(p.target.label),
+                f"{p.target.stores:,}",
+                esc(p.target.by.isoformat()),
+                f"{p.open:,}",
+                esc(_share(p.share)),
+            ]
+            for p in report.network_targets
+        ]
+        goals += [
+            [esc(f"first store in {s.market}: {s.name}"), "1", esc(s.opened.isoformat()), "1", "-"]
+            for s in report.first_stores
+        ]
+        if goals:
+            out.append(
+                _table(
+                    "Network targets and milestones",
+                    ("target", "stores", "by", "open", "done"),
+                    goals,
+                )
+            )
+    return out
+
+
 def _figure(canvas: str, caption: str) -> str:
     return (
         f"<figure><figcaption>{html.escape(caption)}</figcaption><div class='plot'>"
@@ -255,6 +349,7 @@ def results(report: PeriodReport) -> Page:
         )
     )
     tables.append(_shares("Per channel", f.by_channel, cur, f.revenue))
+    tables.extend(_channels(report))
     if report.targets:
         target_rows = []
         for line in report.targets:

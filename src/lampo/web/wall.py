@@ -400,6 +400,7 @@ def orders_part(
         "per_minute": per_minute,
         "records": record_rows,
         "milestone_times": [_iso(c.at) for c in crossings],
+        "milestone_channels": [c.channel for c in crossings],
         "sold_out_at": {sku: _iso(at) for sku, at in sorted(sold_out.items())},
         "ticker": ticker[:50],
     }
