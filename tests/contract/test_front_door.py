@@ -25,6 +25,7 @@ from lampo.services.frontdoor import FrontDoorService
 from lampo.services.sales import Sales
 from lampo.storage import Storage
 from lampo.storage.door import DoorStore, Entry, Registration, door_store
+from lampo.storage.port import CorruptStore
 from tests.contract.conftest import MEMORY, POSTGRES, REDIS, REDIS_POSTGRES, SQLITE, Backend
 from tests.factories import CN_OPENS, door_event
 
@@ -351,3 +352,25 @@ def test_workers_polling_at_the_opening_freeze_the_prequeue_once(shared: list[St
     counts = services[0].store.counts("fest", "CN")
     assert (counts.frozen, counts.prequeue, counts.last) == (True, 64, 64)
     assert services[-1].state("fest", "CN").admitted == 10
+
+
+@pytest.mark.redis
+def test_a_corrupt_redis_key_stops_a_write_before_its_first_write(tmp_path: Path) -> None:
+    """A join whose pre-queue key holds another type, a registration whose identity key
+    does: ``CorruptStore``, and nothing written (the scripts check every key first)."""
+    store = REDIS.open(tmp_path)
+    try:
+        door = door_store(store)
+        raw = store._r  # type: ignore[attr-defined]  # the store's own connection
+        base = store._base("fest")  # type: ignore[attr-defined]
+        raw.set(base + ":dq:CN:p", "not a sorted set")
+        with pytest.raises(CorruptStore):
+            door.join("fest", "CN", "ann", entry(1), rank=7)
+        assert not raw.exists(base + ":dq:CN:e")
+        assert raw.hget(base + ":dq:CN", "pre") is None
+        raw.set(base + ":di:phone", "not a hash")
+        with pytest.raises(CorruptStore):
+            door.register("fest", Registration("ann", BEFORE, "ab" * 10), ("phone",))
+        assert door.registrations("fest") == 0
+    finally:
+        store.close()

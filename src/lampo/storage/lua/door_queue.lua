@@ -9,6 +9,26 @@
 -- Joins after it get P + 1, P + 2, ... from the queue's counter.
 local q, e, p = KEYS[1], KEYS[2], KEYS[3]
 local op, buyer = ARGV[1], ARGV[2]
+-- Guards (as lua/_lib.lua's): Redis does not roll a script back, so every key this
+-- script writes is checked to be absent or of its type before the first write; a wrong
+-- one is an error starting CORRUPT (storage/redis/door.py: CorruptStore), nothing written.
+local function guard(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then
+    return redis.error_reply('CORRUPT ' .. key .. ' is a ' .. t .. ', not a ' .. want)
+  end
+  return nil
+end
+local bad = guard(q, 'hash') or guard(e, 'hash') or guard(p, 'zset')
+if bad then
+  return bad
+end
+for _, field in ipairs({'pre', 'last'}) do
+  local v = redis.call('HGET', q, field)
+  if v and not string.match(v, '^%d+$') then
+    return redis.error_reply('CORRUPT ' .. q .. ' ' .. field .. ' is not a count: ' .. v)
+  end
+end
 
 local function freeze()
   if redis.call('HGET', q, 'frozen') ~= '1' then
