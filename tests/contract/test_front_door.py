@@ -26,7 +26,15 @@ from lampo.services.sales import Sales
 from lampo.storage import Storage
 from lampo.storage.door import DoorStore, Entry, Registration, door_store
 from lampo.storage.port import CorruptStore
-from tests.contract.conftest import MEMORY, POSTGRES, REDIS, REDIS_POSTGRES, SQLITE, Backend
+from tests.contract.conftest import (
+    MEMORY,
+    POSTGRES,
+    REDIS,
+    REDIS_CLUSTER,
+    REDIS_POSTGRES,
+    SQLITE,
+    Backend,
+)
 from tests.factories import CN_OPENS, door_event
 
 T = TypeVar("T")
@@ -39,6 +47,7 @@ DOOR_STORAGES = [
     pytest.param(SQLITE, id="sqlite", marks=pytest.mark.sqlite),
     pytest.param(POSTGRES, id="postgres", marks=pytest.mark.postgres),
     pytest.param(REDIS, id="redis", marks=pytest.mark.redis),
+    pytest.param(REDIS_CLUSTER, id="redis-cluster", marks=pytest.mark.redis_cluster),
     pytest.param(REDIS_POSTGRES, id="redis+postgres", marks=pytest.mark.redis_postgres),
 ]
 
