@@ -17,6 +17,7 @@ from lampo.domain.errors import (
     LampoError,
     NotAdmitted,
     NotDrawn,
+    NotOpen,
     NotRegistered,
     ProofOfWork,
     RegistrationClosed,
@@ -24,7 +25,7 @@ from lampo.domain.errors import (
     UnknownMarket,
 )
 from lampo.domain.event import SaleEvent
-from lampo.domain.frontdoor import PlaceState, solve
+from lampo.domain.frontdoor import PlaceState, rank_key, solve
 from lampo.services.clock import ManualClock
 from lampo.services.frontdoor import FrontDoorService
 from lampo.services.sales import Sales
@@ -127,6 +128,12 @@ def test_the_prequeue_is_numbered_at_opening_and_later_joins_follow_it() -> None
     clock.set(CN_OPENS)
     seqs = {buyer: door.poll(t.token, buyer).seq for buyer, t in early.items()}
     assert sorted(seqs.values()) == list(range(1, 21))
+    with pytest.raises(NotOpen):  # secret until the opening
+        door.queue_seed("fest", "IN")
+    seed = bytes.fromhex(door.queue_seed("fest", "CN"))
+    ticket_ids = {b: door.store.entry("fest", "CN", b) for b in early}
+    redone = sorted(early, key=lambda b: (rank_key(seed, ticket_ids[b].ticket), b))  # type: ignore[union-attr]
+    assert [seqs[b] for b in redone] == list(range(1, 21))
     late = [door.join("fest", "CN", f"l{n}").seq for n in range(5)]
     assert late == [21, 22, 23, 24, 25]
     state = door.state("fest", "CN")

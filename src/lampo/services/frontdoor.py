@@ -35,6 +35,7 @@ from lampo.domain.errors import (
     LampoError,
     NotAdmitted,
     NotDrawn,
+    NotOpen,
     NotRegistered,
     ProofOfWork,
     RegistrationClosed,
@@ -478,6 +479,18 @@ class FrontDoorService:
             if self.clock() >= expires:
                 raise NotAdmitted(event, market, f"the admission expired at {expires.isoformat()}")
             return admission_id
+        except LampoError as refusal:
+            self._refuse(event, refusal)
+
+    def queue_seed(self, event: str, market: str) -> str:
+        """The seed of the pre-queue's order (hex), published once ``market`` opened:
+        with the ticket ids, anyone can then redo the order (``rank_key``). ``NotOpen``
+        before: until then it is secret."""
+        try:
+            _, _, window = self._room(event, market)
+            if self.clock() < window.opens:
+                raise NotOpen(market, window.opens)
+            return self._seed(event, market).hex()
         except LampoError as refusal:
             self._refuse(event, refusal)
 
