@@ -383,3 +383,26 @@ def test_a_corrupt_redis_key_stops_a_write_before_its_first_write(tmp_path: Path
         assert door.registrations("fest") == 0
     finally:
         store.close()
+
+
+def test_a_join_after_a_lull_restarts_the_line_at_the_queue(doors: list[DoorStore]) -> None:
+    """The line may not run ahead of the queue: a numbered join that finds everyone in
+    line admitted restarts the line there, so a quiet spell banks no admissions."""
+    door = doors[0]
+    default = AdmissionLine(CN_OPENS, 0, 1)
+
+    def join(n: int, seconds: float) -> int:
+        at = CN_OPENS + timedelta(seconds=seconds)
+        return door.join("fest", "CN", f"c{n}", Entry(f"{n:032x}", 0, at), None, default).seq
+
+    assert join(1, 1.0) == 1  # the line had admitted 1 of 0: restarted at 1 s
+    assert door.counts("fest", "CN").line == AdmissionLine(CN_OPENS + timedelta(seconds=1), 0, 1)
+    assert join(2, 1.5) == 2  # 0 of 1 admitted at 1.5 s: the line stays
+    assert door.counts("fest", "CN").line == AdmissionLine(CN_OPENS + timedelta(seconds=1), 0, 1)
+    assert join(3, 100.0) == 3  # both admitted long ago: restarted at 100 s, at 2
+    restarted = AdmissionLine(CN_OPENS + timedelta(seconds=100), 2, 1)
+    assert doors[-1].counts("fest", "CN").line == restarted
+    door.set_line("fest", "CN", AdmissionLine(CN_OPENS, 0, 1_000_000))
+    assert join(4, 100.5) == 4  # a kept line counts over the default one
+    kept = AdmissionLine(CN_OPENS + timedelta(seconds=100.5), 3, 1_000_000)
+    assert door.counts("fest", "CN").line == kept

@@ -286,3 +286,31 @@ def test_unknown_events_and_markets_are_refused_and_counted() -> None:
     with pytest.raises(UnknownMarket):
         door.state("fest", "XX")
     assert door.refusals == {("nope", "unknown-event"): 1, ("fest", "unknown-market"): 1}
+
+
+def test_a_quiet_spell_banks_no_admissions_for_the_next_burst() -> None:
+    door, clock = open_door(door_event(admit_per_second=1))
+    clock.set(CN_OPENS)
+    first = door.join("fest", "CN", "early")
+    clock.advance(100)
+    assert door.poll(first.token, "early").state is PlaceState.ADMITTED
+    burst = [door.join("fest", "CN", f"c{n}") for n in range(10)]
+    last = door.poll(burst[-1].token, "c9")
+    assert (last.state, last.seq, last.ahead) == (PlaceState.WAITING, 11, 9)
+    clock.advance(5)
+    assert door.state("fest", "CN").admitted == 6
+
+
+def test_an_admission_keeps_its_expiry_when_the_rate_changes() -> None:
+    door, clock = open_door(door_event(admit_per_second=1, admission_seconds=60))
+    clock.set(CN_OPENS)
+    tickets = [door.join("fest", "CN", f"c{n}") for n in range(3)]
+    clock.advance(2)
+    first = door.poll(tickets[1].token, "c1")
+    assert first.state is PlaceState.ADMITTED
+    assert first.admission_expires == CN_OPENS + timedelta(seconds=62)
+    clock.advance(30)
+    door.set_rate("fest", "CN", 10)  # rebased at 32 s, past c1's place
+    again = door.poll(first.ticket, "c1")
+    assert again.admission_expires == first.admission_expires
+    assert again.admission == first.admission

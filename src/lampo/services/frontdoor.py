@@ -11,8 +11,11 @@ kept in this process for at most ``cache_seconds``.
 Rules of admission (docs/front-door.md): the admission id is the ticket id, so a place
 in the queue gives one admission, and the buy path's hold key ``adm:<admission id>``
 makes it one hold. An admission is good from the moment the line passed its place (or
-the visitor joined, if later) for the event's ``admission_seconds``; a poll after that is
-refused ``not-admitted``. Every refusal is counted in ``refusals`` by (event, reason).
+the visitor joined, if later) for the event's ``admission_seconds``; the first poll that
+finds it admitted fixes that moment in the ticket it renews, and a poll after the expiry
+is refused ``not-admitted``. The line never runs ahead of the queue: a join that finds
+everyone admitted restarts it (``DoorStore.join``). Every refusal is counted in
+``refusals`` by (event, reason).
 """
 
 from __future__ import annotations
@@ -347,16 +350,32 @@ class FrontDoorService:
             rank = None
             if now < window.opens:
                 rank = rank_key(self._seed(event, market), ticket_id)
-            entry = self.store.join(event, market, buyer, Entry(ticket_id, 0, now), rank)
+            line = AdmissionLine(window.opens, 0, door.admit_per_second)
+            entry = self.store.join(event, market, buyer, Entry(ticket_id, 0, now), rank, line)
             if entry.seq:
-                with self._lock:
-                    self._frozen.add((event, market))
+                self._joined(event, market, entry, now)
             return Ticket(self._ticket(event, market, buyer, entry), entry.seq)
         except LampoError as refusal:
             self._refuse(event, refusal)
 
-    def _ticket(self, event: str, market: str, buyer: str, entry: Entry) -> str:
-        claims = {
+    def _joined(self, event: str, market: str, entry: Entry, now: datetime) -> None:
+        """After a numbered join: the queue is frozen; and if this process's view of the
+        line had caught up with the queue, storage restarted the line (``DoorStore.join``),
+        so the view is dropped rather than let it admit the newcomer at once."""
+        key = (event, market)
+        with self._lock:
+            self._frozen.add(key)
+            cached = self._counts.get(key)
+            if cached is not None:
+                counts = cached[1]
+                line = counts.line
+                if line is None or line.admitted(now, entry.seq - 1) >= entry.seq - 1:
+                    self._counts.pop(key, None)
+
+    def _ticket(
+        self, event: str, market: str, buyer: str, entry: Entry, admitted: datetime | None = None
+    ) -> str:
+        claims: dict[str, Any] = {
             "e": event,
             "m": market,
             "b": buyer,
@@ -364,6 +383,8 @@ class FrontDoorService:
             "s": entry.seq,
             "j": _us(entry.joined),
         }
+        if admitted is not None:  # fixed at the first poll that found it admitted
+            claims["a"] = _us(admitted)
         return sign(self._ticket_key, "ticket", claims)
 
     def poll(self, ticket: str, buyer: str) -> Poll:
@@ -399,9 +420,13 @@ class FrontDoorService:
             where = place(seq, line, now, counts.last)
             if where.state is not PlaceState.ADMITTED:
                 return Poll(where.state, seq, where.ahead, where.eta.total_seconds(), ticket)
-            expires = self._admitted_at(line, seq, joined) + timedelta(
-                seconds=door.admission_seconds
-            )
+            if isinstance(claims.get("a"), int):
+                admitted = _from_us(claims["a"])
+            else:
+                admitted = self._admitted_at(line, seq, joined)
+                entry = Entry(ticket_id, seq, joined)
+                ticket = self._ticket(event, market, buyer, entry, admitted)
+            expires = admitted + timedelta(seconds=door.admission_seconds)
             if now >= expires:
                 raise NotAdmitted(event, market, f"the admission expired at {expires.isoformat()}")
             claims = {"e": event, "m": market, "b": buyer, "a": ticket_id, "x": _us(expires)}

@@ -158,14 +158,23 @@ class RedisDoor:
         ticket, joined, seq = answer
         return Entry(str(ticket), int(seq), _time(joined))
 
-    def join(self, event: str, market: str, buyer: str, entry: Entry, rank: int | None) -> Entry:
-        args = [
+    def join(
+        self,
+        event: str,
+        market: str,
+        buyer: str,
+        entry: Entry,
+        rank: int | None,
+        line: AdmissionLine | None = None,
+    ) -> Entry:
+        args: list[Any] = [
             "join",
             buyer,
             entry.ticket,
             _us(entry.joined),
             "" if rank is None else format(rank, "016x"),
         ]
+        args += ["", "", ""] if line is None else [_us(line.since), line.base, line.rate]
         return self._entry(self._call(self._queue, keys=self._keys(event, market), args=args))
 
     def freeze(self, event: str, market: str) -> int:
