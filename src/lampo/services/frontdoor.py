@@ -25,14 +25,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from lampo.domain.catalog import check_id
 from lampo.domain.errors import (
     AlreadyRegistered,
-    BadToken,
     Closed,
     InvalidRequest,
     LampoError,
@@ -58,10 +56,21 @@ from lampo.domain.frontdoor import (
     verify,
 )
 from lampo.domain.frontdoor import draw as draw_lottery
+from lampo.services._frontdoor_values import (
+    Challenge,
+    Poll,
+    QueueState,
+    Ticket,
+    claim,
+    from_us,
+    us,
+)
 from lampo.services.clock import Clock
 from lampo.services.ids import new_id
 from lampo.services.sales import Sales
 from lampo.storage.door import DoorStore, Draw, Entry, QueueCounts, Registration
+
+__all__ = ["Challenge", "FrontDoorService", "Poll", "QueueState", "Ticket"]
 
 #: How long a proof-of-work challenge may be answered.
 CHALLENGE_SECONDS = 120
@@ -69,75 +78,6 @@ CHALLENGE_SECONDS = 120
 CACHE_SECONDS = 0.1
 #: The shortest server secret taken (bytes).
 MIN_SECRET = 16
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _us(when: datetime) -> int:
-    delta = when - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """A proof-of-work challenge: find ``solution`` with ``sha256(token ":" solution)``
-    starting with ``bits`` zero bits (``domain.frontdoor.solve``), before ``expires_at``."""
-
-    token: str
-    bits: int
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """A place in a queue: the signed ``token`` a visitor polls with, its ``seq`` (0 while
-    in the pre-queue)."""
-
-    token: str
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Poll:
-    """Where a ticket stands: ``state`` (waiting, admitted, sold-out), ``seq`` (0 in a
-    pre-queue not numbered yet), ``ahead`` (people before it; None in the pre-queue),
-    ``eta_seconds`` (until admission; in the pre-queue, until the opening), ``ticket``
-    (renewed with its seq once known), ``admission`` and its expiry when admitted."""
-
-    state: PlaceState
-    seq: int
-    ahead: int | None
-    eta_seconds: float
-    ticket: str
-    admission: str | None = None
-    admission_expires: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QueueState:
-    """A queue at a moment: ``joined`` (everyone in it), ``prequeue`` (those who came
-    before opening), ``frozen`` (numbered), ``admitted`` (by the line so far),
-    ``waiting`` (joined, not admitted), ``rate`` (per second), ``eta_last_seconds`` (the
-    last in line's wait)."""
-
-    joined: int
-    prequeue: int
-    frozen: bool
-    admitted: int
-    waiting: int
-    rate: int
-    eta_last_seconds: float
-
-
-def _claim(claims: dict[str, Any], name: str, kind: str, typ: type) -> Any:
-    value = claims.get(name)
-    if not isinstance(value, typ) or isinstance(value, bool):
-        raise BadToken(kind, f"the {kind} token is malformed")
-    return value
 
 
 class FrontDoorService:
@@ -300,7 +240,7 @@ class FrontDoorService:
                 "b": buyer,
                 "n": new_id(),
                 "bits": door.pow_bits,
-                "x": _us(expires),
+                "x": us(expires),
             }
             return Challenge(sign(self._challenge_key, "challenge", claims), door.pow_bits, expires)
         except LampoError as refusal:
@@ -314,9 +254,9 @@ class FrontDoorService:
         claims = verify(self._challenge_key, "challenge", challenge)
         if claims.get("e") != event or claims.get("b") != buyer:
             raise ProofOfWork(event, bits, "the challenge is another buyer's or event's")
-        if _from_us(_claim(claims, "x", "challenge", int)) <= now:
+        if from_us(claim(claims, "x", "challenge", int)) <= now:
             raise ProofOfWork(event, bits, "the challenge expired")
-        given = _claim(claims, "bits", "challenge", int)
+        given = claim(claims, "bits", "challenge", int)
         if given < bits:
             raise ProofOfWork(event, bits, f"the challenge asks for {given} bits only")
         if not pow_ok(challenge, solution, given):
@@ -381,10 +321,10 @@ class FrontDoorService:
             "b": buyer,
             "t": entry.ticket,
             "s": entry.seq,
-            "j": _us(entry.joined),
+            "j": us(entry.joined),
         }
         if admitted is not None:  # fixed at the first poll that found it admitted
-            claims["a"] = _us(admitted)
+            claims["a"] = us(admitted)
         return sign(self._ticket_key, "ticket", claims)
 
     def poll(self, ticket: str, buyer: str) -> Poll:
@@ -393,11 +333,11 @@ class FrontDoorService:
         event = ""
         try:
             claims = verify(self._ticket_key, "ticket", ticket)
-            event = _claim(claims, "e", "ticket", str)
-            market = _claim(claims, "m", "ticket", str)
-            ticket_id = _claim(claims, "t", "ticket", str)
-            seq = _claim(claims, "s", "ticket", int)
-            joined = _from_us(_claim(claims, "j", "ticket", int))
+            event = claim(claims, "e", "ticket", str)
+            market = claim(claims, "m", "ticket", str)
+            ticket_id = claim(claims, "t", "ticket", str)
+            seq = claim(claims, "s", "ticket", int)
+            joined = from_us(claim(claims, "j", "ticket", int))
             if claims.get("b") != buyer:
                 raise NotAdmitted(event, market, "the ticket is another buyer's")
             ev, door, window = self._room(event, market)
@@ -421,7 +361,7 @@ class FrontDoorService:
             if where.state is not PlaceState.ADMITTED:
                 return Poll(where.state, seq, where.ahead, where.eta.total_seconds(), ticket)
             if isinstance(claims.get("a"), int):
-                admitted = _from_us(claims["a"])
+                admitted = from_us(claims["a"])
             else:
                 admitted = self._admitted_at(line, seq, joined)
                 entry = Entry(ticket_id, seq, joined)
@@ -429,7 +369,7 @@ class FrontDoorService:
             expires = admitted + timedelta(seconds=door.admission_seconds)
             if now >= expires:
                 raise NotAdmitted(event, market, f"the admission expired at {expires.isoformat()}")
-            claims = {"e": event, "m": market, "b": buyer, "a": ticket_id, "x": _us(expires)}
+            claims = {"e": event, "m": market, "b": buyer, "a": ticket_id, "x": us(expires)}
             admission = sign(self._admission_key, "admission", claims)
             return Poll(PlaceState.ADMITTED, seq, 0, 0.0, ticket, admission, expires)
         except LampoError as refusal:
@@ -492,8 +432,8 @@ class FrontDoorService:
             if not admission:
                 raise NotAdmitted(event, market, "no admission given")
             claims = verify(self._admission_key, "admission", admission)
-            admission_id: str = _claim(claims, "a", "admission", str)
-            expires = _from_us(_claim(claims, "x", "admission", int))
+            admission_id: str = claim(claims, "a", "admission", str)
+            expires = from_us(claim(claims, "x", "admission", int))
             for name, wanted, what in (
                 ("b", buyer, "buyer"),
                 ("e", event, "event"),
