@@ -314,3 +314,19 @@ def test_an_admission_keeps_its_expiry_when_the_rate_changes() -> None:
     again = door.poll(first.ticket, "c1")
     assert again.admission_expires == first.admission_expires
     assert again.admission == first.admission
+
+
+def test_a_poll_from_a_cached_view_sees_a_restarted_line() -> None:
+    """A process's cached counters predate the joins after a lull: a newcomer's seq is
+    past them, so its poll reads them again and finds the line restarted."""
+    event = door_event(admit_per_second=1)
+    door, clock = open_door(event)
+    cached = FrontDoorService(door.sales, door.store, SECRET, cache_seconds=3_600)
+    clock.set(CN_OPENS)
+    first = cached.join("fest", "CN", "early")
+    clock.advance(100)
+    assert cached.poll(first.token, "early").state is PlaceState.ADMITTED  # cached now
+    burst = [cached.join("fest", "CN", f"c{n}") for n in range(10)]
+    last = cached.poll(burst[-1].token, "c9")
+    assert (last.state, last.ahead) == (PlaceState.WAITING, 9)
+    assert cached.poll(burst[0].token, "c0").state is PlaceState.WAITING

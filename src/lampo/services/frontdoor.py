@@ -293,24 +293,13 @@ class FrontDoorService:
             line = AdmissionLine(window.opens, 0, door.admit_per_second)
             entry = self.store.join(event, market, buyer, Entry(ticket_id, 0, now), rank, line)
             if entry.seq:
-                self._joined(event, market, entry, now)
+                # A view of the counters cached before this join is read again for this
+                # seq (``_cached_counts``): it may predate a restart of the line.
+                with self._lock:
+                    self._frozen.add((event, market))
             return Ticket(self._ticket(event, market, buyer, entry), entry.seq)
         except LampoError as refusal:
             self._refuse(event, refusal)
-
-    def _joined(self, event: str, market: str, entry: Entry, now: datetime) -> None:
-        """After a numbered join: the queue is frozen; and if this process's view of the
-        line had caught up with the queue, storage restarted the line (``DoorStore.join``),
-        so the view is dropped rather than let it admit the newcomer at once."""
-        key = (event, market)
-        with self._lock:
-            self._frozen.add(key)
-            cached = self._counts.get(key)
-            if cached is not None:
-                counts = cached[1]
-                line = counts.line
-                if line is None or line.admitted(now, entry.seq - 1) >= entry.seq - 1:
-                    self._counts.pop(key, None)
 
     def _ticket(
         self, event: str, market: str, buyer: str, entry: Entry, admitted: datetime | None = None
