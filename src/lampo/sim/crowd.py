@@ -312,15 +312,17 @@ def selling_stores(scenario: Scenario) -> tuple[Store, ...]:
     return tuple(eligible[i * n // keep] for i in range(keep))
 
 
-def _days(scenario: Scenario, store: Store) -> list[tuple[int, int]]:
-    """The store's opening hours within its market's window, as (start, end)
-    milliseconds after the event's first opening, day by day."""
+def _days(scenario: Scenario, store: Store) -> list[tuple[int, int, int]]:
+    """The store's opening hours within its market's window, as (day, start, end): the
+    day's index in the window (0: the local day of the opening) and milliseconds after the
+    event's first opening, for each day it opens."""
     traffic = scenario.crowd.stores
     assert traffic is not None
     event = scenario.event
     window = event.windows[store.market]
     zone = event.markets[store.market].zone
-    day, last = window.opens.astimezone(zone).date(), window.closes.astimezone(zone).date()
+    first = window.opens.astimezone(zone).date()
+    day, last = first, window.closes.astimezone(zone).date()
     out = []
     while day <= last:
         if store.open_on(day):
@@ -330,6 +332,7 @@ def _days(scenario: Scenario, store: Store) -> list[tuple[int, int]]:
             if start < end:
                 out.append(
                     (
+                        (day - first).days,
                         round((start - event.opens).total_seconds() * 1000),
                         round((end - event.opens).total_seconds() * 1000),
                     )
@@ -358,7 +361,7 @@ def expected_walk_ins(scenario: Scenario) -> float:
     return sum(
         rate * (end - start)
         for store in selling_stores(scenario)
-        for start, end in _days(scenario, store)
+        for _, start, end in _days(scenario, store)
     )
 
 
@@ -382,16 +385,16 @@ def store_visits(scenario: Scenario, market: str, seed: int) -> Iterator[Visit]:
     rng = random.Random(f"{seed}:{event.id}:{market}:stores")
     cum = _cumulative([traffic.demand[sku] for sku in skus])
     rate = _rate_per_ms(scenario)
-    days = {s.id: _days(scenario, s) for s in stores}
+    by_day: dict[int, list[tuple[str, int, int]]] = {}
+    for store in stores:
+        for day, start, end in _days(scenario, store):
+            by_day.setdefault(day, []).append((store.id, start, end))
     prefix, n = market.lower() + "-walk-in-", 0
-    for d in range(max(len(v) for v in days.values())):
+    for day in sorted(by_day):
         today: list[tuple[int, str]] = []
-        for store in stores:
-            if d >= len(days[store.id]):
-                continue
-            start, end = days[store.id][d]
+        for store_id, start, end in by_day[day]:
             for _ in range(_poisson(rng, rate * (end - start))):
-                today.append((rng.randrange(start, end), store.id))
+                today.append((rng.randrange(start, end), store_id))
         today.sort()
         for at, store_id in today:
             n += 1
