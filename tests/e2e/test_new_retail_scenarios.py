@@ -89,3 +89,18 @@ def test_a_bad_row_of_an_outside_results_file_is_refused_before_storage_is_read(
     assert "line 3" in message
     assert "line 4" in message
     assert "Traceback" not in err + out
+
+
+def test_a_rehearsal_over_http_refuses_walk_ins_before_sending_anything(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAMPO_SECRET", "s" * 32)
+    monkeypatch.setenv("LAMPO_ADMIN_KEY", "a" * 32)
+    code, out, err = run(
+        capsys, "simulate", "double-11-2021", "--scale", "0.001", "--target", "http://127.0.0.1:9"
+    )
+    assert code == 2
+    message = " ".join(err.split())
+    assert "walk-ins at stores" in message
+    assert "POST /v1/stores/{store}/sales" in message
+    assert "Traceback" not in err + out

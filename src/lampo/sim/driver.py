@@ -389,6 +389,8 @@ class _Run:
             self.result.refusals[paid.reason] += 1
             lines = tuple((line.stock, line.quantity) for line in hold.lines)
             self.live[hold.id] = (visit.at_ms + self.hold_ms, hold.customer, lines)
+            # ``live`` is kept in expiry order, which this late entry may break
+            self.live = OrderedDict(sorted(self.live.items(), key=lambda item: item[1][0]))
             return
         self.result.paid += 1
         self.result.till_sales += 1
