@@ -69,6 +69,21 @@ def test_the_period_report_shows_results_from_outside_labelled_as_imported(
     assert "Marketplace rankings" not in text  # none imported for 2017Q2
 
 
+def test_the_q2_2017_channel_mix_includes_the_stores_and_every_unit_still_sells(
+    capsys: pytest.CaptureFixture[str], history: str
+) -> None:
+    capsys.readouterr()
+    code, out, err = run(
+        capsys, "report", "period", "2017Q2", "--storage", history, "--format", "json"
+    )
+    assert code == 0, err
+    figures = json.loads(out)["figures"]
+    kinds = {row["key"]: row["units"] for row in figures["by_channel"]}
+    assert set(kinds) == {"online", "marketplace", "store"}
+    assert kinds["store"] > 0
+    assert sum(kinds.values()) == figures["units"] == 2316  # every unit of the quarter
+
+
 def test_a_bad_row_of_an_outside_results_file_is_refused_before_storage_is_read(
     capsys: pytest.CaptureFixture[str], history: str
 ) -> None:
