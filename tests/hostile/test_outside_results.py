@@ -21,6 +21,9 @@ from lampo.services.imports import (
     marketplace_rankings,
 )
 from lampo.sim.scenario import ScenarioError, loads
+from tests.hostile._cli import assert_one_line_or_success
+from tests.hostile._cli import run as run_cli
+from tests.hostile.strategies_cli import hostile_files
 
 SETTINGS = settings(
     max_examples=60,
@@ -201,3 +204,28 @@ def test_a_hostile_inline_store_is_refused_naming_its_field(field: str, value: s
         assert loaded is not None
         (kept,) = loaded.stores
         assert kept.market == "CN" or field == "market"
+
+
+@SETTINGS
+@given(
+    option=st.sampled_from(["--actuals", "--rankings"]),
+    content=st.one_of(
+        hostile_files(),
+        st.lists(st.sampled_from([GOOD_ACTUAL, GOOD_RANK, *BAD_ACTUALS, *BAD_RANKS])).map(
+            lambda rows: ",".join(ACTUAL_COLUMNS) + "\n" + "\n".join(rows)
+        ),
+    ),
+)
+def test_report_period_answers_a_hostile_outside_file_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+    sandbox: Path,
+    sale_database: str,
+    option: str,
+    content: str,
+) -> None:
+    (sandbox / "outside.csv").write_text(content, encoding="utf-8", errors="surrogatepass")
+    argv = ["report", "period", "2014Q3", "--storage", sale_database, option, "outside.csv"]
+    done = run_cli(capsys, argv)
+    assert_one_line_or_success(done)
+    if done.code == 2:
+        assert "outside.csv" in done.err
