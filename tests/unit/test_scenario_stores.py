@@ -21,6 +21,7 @@ from lampo.domain.stores import network
 from lampo.services.audit import audit
 from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
+from lampo.sim import definition
 from lampo.sim.crowd import (
     MAX_SIM_REQUESTS,
     Plan,
@@ -428,3 +429,19 @@ def test_double_11_2021_runs_from_1_to_11_november_through_its_declared_channels
     local = (event.opens + timedelta(milliseconds=first_till.at_ms)).astimezone(zone)
     assert local.date() == date(2021, 11, 1)
     assert time(10) <= local.time() < time(22)
+
+
+def test_an_event_file_reads_its_stores_file_next_to_it_and_an_upload_may_not(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "net.csv").write_text(
+        "id,name,kind,market,city,opened,closed,lat,lon\n"
+        "sz-1,Mi Home Shenzhen,own,CN,Shenzhen,2018-03-01,,,\n",
+        encoding="utf-8",
+    )
+    path = tmp_path / "tills.toml"
+    path.write_text('stores = "net.csv"\n' + text(stores=""), encoding="utf-8")
+    assert definition.read(path).id == "tills"
+    with pytest.raises(ScenarioError) as refused:
+        definition.parse(path.read_bytes(), "toml", "upload")
+    assert refused.value.field == "stores"

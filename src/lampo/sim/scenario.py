@@ -144,10 +144,13 @@ def load(name_or_path: str | Path, scale: float = 1.0) -> Scenario:
     return _Builder(label, text, scale, base).scenario(name, parse_toml(text, label))
 
 
-def loads(text: str, label: str = "scenario", scale: float = 1.0) -> Scenario:
-    """Read a scenario from TOML ``text`` (an upload); ``label`` names it in messages."""
+def loads(
+    text: str, label: str = "scenario", scale: float = 1.0, base: Path | None = None
+) -> Scenario:
+    """Read a scenario from TOML ``text``; ``label`` names it in messages. ``base``: the
+    folder a ``stores = "file.csv"`` is read from (None, an upload: stores only inline)."""
     scale = check_scale(scale)
-    return _Builder(label, text, scale).scenario(label, parse_toml(text, label))
+    return _Builder(label, text, scale, base).scenario(label, parse_toml(text, label))
 
 
 def parse_toml(text: str, label: str) -> dict[str, Any]:
