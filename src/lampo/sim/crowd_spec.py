@@ -209,19 +209,13 @@ class CrowdReader(FieldReader):
                 if not weight:
                     continue
                 path: FieldPath = (*where, name) if market in crowd.channels else where
-                if name == "online":
-                    kind, found = (
-                        ChannelKind.ONLINE,
-                        [
-                            spec
-                            for spec in event.channels.values()
-                            if spec.kind is ChannelKind.ONLINE
-                        ],
-                    )
-                else:
-                    kind = ChannelKind.MARKETPLACE
-                    spec = event.channels.get(name)
-                    found = [spec] if spec is not None and spec.kind is kind else []
+                kind = ChannelKind.ONLINE if name == "online" else ChannelKind.MARKETPLACE
+                # online: any channel of its kind; a marketplace: the channel of its id
+                found = [
+                    spec
+                    for spec in event.channels.values()
+                    if spec.kind is kind and (kind is ChannelKind.ONLINE or spec.id == name)
+                ]
                 if not any(not spec.markets or market in spec.markets for spec in found):
                     raise self.fail(
                         path,
