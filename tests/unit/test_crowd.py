@@ -52,7 +52,7 @@ def test_the_number_of_buyers_follows_the_arrival_rates() -> None:
 def test_the_crowd_shows_every_behaviour() -> None:
     seen = visits("mi-fan-fest-2015", 0.01, 11)
     plans = Counter(v.plan for v in seen)
-    assert set(plans) == set(Plan)
+    assert set(plans) == set(Plan) - {Plan.TILL}  # no stores: test_scenario_stores.py
     buyers = sum(n for p, n in plans.items() if p is not Plan.NONE)
     assert 0.08 < plans[Plan.ABANDON] / buyers < 0.16
     repeats = [v for v in seen if v.key.endswith(":2")]

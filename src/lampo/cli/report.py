@@ -34,7 +34,15 @@ from lampo.domain.errors import InvalidRequest
 from lampo.domain.period import Period, PeriodFigures, Share, percent
 from lampo.domain.stores import MAX_CSV_BYTES, NetworkFigures, Store, parse_csv
 from lampo.services import imports
-from lampo.services.imports import DEFAULT_HISTORY, DEFAULT_SHARES, DEFAULT_TARGETS
+from lampo.services.imports import (
+    DEFAULT_ACTUALS,
+    DEFAULT_HISTORY,
+    DEFAULT_RANKINGS,
+    DEFAULT_SHARES,
+    DEFAULT_TARGETS,
+    ActualResult,
+    MarketplaceRank,
+)
 from lampo.services.report import (
     PeriodReport,
     battle_report,
@@ -148,6 +156,13 @@ def period_cmd(
         float, typer.Option(help="Scale the targets, to read a scaled simulation against them.")
     ] = 1.0,
     stores: StoresOpt = None,
+    actuals: Annotated[
+        str,
+        typer.Option(help="Results sold outside lampo: a shipped name or a CSV file."),
+    ] = DEFAULT_ACTUALS,
+    rankings: Annotated[
+        str, typer.Option(help="Marketplace rankings: a shipped name or a CSV file.")
+    ] = DEFAULT_RANKINGS,
 ) -> None:
     """Results of a quarter or a year from every order in storage: growth and targets."""
     current = Period.parse(period, tz)
@@ -157,6 +172,8 @@ def period_cmd(
     goals = imports.targets(targets, tz)
     known = imports.market_shares(shares)
     registry = read_stores(stores)
+    outside = imports.of_period(imports.actual_results(actuals), current)
+    places = imports.of_period(imports.marketplace_rankings(rankings), current)
     config = Config.from_env(storage_url=storage)
     store = open_storage(config.storage_url, must_exist=True)
     try:
@@ -173,9 +190,40 @@ def period_cmd(
     finally:
         store.close()
     if fmt is Format.TABLE:
-        render_period(Console(), report)
+        console = Console()
+        render_period(console, report)
+        render_imported(console, current.label, outside, places)
     else:
         _emit(report, fmt)
+
+
+def render_imported(
+    console: Console, period: str, actuals: list[ActualResult], ranks: list[MarketplaceRank]
+) -> None:
+    """Results from outside lampo for ``period`` (imported, as reported, never recounted),
+    in tables of their own after lampo's figures, each labelled as imported."""
+    if actuals:
+        table = new_table(f"Results from outside lampo, {period} (imported, as reported)")
+        for col in ("market", "channel", "category", "units", "revenue", "source"):
+            table.add_column(col, justify="right" if col in ("units", "revenue") else "left")
+        for a in actuals:
+            add_row(
+                table,
+                a.market,
+                a.channel,
+                a.category,
+                "-" if a.units is None else f"{a.units:,}",
+                "-" if a.revenue is None else money_text(a.revenue.amount, a.revenue.currency),
+                a.source,
+            )
+        console.print(table)
+    if ranks:
+        table = new_table(f"Marketplace rankings, {period} (imported)")
+        for col in ("marketplace", "list", "category", "rank", "brand", "source"):
+            table.add_column(col, justify="right" if col == "rank" else "left")
+        for r in ranks:
+            add_row(table, r.marketplace, r.list, r.category, f"#{r.rank}", r.brand, r.source)
+        console.print(table)
 
 
 def render_period(console: Console, report: PeriodReport) -> None:
@@ -318,4 +366,4 @@ def _shares(console: Console, title: str, f: PeriodFigures, rows: list[Share]) -
     console.print(table)
 
 
-__all__ = ["render_period", "report_app"]
+__all__ = ["render_imported", "render_period", "report_app"]

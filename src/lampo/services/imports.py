@@ -1,6 +1,7 @@
-"""Imported figures the reports compare with: earlier sales, market shares and targets.
+"""Imported figures the reports compare with: earlier sales, market shares, targets, and
+results from outside (actual results not sold through lampo, marketplace rankings).
 
-Three small text formats, shipped examples in ``lampo/scenarios/history/``:
+Five small text formats, shipped examples in ``lampo/scenarios/history/``:
 
 - **past results** (CSV): ``name,date,window_hours,category,units,money,currency,
   first_hour_units,sellout_seconds,sellout_units,source``; one row per sale and category;
@@ -16,7 +17,23 @@ Three small text formats, shipped examples in ``lampo/scenarios/history/``:
   optionally ``market`` (every market when absent) and ``from`` (the date it was set: a
   period that ends before it does not show it), at most 1,000 of them.
 
-A malformed file raises ``ImportFileError`` naming the file, the line and the problem.
+- **actual results** (CSV, ``actual-results.csv``): what was sold outside lampo, as
+  reported: ``period,market,channel,category,units,revenue,currency,source``. ``period``
+  a quarter or a year (``2017Q2``, ``2014``); ``market`` a market code or ``all``;
+  ``channel`` ``all``, a channel kind (``online``, ``marketplace``, ``store``) or a channel
+  id (``jd``); ``category`` a category id or ``all``; ``units`` from 0 to
+  ``MAX_OUTSIDE_UNITS`` (10 billion) or empty; ``revenue`` a decimal string in
+  ``currency``, at most ``MAX_OUTSIDE_AMOUNT`` minor units, or empty (one of units and
+  revenue at least); ``source`` says where the figure comes from and what it measures.
+- **marketplace rankings** (CSV, ``marketplace-rankings.csv``): a brand's place on a
+  partner's list per period: ``period,marketplace,list,category,rank,brand,source``;
+  ``rank`` from 1 to ``MAX_RANK`` (1,000).
+
+Every text cell is at most ``MAX_CELL`` (500) characters; a file at most
+``MAX_IMPORT_BYTES`` (1 MiB) and ``MAX_IMPORT_ROWS`` (10,000) rows. The last two formats
+are checked whole: a bad file raises ``ImportRowsRefused`` naming every bad row (file,
+line, problem) and nothing of it is used. The first three raise ``ImportFileError`` at
+their first problem, naming the file, the line and the problem.
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ import io
 import re
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from importlib import resources
@@ -70,6 +88,33 @@ PAST_COLUMNS = (
     "source",
 )
 SHARE_COLUMNS = ("period", "market", "brand", "share_percent", "units", "source")
+ACTUAL_COLUMNS = (
+    "period",
+    "market",
+    "channel",
+    "category",
+    "units",
+    "revenue",
+    "currency",
+    "source",
+)
+RANKING_COLUMNS = ("period", "marketplace", "list", "category", "rank", "brand", "source")
+#: The shipped results from outside that period reports show beside lampo's own.
+DEFAULT_ACTUALS = "actual-results.csv"
+DEFAULT_RANKINGS = "marketplace-rankings.csv"
+#: Bounds of a file of results from outside, and of its figures: a year's units of a
+#: brand worldwide (hundreds of millions of phones) and its revenue in any currency
+#: (10^18 minor units: 10^16 yuan) fit with room to spare; a count or amount in a
+#: 64-bit integer always.
+MAX_IMPORT_BYTES = 1024 * 1024
+MAX_IMPORT_ROWS = 10_000
+MAX_CELL = 500
+MAX_OUTSIDE_UNITS = 10_000_000_000
+MAX_OUTSIDE_AMOUNT = 10**18
+MAX_RANK = 1_000
+ALL = "all"
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$", re.ASCII)
+_MARKET = re.compile(r"^[A-Z]{2,8}$", re.ASCII)
 
 
 class ImportFileError(LampoError):
@@ -85,6 +130,23 @@ class ImportFileError(LampoError):
 
     def message(self) -> str:
         return f"{self.file}" + (f", line {self.line}" if self.line else "") + f": {self.problem}"
+
+
+class ImportRowsRefused(ImportFileError):
+    """A file of results from outside refused whole: ``problems`` lists every bad row as
+    ``(line, problem)`` (line 0: the file itself). Nothing of the file was used."""
+
+    def __init__(self, file: str, problems: list[tuple[int, str]]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(file, first[1], first[0] or None)
+
+    def message(self) -> str:
+        shown = "; ".join(
+            (f"line {line}: " if line else "") + problem for line, problem in self.problems[:10]
+        )
+        more = f" (and {len(self.problems) - 10} more)" if len(self.problems) > 10 else ""
+        return f"{self.file}: {len(self.problems)} bad row(s): {shown}{more}"
 
 
 def read_text(name_or_path: str | Path) -> tuple[str, str]:
@@ -333,3 +395,157 @@ def _network_targets(items: object) -> list[NetworkTarget]:
         except InvalidRequest as err:
             raise ValueError(f"{where}.{err.field} {err.problem}") from None
     return out
+
+
+# -- results from outside -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ActualResult:
+    """A result sold outside lampo, as reported: ``units`` and/or ``revenue`` of a period,
+    in ``market`` (or ``all``), through ``channel`` (``all``, a kind or an id), of
+    ``category`` (or ``all``)."""
+
+    period: str
+    market: str
+    channel: str
+    category: str
+    units: int | None
+    revenue: Money | None
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarketplaceRank:
+    """A brand's ``rank`` on a marketplace's ``list`` of ``category`` in a period."""
+
+    period: str
+    marketplace: str
+    list: str
+    category: str
+    rank: int
+    brand: str
+    source: str
+
+
+def _cell(cells: dict[str, str], key: str, required: bool = True) -> str:
+    value = cells[key]
+    if len(value) > MAX_CELL:
+        raise ValueError(f"{key} is longer than {MAX_CELL} characters (MAX_CELL)")
+    if required and not value:
+        raise ValueError(f"{key} is empty")
+    if any(ord(c) < 32 for c in value):
+        raise ValueError(f"{key} holds a control character")
+    return value
+
+
+def _period(cells: dict[str, str]) -> str:
+    return Period.parse(_cell(cells, "period")).label
+
+
+def _key(cells: dict[str, str], key: str, pattern: re.Pattern[str], what: str) -> str:
+    value = _cell(cells, key)
+    if value != ALL and not pattern.match(value):
+        raise ValueError(f"{key} must be {what} or {ALL!r}, got {value[:40]!r}")
+    return value
+
+
+def _bounded_whole(text: str, what: str, high: int) -> int | None:
+    value = _whole(text, what) if len(text) <= 32 else None
+    if len(text) > 32 or (value is not None and value > high):
+        raise ValueError(f"{what} must be at most {high:,}")
+    return value
+
+
+def _actual(cells: dict[str, str]) -> ActualResult:
+    period = _period(cells)
+    market = _key(cells, "market", _MARKET, "a market code such as CN")
+    channel = _key(cells, "channel", _ID, "a channel kind or id such as jd")
+    category = _key(cells, "category", _ID, "a category id such as phones")
+    units = _bounded_whole(_cell(cells, "units", False), "units", MAX_OUTSIDE_UNITS)
+    amount = _cell(cells, "revenue", False)
+    currency = _cell(cells, "currency", False)
+    if len(amount) > 40:
+        raise ValueError("revenue must be a decimal of at most 40 characters")
+    revenue = _money(amount, currency) if amount else None
+    if revenue is None and currency:
+        raise ValueError("currency is given without a revenue")
+    if revenue is not None and revenue.amount > MAX_OUTSIDE_AMOUNT:
+        raise ValueError(f"revenue must be at most {MAX_OUTSIDE_AMOUNT:,} minor units")
+    if units is None and revenue is None:
+        raise ValueError("needs units or revenue (or both)")
+    return ActualResult(period, market, channel, category, units, revenue, _cell(cells, "source"))
+
+
+def _rank(cells: dict[str, str]) -> MarketplaceRank:
+    rank = _bounded_whole(_cell(cells, "rank"), "rank", MAX_RANK)
+    if not rank:
+        raise ValueError(f"rank must be from 1 to {MAX_RANK:,}")
+    return MarketplaceRank(
+        _period(cells),
+        _key(cells, "marketplace", _ID, "a marketplace id such as jd"),
+        _cell(cells, "list"),
+        _key(cells, "category", _ID, "a category id such as phones"),
+        rank,
+        _cell(cells, "brand"),
+        _cell(cells, "source"),
+    )
+
+
+def _checked_rows(
+    text: str, label: str, columns: tuple[str, ...], build: Callable[[dict[str, str]], T]
+) -> list[T]:
+    """Every row of a CSV file built, or ``ImportRowsRefused`` naming every bad row. Lines
+    that are blank or start with ``#`` are comments."""
+    if len(text) > MAX_IMPORT_BYTES:
+        raise ImportRowsRefused(label, [(0, f"longer than {MAX_IMPORT_BYTES:,} bytes")])
+    lines = text.splitlines(keepends=True)
+    content = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.startswith("#")]
+    if not content:
+        raise ImportRowsRefused(label, [(0, "is empty")])
+    if len(content) - 1 > MAX_IMPORT_ROWS:
+        raise ImportRowsRefused(label, [(0, f"more than {MAX_IMPORT_ROWS:,} rows")])
+    problems: list[tuple[int, str]] = []
+    rows: list[tuple[int, list[str]]] = []
+    for lineno, line in content:
+        try:
+            rows.append((lineno, next(csv.reader([line], strict=True))))
+        except (csv.Error, StopIteration) as err:
+            problems.append((lineno, f"not valid CSV: {err}"))
+    if problems and problems[0][0] == content[0][0]:
+        raise ImportRowsRefused(label, problems)
+    header = [h.strip() for h in rows[0][1]]
+    if tuple(header) != columns:
+        want = ",".join(columns)
+        raise ImportRowsRefused(label, [(rows[0][0], f"the header must be {want}")])
+    out = []
+    for lineno, row in rows[1:]:
+        if len(row) != len(header):
+            problems.append((lineno, f"{len(row)} fields where the header has {len(header)}"))
+            continue
+        cells = {h: v.strip() for h, v in zip(header, row, strict=True)}
+        try:
+            out.append(build(cells))
+        except (ValueError, LampoError) as err:
+            problems.append((lineno, str(err)))
+    if problems:
+        raise ImportRowsRefused(label, sorted(problems))
+    if not out:
+        raise ImportRowsRefused(label, [(0, "has a header but no rows")])
+    return out
+
+
+def actual_results(name_or_path: str | Path = DEFAULT_ACTUALS) -> list[ActualResult]:
+    """Results sold outside lampo from a CSV file (shipped name or path), checked whole."""
+    text, label = read_text(name_or_path)
+    return _checked_rows(text, label, ACTUAL_COLUMNS, _actual)
+
+
+def marketplace_rankings(name_or_path: str | Path = DEFAULT_RANKINGS) -> list[MarketplaceRank]:
+    """Brands' places on marketplaces' lists from a CSV file (shipped name or path),
+    checked whole."""
+    text, label = read_text(name_or_path)
+    return _checked_rows(text, label, RANKING_COLUMNS, _rank)
+
+
+def of_period(rows: list[T], period: Period) -> list[T]:
+    """The rows (``ActualResult`` or ``MarketplaceRank``) of ``period``, by its label."""
+    return [r for r in rows if getattr(r, "period", None) == period.label]

@@ -11,6 +11,13 @@ and a plan: pay after a delay, pay twice with the same payment id, pay too late,
 or never pay (the hold expires). Some resend the same request with the same idempotency
 key; some come back later and try to pass the per-customer limit.
 
+Stores (``[crowd.stores]``): buyers walk into each selling store at a steady rate while it
+is open, from its opening to its closing time of day in its market's local time and within
+the market's window, and buy at the till (``Plan.TILL``: a sale paid at once). Which
+stores sell scales with the scenario (``selling_stores``), so the stores' traffic scales
+with every other figure; walk-ins draw from their own ``random.Random`` (seed, market,
+"stores"), so a scenario's online crowd is the same with or without stores.
+
 The stream is produced lazily in time order, so memory stays small at any scale. The same
 scenario and seed give the identical sequence: every market draws from its own
 ``random.Random`` seeded from (seed, market).
@@ -30,9 +37,11 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from lampo.domain.market import Channel, ChannelKind
+from lampo.domain.stores import Store
 from lampo.sim.arrivals import Shape, spent
 from lampo.sim.scenario import Crowd, Scenario, ScenarioError
 
@@ -55,6 +64,7 @@ class Plan(StrEnum):
     RELEASE = "release"
     ABANDON = "abandon"  # never pays: the hold expires
     NONE = "none"  # a resent request: the first request's plan applies
+    TILL = "till"  # a walk-in at a store: the sale is paid at once (a till sale)
 
 
 #: The shortest delay between a hold and the buyer's next step (a payment, a release),
@@ -158,6 +168,8 @@ class _Market:
         self.buyers = 0
         self.pending: list[tuple[int, int, Visit]] = []  # resent and repeat visits to come
         self.seq = 0
+        self.scenario = scenario
+        self.seed = seed
 
     def instants(self, s: int) -> list[int]:
         """The arrivals of second ``s``, each at its millisecond (sorted): each drawn from
@@ -185,6 +197,12 @@ class _Market:
         return out
 
     def visits(self) -> Iterator[Visit]:
+        """The market's visits in time order: online and marketplace buyers, and walk-ins
+        at its stores."""
+        walk_ins = store_visits(self.scenario, self.market, self.seed)
+        yield from heapq.merge(self.online(), walk_ins, key=lambda v: v.at_ms)
+
+    def online(self) -> Iterator[Visit]:
         if not self.skus:
             return
         end_ms = self.offset_ms + self.seconds * 1000
@@ -278,6 +296,124 @@ class _Market:
         return Plan.PAY, self.pay_delay()
 
 
+# -- stores ------------------------------------------------------------------------------
+def selling_stores(scenario: Scenario) -> tuple[Store, ...]:
+    """The stores whose tills sell in a run: of the stores open on some day of their
+    market's window, ``round(n * scale)`` of the ``n`` (at least one, at most all), spread
+    evenly over the registry's order, so a scaled run keeps stores of every city."""
+    event, traffic = scenario.event, scenario.crowd.stores
+    if traffic is None:
+        return ()
+    eligible = [s for s in scenario.stores if s.market in event.markets and _days(scenario, s)]
+    n = len(eligible)
+    if not n:
+        return ()
+    keep = min(n, max(1, round(n * scenario.scale)))
+    return tuple(eligible[i * n // keep] for i in range(keep))
+
+
+def _days(scenario: Scenario, store: Store) -> list[tuple[int, int, int]]:
+    """The store's opening hours within its market's window, as (day, start, end): the
+    day's index in the window (0: the local day of the opening) and milliseconds after the
+    event's first opening, for each day it opens."""
+    traffic = scenario.crowd.stores
+    assert traffic is not None
+    event = scenario.event
+    window = event.windows[store.market]
+    zone = event.markets[store.market].zone
+    first = window.opens.astimezone(zone).date()
+    day, last = first, window.closes.astimezone(zone).date()
+    out = []
+    while day <= last:
+        if store.open_on(day):
+            opens = datetime.combine(day, traffic.opens, zone).astimezone(UTC)
+            closes = datetime.combine(day, traffic.closes, zone).astimezone(UTC)
+            start, end = max(opens, window.opens), min(closes, window.closes)
+            if start < end:
+                out.append(
+                    (
+                        (day - first).days,
+                        round((start - event.opens).total_seconds() * 1000),
+                        round((end - event.opens).total_seconds() * 1000),
+                    )
+                )
+        day += timedelta(days=1)
+    return out
+
+
+def _rate_per_ms(scenario: Scenario) -> float:
+    """Walk-ins per selling store and millisecond: the declared rate per hour, times the
+    share of eligible stores the scale left out (so store traffic scales exactly)."""
+    traffic = scenario.crowd.stores
+    if traffic is None:
+        return 0.0
+    selling = len(selling_stores(scenario))
+    if not selling:
+        return 0.0
+    event = scenario.event
+    eligible = sum(1 for s in scenario.stores if s.market in event.markets and _days(scenario, s))
+    return traffic.walk_ins_per_hour * scenario.scale * eligible / selling / 3_600_000
+
+
+def expected_walk_ins(scenario: Scenario) -> float:
+    """The mean number of till sales of a run."""
+    rate = _rate_per_ms(scenario)
+    return sum(
+        rate * (end - start)
+        for store in selling_stores(scenario)
+        for _, start, end in _days(scenario, store)
+    )
+
+
+def store_visits(scenario: Scenario, market: str, seed: int) -> Iterator[Visit]:
+    """The walk-ins of ``market``'s selling stores in time order: each store's count per
+    day drawn from a Poisson law of its rate over its opening hours, each walk-in at a
+    uniform millisecond of them, buying one SKU of the store mix (two units for
+    ``two_units`` of them, within the SKU's limit) at the till."""
+    traffic = scenario.crowd.stores
+    if traffic is None:
+        return
+    event = scenario.event
+    stores = [s for s in selling_stores(scenario) if s.market == market]
+    skus = [
+        sku
+        for sku in sorted(traffic.demand)
+        if traffic.demand[sku] > 0 and market in event.offers[sku].prices
+    ]
+    if not stores or not skus:
+        return
+    rng = random.Random(f"{seed}:{event.id}:{market}:stores")
+    cum = _cumulative([traffic.demand[sku] for sku in skus])
+    rate = _rate_per_ms(scenario)
+    by_day: dict[int, list[tuple[str, int, int]]] = {}
+    for store in stores:
+        for day, start, end in _days(scenario, store):
+            by_day.setdefault(day, []).append((store.id, start, end))
+    prefix, n = market.lower() + "-walk-in-", 0
+    for day in sorted(by_day):
+        today: list[tuple[int, str]] = []
+        for store_id, start, end in by_day[day]:
+            for _ in range(_poisson(rng, rate * (end - start))):
+                today.append((rng.randrange(start, end), store_id))
+        today.sort()
+        for at, store_id in today:
+            n += 1
+            sku = skus[bisect.bisect_right(cum, rng.random() * cum[-1], 0, len(cum) - 1)]
+            limit = event.offers[sku].limit_per_customer
+            two = rng.random() < traffic.two_units and (limit is None or limit >= 2)
+            customer = f"{prefix}{n}"
+            yield Visit(
+                at,
+                market,
+                customer,
+                f"{store_id}:{n}",
+                ((sku, 2 if two else 1),),
+                Channel(ChannelKind.STORE, store_id),
+                Plan.TILL,
+                0,
+            )
+
+
 def timeline(scenario: Scenario, seed: int = 0) -> Iterator[Visit]:
     """Every visit of the scenario's crowd, in time order to the millisecond (ties: market
     order, then arrival)."""
@@ -297,9 +433,10 @@ def _keyed(index: int, visits: Iterator[Visit]) -> Iterator[tuple[int, int, int,
 def expected_requests(scenario: Scenario) -> float:
     """The mean number of reservation requests of a run at most: each buyer's first visit,
     the resent ones, the returning ones, and those who come back after a sold-out (as if
-    every one of them were refused)."""
+    every one of them were refused), and the walk-ins at the stores' tills."""
     crowd = scenario.crowd
-    return expected_buyers(scenario) * (1 + crowd.retry + crowd.repeat + crowd.comeback)
+    online = expected_buyers(scenario) * (1 + crowd.retry + crowd.repeat + crowd.comeback)
+    return online + expected_walk_ins(scenario)
 
 
 def market_seconds(scenario: Scenario) -> int:

@@ -1,8 +1,10 @@
-"""The crowd of a scenario file: its types (``Crowd``, ``Arrivals``, ``Wave``), their
-bounds, and ``CrowdReader``, which reads the ``[crowd]`` table (docs/scenarios.md)."""
+"""The crowd of a scenario file: its types (``Crowd``, ``Arrivals``, ``Wave``,
+``StoreTraffic``), their bounds, and ``CrowdReader``, which reads the ``[crowd]`` table
+(docs/scenarios.md)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -10,6 +12,7 @@ from typing import Any
 
 from lampo.domain.bounds import MAX_EVENT_SPAN, MAX_HOLD_SECONDS, show
 from lampo.domain.event import SaleEvent
+from lampo.domain.market import ChannelKind
 from lampo.sim._locate import Path as FieldPath
 from lampo.sim.fields import FieldReader, kind_of
 
@@ -27,6 +30,10 @@ MAX_PAY_DELAY_SECONDS = float(MAX_HOLD_SECONDS)
 MAX_WAVES = 64
 #: A wave's peak, as a multiple of the market's opening peak.
 MAX_PEAK_FACTOR = 100.0
+#: Walk-ins per store and hour that buy at the till: at most one a second, a busy till's
+#: pace (a flagship Mi Home store serves some hundreds an hour on a festival evening).
+MAX_WALK_INS_PER_HOUR = 3_600.0
+_HOUR_MINUTE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,23 @@ class Wave:
     at: datetime | None = None  # naive: local time in each market
     daily: time | None = None
     markets: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTraffic:
+    """Buyers who walk into the event's stores and buy at the till (``[crowd.stores]``).
+
+    ``walk_ins_per_hour``: per store, while it is open (``opens`` to ``closes``, each
+    store in its market's local time, within the market's window). The number of stores
+    that sell scales with the scenario (``crowd.selling_stores``), not this rate, so the
+    stores' traffic scales as every other figure does. ``demand``: the SKU mix of store
+    buyers (default: the crowd's). ``two_units``: buyers who take two units."""
+
+    walk_ins_per_hour: float
+    opens: time
+    closes: time
+    demand: Mapping[str, float]
+    two_units: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +99,8 @@ class Crowd:
     #: Buyers refused as sold out who try again later (a unit may be back by then).
     comeback: float = 0.0
     comeback_seconds: float = 120.0
+    #: Walk-ins at the event's stores (None: nobody buys at a till).
+    stores: StoreTraffic | None = None
 
 
 class CrowdReader(FieldReader):
@@ -167,8 +193,77 @@ class CrowdReader(FieldReader):
                 1.0,
                 MAX_DECAY_SECONDS,
             ),
+            stores=self.store_traffic(c.get("stores"), (*base, "stores"), event, demand),
             **shares,
         )
+
+    def declared_channels(self, crowd: Crowd, event: SaleEvent) -> None:
+        """An event that declares its channels sells through those only (``pools_for``
+        refuses any other): every channel the crowd shops through must be one of them."""
+        if not event.channels:
+            return
+        for market in crowd.arrivals:
+            mix = crowd.channels.get(market, {"online": 1.0})
+            where: FieldPath = ("crowd", "channels", market)
+            for name, weight in mix.items():
+                if not weight:
+                    continue
+                path: FieldPath = (*where, name) if market in crowd.channels else where
+                kind = ChannelKind.ONLINE if name == "online" else ChannelKind.MARKETPLACE
+                # online: any channel of its kind; a marketplace: the channel of its id
+                found = [
+                    spec
+                    for spec in event.channels.values()
+                    if spec.kind is kind and (kind is ChannelKind.ONLINE or spec.id == name)
+                ]
+                if not any(not spec.markets or market in spec.markets for spec in found):
+                    raise self.fail(
+                        path,
+                        f"the event declares its channels ([[channels]]) and no {kind.value} "
+                        f"channel {show(name)} sells in {market}",
+                    )
+
+    def store_traffic(
+        self, raw: Any, path: FieldPath, event: SaleEvent, demand: Mapping[str, float]
+    ) -> StoreTraffic | None:
+        if raw is None:
+            return None
+        t = self.table(raw, path)
+        mix = dict(demand)
+        if "demand" in t:
+            mix = {}
+            for sku, value in self.table(t["demand"], (*path, "demand")).items():
+                if sku not in event.offers:
+                    raise self.fail((*path, "demand", sku), f"{show(sku)} is not a declared SKU")
+                mix[sku] = self.weight(value, (*path, "demand", sku))
+            if not any(mix.values()):
+                raise self.fail((*path, "demand"), "needs a positive weight for at least one SKU")
+        opens = self.time_of_day(t.get("opens", "10:00"), (*path, "opens"))
+        closes = self.time_of_day(t.get("closes", "22:00"), (*path, "closes"))
+        if closes <= opens:
+            raise self.fail((*path, "closes"), "must be after opens (a store closes the same day)")
+        return StoreTraffic(
+            walk_ins_per_hour=self.number(
+                self.get(t, path, "walk_ins_per_hour"),
+                (*path, "walk_ins_per_hour"),
+                0.0,
+                MAX_WALK_INS_PER_HOUR,
+            ),
+            opens=opens,
+            closes=closes,
+            demand=mix,
+            two_units=self.share(t.get("two_units", 0.0), (*path, "two_units")),
+        )
+
+    def time_of_day(self, value: Any, path: FieldPath) -> time:
+        """A local time of day: ``"10:00"`` or a TOML time (``10:00:00``)."""
+        if isinstance(value, time) and value.tzinfo is None:
+            return value
+        if isinstance(value, str):
+            found = _HOUR_MINUTE.match(value)
+            if found:
+                return time(int(found.group(1)), int(found.group(2)))
+        raise self.fail(path, f'must be a local time of day such as "10:00", got {kind_of(value)}')
 
     def rhythm(self, raw: Any, path: FieldPath) -> tuple[float, ...] | None:
         if raw is None:

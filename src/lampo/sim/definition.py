@@ -25,11 +25,14 @@ Form = Literal["toml", "json"]
 FORMS: tuple[Form, ...] = ("toml", "json")
 
 
-def parse(content: bytes | str, form: Form, label: str, scale: float = 1.0) -> SaleEvent:
+def parse(
+    content: bytes | str, form: Form, label: str, scale: float = 1.0, base: Path | None = None
+) -> SaleEvent:
     """The event ``content`` defines: ``"toml"``, a scenario file (its stock scaled by
     ``scale``, in (0, 10]); ``"json"``, the codec's form (as ``lampo event show`` and
     ``GET /v1/events/{id}`` give it; not scaled). ``label`` names the document in messages.
-    Bytes must be UTF-8."""
+    Bytes must be UTF-8. ``base``: the folder of a file, where a scenario's stores file
+    is read (None, an upload: a scenario declares its stores inline)."""
     if form not in FORMS:
         raise InvalidRequest("definition", f"{label}: {form!r} is not one of {', '.join(FORMS)}")
     if isinstance(content, bytes):
@@ -40,7 +43,7 @@ def parse(content: bytes | str, form: Form, label: str, scale: float = 1.0) -> S
         except UnicodeDecodeError as err:
             raise InvalidRequest("definition", f"{label} is not UTF-8: {err.reason}") from None
     if form == "toml":
-        return scenarios.loads(content, label, scale).event
+        return scenarios.loads(content, label, scale, base).event
     return event_from_dict(parse_json(content, label))
 
 
@@ -74,7 +77,7 @@ def read(path: Path, scale: float = 1.0) -> SaleEvent:
     except OSError as err:
         raise InvalidRequest("file", f"cannot read {path}: {err.strerror or err}") from None
     form: Form = "json" if path.suffix.lower() == ".json" else "toml"
-    return parse(content, form, str(path), scale)
+    return parse(content, form, str(path), scale, path.parent)
 
 
 _TOO_DEEP = object()

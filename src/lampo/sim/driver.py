@@ -24,6 +24,13 @@ early exactly where that could change a result:
 - a buyer's next step needs the hold: the buffers are flushed before the first step of a
   buffered reservation (its plan's delay, or the hold's expiry) could be due.
 
+A walk-in at a store (``Plan.TILL``) is a till sale: the protocol of
+``Sales.sell_in_store`` (a hold under the till's key, paid at once with payment id
+``store:<hold id>``), its hold placed with the buffered reservations and paid in the same
+flush at the same instant, so it is never held across a sweep. Availability is followed
+per stock pool (an event that declares channels keeps a row per reserved pool), and a
+return conflicts with buffered reservations when its pool could not serve them all.
+
 So every request gets the result it would get if each were sent alone at its instant, in
 time order (``one_by_one=True`` does exactly that, and the tests compare the two), in a few
 thousand commits instead of millions. After the last visit the run goes on until every
@@ -40,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from lampo.domain.channels import split_stock_key
 from lampo.domain.errors import InvalidRequest, LampoError, SoldOut
 from lampo.domain.holds import Hold
 from lampo.services.clock import ManualClock
@@ -54,7 +62,7 @@ Progress = Callable[[int, int, "SimResult"], None]
 _PAY, _RELEASE, _SWEEP = 0, 1, 2
 _NEVER = 1 << 62
 T = TypeVar("T")
-#: A live hold as the driver keeps it: (expiry in ms, customer, (sku, units) lines).
+#: A live hold as the driver keeps it: (expiry in ms, customer, (stock key, units) lines).
 _Live = tuple[int, str, tuple[tuple[str, int], ...]]
 
 
@@ -72,6 +80,7 @@ class SimResult:
     paid: int = 0  # holds turned into orders
     releases: int = 0
     expired: int = 0
+    till_sales: int = 0  # walk-ins sold at a store's till (paid at once)
     refusals: Counter[str] = field(default_factory=Counter)
     batches: int = 0  # storage calls made
     started: datetime | None = None  # virtual, UTC
@@ -138,7 +147,7 @@ class _Run:
         self.hold_ms = self.event.hold_seconds * 1000
         self.length = int((self.event.closes - self.start).total_seconds())
         self.result = SimResult(scenario.name, scenario.scale, seed)
-        self.available = {sku: o.allocation for sku, o in self.event.offers.items()}
+        self.available = self.event.stock_rows()  # by stock key: a row per pool
         self.live: OrderedDict[str, _Live] = OrderedDict()  # in placement (= expiry) order
         self.swept: dict[str, _Live] = {}  # due holds whose sweep is buffered
         self.closing: dict[str, _Live] = {}  # holds a buffered payment or release ends
@@ -217,7 +226,7 @@ class _Run:
         for sku, units in visit.items:
             self.wanted[sku] += units
         self.buyers.add(visit.customer)
-        first = visit.delay_ms if visit.plan is not Plan.ABANDON else self.hold_ms
+        first = visit.delay_ms if visit.plan not in (Plan.ABANDON, Plan.TILL) else self.hold_ms
         first = min(max(first, 1), self.hold_ms)
         if visit.comeback_ms:  # refused as sold out, the buyer comes back then
             first = min(first, visit.comeback_ms)
@@ -229,7 +238,11 @@ class _Run:
         if customer in self.buyers:
             return True
         wanted, available = self.wanted, self.available
-        return any(wanted[sku] > available[sku] for sku, _ in items if sku in wanted)
+        for stock, _ in items:
+            sku = split_stock_key(stock)[0]
+            if sku in wanted and wanted[sku] > available[stock]:
+                return True
+        return False
 
     def closes(self, at: int, hold_id: str) -> _Live | None:
         """A step at ``at`` on a live hold ends it, if the hold is still held then: move it
@@ -327,6 +340,9 @@ class _Run:
         self.clock.set(self.instant(self.now))
 
     def send_reserves(self, visits: Sequence[Visit]) -> None:
+        if self.one_by_one and len(visits) == 1 and visits[0].plan is Plan.TILL:
+            self.sell_alone(visits[0])
+            return
         ev, result = self.event.id, self.result
         commands = [
             ReserveCommand(
@@ -336,6 +352,7 @@ class _Run:
         ]
         result.batches += 1
         result.requests += len(commands)
+        tills: list[tuple[Visit, Hold]] = []
         for visit, command, held in zip(
             visits, commands, self.sales.reserve_many(commands), strict=True
         ):
@@ -345,8 +362,57 @@ class _Run:
                     self.visits.add(again(visit))
             elif held.created_at != command.at:
                 result.resent += 1  # the same key again: the first hold, no second effect
+            elif visit.plan is Plan.TILL:
+                tills.append((visit, held))
             else:
                 self.placed(visit, held)
+        if tills:
+            self.pay_tills(tills)
+
+    def pay_tills(self, tills: list[tuple[Visit, Hold]]) -> None:
+        """Pay the holds of till sales at their own instants (``sell_in_store``'s second
+        step, under its payment id)."""
+        result = self.result
+        result.batches += 1
+        result.holds += len(tills)
+        result.payments += len(tills)
+        for _, hold in tills:
+            for line in hold.lines:
+                self.available[line.stock] -= line.quantity
+        pairs = [(hold.id, f"store:{hold.id}") for _, hold in tills]
+        at = [self.instant(visit.at_ms) for visit, _ in tills]
+        for (visit, hold), paid in zip(tills, self.sales.pay_many(pairs, at), strict=True):
+            self.sold_at_till(visit, hold, paid)
+
+    def sold_at_till(self, visit: Visit, hold: Hold, paid: Hold | LampoError) -> None:
+        if isinstance(paid, LampoError):  # never expected: the hold is left to expire
+            self.result.refusals[paid.reason] += 1
+            lines = tuple((line.stock, line.quantity) for line in hold.lines)
+            self.live[hold.id] = (visit.at_ms + self.hold_ms, hold.customer, lines)
+            # ``live`` is kept in expiry order, which this late entry may break
+            self.live = OrderedDict(sorted(self.live.items(), key=lambda item: item[1][0]))
+            return
+        self.result.paid += 1
+        self.result.till_sales += 1
+
+    def sell_alone(self, visit: Visit) -> None:
+        """A till sale sent alone, through ``Sales.sell_in_store`` (the reference)."""
+        result = self.result
+        result.batches += 1
+        result.requests += 1
+        store = visit.channel.name
+        try:
+            sold = self.sales.sell_in_store(
+                self.event.id, store, visit.customer, visit.market, dict(visit.items), visit.key
+            )
+        except LampoError as refusal:
+            result.refusals[refusal.reason] += 1
+            return
+        result.holds += 1
+        result.payments += 1
+        for line in sold.lines:
+            self.available[line.stock] -= line.quantity
+        self.sold_at_till(visit, sold, sold)
 
     # -- results ----------------------------------------------------------------
     def ended(self, hold_id: str) -> _Live | None:
@@ -359,10 +425,10 @@ class _Run:
         if plan is Plan.NONE:  # a resent request whose first try was refused got through
             plan = Plan.PAY
         self.result.holds += 1
-        lines = tuple((line.sku, line.quantity) for line in hold.lines)
+        lines = tuple((line.stock, line.quantity) for line in hold.lines)
         self.live[hold.id] = (at + self.hold_ms, hold.customer, lines)
-        for sku, units in lines:
-            self.available[sku] -= units
+        for stock, units in lines:
+            self.available[stock] -= units
         if plan in (Plan.PAY, Plan.PAY_LATE):
             self.schedule(at + delay, _PAY, hold.id)
         elif plan is Plan.PAY_TWICE:
@@ -377,7 +443,7 @@ class _Run:
 
     def give_back(self, hold: Hold) -> None:
         for line in hold.lines:
-            self.available[line.sku] += line.quantity
+            self.available[line.stock] += line.quantity
 
 
 def run(

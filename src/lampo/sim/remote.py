@@ -52,7 +52,14 @@ from lampo.domain.codec import event_from_dict, event_to_dict
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.holds import Hold
 from lampo.domain.market import Channel
-from lampo.sim.crowd import DOUBLE_PAY_GAP_MS, Plan, Visit, check_work, timeline
+from lampo.sim.crowd import (
+    DOUBLE_PAY_GAP_MS,
+    Plan,
+    Visit,
+    check_work,
+    selling_stores,
+    timeline,
+)
 from lampo.sim.latency import Latency
 from lampo.sim.scenario import Scenario
 from lampo.sim.snapshot import Snapshot, TimeMap, hold_of, rebase, stock_of, totals_of
@@ -156,11 +163,28 @@ def rehearse(
     scenario: Scenario, remote: Remote, seed: int = 42, progress: Progress | None = None
 ) -> tuple[RemoteResult, Snapshot]:
     """Run ``scenario``'s crowd (seeded by ``seed``) against ``remote``'s servers; return
-    what the client counted and the servers' state read back at the end."""
+    what the client counted and the servers' state read back at the end.
+
+    A scenario with walk-ins at stores is refused (``InvalidRequest``, field ``scenario``)
+    before anything is sent: a till sale has no HTTP route yet."""
     check_work(scenario)
+    check_no_tills(scenario)
     rehearsal = _Rehearsal(scenario, remote, seed, progress)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(rehearsal.run())
+
+
+def check_no_tills(scenario: Scenario) -> None:
+    """Refuse a rehearsal of a crowd that buys at store tills: a till sale over HTTP needs
+    ``POST /v1/stores/{store}/sales``, which the server does not serve yet; the crowd's
+    store visits run in-process only (``lampo simulate`` without ``--target``)."""
+    if selling_stores(scenario):
+        raise InvalidRequest(
+            "scenario",
+            f"{scenario.name} has walk-ins at stores ([crowd.stores]); a till sale cannot be "
+            "sent over HTTP yet (no POST /v1/stores/{store}/sales route): run it in-process, "
+            "without --target",
+        )
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

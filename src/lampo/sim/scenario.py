@@ -15,6 +15,11 @@ domain's (``lampo.domain.bounds``), the crowd's are in ``lampo.sim.crowd_spec``
 (``MAX_ARRIVALS_PER_SECOND``, ``MAX_WEIGHT``, ``MAX_WAVES``, ...), and a file is at most
 ``MAX_DOCUMENT_BYTES`` long and ``MAX_DEPTH`` levels deep (``lampo.sim._limits``).
 
+Stores (``[[stores]]`` inline with the registry's fields, or ``stores = "file.csv"``: a
+registry file next to the scenario, read with ``domain.stores.parse_csv`` and refused
+whole, naming its line and column, on any bad row) are the network the event's store
+channels sell through; ``[crowd.stores]`` says how many buyers walk in.
+
 The file is read in three layers: ``lampo.sim.fields`` (typed reads that name the field
 and line of a problem), ``lampo.sim.crowd_spec`` (the ``[crowd]`` table) and the event's
 tables here.
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from fractions import Fraction
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +48,10 @@ from lampo.domain.channels import SHARED, ChannelSpec
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
 from lampo.domain.frontdoor import FrontDoor
-from lampo.domain.market import Market
+from lampo.domain.market import ChannelKind, Market
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
 from lampo.domain.report import scaled_milestone
+from lampo.domain.stores import MAX_CSV_BYTES, MAX_STORES, Store, StoresRefused, parse_csv
 from lampo.sim._limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, depth, read_capped
 from lampo.sim._locate import Path as FieldPath
 from lampo.sim.crowd_spec import (
@@ -52,11 +59,13 @@ from lampo.sim.crowd_spec import (
     MAX_DECAY_SECONDS,
     MAX_PAY_DELAY_SECONDS,
     MAX_PEAK_FACTOR,
+    MAX_WALK_INS_PER_HOUR,
     MAX_WAVES,
     MAX_WEIGHT,
     Arrivals,
     Crowd,
     CrowdReader,
+    StoreTraffic,
     Wave,
 )
 from lampo.sim.fields import MAX_DECIMAL_TEXT, ScenarioError, in_range
@@ -68,6 +77,8 @@ __all__ = [
     "MAX_PAY_DELAY_SECONDS",
     "MAX_PEAK_FACTOR",
     "MAX_SCALE",
+    "MAX_STORE_FILE_NAME",
+    "MAX_WALK_INS_PER_HOUR",
     "MAX_WAVES",
     "MAX_WEIGHT",
     "Arrivals",
@@ -75,6 +86,7 @@ __all__ = [
     "Expected",
     "Scenario",
     "ScenarioError",
+    "StoreTraffic",
     "Wave",
     "available",
     "check_scale",
@@ -85,6 +97,9 @@ __all__ = [
 
 PACKAGE = "lampo.scenarios"
 MAX_SCALE = 10.0
+#: The longest name of a stores file (``stores = "double-11-2021-stores.csv"``).
+MAX_STORE_FILE_NAME = 128
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.csv$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +120,9 @@ class Scenario:
     crowd: Crowd
     expected: Expected
     home_market: str
+    #: The store network the event's store channels sell through (the whole registry,
+    #: at any scale: ``crowd.selling_stores`` picks the scaled share that sells).
+    stores: tuple[Store, ...] = ()
 
 
 def available() -> list[str]:
@@ -123,14 +141,17 @@ def check_scale(scale: object) -> float:
 def load(name_or_path: str | Path, scale: float = 1.0) -> Scenario:
     """Read a shipped scenario by name, or a TOML file by path, at ``scale``."""
     scale = check_scale(scale)
-    text, label, name = _read(name_or_path)
-    return _Builder(label, text, scale).scenario(name, parse_toml(text, label))
+    text, label, name, base = _read(name_or_path)
+    return _Builder(label, text, scale, base).scenario(name, parse_toml(text, label))
 
 
-def loads(text: str, label: str = "scenario", scale: float = 1.0) -> Scenario:
-    """Read a scenario from TOML ``text`` (an upload); ``label`` names it in messages."""
+def loads(
+    text: str, label: str = "scenario", scale: float = 1.0, base: Path | None = None
+) -> Scenario:
+    """Read a scenario from TOML ``text``; ``label`` names it in messages. ``base``: the
+    folder a ``stores = "file.csv"`` is read from (None, an upload: stores only inline)."""
     scale = check_scale(scale)
-    return _Builder(label, text, scale).scenario(label, parse_toml(text, label))
+    return _Builder(label, text, scale, base).scenario(label, parse_toml(text, label))
 
 
 def parse_toml(text: str, label: str) -> dict[str, Any]:
@@ -152,12 +173,13 @@ def parse_toml(text: str, label: str) -> dict[str, Any]:
     return data
 
 
-def _read(name_or_path: str | Path) -> tuple[str, str, str]:
-    """(text, label for messages, scenario name)."""
+def _read(name_or_path: str | Path) -> tuple[str, str, str, Traversable | Path]:
+    """(text, label for messages, scenario name, the folder it is in)."""
     text_name = str(name_or_path)
-    shipped = resources.files(PACKAGE).joinpath(f"{text_name}.toml")
+    root = resources.files(PACKAGE)
+    shipped = root.joinpath(f"{text_name}.toml")
     if "/" not in text_name and "\\" not in text_name and shipped.is_file():
-        return shipped.read_text(encoding="utf-8"), f"{text_name}.toml", text_name
+        return shipped.read_text(encoding="utf-8"), f"{text_name}.toml", text_name, root
     path = Path(name_or_path)
     if path.suffix != ".toml" and not path.exists():
         known = ", ".join(available()) or "none"
@@ -171,7 +193,7 @@ def _read(name_or_path: str | Path) -> tuple[str, str, str]:
     if len(content) > MAX_DOCUMENT_BYTES:
         raise ScenarioError(str(path), f"longer than {MAX_DOCUMENT_BYTES:,} bytes")
     try:
-        return content.decode("utf-8"), str(path), path.stem
+        return content.decode("utf-8"), str(path), path.stem, path.parent
     except UnicodeDecodeError as err:
         raise ScenarioError(str(path), f"cannot read: {err}") from None
 
@@ -188,7 +210,15 @@ def _scaled(n: int, scale: float, at_least: int = 1) -> int:
 
 
 class _Builder(CrowdReader):
-    """Turns the parsed TOML into domain objects, naming the field of every problem."""
+    """Turns the parsed TOML into domain objects, naming the field of every problem.
+    ``base``: the folder a stores file is read from (None: an upload, which must declare
+    its stores inline)."""
+
+    def __init__(
+        self, label: str, text: str, scale: float, base: Traversable | Path | None = None
+    ) -> None:
+        super().__init__(label, text, scale)
+        self.base = base
 
     # -- the scenario -----------------------------------------------------------
     def scenario(self, name: str, data: dict[str, Any]) -> Scenario:
@@ -237,8 +267,109 @@ class _Builder(CrowdReader):
             front_door=self.front_door(data.get("front_door"), markets[home]),
         )
         crowd = self.crowd(self.table(self.get(data, (), "crowd"), ("crowd",)), event)
+        self.declared_channels(crowd, event)
+        stores = self.stores(data.get("stores", []))
+        self.store_channels(crowd, event, stores)
         expected = self.expected(data.get("expected", {}), fx, categories)
-        return Scenario(name, self.label, self.scale, event, crowd, expected, home)
+        return Scenario(name, self.label, self.scale, event, crowd, expected, home, stores)
+
+    # -- stores -----------------------------------------------------------------
+    def stores(self, raw: Any) -> tuple[Store, ...]:
+        """``[[stores]]`` inline, or ``stores = "file.csv"`` next to the scenario."""
+        if isinstance(raw, str):
+            return self.stores_file(raw)
+        if not isinstance(raw, list):
+            raise self.fail(
+                ("stores",), "must be an array of tables ([[stores]]) or a CSV file's name"
+            )
+        if len(raw) > MAX_STORES:
+            raise self.fail(("stores",), f"more than {MAX_STORES:,} stores (MAX_STORES)")
+        out: list[Store] = []
+        seen: set[str] = set()
+        for i, item in enumerate(raw):
+            path: FieldPath = ("stores", i)
+            s = self.table(item, path)
+            unknown = sorted(set(s) - set(Store.__slots__))
+            if unknown:
+                raise self.fail((*path, unknown[0]), "is not a field of a store")
+            for key in ("opened", "closed"):
+                if key in s and (not isinstance(s[key], date) or isinstance(s[key], datetime)):
+                    raise self.fail(
+                        (*path, key), f"must be a date such as 2017-06-30, got {s[key]!r}"
+                    )
+            for key in ("lat", "lon"):
+                if key in s and (isinstance(s[key], bool) or not isinstance(s[key], int | float)):
+                    raise self.fail((*path, key), "must be a number")
+            fields = {k: s[k] for k in ("closed", "lat", "lon") if k in s}
+            store = self.domain(
+                path,
+                Store,
+                self.string(self.get(s, path, "id"), (*path, "id")),
+                self.string(self.get(s, path, "name"), (*path, "name")),
+                self.string(self.get(s, path, "kind"), (*path, "kind")),
+                self.string(self.get(s, path, "market"), (*path, "market")),
+                self.string(self.get(s, path, "city"), (*path, "city")),
+                self.get(s, path, "opened"),
+                **fields,
+            )
+            if store.id in seen:
+                raise self.fail((*path, "id"), f"store {show(store.id)} is declared twice")
+            seen.add(store.id)
+            out.append(store)
+        return tuple(out)
+
+    def stores_file(self, name: str) -> tuple[Store, ...]:
+        path: FieldPath = ("stores",)
+        if len(name) > MAX_STORE_FILE_NAME or not _FILE_NAME.match(name):
+            raise self.fail(
+                path,
+                f"must name a .csv file next to the scenario (letters, digits, '.', '_', "
+                f"'-'; at most {MAX_STORE_FILE_NAME} characters), got {show(name)}",
+            )
+        if self.base is None:
+            raise self.fail(path, "an uploaded scenario declares its stores inline ([[stores]])")
+        file = self.base.joinpath(name)
+        label = str(file) if isinstance(self.base, Path) else name
+        try:
+            if not file.is_file():
+                raise self.fail(path, f"{label}: no such file")
+            with file.open("rb") as handle:
+                content = handle.read(MAX_CSV_BYTES + 1)
+            text = content.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise self.fail(path, f"{label}: cannot read: {err}") from None
+        try:
+            return tuple(parse_csv(text))
+        except StoresRefused as refused:
+            first = refused.problems[0]
+            raise ScenarioError(
+                label, refused.message(), f"stores ({first['column']})", first["line"] or None
+            ) from None
+
+    def store_channels(self, crowd: Crowd, event: SaleEvent, stores: tuple[Store, ...]) -> None:
+        """Walk-ins need stores, and stores of the event's markets that the event, when
+        it declares its channels, sells through: a ``store`` channel for their market."""
+        if crowd.stores is None:
+            return
+        path: FieldPath = ("crowd", "stores")
+        markets = {s.market for s in stores if s.market in event.markets}
+        if not markets:
+            raise self.fail(
+                path,
+                'walk-ins need stores ([[stores]] or stores = "file.csv") in a market of the event',
+            )
+        if not event.channels:
+            return
+        for market in sorted(markets):
+            if not any(
+                spec.kind is ChannelKind.STORE and (not spec.markets or market in spec.markets)
+                for spec in event.channels.values()
+            ):
+                raise self.fail(
+                    path,
+                    f"the event declares its channels ([[channels]]) and no store channel "
+                    f"sells in {market}, where stores are",
+                )
 
     def fx(self, fx: dict[str, Any]) -> FxTable:
         reporting = self.string(self.get(fx, ("fx",), "reporting"), ("fx", "reporting"))
