@@ -45,9 +45,11 @@ from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.totals import recount
 from lampo.services.audit import audit
 from lampo.services.clock import ManualClock
+from lampo.services.reconcile import reconcile
 from lampo.services.sales import Sales
 from lampo.storage import Storage
-from tests.contract.conftest import Backend, assert_consistent, snapshot
+from lampo.storage.combined import RedisPostgresStorage
+from tests.contract.conftest import REDIS_POSTGRES, Backend, assert_consistent, snapshot
 from tests.contract.test_concurrency import reasons, together
 from tests.factories import NOW, sale_event
 
@@ -548,3 +550,31 @@ def test_every_sequence_of_pooled_operations_keeps_each_pool_whole(
     run_state_machine_as_test(
         machine, settings=settings(max_examples=15, stateful_step_count=15, deadline=None)
     )
+
+
+@pytest.mark.redis_postgres
+def test_reconcile_restores_an_order_of_a_pool_by_releasing_a_hold_of_that_pool(
+    tmp_path: Path,
+) -> None:
+    """An order on record only (its live write lost), of jd's pool, which live unpaid
+    holds fill: the restore releases the newest unpaid hold of jd's pool, not the shared
+    pool's, and afterwards each pool's sold agrees between the two stores."""
+    store = REDIS_POSTGRES.open(tmp_path)
+    try:
+        assert isinstance(store, RedisPostgresStorage)
+        event = pooled_event()
+        store.setup(event)
+        jd_holds = [placed(store, request(event, [(SKU, 1, "jd")], f"j{i}", JD)) for i in range(3)]
+        shared = placed(store, request(event, [(SKU, 1, "")], "c1"))  # the newest unpaid hold
+        lost = request(event, [(SKU, 1, "jd")], "c9", JD).hold.pay("pay-lost", NOW)
+        [recorded] = store.ledger.record([lost])
+        assert isinstance(recorded, Hold), recorded
+        found = reconcile(store.live, store.ledger, clock=ManualClock(NOW))
+        released = [d.subject for d in found.differences if d.kind == "hold-released"]
+        assert released == [jd_holds[-1].id]
+        assert store.hold(shared.id).state is HoldState.HELD  # type: ignore[union-attr]
+        assert levels(store, event.id)[f"{SKU} jd"] == (3, 0, 2, 1)
+        assert reconcile(store.live, store.ledger, check=True).differences == []
+        assert_pools_consistent(store, event)
+    finally:
+        store.close()

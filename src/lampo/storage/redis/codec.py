@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 
-from lampo.domain.channels import split_stock_key
 from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.domain.holds import Hold, HoldLine, HoldState, ReserveRequest
 from lampo.domain.market import Channel, ChannelKind
@@ -47,18 +46,18 @@ def _encode(req: ReserveRequest) -> list[Any] | LampoError:
         return InvalidRequest("sku_limits", "one limit per line")
     # Folded by stock key (a SKU's shared pool: its id), each with its SKU's limit: the
     # scripts move stock by stock key and count a customer's units per SKU (lua/_lib.lua).
-    limits: dict[str, int | None] = {}
+    limits: dict[str, int | None] = {}  # by stock key: its SKU's limit
     wanted: dict[str, int] = {}
     for line, limit in zip(hold.lines, req.sku_limits, strict=True):
-        limits[line.sku] = limit
         key = line.stock
+        limits[key] = limit
         wanted[key] = wanted.get(key, 0) + line.quantity
     ch = hold.channel
     elimit = req.event_limit
     expires = _us(hold.expires_at)
     skus: list[Any] = []
     for key in sorted(wanted):
-        limit = limits[split_stock_key(key)[0]]
+        limit = limits[key]
         skus += (key, wanted[key], False if limit is None else limit)
     ok = SEP.join(order_key(hold))
     lines: list[Any] = []
