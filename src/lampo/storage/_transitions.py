@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from lampo.domain.channels import split_stock_key
+from lampo.domain.channels import split_stock_key, stock_key
 from lampo.domain.errors import (
     AlreadyPaid,
     IdempotencyConflict,
@@ -125,16 +125,23 @@ def reserve(st: State, req: ReserveRequest) -> Hold:
 
     # Stock is folded by stock key (a SKU's pools are rows of their own) and taken in one
     # fixed (sorted) order; limits and counters are per SKU, whatever the pools.
+    # The shared pool's stock key is the SKU id: a hold without a reserved pool (the hot
+    # path) folds once, into one dict that serves both.
     wanted: dict[str, int] = {}
-    per_sku: dict[str, int] = {}
     limits: dict[str, int | None] = {}
+    pooled = False
     for line, limit in zip(hold.lines, req.sku_limits, strict=True):
-        key = line.stock
+        sku = line.sku
+        if line.pool:
+            pooled = True
+            key = stock_key(sku, line.pool)
+        else:
+            key = sku
         wanted[key] = wanted.get(key, 0) + line.quantity
-        per_sku[line.sku] = per_sku.get(line.sku, 0) + line.quantity
-        limits[line.sku] = limit
+        limits[sku] = limit
+    per_sku = hold.units_by_sku() if pooled else wanted
     skus = sorted(per_sku)
-    keys = sorted(wanted)
+    keys = sorted(wanted) if pooled else skus
 
     # The event-wide counter is kept only for events with an event-wide limit (an update
     # never adds a limit: ``plan_update``), so a limit-free event spends no write on it.
