@@ -9,7 +9,9 @@ from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
 from lampo.sim.driver import run
 from lampo.sim.scenario import load
+from lampo.sim.snapshot import Snapshot
 from lampo.storage.memory import MemoryStorage
+from tests.contract.test_pools import JD, SKU, pooled_event, request
 
 
 def simulated() -> tuple[MemoryStorage, Sales]:
@@ -59,3 +61,33 @@ def test_the_audit_flags_a_customer_over_the_limit() -> None:
     storage._st.holds[twin.id] = twin  # a second order for the same customer
     found = audit(storage, sales.event("redmi-1s-flipkart-2014"))
     assert any(v.customer == paid.customer for v in found.limit_violations)
+
+
+def test_the_audit_flags_units_in_the_wrong_pool_that_the_sku_total_hides() -> None:
+    storage = MemoryStorage()
+    event = pooled_event()
+    storage.setup(event)
+    storage.reserve([request(event, [(SKU, 2, "jd")], channel=JD)])
+    assert audit(storage, event).ok
+    # two units held in jd's pool booked in the shared one instead: per SKU all agrees
+    shared, jd = (event.id, SKU), (event.id, f"{SKU} jd")
+    st = storage._st.stock
+    st[shared] = replace(st[shared], available=st[shared].available - 2, held=2)
+    st[jd] = replace(st[jd], available=st[jd].available + 2, held=0)
+    found = audit(storage, event)
+    assert SKU not in found.leaked
+    assert found.leaked == {f"{SKU} (shared)": 2, f"{SKU} (jd)": 2}
+    assert found.oversold == {}
+    assert not found.ok
+
+
+def test_a_snapshot_that_knows_no_pools_is_audited_per_sku() -> None:
+    storage = MemoryStorage()
+    event = pooled_event()
+    storage.setup(event)
+    storage.reserve([request(event, [(SKU, 2, "jd")], channel=JD)])
+    seen = Snapshot(
+        event, list(storage.holds(event.id)), storage.stock(event.id), storage.totals(event.id)
+    )
+    assert seen.pools(event.id) == {}
+    assert audit(seen, event).ok

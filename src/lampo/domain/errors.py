@@ -125,16 +125,27 @@ class Closed(LampoError):
 
 
 class SoldOut(LampoError):
+    """Too few units of ``sku`` for a line. ``pool``: the reserved stock pool that could not
+    serve it ("" for the shared pool, or a SKU without pools: then not in ``detail()``)."""
+
     reason = "sold-out"
 
-    def __init__(self, sku: str, requested: int, available: int) -> None:
+    def __init__(self, sku: str, requested: int, available: int, pool: str = "") -> None:
         self.sku = sku
         self.requested = requested
         self.available = available
+        self.pool = pool
         super().__init__()
 
+    def detail(self) -> dict[str, Any]:
+        out = super().detail()
+        if not self.pool:
+            del out["pool"]
+        return out
+
     def message(self) -> str:
-        return f"{self.sku}: {self.requested} requested, {self.available} available"
+        where = f" in pool {self.pool}" if self.pool else ""
+        return f"{self.sku}{where}: {self.requested} requested, {self.available} available"
 
 
 class LimitExceeded(LampoError):

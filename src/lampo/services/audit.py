@@ -11,6 +11,12 @@ stock table and the live totals should say:
   sold), or by which the stock table's held / sold disagree with the holds;
 - **totals**: rows of the live totals that differ from ``recount(holds)``.
 
+An event whose offers reserve stock pools (docs/new-retail.md) is checked per pool as well:
+each pool's row (``Reads.pools``) against its allocation (``SaleEvent.stock_rows``) and the
+units its holds' lines took from it, reported as ``"<sku> (<pool>)"`` (``shared`` for the
+shared pool). A reader that does not know the pools (``pools()`` empty: a server's
+snapshot) is checked per SKU only.
+
 It is meant for quiet points (no request in flight); ``Audit.ok`` is true when all are zero.
 """
 
@@ -19,8 +25,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from lampo.domain.channels import pool_label, split_stock_key
 from lampo.domain.event import SaleEvent
-from lampo.domain.holds import HoldState
+from lampo.domain.holds import HoldState, StockLevel
 from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, recount
 from lampo.storage.port import Reads
 
@@ -79,12 +86,16 @@ def audit(storage: Reads, event: SaleEvent) -> Audit:
     sold: Counter[str] = Counter()
     per_sku: Counter[tuple[str, str]] = Counter()
     per_event: Counter[str] = Counter()
+    pool_held: Counter[str] = Counter()  # by stock key
+    pool_sold: Counter[str] = Counter()
     for hold in holds:
         if hold.state not in (HoldState.HELD, HoldState.PAID):
             continue
         into = held if hold.state is HoldState.HELD else sold
+        by_pool = pool_held if hold.state is HoldState.HELD else pool_sold
         for line in hold.lines:
             into[line.sku] += line.quantity
+            by_pool[line.stock] += line.quantity
             per_sku[(hold.customer, line.sku)] += line.quantity
         per_event[hold.customer] += hold.units
 
@@ -95,20 +106,23 @@ def audit(storage: Reads, event: SaleEvent) -> Audit:
         offer = event.offers.get(sku)
         allocation = offer.allocation if offer else 0
         level = stock.get(sku)
-        s_avail, s_held, s_sold = (level.available, level.held, level.sold) if level else (0, 0, 0)
-        s_alloc = level.allocation if level else 0
-        over = max(s_held + s_sold - allocation, held[sku] + sold[sku] - allocation, 0)
+        over, leak = _balance(allocation, level, held[sku], sold[sku])
         if over:
             oversold[sku] = over
-        leak = (
-            abs(allocation - s_alloc)
-            + abs(s_alloc - (s_avail + s_held + s_sold))
-            + abs(s_held - held[sku])
-            + abs(s_sold - sold[sku])
-            + (-min(s_avail, s_held, s_sold, 0))
-        )
         if leak:
             leaked[sku] = leak
+
+    pools = storage.pools(event.id) if any(o.pools for o in event.offers.values()) else {}
+    if pools:
+        rows = event.stock_rows()
+        for row in sorted(rows.keys() | pools.keys() | pool_held.keys() | pool_sold.keys()):
+            sku, pool = split_stock_key(row)
+            label = f"{sku} ({pool_label(pool)})"
+            over, leak = _balance(rows.get(row, 0), pools.get(row), pool_held[row], pool_sold[row])
+            if over:
+                oversold[label] = over
+            if leak:
+                leaked[label] = leak
 
     violations = []
     for (customer, sku), units in sorted(per_sku.items()):
@@ -129,6 +143,22 @@ def audit(storage: Reads, event: SaleEvent) -> Audit:
         _differ(differences, okey, live.orders.get(okey), recounted.orders.get(okey))
 
     return Audit(event.id, len(holds), oversold, violations, leaked, differences)
+
+
+def _balance(allocation: int, level: StockLevel | None, held: int, sold: int) -> tuple[int, int]:
+    """(units oversold, units leaked) of one stock row (a SKU, or one pool of it) against
+    its ``allocation`` and the units its holds say are ``held`` and ``sold``."""
+    s_avail, s_held, s_sold = (level.available, level.held, level.sold) if level else (0, 0, 0)
+    s_alloc = level.allocation if level else 0
+    over = max(s_held + s_sold - allocation, held + sold - allocation, 0)
+    leak = (
+        abs(allocation - s_alloc)
+        + abs(s_alloc - (s_avail + s_held + s_sold))
+        + abs(s_held - held)
+        + abs(s_sold - sold)
+        + (-min(s_avail, s_held, s_sold, 0))
+    )
+    return over, leak
 
 
 def _differ(

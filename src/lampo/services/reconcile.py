@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
+from lampo.domain.channels import pool_label, split_stock_key, stock_key
 from lampo.domain.errors import LampoError, SoldOut
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
@@ -231,15 +232,19 @@ class _Run:
                 break
             # Units the record counts as sold are held live by an unpaid hold: the
             # acknowledged order comes first, the newest unpaid hold gives way.
-            if not self._make_room(event, placed.sku):
-                return f"{placed.sku} is sold out live even without unpaid holds"
+            if not self._make_room(event, placed.sku, placed.pool):
+                where = f"{placed.sku} (pool {placed.pool})" if placed.pool else placed.sku
+                return f"{where} is sold out live even without unpaid holds"
         if isinstance(placed, LampoError):
             return _problem(placed)
         return self._pay_live(order)
 
-    def _make_room(self, event: SaleEvent, sku: str) -> bool:
+    def _make_room(self, event: SaleEvent, sku: str, pool: str = "") -> bool:
+        """Release the newest unpaid hold with units of ``sku`` in ``pool`` (the pool the
+        restored order's line needs: another pool's units would not serve it)."""
+        key = stock_key(sku, pool)
         unpaid = [h for h in self.live.holds(event.id) if h.state in HELD_STATES]
-        unpaid = [h for h in unpaid if h.quantity_of(sku)]
+        unpaid = [h for h in unpaid if any(ln.stock == key for ln in h.lines)]
         if not unpaid:
             return False
         newest = max(unpaid, key=lambda h: (h.created_at, h.id))
@@ -273,6 +278,21 @@ class _Run:
                 wrong.append(f"sold {level.sold} live, {got} on record")
             if wrong:
                 self.out.differences.append(Difference(event.id, "stock", sku, "; ".join(wrong)))
+        if any(offer.pools for offer in event.offers.values()):  # each pool's sold too
+            live_pools, record_pools = self.live.pools(event.id), self.ledger.pools(event.id)
+            for key, level in sorted(live_pools.items()):
+                on_record = record_pools.get(key)
+                if on_record is None or on_record.sold != level.sold:
+                    got = None if on_record is None else on_record.sold
+                    sku, pool = split_stock_key(key)
+                    self.out.differences.append(
+                        Difference(
+                            event.id,
+                            "stock",
+                            f"{sku} ({pool_label(pool)})",
+                            f"sold {level.sold} live, {got} on record",
+                        )
+                    )
         if self.live.totals(event.id) != self.ledger.totals(event.id):
             self.out.differences.append(
                 Difference(event.id, "totals", event.id, "live totals differ from the record")

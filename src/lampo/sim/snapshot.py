@@ -74,6 +74,14 @@ class Snapshot:
     def stock(self, event: str) -> dict[str, StockLevel]:
         return dict(self._stock) if event == self.event.id else {}
 
+    def pools(self, event: str) -> dict[str, StockLevel]:
+        """A server's stock endpoint reports SKUs, not pools: an event that reserves no
+        pool has one row per SKU, its stock; for one that does, the pools are not known
+        here ({}: the audit then checks per SKU only)."""
+        if any(offer.pools for offer in self.event.offers.values()):
+            return {}
+        return self.stock(event)
+
     def totals(self, event: str) -> Totals:
         return self._totals if event == self.event.id else Totals()
 

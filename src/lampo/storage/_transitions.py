@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from lampo.domain.channels import split_stock_key, stock_key
 from lampo.domain.errors import (
     AlreadyPaid,
     IdempotencyConflict,
@@ -32,6 +33,7 @@ from lampo.domain.holds import (
     ReleaseRequest,
     ReserveRequest,
     StockLevel,
+    pool_level,
 )
 from lampo.storage.port import below_committed
 
@@ -40,7 +42,12 @@ EVENT_SCOPE = ""  # the counter key of a customer's units across a whole event
 
 class State(Protocol):
     """Reads and writes of one atomic step. ``stock_move`` must refuse (return False)
-    rather than let a column go negative."""
+    rather than let a column go negative.
+
+    Stock rows are kept per stock key (``channels.stock_key``: a SKU's shared pool under
+    its id, a reserved pool under ``"<sku> <pool>"``); a row's level names its SKU and
+    pool (``holds.pool_level``). Per-customer counters are kept per SKU, whatever the
+    pool of the units they count."""
 
     def idem_get(self, key: str) -> tuple[str, str] | None:
         """(fingerprint, hold id) recorded under ``key``."""
@@ -58,13 +65,15 @@ class State(Protocol):
 
     def has_event(self, event: str) -> bool: ...
 
-    def stock_get(self, event: str, sku: str) -> StockLevel | None: ...
+    def stock_get(self, event: str, key: str) -> StockLevel | None:
+        """The level of the row under stock key ``key``."""
 
-    def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
+    def stock_move(self, event: str, key: str, available: int, held: int, sold: int) -> bool:
         """Add the deltas, unless a column would go below zero (then change nothing)."""
 
     def stock_set(self, event: str, level: StockLevel) -> None:
-        """Write ``level`` as the SKU's row, creating it if there is none (an update)."""
+        """Write ``level`` as the row of its SKU and pool, creating it if there is none
+        (an update)."""
 
     def definition_get(self, event: str) -> SaleEvent | None:
         """The stored definition of ``event`` (locked against other writers until the
@@ -114,13 +123,25 @@ def reserve(st: State, req: ReserveRequest) -> Hold:
     if st.hold_id_taken(hold.id):
         raise InvalidRequest("hold_id", f"{hold.id} exists already")
 
-    # Fold duplicate SKUs, then take SKUs in one fixed (sorted) order.
+    # Stock is folded by stock key (a SKU's pools are rows of their own) and taken in one
+    # fixed (sorted) order; limits and counters are per SKU, whatever the pools.
+    # The shared pool's stock key is the SKU id: a hold without a reserved pool (the hot
+    # path) folds once, into one dict that serves both.
     wanted: dict[str, int] = {}
     limits: dict[str, int | None] = {}
+    pooled = False
     for line, limit in zip(hold.lines, req.sku_limits, strict=True):
-        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
-        limits[line.sku] = limit
-    skus = sorted(wanted)
+        sku = line.sku
+        if line.pool:
+            pooled = True
+            key = stock_key(sku, line.pool)
+        else:
+            key = sku
+        wanted[key] = wanted.get(key, 0) + line.quantity
+        limits[sku] = limit
+    per_sku = hold.units_by_sku() if pooled else wanted
+    skus = sorted(per_sku)
+    keys = sorted(wanted) if pooled else skus
 
     # The event-wide counter is kept only for events with an event-wide limit (an update
     # never adds a limit: ``plan_update``), so a limit-free event spends no write on it.
@@ -132,29 +153,40 @@ def reserve(st: State, req: ReserveRequest) -> Hold:
         limit = limits[sku]
         if limit is not None:
             already = st.counter_get(hold.event, hold.customer, sku)
-            if already + wanted[sku] > limit:
+            if already + per_sku[sku] > limit:
                 raise LimitExceeded(hold.customer, limit, already, sku)
-    for sku in skus:
-        level = st.stock_get(hold.event, sku)
-        if level is None:
-            raise UnknownSku(hold.event, sku)
-        if level.available < wanted[sku]:
-            raise SoldOut(sku, wanted[sku], level.available)
+    _check_stock(st, hold.event, wanted, keys)
 
     # The hold row first: a backend that learns of a duplicate id only from its insert
     # (``hold_id_taken`` said False) refuses here, before anything else was written.
     st.hold_insert(hold)
-    for sku in skus:
-        moved = st.stock_move(hold.event, sku, -wanted[sku], wanted[sku], 0)
+    for key in keys:
+        moved = st.stock_move(hold.event, key, -wanted[key], wanted[key], 0)
         assert moved, "stock changed inside an atomic step"
+    for sku in skus:
         # Like the event-wide one, a SKU's counter is kept only when the SKU has a limit:
         # nothing else reads it, and the giving back below is a no-op on a missing one.
         if limits[sku] is not None:
-            st.counter_add(hold.event, hold.customer, sku, wanted[sku])
+            st.counter_add(hold.event, hold.customer, sku, per_sku[sku])
     if req.event_limit is not None:
         st.counter_add(hold.event, hold.customer, EVENT_SCOPE, hold.units)
     st.idem_put(req.key, req.fingerprint, hold.id)
     return hold
+
+
+def _check_stock(
+    st: State, event: str, wanted: Mapping[str, int], keys: Sequence[str], sold: bool = True
+) -> None:
+    """Refuse unless every stock row of ``keys`` exists and (``sold``: the units are to
+    be taken) has ``wanted`` units available: ``UnknownSku``, or ``SoldOut`` naming the
+    pool that cannot serve."""
+    for key in keys:
+        level = st.stock_get(event, key)
+        if level is None:
+            raise UnknownSku(event, split_stock_key(key)[0])
+        if sold and level.available < wanted[key]:
+            sku, pool = split_stock_key(key)
+            raise SoldOut(sku, wanted[key], level.available, pool)
 
 
 def _existing(st: State, hold_id: str) -> Hold:
@@ -165,10 +197,11 @@ def _existing(st: State, hold_id: str) -> Hold:
 
 
 def _return_to_pool(st: State, hold: Hold, held: int, sold: int) -> None:
-    """Give ``hold``'s units back to the pool, out of ``held`` or ``sold``."""
-    for sku, qty in sorted(hold.units_by_sku().items()):
-        moved = st.stock_move(hold.event, sku, qty, -qty * held, -qty * sold)
+    """Give ``hold``'s units back to the pools of its lines, out of ``held`` or ``sold``."""
+    for key, qty in sorted(hold.units_by_stock().items()):
+        moved = st.stock_move(hold.event, key, qty, -qty * held, -qty * sold)
         assert moved, "stock went out of balance"
+    for sku, qty in sorted(hold.units_by_sku().items()):
         st.counter_add(hold.event, hold.customer, sku, -qty)  # no-op if not kept
     st.counter_add(hold.event, hold.customer, EVENT_SCOPE, -hold.units)  # no-op if not kept
 
@@ -194,8 +227,8 @@ def pay(st: State, req: PayRequest) -> Hold:
     # from its insert refuses here, before anything else was written.
     if not st.payment_put(req.payment_id, hold.id):
         raise IdempotencyConflict(req.payment_id)
-    for sku, qty in sorted(hold.units_by_sku().items()):
-        moved = st.stock_move(hold.event, sku, 0, -qty, qty)
+    for key, qty in sorted(hold.units_by_stock().items()):
+        moved = st.stock_move(hold.event, key, 0, -qty, qty)
         assert moved, "stock went out of balance"
     st.hold_update(paid)
     st.totals_add(paid, 1)
@@ -256,19 +289,15 @@ def record(st: State, order: Hold) -> Hold:
         return known
     if st.payment_get(order.payment_id) is not None:  # and not for this order: it is new
         raise IdempotencyConflict(order.payment_id)
-    wanted = order.units_by_sku()
-    for sku in sorted(wanted):
-        level = st.stock_get(order.event, sku)
-        if level is None:
-            raise UnknownSku(order.event, sku)
-        if order.state is HoldState.PAID and level.available < wanted[sku]:
-            raise SoldOut(sku, wanted[sku], level.available)
+    wanted = order.units_by_stock()
+    keys = sorted(wanted)
+    _check_stock(st, order.event, wanted, keys, sold=order.state is HoldState.PAID)
     if not st.payment_put(order.payment_id, order.id):
         raise IdempotencyConflict(order.payment_id)
     st.hold_insert(order)
     if order.state is HoldState.PAID:
-        for sku in sorted(wanted):
-            moved = st.stock_move(order.event, sku, -wanted[sku], 0, wanted[sku])
+        for key in keys:
+            moved = st.stock_move(order.event, key, -wanted[key], 0, wanted[key])
             assert moved, "stock changed inside an atomic step"
         st.totals_add(order, 1)
     return order
@@ -298,26 +327,28 @@ def redefine(st: State, event: SaleEvent) -> None:
         return
     change = plan_update(known, event)
     levels = {}
-    for sku in sorted(change.deltas):  # rows taken in one order, as reserve takes them
-        level = st.stock_get(event.id, sku)
-        assert level is not None, f"{event.id}/{sku} has an offer but no stock"
-        levels[sku] = level
+    for key in sorted(change.deltas):  # rows taken in one order, as reserve takes them
+        level = st.stock_get(event.id, key)
+        assert level is not None, f"{event.id}/{key} has an offer but no stock"
+        levels[key] = level
     for level in restock(event.id, change, levels):
         st.stock_set(event.id, level)
     st.definition_set(event)
 
 
 def restock(event: str, change: StockChange, levels: Mapping[str, StockLevel]) -> list[StockLevel]:
-    """The stock levels an update leaves (``levels``: the current ones of the SKUs it
-    changes): an allocation moved by its delta moves ``available`` with it, a new SKU starts
-    at its allocation. ``below_committed`` when a delta would take ``available`` below zero."""
+    """The stock levels an update leaves (``levels``: the current ones of the rows it
+    changes, by stock key): an allocation moved by its delta moves ``available`` with it,
+    a new row (a new SKU, a new pool) starts at its allocation. ``below_committed`` when a
+    delta would take a row's ``available`` below zero: every row is checked before any
+    level is returned, so units moved between two pools are refused whole."""
     out = []
-    for sku, delta in sorted(change.deltas.items()):
-        level = levels[sku]
+    for key, delta in sorted(change.deltas.items()):
+        level = levels[key]
         if level.available + delta < 0:
-            raise below_committed(event, sku, level.allocation + delta, level.held + level.sold)
+            raise below_committed(event, key, level.allocation + delta, level.held + level.sold)
         allocation, available = level.allocation + delta, level.available + delta
-        out.append(StockLevel(sku, allocation, available, level.held, level.sold))
-    for sku, allocation in sorted(change.added.items()):
-        out.append(StockLevel(sku, allocation, allocation, 0, 0))
+        out.append(pool_level(key, allocation, available, level.held, level.sold))
+    for key, allocation in sorted(change.added.items()):
+        out.append(pool_level(key, allocation, allocation, 0, 0))
     return out

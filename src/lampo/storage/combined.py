@@ -281,6 +281,9 @@ class RedisPostgresStorage:
     def stock(self, event: str) -> dict[str, StockLevel]:
         return self.live.stock(event)
 
+    def pools(self, event: str) -> dict[str, StockLevel]:
+        return self.live.pools(event)
+
     def totals(self, event: str) -> Totals:
         return self.live.totals(event)
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from lampo.domain.channels import stock_key
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
@@ -20,6 +21,8 @@ from lampo.domain.holds import (
     ReleaseRequest,
     ReserveRequest,
     StockLevel,
+    by_sku,
+    pool_level,
 )
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
@@ -28,7 +31,7 @@ from lampo.storage.port import KeyRef, Result, check_same_definition
 
 class _MemoryState:
     def __init__(self) -> None:
-        self.stock: dict[tuple[str, str], StockLevel] = {}
+        self.stock: dict[tuple[str, str], StockLevel] = {}  # by (event, stock key)
         self.definitions: dict[str, SaleEvent] = {}
         self.events: dict[str, Totals] = {}
         self.counters: dict[tuple[str, str, str], int] = {}
@@ -54,11 +57,11 @@ class _MemoryState:
     def has_event(self, event: str) -> bool:
         return event in self.events
 
-    def stock_get(self, event: str, sku: str) -> StockLevel | None:
-        return self.stock.get((event, sku))
+    def stock_get(self, event: str, key: str) -> StockLevel | None:
+        return self.stock.get((event, key))
 
     def stock_set(self, event: str, level: StockLevel) -> None:
-        self.stock[(event, level.sku)] = level
+        self.stock[(event, stock_key(level.sku, level.pool))] = level
 
     def definition_get(self, event: str) -> SaleEvent | None:
         return self.definitions.get(event)
@@ -66,12 +69,12 @@ class _MemoryState:
     def definition_set(self, event: SaleEvent) -> None:
         self.definitions[event.id] = event
 
-    def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
-        s = self.stock[(event, sku)]
+    def stock_move(self, event: str, key: str, available: int, held: int, sold: int) -> bool:
+        s = self.stock[(event, key)]
         new = replace(s, available=s.available + available, held=s.held + held, sold=s.sold + sold)
         if min(new.available, new.held, new.sold) < 0:
             return False
-        self.stock[(event, sku)] = new
+        self.stock[(event, key)] = new
         return True
 
     def counter_get(self, event: str, customer: str, sku: str) -> int:
@@ -124,10 +127,8 @@ class MemoryStorage:
                 return
             self._st.definitions[event.id] = event
             self._st.events[event.id] = Totals()
-            for sku, offer in event.offers.items():
-                self._st.stock[(event.id, sku)] = StockLevel(
-                    sku, offer.allocation, offer.allocation, 0, 0
-                )
+            for key, allocation in event.stock_rows().items():
+                self._st.stock[(event.id, key)] = pool_level(key, allocation, allocation, 0, 0)
 
     def update(self, event: SaleEvent) -> None:
         with self._lock:
@@ -185,8 +186,12 @@ class MemoryStorage:
         return iter(found)
 
     def stock(self, event: str) -> dict[str, StockLevel]:
+        return by_sku(self.pools(event).values())
+
+    def pools(self, event: str) -> dict[str, StockLevel]:
         with self._lock:
-            return {sku: s for (ev, sku), s in self._st.stock.items() if ev == event}
+            found = {key: s for (ev, key), s in self._st.stock.items() if ev == event}
+        return dict(sorted(found.items()))
 
     def totals(self, event: str) -> Totals:
         with self._lock:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from lampo.domain.channels import split_stock_key
 from lampo.domain.errors import InvalidRequest, LampoError, UpdateRefused
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
@@ -56,10 +57,13 @@ def check_same_definition(known: SaleEvent, new: SaleEvent) -> None:
         )
 
 
-def below_committed(event: str, sku: str, allocation: int, committed: int) -> UpdateRefused:
-    """The refusal of an allocation lower than the units held and sold."""
+def below_committed(event: str, key: str, allocation: int, committed: int) -> UpdateRefused:
+    """The refusal of an allocation lower than the units held and sold, of the stock row
+    under ``key`` (a SKU's shared pool, or ``"<sku> <pool>"``: ``channels.stock_key``)."""
+    sku, pool = split_stock_key(key)
+    where = f"{sku} (pool {pool})" if pool else sku
     return UpdateRefused(
-        event, "allocation", f"{sku}: {committed} units are held or sold, more than {allocation}"
+        event, "allocation", f"{where}: {committed} units are held or sold, more than {allocation}"
     )
 
 
@@ -71,7 +75,12 @@ class Reads(Protocol):
 
     def holds(self, event: str) -> Iterator[Hold]: ...
 
-    def stock(self, event: str) -> dict[str, StockLevel]: ...
+    def stock(self, event: str) -> dict[str, StockLevel]:
+        """Per SKU, its pools added up (``holds.by_sku``)."""
+
+    def pools(self, event: str) -> dict[str, StockLevel]:
+        """Per stock row, by stock key (``channels.stock_key``): each level's ``sku`` is
+        the SKU, its ``pool`` the pool ("" shared)."""
 
     def totals(self, event: str) -> Totals: ...
 
@@ -134,7 +143,13 @@ class Storage(Protocol):
     def holds(self, event: str) -> Iterator[Hold]:
         """Every hold and order of the event, in any state."""
 
-    def stock(self, event: str) -> dict[str, StockLevel]: ...
+    def stock(self, event: str) -> dict[str, StockLevel]:
+        """Each SKU's stock, its pools added up (``holds.by_sku``), sorted by SKU."""
+
+    def pools(self, event: str) -> dict[str, StockLevel]:
+        """Each stock row by stock key (``channels.stock_key``), sorted: a SKU's shared
+        pool under its id, a reserved pool under ``"<sku> <pool>"``; each level's ``sku``
+        is the SKU, its ``pool`` the pool ("" shared). Sums to ``stock`` per SKU."""
 
     def totals(self, event: str) -> Totals:
         """The live totals, as kept by the transitions (not recounted)."""

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from lampo.domain.channels import stock_key
 from lampo.domain.errors import InvalidRequest, Unavailable
 from lampo.domain.holds import Hold, StockLevel
 from lampo.storage import urls
@@ -78,36 +79,37 @@ class _CachedState(SqlState):
             self._conn.executemany(
                 self._q.stock_write,
                 [
-                    (s.available, s.held, s.sold, event, sku)
-                    for event, sku in self._moved
-                    for s in (stock[(event, sku)],)
+                    (s.available, s.held, s.sold, event, key)
+                    for event, key in self._moved
+                    for s in (stock[(event, key)],)
                 ],
             )
             self._moved.clear()
 
     def stock_set(self, event: str, level: StockLevel) -> None:
         super().stock_set(event, level)
-        self._stock[(event, level.sku)] = level
-        self._moved.discard((event, level.sku))  # written whole just now
+        key = stock_key(level.sku, level.pool)
+        self._stock[(event, key)] = level
+        self._moved.discard((event, key))  # written whole just now
 
-    def stock_get(self, event: str, sku: str) -> StockLevel | None:
-        cached = self._stock.get((event, sku))
+    def stock_get(self, event: str, key: str) -> StockLevel | None:
+        cached = self._stock.get((event, key))
         if cached is not None:
             return cached
-        level = super().stock_get(event, sku)
+        level = super().stock_get(event, key)
         if level is not None:
-            self._stock[(event, sku)] = level
+            self._stock[(event, key)] = level
         return level
 
-    def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
-        level = self.stock_get(event, sku)
+    def stock_move(self, event: str, key: str, available: int, held: int, sold: int) -> bool:
+        level = self.stock_get(event, key)
         if level is None:
             return False
         a, h, s = level.available + available, level.held + held, level.sold + sold
         if a < 0 or h < 0 or s < 0:
             return False
-        self._stock[(event, sku)] = StockLevel(sku, level.allocation, a, h, s)
-        self._moved.add((event, sku))
+        self._stock[(event, key)] = StockLevel(level.sku, level.allocation, a, h, s, level.pool)
+        self._moved.add((event, key))
         return True
 
     def hold_get(self, hold_id: str) -> Hold | None:

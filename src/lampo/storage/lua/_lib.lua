@@ -9,7 +9,9 @@
 -- 'pa' (paid at), 'e' (ended at), 'r' (refunded at), ISO texts. 'd' is the array
 --   {idempotency key, fingerprint, hold id, customer, event limit (false: none), units,
 --    deadline (microseconds), skus, currency, amount, order key, lines}
--- with skus flat: (sku, quantity, limit or false) * m, the SKUs folded and sorted, and
+-- with skus flat: (stock key, quantity, limit or false) * m, folded by stock key and
+-- sorted (a SKU's shared pool under its id, a reserved pool under '<sku> <pool>'; the
+-- limit is the SKU's, whatever the pool; data written before pools has SKU ids only), and
 -- lines flat: (line key, units, amount) * nl. Python computes it all, so no script does
 -- money arithmetic (Lua numbers are doubles): amounts are texts, counts are numbers.
 -- Layout 2 (issue 14); a store written by layout 1 ('head', 'tot', 'body', 'state', ...)
@@ -18,7 +20,7 @@
 -- transitions share (the checks before the first write, the plan-then-write helpers) is
 -- prepended whole; split into several files it would still be one text at run time.
 local base = KEYS[1]
-local K_STOCK = base .. ':stock'  -- a:<sku> allocation, v: available, h: held, s: sold
+local K_STOCK = base .. ':stock'  -- a:<stock key> allocation, v: available, h: held, s: sold
 local K_CNT = base .. ':cnt'      -- <customer>\31<sku> units held or bought ('' sku: event)
 local K_DUE = base .. ':due'      -- held hold ids scored by deadline (microseconds)
 local K_IDEM = base .. ':idem'    -- idempotency key -> <fingerprint>\31<hold id>: one per hold
@@ -27,7 +29,7 @@ local K_OU, K_OA = base .. ':ou', base .. ':oa'  -- orders, amount by order key
 local K_LU, K_LA = base .. ':lu', base .. ':la'  -- units, amount by line key
 -- Stock buckets only (see docs/storage-redis-postgres.md, "Hot events: stock buckets"):
 local K_NB = base .. ':nb'        -- the event's bucket count (absent: one bucket)
-local K_XFER = base .. ':xfer'    -- transfers lent, not yet settled: id -> to\31sku\31units
+local K_XFER = base .. ':xfer'    -- transfers lent, not yet settled: id -> to\31key\31units
 local K_XIN = base .. ':xin'      -- ids of the transfers this bucket has received
 local K_XV = base .. ':xv'        -- bumped by every transfer step on this bucket
 local K_DV = base .. ':dv'        -- the definition's version, bumped by each update
@@ -272,6 +274,12 @@ local function add64(a, b)
     return nil
   end
   return str64(hi, lo)
+end
+
+-- The SKU of a stock key: the key up to its first space (ids hold none: domain/channels.py).
+local function sku_of(key)
+  local cut = find(key, ' ', 1, true)
+  return cut and string.sub(key, 1, cut - 1) or key
 end
 
 -- Whether v is an integer add64 takes; whether it is below zero.
@@ -560,16 +568,16 @@ local function load_checked(h)
   return t, nil
 end
 
--- Plan the hold's units back to available, out of held ('h') or sold ('s'), with its
--- customer's counters.
+-- Plan the hold's units back to available of their pools, out of held ('h') or sold
+-- ('s'), with its customer's counters (per SKU: two pools of one SKU add up).
 local function to_pool(p, t, from)
   local x = t.x
   local cust, skus = x[D_CUST], x[D_SKUS]
   for i = 1, #skus, 3 do
-    local sku, q = skus[i], skus[i + 1]
-    local bad = incr(p, K_STOCK, 'v:' .. sku, q, true, true)
-      or incr(p, K_STOCK, from .. ':' .. sku, -q, true, true)
-      or incr(p, K_CNT, cust .. SEP .. sku, -q, true, true)
+    local key, q = skus[i], skus[i + 1]
+    local bad = incr(p, K_STOCK, 'v:' .. key, q, true, true)
+      or incr(p, K_STOCK, from .. ':' .. key, -q, true, true)
+      or incr(p, K_CNT, cust .. SEP .. sku_of(key), -q, true, true)
     if bad then
       return bad
     end
@@ -580,13 +588,13 @@ local function to_pool(p, t, from)
   return nil
 end
 
--- Plan the hold's units from one stock column to another ('h' to 's': paid).
+-- Plan the hold's units from one stock column to another ('h' to 's': paid), per pool.
 local function move(p, t, from, to)
   local skus = t.x[D_SKUS]
   for i = 1, #skus, 3 do
-    local sku, q = skus[i], skus[i + 1]
-    local bad = incr(p, K_STOCK, from .. ':' .. sku, -q, true, true)
-      or incr(p, K_STOCK, to .. ':' .. sku, q, true, true)
+    local key, q = skus[i], skus[i + 1]
+    local bad = incr(p, K_STOCK, from .. ':' .. key, -q, true, true)
+      or incr(p, K_STOCK, to .. ':' .. key, q, true, true)
     if bad then
       return bad
     end

@@ -5,7 +5,8 @@
 --   per request: body and d (both stored as they come: see _lib.lua), then what this
 --   script reads, positional (no parsing): idempotency key, fingerprint, hold id,
 --   customer, event limit ('' for none), units, deadline (microseconds), m, and
---   (sku, quantity, limit or '') * m, the SKUs folded and sorted.
+--   (stock key, quantity, limit or '') * m, folded by stock key and sorted: stock is
+--   checked and moved per stock key (per pool), limits and counters per SKU (sku_of).
 -- Each request is checked in full before anything of it is kept: a refusal changes
 -- nothing, and so does a store in the way ({'corrupt', problem}: see the guards in
 -- _lib.lua). The accepted requests' writes are made at the end (flush), one command per
@@ -67,7 +68,7 @@ if not broken and n > 0 then
   end
 end
 local NEWIDEM = {}  -- the records this call writes
-local FV = {}       -- sku -> {'v:<sku>', 'h:<sku>'}: its stock fields' names
+local FV = {}       -- stock key -> {'v:<key>', 'h:<key>', sku}: its stock fields, its SKU
 
 local function reserve_one(x, index)
   if broken then
@@ -122,13 +123,13 @@ local function reserve_one(x, index)
   end
   local stock = B[K_STOCK]
   for i = 1, #skus, 3 do
-    local sku = skus[i]
-    local f = FV[sku]
+    local key = skus[i]
+    local f = FV[key]
     if not f then
-      f = {'v:' .. sku, 'h:' .. sku}
-      FV[sku] = f
+      f = {'v:' .. key, 'h:' .. key, sku_of(key)}
+      FV[key] = f
     end
-    cw[#cw + 1] = ce .. sku
+    cw[#cw + 1] = ce .. f[3]
     if not (stock and stock[f[1]] ~= nil and stock[f[2]] ~= nil) then
       sw[#sw + 1] = f[1]
       sw[#sw + 1] = f[2]
@@ -148,29 +149,37 @@ local function reserve_one(x, index)
       return {'limit-exceeded', elimit, text64(already), ''}
     end
   end
+  -- A SKU's units add up over its pools. The entries of one SKU are adjacent, sorted:
+  -- '<sku> <pool>' follows '<sku>' before any other id that starts with it, since ids are
+  -- printable (no character below the space); a request naming an id that is not one is
+  -- refused below anyway (no stock row: unknown-sku).
+  local sku_q, last = 0, nil
   for i = 1, #skus, 3 do
-    local sku, q, limit = skus[i], skus[i + 1], skus[i + 2]
+    local q, limit = skus[i + 1], skus[i + 2]
+    local sku = FV[skus[i]][3]
+    sku_q = sku == last and sku_q + q or q
+    last = sku
     if limit then
       local already = planned(p, K_CNT, cw[(elimit and 1 or 0) + (i + 2) / 3]) or '0'
       if not is_int(already) then
         return {'corrupt', K_CNT .. ' ' .. ce .. sku .. ': not an integer'}
       end
-      if tonumber(already) + q > limit then
+      if tonumber(already) + sku_q > limit then
         return {'limit-exceeded', limit, text64(already), sku}
       end
     end
   end
   for i = 1, #skus, 3 do
-    local sku, q = skus[i], skus[i + 1]
-    local available = planned(p, K_STOCK, FV[sku][1])
+    local key, q = skus[i], skus[i + 1]
+    local available = planned(p, K_STOCK, FV[key][1])
     if not available then
-      return {'unknown-sku', sku}
+      return {'unknown-sku', key}
     end
     if not is_int(available) then
-      return {'corrupt', K_STOCK .. ' v:' .. sku .. ' is not an integer'}
+      return {'corrupt', K_STOCK .. ' v:' .. key .. ' is not an integer'}
     end
     if tonumber(available) < q then
-      return {'sold-out', sku, q, text64(available)}
+      return {'sold-out', key, q, text64(available)}
     end
   end
   for i = 1, #skus, 3 do

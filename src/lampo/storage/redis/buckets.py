@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from lampo.domain.errors import Unavailable
-from lampo.domain.holds import StockLevel
+from lampo.domain.holds import StockLevel, pool_level
 from lampo.storage._buckets import plan_moves
 from lampo.storage.redis.client import RedisClient, _Req
 from lampo.storage.redis.codec import SEP, _pairs
@@ -31,8 +31,9 @@ _VIEW_TRIES = 20
 
 
 class _View:
-    """One consistent read of a bucketed event's stock: per bucket, SKU -> [allocation
-    share, available, held, sold]; and the units in transit (lent, not yet received)."""
+    """One consistent read of a bucketed event's stock: per bucket, stock key (a SKU's
+    pool: ``channels.stock_key``) -> [allocation share, available, held, sold]; and the
+    units in transit (lent, not yet received)."""
 
     __slots__ = ("levels", "transit")
 
@@ -40,16 +41,17 @@ class _View:
         self.levels = levels
         self.transit = transit
 
-    def total(self, sku: str) -> int:
-        """Available units of ``sku`` across the buckets, those in transit included."""
-        return sum(b[sku][1] for b in self.levels if sku in b) + self.transit.get(sku, 0)
+    def total(self, key: str) -> int:
+        """Available units of ``key`` across the buckets, those in transit included."""
+        return sum(b[key][1] for b in self.levels if key in b) + self.transit.get(key, 0)
 
     def stock(self) -> dict[str, StockLevel]:
+        """The levels by stock key, the buckets added up."""
         out = {}
-        for sku in sorted(self.levels[0]):
-            a, v, h, s = (sum(b.get(sku, [0, 0, 0, 0])[i] for b in self.levels) for i in range(4))
-            extra = self.transit.get(sku, 0)
-            out[sku] = StockLevel(sku, a + extra, v + extra, h, s)
+        for key in sorted(self.levels[0]):
+            a, v, h, s = (sum(b.get(key, [0, 0, 0, 0])[i] for b in self.levels) for i in range(4))
+            extra = self.transit.get(key, 0)
+            out[key] = pool_level(key, a + extra, v + extra, h, s)
         return out
 
 
@@ -235,11 +237,12 @@ def _sold_out(answer: Any) -> bool:
 
 
 def _refusal(view: _View, wanted: dict[str, int]) -> list[str] | None:
-    """The answer to a request that the buckets together cannot serve, else None."""
-    for sku in sorted(wanted):
-        if sku not in view.levels[0]:
-            return ["unknown-sku", sku]
-        total = view.total(sku)
-        if total < wanted[sku]:
-            return ["sold-out", sku, str(wanted[sku]), str(total)]
+    """The answer to a request that the buckets together cannot serve, else None
+    (``wanted``: units by stock key; the answer names the stock key, as reserve.lua's)."""
+    for key in sorted(wanted):
+        if key not in view.levels[0]:
+            return ["unknown-sku", key]
+        total = view.total(key)
+        if total < wanted[key]:
+            return ["sold-out", key, str(wanted[key]), str(total)]
     return None

@@ -72,7 +72,7 @@ class _Req:
         self.args = args
         self.hold_id = hold_id
         self.customer = ""  # reserve only: routes the request to the customer's bucket
-        self.wanted: dict[str, int] = {}  # reserve only: units per SKU
+        self.wanted: dict[str, int] = {}  # reserve only: units per stock key (per pool)
         self.payment_id = ""  # pay only
         self.answer: Any = None
 

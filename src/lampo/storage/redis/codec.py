@@ -44,18 +44,21 @@ def _encode(req: ReserveRequest) -> list[Any] | LampoError:
         return InvalidRequest("lines", "a hold needs at least one line")
     if len(req.sku_limits) != len(hold.lines):
         return InvalidRequest("sku_limits", "one limit per line")
-    limits: dict[str, int | None] = {}
+    # Folded by stock key (a SKU's shared pool: its id), each with its SKU's limit: the
+    # scripts move stock by stock key and count a customer's units per SKU (lua/_lib.lua).
+    limits: dict[str, int | None] = {}  # by stock key: its SKU's limit
     wanted: dict[str, int] = {}
     for line, limit in zip(hold.lines, req.sku_limits, strict=True):
-        limits[line.sku] = limit
-        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        key = line.stock
+        limits[key] = limit
+        wanted[key] = wanted.get(key, 0) + line.quantity
     ch = hold.channel
     elimit = req.event_limit
     expires = _us(hold.expires_at)
     skus: list[Any] = []
-    for sku in sorted(wanted):
-        limit = limits[sku]
-        skus += (sku, wanted[sku], False if limit is None else limit)
+    for key in sorted(wanted):
+        limit = limits[key]
+        skus += (key, wanted[key], False if limit is None else limit)
     ok = SEP.join(order_key(hold))
     lines: list[Any] = []
     for line in hold.lines:
@@ -71,7 +74,14 @@ def _encode(req: ReserveRequest) -> list[Any] | LampoError:
         ok,
         lines,
     )
-    priced = [[ln.sku, ln.quantity, ln.unit_price] for ln in hold.lines]
+    # A line of a reserved pool carries its pool; one of the shared pool is written as
+    # before the pools, so a hold of before reads the same.
+    priced = [
+        [ln.sku, ln.quantity, ln.unit_price, ln.pool]
+        if ln.pool
+        else [ln.sku, ln.quantity, ln.unit_price]
+        for ln in hold.lines
+    ]
     body: tuple[Any, ...] = (hold.id, hold.event, hold.customer, hold.market, ch.kind.value)
     body += (ch.name, ch.referral, hold.currency, priced, _us(hold.created_at), expires)
     head: list[Any] = [_JSON.encode(body), _JSON.encode(data), req.key, req.fingerprint, hold.id]
@@ -98,7 +108,7 @@ def _hold_from_view(view: Sequence[str | None]) -> Hold:
         customer=customer,
         market=market,
         channel=Channel(ChannelKind(kind), name, referral),
-        lines=tuple(HoldLine(s, q, p) for s, q, p in lines),
+        lines=tuple(HoldLine(*line) for line in lines),
         currency=currency,
         created_at=_from_us(created),
         expires_at=_from_us(expires),

@@ -35,10 +35,11 @@ class Events(Buckets):
         # Bucket 0 last: its definition is what makes the event known (and routed by its
         # bucket count), so an interrupted setup is simply run again. Once it is known,
         # only bucket 0's definition counts (the others' copies follow it after an update).
+        rows = sorted(event.stock_rows().items())  # a row per stock key: per SKU and pool
         for bucket in range(1) if known else range(n - 1, -1, -1):
-            args: list[Any] = [event.id, definition, len(event.offers)]
-            for sku, offer in sorted(event.offers.items()):
-                args += [sku, shares(offer.allocation, n)[bucket]]
+            args: list[Any] = [event.id, definition, len(rows)]
+            for key, allocation in rows:
+                args += [key, shares(allocation, n)[bucket]]
             args.append("" if n == 1 else str(n))
             keys = [self._base(event.id, bucket)]
             if bucket == 0 and not self.cluster:
@@ -78,9 +79,9 @@ class Events(Buckets):
                     return
                 case ["unknown"]:
                     raise UnknownEvent(event.id)
-                case ["short", sku, committed] if n == 1:
-                    allocation = event.offers[sku].allocation
-                    raise below_committed(event.id, sku, allocation, int(committed))
+                case ["short", key, committed] if n == 1:
+                    allocation = event.stock_rows().get(key, 0)
+                    raise below_committed(event.id, key, allocation, int(committed))
                 case ["changed"] | ["short", *_]:
                     continue  # another update, or buyers took the gathered units: again
                 case answer:
@@ -110,11 +111,12 @@ class Events(Buckets):
             if view.transit:  # units stuck between buckets: complete, then read again
                 self._recover(event.id, n)
                 view = self._read_view(event.id, n)
-            for sku in sorted(lower):
-                committed = sum(b[sku][2] + b[sku][3] for b in view.levels if sku in b)
-                allocation = event.offers[sku].allocation
+            rows = event.stock_rows()
+            for key in sorted(lower):
+                committed = sum(b[key][2] + b[key][3] for b in view.levels if key in b)
+                allocation = rows.get(key, 0)  # a pool the offer dropped keeps a row at 0
                 if allocation < committed:
-                    raise below_committed(event.id, sku, allocation, committed)
+                    raise below_committed(event.id, key, allocation, committed)
             available = [{sku: lv[1] for sku, lv in b.items()} for b in view.levels]
             plan = plan_moves(available, 0, lower)  # None: buyers took them; update.lua says
             self._transfer(event.id, [(frm, 0, sku, k) for frm, sku, k in plan or []])

@@ -12,7 +12,7 @@ from typing import Any
 
 from lampo.domain.codec import event_from_json
 from lampo.domain.event import SaleEvent
-from lampo.domain.holds import Hold, StockLevel
+from lampo.domain.holds import Hold, StockLevel, by_sku, pool_level
 from lampo.domain.totals import Totals
 from lampo.storage.redis.codec import _VIEW, SEP, _hold_from_view, _pairs, _untag
 from lampo.storage.redis.events import Events
@@ -57,21 +57,24 @@ class Reads(Events):
         return iter(sorted(found.values(), key=lambda h: (h.created_at, h.id)))
 
     def stock(self, event: str) -> dict[str, StockLevel]:
+        return by_sku(self.pools(event).values())
+
+    def pools(self, event: str) -> dict[str, StockLevel]:
         n = self._call(self._bucket_count, event)
         if n > 1:
             levels: dict[str, StockLevel] = self._call(self._read_view, event, n).stock()
             return levels
         raw: dict[str, str] = self._call(self._r.hgetall, self._base(event) + ":stock")
-        skus = sorted(k[2:] for k in raw if k.startswith("a:"))
+        keys = sorted(k[2:] for k in raw if k.startswith("a:"))
         return {
-            sku: StockLevel(
-                sku,
-                int(raw["a:" + sku]),
-                int(raw["v:" + sku]),
-                int(raw["h:" + sku]),
-                int(raw["s:" + sku]),
+            key: pool_level(
+                key,
+                int(raw["a:" + key]),
+                int(raw["v:" + key]),
+                int(raw["h:" + key]),
+                int(raw["s:" + key]),
             )
-            for sku in skus
+            for key in keys
         }
 
     def totals(self, event: str) -> Totals:

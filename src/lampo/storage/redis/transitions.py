@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from lampo.domain.channels import split_stock_key
 from lampo.domain.errors import (
     AlreadyPaid,
     HoldExpired,
@@ -143,7 +144,7 @@ class Transitions(PaymentIds):
             for i, event, hold_id, args in encoded:
                 req = rnd.add("reserve", event, args, hold_id)
                 req.customer = requests[i].hold.customer
-                req.wanted = requests[i].hold.units_by_sku()
+                req.wanted = requests[i].hold.units_by_stock()
                 sent.append((i, req))
 
             def finish() -> list[Result]:
@@ -267,10 +268,11 @@ def _reserved(req: ReserveRequest, answer: list[Any]) -> Result:
             return InvalidRequest("hold_id", f"{hold.id} exists already")
         case ["limit-exceeded", limit, already, sku]:
             return LimitExceeded(hold.customer, int(limit), int(already), sku or None)
-        case ["unknown-sku", sku]:
-            return UnknownSku(hold.event, sku)
-        case ["sold-out", sku, requested, available]:
-            return SoldOut(sku, int(requested), int(available))
+        case ["unknown-sku", key]:
+            return UnknownSku(hold.event, split_stock_key(key)[0])
+        case ["sold-out", key, requested, available]:
+            sku, pool = split_stock_key(key)
+            return SoldOut(sku, int(requested), int(available), pool)
         case ["corrupt", problem]:
             raise CorruptStore(f"reserve {hold.id}: {problem}; nothing written")
     raise AssertionError(f"reserve.lua answered {answer!r}")

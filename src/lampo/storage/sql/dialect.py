@@ -43,9 +43,18 @@ def _utc(when: datetime | None) -> datetime | None:
 
 
 def lines_json(lines: Sequence[HoldLine]) -> str:
-    """``[["sku", qty, price], ...]``; by hand when no SKU needs escaping (the usual case)."""
-    if any('"' in ln.sku or "\\" in ln.sku for ln in lines):
-        return json.dumps([[ln.sku, ln.quantity, ln.unit_price] for ln in lines])
+    """``[["sku", qty, price], ...]``, a line of a reserved pool with its pool as a fourth
+    item (``["sku", qty, price, "pool"]``: a line of before reads as the shared pool's); by
+    hand when no SKU or pool needs escaping (the usual case)."""
+    if any(ln.pool or '"' in ln.sku or "\\" in ln.sku for ln in lines):
+        return json.dumps(
+            [
+                [ln.sku, ln.quantity, ln.unit_price, ln.pool]
+                if ln.pool
+                else [ln.sku, ln.quantity, ln.unit_price]
+                for ln in lines
+            ]
+        )
     return "[" + ",".join(f'["{ln.sku}",{ln.quantity},{ln.unit_price}]' for ln in lines) + "]"
 
 
@@ -65,7 +74,7 @@ class Dialect:
     #: A time as stored, and back (tz-aware UTC).
     time_in: Callable[[datetime | None], Any]
     time_out: Callable[[Any], datetime | None]
-    #: A hold's lines as stored; back as ``[[sku, quantity, unit price], ...]``.
+    #: A hold's lines as stored; back as ``[[sku, quantity, unit price(, pool)], ...]``.
     lines_in: Callable[[Sequence[HoldLine]], Any]
     lines_out: Callable[[Any], Any]
     #: The units of counter (event, customer, sku), or no row for none.

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from lampo.domain.channels import stock_key
 from lampo.domain.codec import event_from_json, event_to_json
 from lampo.domain.event import SaleEvent
-from lampo.domain.holds import Hold, HoldLine, HoldState, StockLevel
+from lampo.domain.holds import Hold, HoldLine, HoldState, StockLevel, pool_level
 from lampo.domain.market import Channel, ChannelKind
 from lampo.storage.sql.dialect import Dialect
 
@@ -155,7 +156,7 @@ def hold_from_row(d: Dialect, row: Sequence[Any]) -> Hold:
         market=market,
         channel=Channel(ChannelKind(kind), name, referral),
         currency=currency,
-        lines=tuple(HoldLine(s, q, p) for s, q, p in d.lines_out(lines)),
+        lines=tuple(HoldLine(*line) for line in d.lines_out(lines)),
         created_at=created,
         expires_at=expires,
         state=HoldState(row[11]),
@@ -200,26 +201,28 @@ class SqlState:
         return False
 
     def create_event(self, event: SaleEvent, definition: str, now: datetime) -> None:
-        """Insert a new event's definition and its stock rows (``Storage.setup``)."""
+        """Insert a new event's definition and its stock rows, one per stock key
+        (``SaleEvent.stock_rows``: ``Storage.setup``)."""
         self._x(self._q.event_insert, (event.id, self._d.time_in(now), definition))
-        for sku, offer in sorted(event.offers.items()):
-            self._x(self._q.stock_insert, (event.id, sku, offer.allocation, offer.allocation))
+        for key, allocation in sorted(event.stock_rows().items()):
+            self._x(self._q.stock_insert, (event.id, key, allocation, allocation))
         self._known.add(event.id)
 
-    def stock_get(self, event: str, sku: str) -> StockLevel | None:
-        row = self._x(self._q.stock_get, (event, sku)).fetchone()
-        return None if row is None else StockLevel(sku, *row)
+    def stock_get(self, event: str, key: str) -> StockLevel | None:
+        row = self._x(self._q.stock_get, (event, key)).fetchone()
+        return None if row is None else pool_level(key, *row)
 
-    def stock_move(self, event: str, sku: str, available: int, held: int, sold: int) -> bool:
+    def stock_move(self, event: str, key: str, available: int, held: int, sold: int) -> bool:
         cur = self._x(
-            self._q.stock_move, (available, held, sold, event, sku, available, held, sold)
+            self._q.stock_move, (available, held, sold, event, key, available, held, sold)
         )
         return bool(cur.rowcount == 1)
 
     def stock_set(self, event: str, level: StockLevel) -> None:
+        key = stock_key(level.sku, level.pool)
         self._x(
             self._q.stock_set,
-            (event, level.sku, level.allocation, level.available, level.held, level.sold),
+            (event, key, level.allocation, level.available, level.held, level.sold),
         )
 
     def definition_get(self, event: str) -> SaleEvent | None:

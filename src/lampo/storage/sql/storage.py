@@ -11,7 +11,7 @@ from typing import Any, Self
 
 from lampo.domain.codec import event_from_json, event_to_json
 from lampo.domain.event import SaleEvent
-from lampo.domain.holds import Hold, StockLevel
+from lampo.domain.holds import Hold, StockLevel, by_sku, pool_level
 from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, Totals
 from lampo.storage import _transitions as tx
 from lampo.storage._batched import BatchedTransitions
@@ -96,8 +96,11 @@ class SqlStorage(BatchedTransitions):
         return (hold_from_row(self.dialect, r) for r in rows)
 
     def stock(self, event: str) -> dict[str, StockLevel]:
+        return by_sku(self.pools(event).values())
+
+    def pools(self, event: str) -> dict[str, StockLevel]:
         rows = self._rows(statements(self.dialect).stock, (event,))
-        return {r[0]: StockLevel(*r) for r in rows}
+        return {r[0]: pool_level(*r) for r in rows}
 
     def totals(self, event: str) -> Totals:
         totals = Totals()
