@@ -329,16 +329,6 @@ class SaleEvent:
         if spec.pool and spec.pool in offer.pools:
             return (spec.pool, "") if offer.fallback else (spec.pool,)
         return ("",)
-        spec = self.channel_spec(channel)
-        if spec is None:
-            what = channel.name or channel.kind.value
-            raise InvalidRequest("channel", f"{self.id} is not sold through {what!r}")
-        if not spec.sells(sku, market):
-            raise InvalidRequest("channel", f"{spec.id} does not sell {sku} in {market}")
-        offer = self.offer(sku)
-        if spec.pool and spec.pool in offer.pools:
-            return (spec.pool, "") if offer.fallback else (spec.pool,)
-        return ("",)
 
 
 @dataclass(frozen=True, slots=True)
