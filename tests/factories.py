@@ -107,3 +107,25 @@ def door_event(
         fields.setdefault("registration_opens", CN_OPENS - timedelta(days=days))
         fields.setdefault("registration_closes", CN_OPENS)
     return replace(sale_event(event_id, stock), front_door=FrontDoor(**fields))  # type: ignore[arg-type]
+
+
+def channel_event(
+    jd: int = 10, stores: int = 5, fallback: bool = True, allocation: int = 50, **kw: object
+) -> SaleEvent:
+    """``sale_event`` sold through declared channels: online, the marketplaces jd (drawing
+    on a jd pool of phone-red) and tmall (TVs only), and a store group in China (drawing on
+    a stores pool of phone-red); phone-red's ``allocation`` holds the two pools."""
+    from dataclasses import replace
+
+    from lampo.domain.channels import ChannelSpec
+    from lampo.domain.market import ChannelKind
+
+    base = sale_event(stock={"phone-red": allocation, "tv-55": 5})
+    offer = replace(base.offers["phone-red"], pools={"jd": jd, "stores": stores}, fallback=fallback)
+    channels = {
+        "online": ChannelSpec("online", ChannelKind.ONLINE),
+        "jd": ChannelSpec("jd", ChannelKind.MARKETPLACE, pool="jd"),
+        "tmall": ChannelSpec("tmall", ChannelKind.MARKETPLACE, skus=("tv-55",)),
+        "mi-home": ChannelSpec("mi-home", ChannelKind.STORE, markets=("CN",), pool="stores"),
+    }
+    return replace(base, offers={**base.offers, "phone-red": offer}, channels=channels, **kw)  # type: ignore[arg-type]

@@ -12,26 +12,14 @@ from hypothesis import strategies as st
 from lampo.domain.channels import ChannelSpec, split_stock_key, stock_key
 from lampo.domain.codec import event_from_dict, event_to_dict
 from lampo.domain.errors import InvalidRequest
-from lampo.domain.event import SaleEvent, plan_update
+from lampo.domain.event import plan_update
 from lampo.domain.market import Channel, ChannelKind
-from tests.factories import sale_event
+from tests.factories import channel_event, sale_event
 
 ids = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF), min_size=1, max_size=12)
 
 
-def pooled(
-    jd: int = 10, stores: int = 5, fallback: bool = True, allocation: int = 50, **kw: object
-) -> SaleEvent:
-    """``sale_event`` with phone-red's allocation split: jd and stores pools reserved."""
-    base = sale_event(stock={"phone-red": allocation, "tv-55": 5})
-    offer = replace(base.offers["phone-red"], pools={"jd": jd, "stores": stores}, fallback=fallback)
-    channels = {
-        "online": ChannelSpec("online", ChannelKind.ONLINE),
-        "jd": ChannelSpec("jd", ChannelKind.MARKETPLACE, pool="jd"),
-        "tmall": ChannelSpec("tmall", ChannelKind.MARKETPLACE, skus=("tv-55",)),
-        "mi-home": ChannelSpec("mi-home", ChannelKind.STORE, markets=("CN",), pool="stores"),
-    }
-    return replace(base, offers={**base.offers, "phone-red": offer}, channels=channels, **kw)
+pooled = channel_event
 
 
 @given(ids, ids)
