@@ -21,9 +21,9 @@ from lampo.domain.holds import (
     ReserveRequest,
     StockLevel,
 )
+from lampo.domain.stores import Store
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
-from lampo.domain.stores import Store
 from lampo.storage.port import (
     STORES_DOCUMENT,
     KeyRef,

@@ -13,10 +13,10 @@ from typing import Any, Self
 from lampo.domain.codec import event_from_json, event_to_json
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold, StockLevel
+from lampo.domain.stores import Store
 from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, Totals
 from lampo.storage import _transitions as tx
 from lampo.storage._batched import BatchedTransitions
-from lampo.domain.stores import Store
 from lampo.storage.port import (
     STORES_DOCUMENT,
     KeyRef,
@@ -44,9 +44,7 @@ class _RetailStatements:
         self.document_update = q(
             "UPDATE documents SET version = ?, body = ? WHERE name = ? AND version = ?"
         )
-        self.bind = q(
-            "INSERT INTO bindings VALUES (?, ?, ?) ON CONFLICT (space, key) DO NOTHING"
-        )
+        self.bind = q("INSERT INTO bindings VALUES (?, ?, ?) ON CONFLICT (space, key) DO NOTHING")
         self.bound = q("SELECT value FROM bindings WHERE space = ? AND key = ?")
         self.bindings = q("SELECT key, value FROM bindings WHERE space = ? ORDER BY key")
 
