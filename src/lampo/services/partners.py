@@ -13,8 +13,8 @@ order at the very same moment both sell through the same line keys, so each line
 once; the answers kept are the first delivery's.
 
 Bounds, checked before anything is sold: an order has 1 to ``MAX_ORDER_LINES`` lines of
-1 to ``MAX_QUANTITY`` units; a file holds at most ``MAX_FILE_ROWS`` rows and
-``MAX_FILE_BYTES`` bytes.
+1 to ``MAX_QUANTITY`` units and an id of at most ``MAX_ORDER_ID`` characters; a file
+holds at most ``MAX_FILE_ROWS`` rows and ``MAX_FILE_BYTES`` bytes.
 """
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ from lampo.services._sell import asell, sell
 from lampo.services.sales import MAX_QUANTITY, Sales
 
 ORDERS = "partner-order"
+#: The longest partner order id: 63 characters, so the customer of an order without a
+#: buyer, ``<partner>:<order id>``, is an id of at most 128 (partner ids are at most 64).
+MAX_ORDER_ID = 63
 #: The most lines one partner order may carry.
 MAX_ORDER_LINES = 100
 #: The most rows (CSV lines, or JSONL orders) of an order file: 100,000.
@@ -91,7 +94,7 @@ def check_order(event: SaleEvent, order: PartnerOrder) -> list[tuple[str, str]]:
         except InvalidRequest as exc:
             problems.append((name, exc.problem))
 
-    check("order_id", lambda: check_id("order_id", order.order_id, 128))
+    check("order_id", lambda: check_id("order_id", order.order_id, MAX_ORDER_ID))
     if order.buyer is not None:
         check("buyer", lambda: check_id("buyer", order.buyer, 64))
     if order.market not in event.markets:

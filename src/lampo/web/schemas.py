@@ -17,7 +17,7 @@ from lampo.domain.money import MINOR_UNITS, Money
 from lampo.domain.report import milestone_levels, units_by_category
 from lampo.domain.stores import Store
 from lampo.domain.totals import Totals
-from lampo.services.partners import MAX_ORDER_LINES
+from lampo.services.partners import MAX_ORDER_ID, MAX_ORDER_LINES
 from lampo.services.sales import MAX_LINES, MAX_QUANTITY
 from lampo.services.stores import StoreKeyInfo
 from lampo.web.limits import MAX_HOLD_ID, MAX_ID
@@ -519,7 +519,7 @@ class PartnerOrderIn(Struct, forbid_unknown_fields=True):
     """A marketplace partner's order; each line is sold on its own."""
 
     event: Id
-    order_id: ReceiptId
+    order_id: Annotated[str, Meta(min_length=1, max_length=MAX_ORDER_ID, examples=["jd-6180001"])]
     market: Annotated[str, Meta(min_length=1, max_length=8, examples=["CN"])]
     lines: Annotated[list[PartnerLineIn], Meta(min_length=1, max_length=MAX_ORDER_LINES)]
     buyer: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
