@@ -440,7 +440,13 @@ ROUTES: tuple[Route, ...] = (
         "stores",
         {"200": json_body(ref("RegistryWritten"), "The new version and the store count.")},
         Auth.ADMIN,
-        query=(_query("replaces", {"type": "integer", "minimum": 0}),),
+        query=(
+            {
+                **_query("replaces", {"type": "integer", "minimum": 0, "maximum": 2**62}),
+                "required": True,
+                "description": 'Or `If-Match: "<version>"` in its place.',
+            },
+        ),
         body={"required": True, "content": _CSV},
         description="Header `id,name,kind,market,city,opened,closed,lat,lon`. The version "
         'replaced: `If-Match: "<version>"` or `?replaces=<version>` (0 for the first). A '
@@ -463,8 +469,11 @@ ROUTES: tuple[Route, ...] = (
         },
         Auth.ADMIN,
         query=(
-            _query("market", {"type": "string", "maxLength": 8}),
-            _query("on", {"type": "string", "format": "date"}),
+            _query("market", {"type": "string", "minLength": 1, "maxLength": 8}),
+            _query(
+                "on",
+                {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+            ),
         ),
         description="JSON only: `market` keeps one market's stores, `on` those open at the "
         "close of that day.",

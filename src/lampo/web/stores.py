@@ -10,8 +10,10 @@ called on the loop (the sale's reads in the thread pool, its transitions awaited
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import date
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qs
 
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.stores import MAX_CSV_BYTES
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 
 _CSV = ("text/csv",)
 _MAX_VERSION = 2**62
+_DATE = re.compile("[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 
 def _etag(version: int) -> tuple[bytes, bytes]:
@@ -66,11 +69,25 @@ def _day(text: str | None) -> date | None:
     if text is None:
         return None
     try:
-        if len(text) != 10:
+        if not _DATE.fullmatch(text):
             raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
         raise InvalidRequest("on", "must be a date such as 2017-06-30") from None
+
+
+def _filters(req: Request) -> dict[str, str]:
+    """The query of ``GET /v1/admin/stores``: ``market`` (1 to 8 characters) and ``on``
+    (a date), each given once at most; a blank value or any other name is refused."""
+    found = parse_qs(req.query.decode("latin-1"), keep_blank_values=True)
+    out: dict[str, str] = {}
+    for name, values in found.items():
+        if name not in ("market", "on"):
+            raise InvalidRequest("query", f"{name[:40]!r} is not a filter; use market or on")
+        if len(values) != 1 or not 1 <= len(values[0]) <= (8 if name == "market" else 10):
+            raise InvalidRequest(name, "give it once, not blank (market: 1 to 8 characters)")
+        out[name] = values[0]
+    return out
 
 
 async def list_stores(app: App, req: Request) -> Response:
@@ -80,7 +97,8 @@ async def list_stores(app: App, req: Request) -> Response:
         return Response(
             200, text[1].encode(), [(b"content-type", b"text/csv; charset=utf-8"), _etag(text[0])]
         )
-    market, day = req.arg("market"), _day(req.arg("on"))
+    args = _filters(req)
+    market, day = args.get("market"), _day(args.get("on"))
     items = [
         schemas.store_out(s)
         for s in stores
