@@ -25,7 +25,8 @@ time) and the ratio reserve/empty of that configuration. Needs ``wrk`` on the PA
 ``--in-process`` measures the app alone instead: no granian, no wrk, the CPU time per
 request of the app, the service and storage (``memory://``, ``sqlite://`` and, when a
 Redis server answers, ``redis://``), for reservations, for paying the holds they made,
-and for reservations of sold-out SKUs.
+for reservations of sold-out SKUs, and for till sales (a store's key, reserve and pay in
+one call).
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ SECRET = "bench-buyer-secret-0123456789abcdef"
 EVENT = "bench-http"
 SOLD_OUT = "bench-http-sold-out"  # the same SKUs, none allocated (--in-process)
 SKUS = [f"phone-{i}" for i in range(10)]
+#: The store whose till sells in the till scenario, and its registry.
+STORE = "bench-store-1"
+REGISTRY = (
+    f"id,name,kind,market,city,opened,closed,lat,lon\n{STORE},Bench,own,CN,Beijing,2017-04-01,,,\n"
+)
 
 LUA = r"""
 local tokens = {}
@@ -376,7 +382,9 @@ async def _drive(
 
     ``path`` ``/v1/holds`` reserves (one unit of a random SKU for a random buyer; with
     ``made``, each hold made is appended to it with its buyer's token); ``pay`` pays the
-    holds in ``made`` instead, each with its buyer's token (and a fresh payment id)."""
+    holds in ``made`` instead, each with its buyer's token (and a fresh payment id);
+    ``till`` sells one unit of a random SKU at the till of ``STORE`` (its key is
+    ``tokens[0]`` then, each sale with a receipt id of its own)."""
     import random
 
     statuses: Counter[int] = Counter()
@@ -387,10 +395,18 @@ async def _drive(
     to_pay = [(json.loads(answer)["id"], token) for answer, token in made or ()] if paying else []
 
     async def one(i: int) -> None:
+        extra: list[tuple[bytes, bytes]] = []
         if paying:
             hold_id, token = to_pay[i]
             body = b""
             target = f"/v1/holds/{hold_id}/pay"
+        elif path == "till":
+            token = b""
+            sku = random.choice(SKUS)
+            receipt = f"r{i}-{random.getrandbits(48)}"
+            body = f'{{"event":"{event}","receipt_id":"{receipt}","items":{{"{sku}":1}}}}'.encode()
+            target = f"/v1/stores/{STORE}/sales"
+            extra = [(b"lampo-store-key", tokens[0])]
         else:
             token = random.choice(tokens)
             sku = random.choice(SKUS)
@@ -407,6 +423,7 @@ async def _drive(
                 (b"authorization", b"Bearer " + token),
                 (b"idempotency-key", f"k{i}-{random.getrandbits(48)}".encode()),
                 (b"content-length", str(len(body)).encode()),
+                *extra,
             ],
         }
         status = 0
@@ -436,8 +453,9 @@ def in_process(args: argparse.Namespace) -> int:
     """The ASGI app driven without a server: ``--connections`` coroutines call it in turn
     with the requests wrk sends, over ``memory://``, ``sqlite://`` and, when a server
     answers, ``redis://``; prints the CPU µs per request (every thread of this process)
-    for the empty endpoint, for reservations, and for reservations of sold-out SKUs (new
-    keys: the service's sold-out memory answers, after reading the keys' records).
+    for the empty endpoint, for reservations, for reservations of sold-out SKUs (new
+    keys: the service's sold-out memory answers, after reading the keys' records), and
+    for till sales (``POST /v1/stores/{store}/sales``: a store key, a sale paid at once).
     Steadier than wrk on a shared machine, and blind to granian's cost."""
     from lampo.bootstrap import Config, build_sales
     from lampo.storage import from_url
@@ -463,6 +481,7 @@ def in_process(args: argparse.Namespace) -> int:
         ("/v1/holds", EVENT, 201),
         ("pay", EVENT, 200),  # pays the holds the phase before made
         ("/v1/holds", SOLD_OUT, 409),
+        ("till", EVENT, 201),  # a till sale: reserve and pay in one call, by a store key
     )
     try:
         for url in urls:
@@ -481,19 +500,22 @@ def in_process(args: argparse.Namespace) -> int:
             sales.open(bench_event())
             sales.open(bench_event(SOLD_OUT, 0))
             app = App(config, sales)
+            app.network.import_csv(REGISTRY, 0)
+            store_key = [app.network.issue_key(STORE).key.encode()]
             warm: list[tuple[bytes, bytes]] = []  # the holds made, paid in the next phase
             timed: list[tuple[bytes, bytes]] = []
             for path, event, status in phases:
-                drive = _drive(app, path, requests, args.connections, tokens, event, warm)
+                keys = store_key if path == "till" else tokens
+                drive = _drive(app, path, requests, args.connections, keys, event, warm)
                 asyncio.run(drive)  # warm up
                 cpu, wall = time.process_time(), time.perf_counter()
-                drive = _drive(app, path, requests, args.connections, tokens, event, timed)
+                drive = _drive(app, path, requests, args.connections, keys, event, timed)
                 statuses = asyncio.run(drive)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                 if statuses[status] != requests:
                     raise SystemExit(f"{url} {path} {event}: {dict(statuses)}, not all {status}")
                 name = url.split(":", 1)[0]
-                label = {"pay": "/v1/holds/{id}/pay"}.get(path, path)
+                label = {"pay": "/v1/holds/{id}/pay", "till": "till sale"}.get(path, path)
                 label = label if event == EVENT else f"{label} sold out"
                 print(f"{name:<10}{label:<20}{requests / wall:>9,.0f}{cpu / requests * 1e6:>8.0f}")
             sales.storage.close()

@@ -64,6 +64,8 @@ MAX_KEY_TEXT = 80
 #: The most keys one store may hold (revoked ones count): a bound on what a key listing
 #: reads, far above a store's tills.
 MAX_KEYS_PER_STORE = 1000
+#: Key records a process keeps in memory (they never change): beyond, it starts again.
+MAX_KEYS_KEPT = 10_000
 #: Seconds a process keeps the registry it read before reading it again for a sale that
 #: it finds known and open (a refusal always reads it again first).
 REGISTRY_TTL = 1.0
@@ -107,6 +109,9 @@ class StoreNetwork:
         self.clock = clock
         self._cached: _Registry | None = None
         self._lock = threading.Lock()
+        # key id -> its record, as bound (a binding never changes, so it may be kept;
+        # a revocation is another binding, read on every use)
+        self._key_records: dict[str, dict[str, str]] = {}
 
     # -- the registry ---------------------------------------------------------------
     def _read(self) -> _Registry:
@@ -218,10 +223,15 @@ class StoreNetwork:
         if match is None:
             return False
         key_id, secret = match.groups()
-        kept = self.storage.bound(KEYS, key_id)
-        if kept is None:
-            return False
-        record = json.loads(kept)
+        record = self._key_records.get(key_id)
+        if record is None:
+            kept = self.storage.bound(KEYS, key_id)
+            if kept is None:
+                return False
+            record = json.loads(kept)
+            if len(self._key_records) >= MAX_KEYS_KEPT:
+                self._key_records.clear()
+            self._key_records[key_id] = record
         fits = hmac.compare_digest(record["digest"], _digest(secret))
         if not fits or record["store"] != store_id:
             return False
