@@ -315,3 +315,25 @@ def test_a_partner_order_with_a_forged_or_foreign_signature_changes_nothing(
     assert server.stock(EVENT) == before
     accepted = partner_order(server, "jd", order)  # the real one still goes through
     assert accepted.json["accepted"] == 1
+
+
+def test_a_line_of_a_sku_not_on_sale_is_refused_alone_an_unknown_market_whole(
+    server: Server,
+) -> None:
+    order = {
+        "event": EVENT,
+        "order_id": f"jd-{uuid.uuid4().hex[:10]}",
+        "market": "CN",
+        "lines": [{"sku": "no-such-sku", "quantity": 1}, {"sku": "phone-black", "quantity": 1}],
+    }
+    taken = partner_order(server, "jd", order)
+    assert taken.status == 200, taken.body
+    first, second = taken.json["lines"]
+    assert first["problem"]["reason"] == "unknown-sku"
+    assert first["problem"]["status"] == 422
+    assert second["accepted"] is True
+    before = server.stock(EVENT)
+    elsewhere = partner_order(server, "jd", {**order, "order_id": "jd-x1", "market": "XX"})
+    assert elsewhere.status == 422
+    assert elsewhere.json["reason"] == "unknown-market"
+    assert server.stock(EVENT) == before

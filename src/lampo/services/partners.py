@@ -83,9 +83,10 @@ class PartnerOrder:
         return hashlib.blake2b(json.dumps(content).encode(), digest_size=16).hexdigest()
 
 
-def check_order(event: SaleEvent, order: PartnerOrder) -> list[tuple[str, str]]:
+def check_order(event: SaleEvent, order: PartnerOrder, skus: bool = True) -> list[tuple[str, str]]:
     """Every problem of ``order`` against ``event``, as (field, reason); none: it may be
-    sold (each line may still be refused when sold: sold out, a limit, a closed window)."""
+    sold (each line may still be refused when sold: sold out, a limit, a closed window).
+    ``skus=False``: a SKU not on sale is left to its line's answer (``unknown-sku``)."""
     problems: list[tuple[str, str]] = []
 
     def check(name: str, fn: Callable[[], object]) -> None:
@@ -105,7 +106,7 @@ def check_order(event: SaleEvent, order: PartnerOrder) -> list[tuple[str, str]]:
         q = line.quantity
         if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= MAX_QUANTITY:
             problems.append((f"lines[{n}].quantity", f"must be 1..{MAX_QUANTITY}, got {q!r}"))
-        if not isinstance(line.sku, str) or line.sku not in event.offers:
+        if skus and (not isinstance(line.sku, str) or line.sku not in event.offers):
             problems.append((f"lines[{n}].sku", str(UnknownSku(event.id, str(line.sku)))))
     return problems
 
@@ -144,7 +145,9 @@ class Intake:
     def _checked(self, partner: str, order: PartnerOrder) -> tuple[SaleEvent, str]:
         check_id("partner", partner)
         event = self.sales.event(order.event)
-        problems = check_order(event, order)
+        if order.market not in event.markets:  # every line's refusal: the order's
+            raise UnknownMarket(event.id, order.market)
+        problems = check_order(event, order, skus=False)
         if problems:
             name, reason = problems[0]
             raise InvalidRequest(name, reason)

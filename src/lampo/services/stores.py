@@ -319,8 +319,13 @@ class Till:
         order = self.sales.hold(order_id)
         if not order.is_order:  # a sale a crash left unpaid: its retry pays it first
             raise IllegalTransition(order_id, order.state.value, "returned")
+        returned = storage.bound(RETURNED, receipt)
+        if returned is not None and returned != return_id:  # refused before any write
+            raise IllegalTransition(order_id, HoldState.REFUNDED.value, "returned again")
         if storage.bind(RETURN_IDS, f"{store_id} {return_id}", receipt_id) != receipt_id:
             raise IdempotencyConflict(return_id)
+        # two returns of one receipt under two ids at the very same moment: one wins here;
+        # the other's return id stays bound to this receipt, which it did name
         if storage.bind(RETURNED, receipt, return_id) != return_id:
             raise IllegalTransition(order_id, HoldState.REFUNDED.value, "returned again")
         order = self.sales.hold(order_id)
