@@ -91,14 +91,13 @@ def _filters(req: Request) -> dict[str, str]:
 
 
 async def list_stores(app: App, req: Request) -> Response:
-    version, stores = await asyncio.to_thread(app.network.registry)
-    if "text/csv" in (req.header(b"accept") or ""):
-        text = await asyncio.to_thread(app.network.export_csv)
-        return Response(
-            200, text[1].encode(), [(b"content-type", b"text/csv; charset=utf-8"), _etag(text[0])]
-        )
     args = _filters(req)
     market, day = args.get("market"), _day(args.get("on"))
+    if "text/csv" in (req.header(b"accept") or ""):  # the whole registry, as imported
+        version, text = await asyncio.to_thread(app.network.export_csv)
+        headers = [(b"content-type", b"text/csv; charset=utf-8"), _etag(version)]
+        return Response(200, text.encode(), headers)
+    version, stores = await asyncio.to_thread(app.network.registry)
     items = [
         schemas.store_out(s)
         for s in stores
