@@ -14,7 +14,9 @@ then runs wrk twice with the same script, connections and duration:
 1. ``POST /_bench/empty``: the app answers ``{}`` before routing (the cost of granian,
    the ASGI call and wrk itself);
 2. ``POST /v1/holds``: real reservations, one unit of a random SKU for a random buyer,
-   each with its own Idempotency-Key.
+   each with its own Idempotency-Key;
+3. a till sale, ``POST /v1/stores/{store}/sales``: one unit of a random SKU, paid at once,
+   with the store's key (issued through the admin API) and a receipt id of its own.
 
 It prints, per configuration, requests/s, p50/p99 latency, non-2xx answers, the server's
 CPU time per request (all its processes and threads, from /proc), successful
@@ -25,7 +27,8 @@ time) and the ratio reserve/empty of that configuration. Needs ``wrk`` on the PA
 ``--in-process`` measures the app alone instead: no granian, no wrk, the CPU time per
 request of the app, the service and storage (``memory://``, ``sqlite://`` and, when a
 Redis server answers, ``redis://``), for reservations, for paying the holds they made,
-and for reservations of sold-out SKUs.
+for reservations of sold-out SKUs, and for till sales (a store's key, reserve and pay in
+one call).
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ SECRET = "bench-buyer-secret-0123456789abcdef"
 EVENT = "bench-http"
 SOLD_OUT = "bench-http-sold-out"  # the same SKUs, none allocated (--in-process)
 SKUS = [f"phone-{i}" for i in range(10)]
+#: The store whose till sells in the till scenario, and its registry.
+STORE = "bench-store-1"
+REGISTRY = (
+    f"id,name,kind,market,city,opened,closed,lat,lon\n{STORE},Bench,own,CN,Beijing,2017-04-01,,,\n"
+)
 
 LUA = r"""
 local tokens = {}
@@ -88,6 +96,37 @@ function request()
   wrk.headers["Authorization"] = "Bearer " .. token
   wrk.headers["Idempotency-Key"] = "k" .. tid .. "-" .. counter .. "-" .. math.random(1e9)
   local body = '{"event":"EVENT","market":"CN","items":{"' .. sku .. '":1}}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+#: The till scenario: one unit of a random SKU per sale, a new receipt id each, the
+#: store's key (the first line of the file wrk is given) in ``Lampo-Store-Key``.
+TILL_LUA = r"""
+local key = nil
+local counter = 0
+local nthreads = 0
+local skus = {SKUS}
+
+function setup(thread)
+  nthreads = nthreads + 1
+  thread:set("tid", nthreads)
+end
+
+function init(args)
+  for line in io.lines(args[1]) do key = line break end
+  math.randomseed(tid * 7919 + os.time())
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Lampo-Store-Key"] = key
+end
+
+function request()
+  counter = counter + 1
+  local sku = skus[math.random(#skus)]
+  local receipt = "r" .. tid .. "-" .. counter .. "-" .. math.random(1e9)
+  local body = '{"event":"EVENT","receipt_id":"' .. receipt .. '","items":{"' .. sku .. '":1}}'
   return wrk.format(nil, nil, nil, body)
 end
 """
@@ -130,14 +169,15 @@ def free_port() -> int:
         return port
 
 
-def call(port: int, method: str, path: str, body: Any = None) -> Any:
+def call(port: int, method: str, path: str, body: Any = None, media: str = "") -> Any:
+    """An admin call; ``body`` as JSON, or as text of the ``media`` type when given."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         headers = {"X-API-Key": ADMIN_KEY, "Idempotency-Key": f"bench-{time.time_ns()}"}
         data = None
         if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            data = body.encode() if media else json.dumps(body).encode()
+            headers["Content-Type"] = media or "application/json"
         conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
         payload = resp.read()
@@ -198,6 +238,10 @@ class Outcome:
     #: Server CPU (every worker process, every thread) per request, µs; None off Linux.
     empty_cpu_us: float | None
     reserve_cpu_us: float | None
+    till: WrkResult
+    sold: int
+    till_elapsed: float
+    till_cpu_us: float | None
 
 
 def tree_cpu(pid: int) -> float | None:
@@ -348,12 +392,36 @@ def run_config(args: argparse.Namespace, kind: str, workers: int) -> Outcome:
         reserve, reserve_cpu = measured(args, server.pid, f"{base}/v1/holds", script, tokens)
         elapsed = time.monotonic() - started
         made = held(port) - before
+        call(port, "PUT", "/v1/admin/stores?replaces=0", REGISTRY, "text/csv")
+        key = call(port, "POST", f"/v1/admin/stores/{STORE}/keys")["key"]
+        till_script, key_file = tmp / "till.lua", tmp / "store-key.txt"
+        key_file.write_text(key + "\n")
+        skus = ", ".join(f'"{s}"' for s in SKUS)
+        till_script.write_text(TILL_LUA.replace("{SKUS}", "{" + skus + "}").replace("EVENT", EVENT))
+        before = held(port)
+        started = time.monotonic()
+        till_url = f"{base}/v1/stores/{STORE}/sales"
+        till, till_cpu = measured(args, server.pid, till_url, till_script, key_file)
+        till_elapsed = time.monotonic() - started
+        sold = held(port) - before
     finally:
         stop_server(server, tmp)
         if kind == "redis":
             drop_redis_prefix(storage)
     name = f"{kind}{f' {args.sync}' if kind == 'sqlite' else ''}, {workers} worker(s)"
-    return Outcome(name, empty, reserve, made, elapsed, empty_cpu, reserve_cpu)
+    return Outcome(
+        name,
+        empty,
+        reserve,
+        made,
+        elapsed,
+        empty_cpu,
+        reserve_cpu,
+        till,
+        sold,
+        till_elapsed,
+        till_cpu,
+    )
 
 
 def parse_config(text: str) -> tuple[str, int]:
@@ -376,7 +444,9 @@ async def _drive(
 
     ``path`` ``/v1/holds`` reserves (one unit of a random SKU for a random buyer; with
     ``made``, each hold made is appended to it with its buyer's token); ``pay`` pays the
-    holds in ``made`` instead, each with its buyer's token (and a fresh payment id)."""
+    holds in ``made`` instead, each with its buyer's token (and a fresh payment id);
+    ``till`` sells one unit of a random SKU at the till of ``STORE`` (its key is
+    ``tokens[0]`` then, each sale with a receipt id of its own)."""
     import random
 
     statuses: Counter[int] = Counter()
@@ -387,10 +457,18 @@ async def _drive(
     to_pay = [(json.loads(answer)["id"], token) for answer, token in made or ()] if paying else []
 
     async def one(i: int) -> None:
+        extra: list[tuple[bytes, bytes]] = []
         if paying:
             hold_id, token = to_pay[i]
             body = b""
             target = f"/v1/holds/{hold_id}/pay"
+        elif path == "till":
+            token = b""
+            sku = random.choice(SKUS)
+            receipt = f"r{i}-{random.getrandbits(48)}"
+            body = f'{{"event":"{event}","receipt_id":"{receipt}","items":{{"{sku}":1}}}}'.encode()
+            target = f"/v1/stores/{STORE}/sales"
+            extra = [(b"lampo-store-key", tokens[0])]
         else:
             token = random.choice(tokens)
             sku = random.choice(SKUS)
@@ -407,6 +485,7 @@ async def _drive(
                 (b"authorization", b"Bearer " + token),
                 (b"idempotency-key", f"k{i}-{random.getrandbits(48)}".encode()),
                 (b"content-length", str(len(body)).encode()),
+                *extra,
             ],
         }
         status = 0
@@ -436,8 +515,9 @@ def in_process(args: argparse.Namespace) -> int:
     """The ASGI app driven without a server: ``--connections`` coroutines call it in turn
     with the requests wrk sends, over ``memory://``, ``sqlite://`` and, when a server
     answers, ``redis://``; prints the CPU µs per request (every thread of this process)
-    for the empty endpoint, for reservations, and for reservations of sold-out SKUs (new
-    keys: the service's sold-out memory answers, after reading the keys' records).
+    for the empty endpoint, for reservations, for reservations of sold-out SKUs (new
+    keys: the service's sold-out memory answers, after reading the keys' records), and
+    for till sales (``POST /v1/stores/{store}/sales``: a store key, a sale paid at once).
     Steadier than wrk on a shared machine, and blind to granian's cost."""
     from lampo.bootstrap import Config, build_sales
     from lampo.storage import from_url
@@ -463,6 +543,7 @@ def in_process(args: argparse.Namespace) -> int:
         ("/v1/holds", EVENT, 201),
         ("pay", EVENT, 200),  # pays the holds the phase before made
         ("/v1/holds", SOLD_OUT, 409),
+        ("till", EVENT, 201),  # a till sale: reserve and pay in one call, by a store key
     )
     try:
         for url in urls:
@@ -481,19 +562,22 @@ def in_process(args: argparse.Namespace) -> int:
             sales.open(bench_event())
             sales.open(bench_event(SOLD_OUT, 0))
             app = App(config, sales)
+            app.network.import_csv(REGISTRY, 0)
+            store_key = [app.network.issue_key(STORE).key.encode()]
             warm: list[tuple[bytes, bytes]] = []  # the holds made, paid in the next phase
             timed: list[tuple[bytes, bytes]] = []
             for path, event, status in phases:
-                drive = _drive(app, path, requests, args.connections, tokens, event, warm)
+                keys = store_key if path == "till" else tokens
+                drive = _drive(app, path, requests, args.connections, keys, event, warm)
                 asyncio.run(drive)  # warm up
                 cpu, wall = time.process_time(), time.perf_counter()
-                drive = _drive(app, path, requests, args.connections, tokens, event, timed)
+                drive = _drive(app, path, requests, args.connections, keys, event, timed)
                 statuses = asyncio.run(drive)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                 if statuses[status] != requests:
                     raise SystemExit(f"{url} {path} {event}: {dict(statuses)}, not all {status}")
                 name = url.split(":", 1)[0]
-                label = {"pay": "/v1/holds/{id}/pay"}.get(path, path)
+                label = {"pay": "/v1/holds/{id}/pay", "till": "till sale"}.get(path, path)
                 label = label if event == EVENT else f"{label} sold out"
                 print(f"{name:<10}{label:<20}{requests / wall:>9,.0f}{cpu / requests * 1e6:>8.0f}")
             sales.storage.close()
@@ -549,9 +633,12 @@ def main() -> int:
     for o in outcomes:
         ok_per_s = o.made / o.elapsed
         ratio = o.reserve.requests_per_s / o.empty.requests_per_s
+        till_ratio = o.till.requests_per_s / o.empty.requests_per_s
+        till_extra = f"{o.sold / o.till_elapsed:>9,.0f}{till_ratio:>7.2f}"
         for endpoint, r, cpu, extra in (
             ("POST /_bench/empty", o.empty, o.empty_cpu_us, ""),
             ("POST /v1/holds", o.reserve, o.reserve_cpu_us, f"{ok_per_s:>9,.0f}{ratio:>7.2f}"),
+            ("till sale", o.till, o.till_cpu_us, till_extra),
         ):
             cpu_text = "n/a" if cpu is None else f"{cpu:.0f}"
             print(
@@ -563,7 +650,8 @@ def main() -> int:
     print(
         "cpu us: server CPU (all its processes and threads) per request; held/s: "
         "successful reservations per second (units held, counted from storage; goal >= "
-        "10,000/s); ratio: reserve/empty req/s in the same configuration (goal >= 0.5)"
+        "10,000/s), for the till the units sold; ratio: reserve (or till)/empty req/s in "
+        "the same configuration (goal >= 0.5)"
     )
     return 0
 

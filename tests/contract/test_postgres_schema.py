@@ -16,6 +16,8 @@ from lampo.storage.sql.migrations import migrations
 from tests.contract.conftest import _TO_DISPOSE, POSTGRES, snapshot
 from tests.factories import NOW, sale_event
 
+#: Every migration this lampo ships, as ``lampo_migrations`` lists them once applied.
+
 pytestmark = pytest.mark.postgres
 
 

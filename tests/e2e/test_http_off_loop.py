@@ -230,3 +230,50 @@ def test_the_admin_flow_calls_no_storage_on_the_loop(guarded: tuple[App, LoopGua
         loop.close()
     assert guard.on_loop == []
     assert {"hold", "holds", "load_events", "refund", "expire_due"} <= set(guard.off_loop)
+
+
+def test_the_retail_flow_calls_no_storage_on_the_loop(guarded: tuple[App, LoopGuard]) -> None:
+    """The registry, store keys, till sales and returns, and a partner's signed order."""
+    app, guard = guarded
+    partner_secret = b"test-jd-secret-0123456789abcdef"
+    app.config = replace(app.config, partner_secrets={"jd": partner_secret})
+    loop = asyncio.new_event_loop()
+    try:
+        ask = _asker(app, guard, loop)
+        registry = (
+            "id,name,kind,market,city,opened,closed,lat,lon\n"
+            "bj-001,Mi Home Beijing,own,CN,Beijing,2017-04-01,,,\n"
+        )
+        csv = (b"content-type", b"text/csv")
+        written = ask("PUT", "/v1/admin/stores?replaces=0", _ADMIN, csv, body=registry.encode())
+        assert written.status == 200, written.body
+        assert ask("GET", "/v1/admin/stores", _ADMIN).status == 200
+        assert ask("GET", "/v1/admin/stores/bj-001", _ADMIN).status == 200
+        issued = ask("POST", "/v1/admin/stores/bj-001/keys", _ADMIN, _key("k1"))
+        assert issued.status == 201, issued.body
+        key = (b"lampo-store-key", json.loads(issued.body)["key"].encode())
+        assert ask("GET", "/v1/admin/stores/bj-001/keys", _ADMIN).status == 200
+        sale = {"event": "fest", "receipt_id": "r-1", "items": {"phone-red": 1}}
+        sold = ask("POST", "/v1/stores/bj-001/sales", key, _JSON, body=sale)
+        assert sold.status == 201, sold.body
+        back = {"receipt_id": "r-1", "return_id": "ret-1"}
+        assert ask("POST", "/v1/stores/bj-001/returns", key, _JSON, body=back).status == 200
+        order = json.dumps(
+            {
+                "event": "fest",
+                "order_id": "jd-1",
+                "market": "CN",
+                "lines": [{"sku": "tv-55", "quantity": 1}],
+            }
+        ).encode()
+        signed = (b"lampo-signature", sign_webhook(partner_secret, order).encode())
+        taken = ask("POST", "/v1/partners/jd/orders", signed, _JSON, body=order)
+        assert taken.status == 200, taken.body
+        assert json.loads(taken.body)["accepted"] == 1
+        key_id = json.loads(issued.body)["key_id"]
+        revoked = ask("DELETE", f"/v1/admin/stores/bj-001/keys/{key_id}", _ADMIN)
+        assert revoked.status == 200
+    finally:
+        loop.close()
+    assert guard.on_loop == []
+    assert {"stores", "put_stores", "bind", "bound", "bindings"} <= set(guard.off_loop)

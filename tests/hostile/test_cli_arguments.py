@@ -101,6 +101,18 @@ def commands(url: str, secrets: str) -> st.SearchStrategy[list[str]]:
         st.tuples(argument.filter(_not_an_address), number).map(
             lambda a: ["serve", "--host", a[0], "--port", a[1], "--secrets-file", secrets]
         ),
+        st.tuples(argument).map(lambda a: ["stores", "show", a[0], *storage]),
+        st.tuples(argument, argument).map(
+            lambda a: ["stores", "list", "--market", a[0], "--on", a[1], *storage]
+        ),
+        st.tuples(argument).map(lambda a: ["stores", "key", a[0], *storage]),
+        st.tuples(argument).map(lambda a: ["stores", "revoke", a[0], *storage]),
+        st.tuples(argument, argument).map(
+            lambda a: ["stores", "import", a[0], "--replaces", a[1], *storage]
+        ),
+        st.tuples(argument, argument, events).map(
+            lambda a: ["partners", "import", a[0], a[1], "--event", a[2], *storage]
+        ),
         st.lists(argument, max_size=4).filter(lambda a: not a or a[0] not in RUN_FOREVER),
     )
 

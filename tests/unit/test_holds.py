@@ -21,14 +21,21 @@ from lampo.domain.errors import (
     NotDrawn,
     NotOpen,
     NotRegistered,
+    OrdersRefused,
     ProofOfWork,
     RegistrationClosed,
+    RegistryChanged,
     SoldOut,
+    StoreNotOpen,
+    StoresRefused,
     Unavailable,
     UnknownEvent,
     UnknownHold,
     UnknownMarket,
+    UnknownReceipt,
     UnknownSku,
+    UnknownStore,
+    UnknownStoreKey,
     UpdateRefused,
     refusal_from_detail,
 )
@@ -239,6 +246,13 @@ REFUSAL_EXAMPLES: list[LampoError] = [
     NotDrawn("fest", "c1"),
     NotAdmitted("fest", "CN", "the admission expired"),
     ProofOfWork("fest", 16, "the solution does not solve the challenge"),
+    StoresRefused([{"line": 3, "column": "opened", "reason": "no such day: 2017-02-30"}]),
+    RegistryChanged(4, 3),
+    UnknownStore("mi-home-bj-001"),
+    StoreNotOpen("mi-home-bj-001", "2017-04-01", "2017-05-01", None),
+    UnknownStoreKey("k1"),
+    UnknownReceipt("mi-home-bj-001", "r-17"),
+    OrdersRefused([{"line": 2, "column": "quantity", "reason": "must be 1..1000"}]),
 ]
 
 
@@ -251,7 +265,10 @@ def test_a_refusal_carries_a_reason_data_and_a_message(refusal: LampoError) -> N
     assert REFUSALS[refusal.reason] is type(refusal)
     detail = refusal.detail()
     assert detail, "a refusal must carry data"
-    assert all(isinstance(v, str | int | type(None)) for v in detail.values())
+    plain = str | int | type(None)
+    for value in detail.values():  # a whole-file refusal lists its problems, each plain
+        rows = value if isinstance(value, list) else [{"": value}]
+        assert all(isinstance(v, plain) for row in rows for v in row.values())
     assert str(refusal) != refusal.reason, "the message should say more than the reason"
 
 

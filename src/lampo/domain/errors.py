@@ -349,6 +349,109 @@ class ProofOfWork(LampoError):
         return f"joining {self.event!r} needs a proof of work of {self.bits} bits: {self.problem}"
 
 
+class StoresRefused(LampoError):
+    """A store registry file was refused whole: ``problems`` lists every bad row's line,
+    column and reason (each a plain dict). Nothing of the file was taken."""
+
+    reason: ClassVar[str] = "stores-refused"
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        super().__init__()
+
+    def message(self) -> str:
+        shown = "; ".join(
+            f"line {p['line']}, {p['column']}: {p['reason']}" for p in self.problems[:5]
+        )
+        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        return f"store registry refused, {len(self.problems)} problem(s): {shown}{more}"
+
+
+class RegistryChanged(LampoError):
+    """The store registry is at ``version``, not at the version ``replaces`` the write was
+    meant to replace: another write came first. Nothing was written; read it again."""
+
+    reason: ClassVar[str] = "registry-changed"
+
+    def __init__(self, version: int, replaces: int) -> None:
+        self.version = version
+        self.replaces = replaces
+        super().__init__()
+
+    def message(self) -> str:
+        return f"the store registry is at version {self.version}, not {self.replaces}"
+
+
+class UnknownStore(LampoError):
+    reason: ClassVar[str] = "unknown-store"
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        super().__init__()
+
+    def message(self) -> str:
+        return f"no store {self.store!r} in the registry"
+
+
+class StoreNotOpen(LampoError):
+    """The store does not trade on ``day`` (its market's date of the sale): it opens on
+    ``opened`` and, when ``closed`` is set, trades no more from that day (ISO dates)."""
+
+    reason: ClassVar[str] = "store-not-open"
+
+    def __init__(self, store: str, day: str, opened: str, closed: str | None) -> None:
+        self.store = store
+        self.day = day
+        self.opened = opened
+        self.closed = closed
+        super().__init__()
+
+    def message(self) -> str:
+        until = f" until {self.closed}" if self.closed else ""
+        return f"store {self.store} is not open on {self.day} (open from {self.opened}{until})"
+
+
+class UnknownStoreKey(LampoError):
+    reason: ClassVar[str] = "unknown-store-key"
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__()
+
+    def message(self) -> str:
+        return f"no store key {self.key_id!r}"
+
+
+class UnknownReceipt(LampoError):
+    reason: ClassVar[str] = "unknown-receipt"
+
+    def __init__(self, store: str, receipt_id: str) -> None:
+        self.store = store
+        self.receipt_id = receipt_id
+        super().__init__()
+
+    def message(self) -> str:
+        return f"store {self.store} has no sale with receipt {self.receipt_id!r}"
+
+
+class OrdersRefused(LampoError):
+    """A partner's order file was refused whole before anything was sold: ``problems``
+    lists every bad row's line, field and reason (each a plain dict)."""
+
+    reason: ClassVar[str] = "orders-refused"
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        self.problems = problems
+        super().__init__()
+
+    def message(self) -> str:
+        shown = "; ".join(
+            f"line {p['line']}, {p['column']}: {p['reason']}" for p in self.problems[:5]
+        )
+        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        return f"order file refused, {len(self.problems)} problem(s): {shown}{more}"
+
+
 REFUSALS: dict[str, type[LampoError]] = {
     cls.reason: cls
     for cls in (
@@ -374,6 +477,13 @@ REFUSALS: dict[str, type[LampoError]] = {
         NotDrawn,
         NotAdmitted,
         ProofOfWork,
+        StoresRefused,
+        RegistryChanged,
+        UnknownStore,
+        StoreNotOpen,
+        UnknownStoreKey,
+        UnknownReceipt,
+        OrdersRefused,
     )
 }
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any
 
 from lampo.domain import bounds
 from lampo.domain.catalog import check_id, check_name
-from lampo.domain.errors import InvalidRequest, LampoError
+from lampo.domain.errors import InvalidRequest, StoresRefused
 from lampo.domain.period import Period, growth
 
 #: The most stores a registry holds: 100,000, over three times the network's declared
@@ -110,24 +110,6 @@ class RowProblem:
     line: int  # the first line of the record; 1 is the header
     column: str  # a column's name, or "row" / "file" for the whole row or file
     reason: str
-
-
-class StoresRefused(LampoError):
-    """A store registry file was refused whole: ``problems`` lists every bad row's line,
-    column and reason (each a plain dict). Nothing of the file was taken."""
-
-    reason: ClassVar[str] = "stores-refused"
-
-    def __init__(self, problems: list[dict[str, Any]]) -> None:
-        self.problems = problems
-        super().__init__()
-
-    def message(self) -> str:
-        shown = "; ".join(
-            f"line {p['line']}, {p['column']}: {p['reason']}" for p in self.problems[:5]
-        )
-        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
-        return f"store registry refused, {len(self.problems)} problem(s): {shown}{more}"
 
 
 def _text_date(field: str, text: str) -> date:

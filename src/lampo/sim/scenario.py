@@ -45,13 +45,13 @@ from lampo.domain.bounds import (
 )
 from lampo.domain.catalog import Category, Sku
 from lampo.domain.channels import SHARED, ChannelSpec
-from lampo.domain.errors import InvalidRequest
+from lampo.domain.errors import InvalidRequest, StoresRefused
 from lampo.domain.event import Milestone, Offer, SaleEvent, Window
 from lampo.domain.frontdoor import FrontDoor
 from lampo.domain.market import ChannelKind, Market
 from lampo.domain.money import MINOR_UNITS, FxTable, Money
 from lampo.domain.report import scaled_milestone
-from lampo.domain.stores import MAX_CSV_BYTES, MAX_STORES, Store, StoresRefused, parse_csv
+from lampo.domain.stores import MAX_CSV_BYTES, MAX_STORES, Store, parse_csv
 from lampo.sim._limits import MAX_DEPTH, MAX_DOCUMENT_BYTES, depth, read_capped
 from lampo.sim._locate import Path as FieldPath
 from lampo.sim.crowd_spec import (

@@ -10,7 +10,8 @@ behind and how ``lampo reconcile`` repairs it: docs/storage-redis-postgres.md.
 In short: reserve, release and expire touch Redis only; pay is decided in Redis, then
 recorded in PostgreSQL, and acknowledged only once both are done; refund is recorded in
 PostgreSQL first, then applied in Redis; setup writes PostgreSQL first. Reads come from
-Redis (the live state), event definitions from PostgreSQL.
+Redis (the live state), event definitions from PostgreSQL, and so the store registry
+and the retail records (till receipts, store keys, partner orders: ``bind``).
 
 A payment decided in Redis whose record failed (PostgreSQL went away) is answered
 ``Unavailable`` and kept as *pending*: it is recorded with the next batch that reaches
@@ -43,6 +44,7 @@ from lampo.domain.holds import (
     ReserveRequest,
     StockLevel,
 )
+from lampo.domain.stores import Store
 from lampo.domain.totals import Totals
 from lampo.storage import urls
 from lampo.storage.port import KeyRef, Result
@@ -286,6 +288,22 @@ class RedisPostgresStorage:
 
     def totals(self, event: str) -> Totals:
         return self.live.totals(event)
+
+    # -- the store registry and the retail records: the system of record's -------------
+    def stores(self) -> tuple[int, tuple[Store, ...]]:
+        return self.ledger.stores()
+
+    def put_stores(self, stores: Sequence[Store], replaces: int) -> int:
+        return self.ledger.put_stores(stores, replaces)
+
+    def bind(self, space: str, key: str, value: str) -> str:
+        return self.ledger.bind(space, key, value)
+
+    def bound(self, space: str, key: str) -> str | None:
+        return self.ledger.bound(space, key)
+
+    def bindings(self, space: str) -> dict[str, str]:
+        return self.ledger.bindings(space)
 
     def close(self) -> None:
         try:

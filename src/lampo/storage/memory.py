@@ -24,9 +24,19 @@ from lampo.domain.holds import (
     by_sku,
     pool_level,
 )
+from lampo.domain.stores import Store
 from lampo.domain.totals import Totals
 from lampo.storage import _transitions as tx
-from lampo.storage.port import KeyRef, Result, check_same_definition
+from lampo.storage.port import (
+    STORES_DOCUMENT,
+    KeyRef,
+    Result,
+    check_binding,
+    check_replaces,
+    check_same_definition,
+    stores_document,
+    stores_from_document,
+)
 
 
 class _MemoryState:
@@ -118,6 +128,9 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._st = _MemoryState()
+        # the store registry and the retail records: apart from the sale's state
+        self._documents: dict[str, tuple[int, str]] = {}
+        self._bindings: dict[str, dict[str, str]] = {}
 
     def setup(self, event: SaleEvent) -> None:
         with self._lock:
@@ -197,6 +210,33 @@ class MemoryStorage:
         with self._lock:
             t = self._st.events.get(event, Totals())
             return t.copy()
+
+    # -- the store registry and the retail records ------------------------------------
+    def stores(self) -> tuple[int, tuple[Store, ...]]:
+        with self._lock:
+            found = self._documents.get(STORES_DOCUMENT)
+        return stores_from_document(found)
+
+    def put_stores(self, stores: Sequence[Store], replaces: int) -> int:
+        text = stores_document(stores, replaces)
+        with self._lock:
+            version = self._documents.get(STORES_DOCUMENT, (0, ""))[0]
+            new = check_replaces(version, replaces)
+            self._documents[STORES_DOCUMENT] = (new, text)
+        return new
+
+    def bind(self, space: str, key: str, value: str) -> str:
+        check_binding(space, key, value)
+        with self._lock:
+            return self._bindings.setdefault(space, {}).setdefault(key, value)
+
+    def bound(self, space: str, key: str) -> str | None:
+        with self._lock:
+            return self._bindings.get(space, {}).get(key)
+
+    def bindings(self, space: str) -> dict[str, str]:
+        with self._lock:
+            return dict(self._bindings.get(space, {}))
 
     def close(self) -> None:
         pass

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from lampo.domain.channels import split_stock_key
-from lampo.domain.errors import InvalidRequest, LampoError, UpdateRefused
+from lampo.domain.errors import InvalidRequest, LampoError, RegistryChanged, UpdateRefused
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import (
     Hold,
@@ -25,6 +25,7 @@ from lampo.domain.holds import (
     ReserveRequest,
     StockLevel,
 )
+from lampo.domain.stores import Store, parse_csv, to_csv
 from lampo.domain.totals import Totals
 
 Result = Hold | LampoError
@@ -65,6 +66,43 @@ def below_committed(event: str, key: str, allocation: int, committed: int) -> Up
     return UpdateRefused(
         event, "allocation", f"{where}: {committed} units are held or sold, more than {allocation}"
     )
+
+
+#: The name the store registry is kept under among a backend's versioned documents.
+STORES_DOCUMENT = "stores"
+#: The longest value ``bind`` keeps (a partner order's answers, 1,000 lines of at most
+#: about 700 bytes each, fit): checked before anything is written.
+MAX_BOUND_VALUE = 1 << 20
+
+
+def stores_from_document(found: tuple[int, str] | None) -> tuple[int, tuple[Store, ...]]:
+    """The registry of a stored document (``(version, CSV)``), ``(0, ())`` for none."""
+    if found is None:
+        return 0, ()
+    return found[0], tuple(parse_csv(found[1]))
+
+
+def stores_document(stores: Sequence[Store], replaces: int) -> str:
+    """The stored form of a registry (its CSV); ``replaces`` checked as a version."""
+    if isinstance(replaces, bool) or not isinstance(replaces, int) or not 0 <= replaces < 2**62:
+        raise InvalidRequest("replaces", f"must be a version from 0 to 2**62, got {replaces!r}")
+    return to_csv(stores)
+
+
+def check_replaces(version: int, replaces: int) -> int:
+    """The version a write of a registry at ``version`` makes, or ``RegistryChanged``."""
+    if version != replaces:
+        raise RegistryChanged(version, replaces)
+    return version + 1
+
+
+def check_binding(space: str, key: str, value: str) -> None:
+    """Refuse a binding no backend should keep: an empty space or key, or a value longer
+    than ``MAX_BOUND_VALUE`` characters."""
+    if not space or not key or len(key) > 1024:
+        raise InvalidRequest("key", "a binding needs a space and a key of at most 1,024 chars")
+    if len(value) > MAX_BOUND_VALUE:
+        raise InvalidRequest("value", f"longer than {MAX_BOUND_VALUE} characters")
 
 
 class Reads(Protocol):
@@ -153,5 +191,27 @@ class Storage(Protocol):
 
     def totals(self, event: str) -> Totals:
         """The live totals, as kept by the transitions (not recounted)."""
+
+    # -- the store registry and the retail records (issue 12) ---------------------------
+    def stores(self) -> tuple[int, tuple[Store, ...]]:
+        """The store registry and its version; ``(0, ())`` before the first write."""
+
+    def put_stores(self, stores: Sequence[Store], replaces: int) -> int:
+        """Replace the whole registry with ``stores`` in one atomic step, only if it is at
+        version ``replaces`` still; return the new version (``replaces + 1``). Else
+        ``RegistryChanged``, changing nothing: of two writes that replace one version,
+        one wins."""
+
+    def bind(self, space: str, key: str, value: str) -> str:
+        """Keep ``value`` under ``(space, key)`` unless something is kept there already;
+        return what is kept there now (``value``, or the first one). A binding never
+        changes: what a key first meant (a receipt's order, a revoked key, a partner
+        order's answers) is what it means for good."""
+
+    def bound(self, space: str, key: str) -> str | None:
+        """The value kept under ``(space, key)``, None if nothing is."""
+
+    def bindings(self, space: str) -> dict[str, str]:
+        """Every binding of ``space`` (meant for small spaces: store keys)."""
 
     def close(self) -> None: ...

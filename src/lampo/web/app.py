@@ -30,11 +30,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from lampo.bootstrap import build_sales
-from lampo.domain.errors import LampoError, Unavailable, UnknownEvent, UnknownHold
+from lampo.domain.errors import (
+    LampoError,
+    Unavailable,
+    UnknownEvent,
+    UnknownHold,
+    UnknownStore,
+    UnknownStoreKey,
+)
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold
 from lampo.domain.period import Period
+from lampo.services.partners import Intake
 from lampo.services.sales import ReserveCommand, Sales
+from lampo.services.stores import StoreNetwork, Till
 from lampo.storage import Storage
 from lampo.storage.port import Result
 from lampo.web import limits, logs, problems, results
@@ -66,6 +75,8 @@ log = logging.getLogger("lampo.web")
 _NOT_FOUND: dict[str, Callable[[str], LampoError]] = {
     "event_id": UnknownEvent,
     "hold_id": UnknownHold,
+    "store": UnknownStore,
+    "key_id": UnknownStoreKey,
 }
 
 
@@ -118,6 +129,7 @@ class App:
         self._sweeper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Future[None] | None = None
+        self._retail_parts: tuple[StoreNetwork, Till, Intake] | None = None
 
     # -- ASGI -------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -216,6 +228,27 @@ class App:
     @property
     def storage(self) -> Storage:
         return self.service.storage
+
+    # -- the store network, the till, the partners (built on first use) ---------------
+    def _retail(self) -> tuple[StoreNetwork, Till, Intake]:
+        sales = self.service
+        built = self._retail_parts
+        if built is None or built[1].sales is not sales:
+            network = StoreNetwork(sales.storage, sales.clock)
+            built = self._retail_parts = (network, Till(sales, network), Intake(sales))
+        return built
+
+    @property
+    def network(self) -> StoreNetwork:
+        return self._retail()[0]
+
+    @property
+    def till(self) -> Till:
+        return self._retail()[1]
+
+    @property
+    def intake(self) -> Intake:
+        return self._retail()[2]
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()

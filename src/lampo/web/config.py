@@ -18,11 +18,54 @@ from pathlib import Path
 
 from lampo import config as declared
 from lampo.bootstrap import Config
+from lampo.domain.catalog import check_id
 from lampo.domain.errors import InvalidRequest
 from lampo.web.auth import check_token_secret
 
 SECRET_NAMES = tuple(s.env for s in declared.SECRETS)
 DEFAULT_SECRETS_FILE = declared.DEFAULT_SECRETS_FILE
+#: Marketplace partners and their own signing secrets (``POST /v1/partners/{partner}/
+#: orders``), as ``jd:<secret>,tmall:<secret>``: from the environment, else from a line of
+#: the secrets file. Optional: without it, no partner's order is taken. Never made up.
+PARTNER_SECRETS = "LAMPO_PARTNER_SECRETS"
+#: The most partners, and the shortest and longest secret of one, in characters.
+MAX_PARTNERS = 64
+MIN_PARTNER_SECRET = 16
+MAX_PARTNER_SECRET = 256
+
+
+def parse_partner_secrets(text: str) -> dict[str, bytes]:
+    """``jd:<secret>,tmall:<secret>`` as {partner: secret}; ``InvalidRequest`` naming
+    ``LAMPO_PARTNER_SECRETS`` for a bad entry (never showing a secret)."""
+    out: dict[str, bytes] = {}
+    for n, entry in enumerate(e.strip() for e in text.split(",") if e.strip()):
+        partner, sep, secret = entry.partition(":")
+        try:
+            check_id("partner", partner)
+        except InvalidRequest as exc:
+            raise InvalidRequest(PARTNER_SECRETS, f"entry {n + 1}: {exc.problem}") from None
+        if not sep or not MIN_PARTNER_SECRET <= len(secret) <= MAX_PARTNER_SECRET:
+            raise InvalidRequest(
+                PARTNER_SECRETS,
+                f"{partner}: a secret of {MIN_PARTNER_SECRET} to {MAX_PARTNER_SECRET} "
+                "characters after ':'",
+            )
+        if partner in out:
+            raise InvalidRequest(PARTNER_SECRETS, f"{partner} is given twice")
+        out[partner] = secret.encode()
+    if len(out) > MAX_PARTNERS:
+        raise InvalidRequest(PARTNER_SECRETS, f"at most {MAX_PARTNERS} partners")
+    return out
+
+
+def _partner_secrets(env: Mapping[str, str], path: Path) -> dict[str, bytes]:
+    text = env.get(PARTNER_SECRETS, "")
+    if not text and path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            name, sep, value = line.strip().partition("=")
+            if sep and name == PARTNER_SECRETS:
+                text = value
+    return parse_partner_secrets(text)
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:
@@ -61,6 +104,8 @@ class WebConfig:
     admin_key: bytes = field(repr=False)
     webhook_secret: bytes = field(repr=False)
     webhook_tolerance: int = declared.WEBHOOK_TOLERANCE.default
+    #: Each marketplace partner's secret for its signed orders (``PARTNER_SECRETS``).
+    partner_secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     buyer_rate: float = declared.BUYER_RATE.default
     buyer_burst: float = declared.BUYER_BURST.default
     ip_rate: float = declared.IP_RATE.default
@@ -101,10 +146,12 @@ class WebConfig:
         )
         check_token_secret(secret)
         settings = declared.read((*declared.ENGINE, *declared.WEB), env, server=True)
+        secrets_path = declared.read([declared.SECRETS_FILE], env)[declared.SECRETS_FILE]
         return cls(
             Config.from_settings(settings),
             secret,
             admin_key,
             webhook_secret,
+            partner_secrets=_partner_secrets(env, secrets_path),
             **settings.values(declared.WEB),
         )

@@ -26,7 +26,15 @@ _KEY_CHARS = "[!-~]"
 KEY_PATTERN = f"^{_KEY_CHARS}+$"
 #: The longest value of each path parameter: a longer one, or one that is not printable
 #: without spaces (the domain's rule for ids), names nothing.
-PATH_PARAMS = {"event_id": MAX_ID, "hold_id": MAX_HOLD_ID, "reason": 64, "period": 16}
+PATH_PARAMS = {
+    "event_id": MAX_ID,
+    "hold_id": MAX_HOLD_ID,
+    "reason": 64,
+    "period": 16,
+    "store": MAX_ID,
+    "key_id": 16,
+    "partner": MAX_ID,
+}
 #: Path parameters with a form of their own (the OpenAPI document states it): a period is
 #: a year or a quarter, ``2017``, ``2017Q2`` or ``2017-Q2`` (``domain.period.Period.parse``).
 PATH_PATTERNS = {"period": "^[0-9]{4}(-?[Qq][1-4])?$"}

@@ -37,6 +37,15 @@ _MODELS = (
     schemas.Report,
     schemas.Health,
     schemas.Problem,
+    schemas.StoreList,
+    schemas.StoreOut,
+    schemas.RegistryWritten,
+    schemas.StoreKeyOut,
+    schemas.StoreKeyList,
+    schemas.TillSaleIn,
+    schemas.TillReturnIn,
+    schemas.PartnerOrderIn,
+    schemas.PartnerAnswers,
 )
 
 
@@ -183,6 +192,20 @@ def spec() -> dict[str, Any]:
                 },
                 "adminKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "webhookSignature": {"type": "apiKey", "in": "header", "name": "Lampo-Signature"},
+                "storeKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Lampo-Store-Key",
+                    "description": "Issued per store by `lampo stores key STORE` or "
+                    "`POST /v1/admin/stores/{store}/keys`; revocable.",
+                },
+                "partnerSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Lampo-Signature",
+                    "description": "The webhook's scheme under the partner's own secret "
+                    "(`LAMPO_PARTNER_SECRETS`).",
+                },
             },
         },
     }

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from lampo.domain.holds import HoldState
-from lampo.web import admin, buyer, docs, limits, pages, webhooks
+from lampo.web import admin, buyer, docs, limits, pages, partners, stores, webhooks
 from lampo.web.asgi import Request, Response
 from lampo.web.openapi import EVENT_BODY, HOLD, OBJECT, SCALE, html, json_body, page, ref
 
@@ -41,6 +41,10 @@ class Auth(Enum):
     BUYER_OR_ADMIN = ("buyerToken", "adminKey")
     #: A signature over the body: the handler checks it, once it has read the body.
     WEBHOOK = ("webhookSignature",)
+    #: A store key (``Lampo-Store-Key``): the handler checks it is the path's store's.
+    STORE_KEY = ("storeKey",)
+    #: The partner's own signature over the body: the handler checks it.
+    PARTNER = ("partnerSignature",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,8 @@ _EXPIRED = {
     "required": ["expired"],
 }
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_CSV = {"text/csv": {"schema": {"type": "string"}}}
+_VERSION_TAG = {"ETag": '`"<version>"` of the registry.'}
 #: One server-sent event of the wall's stream, as its fields.
 _WALL_EVENT = {
     "type": "object",
@@ -153,6 +159,60 @@ ROUTES: tuple[Route, ...] = (
         "signature outside the time window is refused (`stale-signature`). "
         "Idempotent by `payment_id`; a `payment_id` that paid another hold is "
         "refused (`idempotency-conflict`).",
+    ),
+    # -- the shop floor and the partners -----------------------------------------------
+    Route(
+        "POST",
+        "/v1/stores/{store}/sales",
+        stores.till_sale,
+        "tillSale",
+        "A till's sale: the units are taken and paid at once (an order)",
+        "stores",
+        {"201": json_body(ref("HoldOut"), "The order (a replay of the receipt: the first).")},
+        Auth.STORE_KEY,
+        body={"required": True, "content": {"application/json": {"schema": ref("TillSaleIn")}}},
+        description="The store's key (`Lampo-Store-Key`); a key unknown, revoked or of "
+        "another store is refused (401), changing nothing. The market is the store's "
+        "(registry); the store must be in the registry (`unknown-store`) and open on the "
+        "sale's day in its market (`store-not-open`). Idempotent on `receipt_id` per "
+        "store: a replay returns the first order; the same receipt with other items is "
+        "`idempotency-conflict`. Other refusals as `reserve`: `sold-out`, `not-open`, "
+        "`closed`, `unknown-sku`, `unknown-market`.",
+    ),
+    Route(
+        "POST",
+        "/v1/stores/{store}/returns",
+        stores.till_return,
+        "tillReturn",
+        "Return a whole receipt at the till: its order is refunded",
+        "stores",
+        {"200": json_body(ref("HoldOut"), "The refunded order.")},
+        Auth.STORE_KEY,
+        body={"required": True, "content": {"application/json": {"schema": ref("TillReturnIn")}}},
+        description="Idempotent on `return_id` (per store): a replay answers the refunded "
+        "order; a `return_id` used for another receipt is `idempotency-conflict`; a "
+        "receipt returned under another return id is `illegal-transition`; an unknown "
+        "receipt `unknown-receipt`. Returning some lines of a receipt is not offered.",
+    ),
+    Route(
+        "POST",
+        "/v1/partners/{partner}/orders",
+        partners.order,
+        "partnerOrder",
+        "A marketplace partner's order, each line sold on its own",
+        "partners",
+        {"200": json_body(ref("PartnerAnswers"), "The answer of every line, in order.")},
+        Auth.PARTNER,
+        body={
+            "required": True,
+            "content": {"application/json": {"schema": ref("PartnerOrderIn")}},
+        },
+        description="Signed as the payment webhook (`Lampo-Signature`), under the partner's "
+        "own secret (`LAMPO_PARTNER_SECRETS`). Each line is a sale paid at once through "
+        "the channel `marketplace/<partner>`: accepted with its order, or refused with its "
+        "problem, the others going on. Idempotent on `order_id` per partner: a replay "
+        "gets the same answers (`Idempotent-Replayed: true`); the same id with another "
+        "order is `idempotency-conflict`.",
     ),
     # -- events, for everyone ---------------------------------------------------------
     Route(
@@ -369,6 +429,94 @@ ROUTES: tuple[Route, ...] = (
                 "channel; net of refunds, rows of zero left out.",
             )
         },
+        Auth.ADMIN,
+    ),
+    Route(
+        "PUT",
+        "/v1/admin/stores",
+        stores.put_stores,
+        "putStores",
+        "Replace the store registry with a CSV file, whole, at the version it replaces",
+        "stores",
+        {"200": json_body(ref("RegistryWritten"), "The new version and the store count.")},
+        Auth.ADMIN,
+        query=(
+            {
+                **_query("replaces", {"type": "integer", "minimum": 0, "maximum": 2**62}),
+                "required": True,
+                "description": 'Or `If-Match: "<version>"` in its place.',
+            },
+        ),
+        body={"required": True, "content": _CSV},
+        description="Header `id,name,kind,market,city,opened,closed,lat,lon`. The version "
+        'replaced: `If-Match: "<version>"` or `?replaces=<version>` (0 for the first). A '
+        "file with any bad row is refused whole (`stores-refused`, every problem with "
+        "its line, column and reason); a write at an old version is refused "
+        "(`registry-changed`): of two writes of one version, one wins.",
+    ),
+    Route(
+        "GET",
+        "/v1/admin/stores",
+        stores.list_stores,
+        "listStores",
+        "The store registry (JSON, or CSV with `Accept: text/csv`)",
+        "stores",
+        {
+            "200": {
+                "description": "The registry and its version (`ETag`).",
+                "content": {"application/json": {"schema": ref("StoreList")}, **_CSV},
+            }
+        },
+        Auth.ADMIN,
+        query=(
+            _query("market", {"type": "string", "minLength": 1, "maxLength": 8}),
+            _query(
+                "on",
+                {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+            ),
+        ),
+        description="JSON only: `market` keeps one market's stores, `on` those open at the "
+        "close of that day.",
+    ),
+    Route(
+        "GET",
+        "/v1/admin/stores/{store}",
+        stores.read_store,
+        "readStore",
+        "One store of the registry",
+        "stores",
+        {"200": json_body(ref("StoreOut"), "The store.")},
+        Auth.ADMIN,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/stores/{store}/keys",
+        stores.issue_key,
+        "issueStoreKey",
+        "Issue a key for a store's tills (shown once)",
+        "stores",
+        {"201": json_body(ref("StoreKeyOut"), "The key, in `key`: lampo keeps only a hash.")},
+        Auth.ADMIN,
+        idempotent=True,
+    ),
+    Route(
+        "GET",
+        "/v1/admin/stores/{store}/keys",
+        stores.list_keys,
+        "listStoreKeys",
+        "A store's keys (never their secrets)",
+        "stores",
+        {"200": json_body(ref("StoreKeyList"), "By issue time; revoked ones with the time.")},
+        Auth.ADMIN,
+    ),
+    Route(
+        "DELETE",
+        "/v1/admin/stores/{store}/keys/{key_id}",
+        stores.revoke_key,
+        "revokeStoreKey",
+        "Revoke a store key for good",
+        "stores",
+        {"200": json_body(ref("StoreKeyOut"), "The key, with `revoked_at` (the first).")},
         Auth.ADMIN,
     ),
     Route(

@@ -4,7 +4,7 @@ JSON Schema that the OpenAPI document publishes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -15,8 +15,11 @@ from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold, StockLevel
 from lampo.domain.money import MINOR_UNITS, Money
 from lampo.domain.report import milestone_levels, units_by_category
+from lampo.domain.stores import Store
 from lampo.domain.totals import Totals
+from lampo.services.partners import MAX_ORDER_ID, MAX_ORDER_LINES
 from lampo.services.sales import MAX_LINES, MAX_QUANTITY
+from lampo.services.stores import StoreKeyInfo
 from lampo.web.limits import MAX_HOLD_ID, MAX_ID
 
 Id = Annotated[str, Meta(min_length=1, max_length=MAX_ID, examples=["redmi-note-4"])]
@@ -442,3 +445,114 @@ reserve_decoder = msgspec.json.Decoder(ReserveIn)
 pay_decoder = msgspec.json.Decoder(PayIn)
 webhook_decoder = msgspec.json.Decoder(PaymentWebhookIn)
 any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
+
+
+# -- the store network, the till and the partners (issue 12) -----------------------------
+ReceiptId = Annotated[str, Meta(min_length=1, max_length=128, examples=["r-000017"])]
+
+
+class StoreOut(Struct):
+    """A store of the registry (``domain.stores.Store``)."""
+
+    id: str
+    name: str
+    kind: Annotated[str, Meta(pattern="^(own|authorised|partner)$")]
+    market: str
+    city: str
+    opened: date
+    closed: date | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+class StoreList(Struct):
+    """The registry at ``version`` (its ``ETag``), filtered as the query asked."""
+
+    version: int
+    items: list[StoreOut]
+
+
+class RegistryWritten(Struct):
+    version: int
+    stores: int
+
+
+class StoreKeyOut(Struct):
+    """A store key; ``key`` (the whole key, for the till's ``Lampo-Store-Key``) only in
+    the answer that issues it: lampo keeps no more than its hash."""
+
+    key_id: str
+    store: str
+    issued_at: datetime
+    revoked_at: datetime | None = None
+    key: str | None = None
+
+
+class StoreKeyList(Struct):
+    items: list[StoreKeyOut]
+
+
+class TillSaleIn(Struct, forbid_unknown_fields=True):
+    """A till's sale: paid at once. Idempotent on ``receipt_id`` per store."""
+
+    event: Id
+    receipt_id: ReceiptId
+    items: Annotated[
+        dict[Id, Quantity],
+        Meta(min_length=1, max_length=MAX_LINES, description="SKU -> quantity"),
+    ]
+
+
+class TillReturnIn(Struct, forbid_unknown_fields=True):
+    """The return of a whole receipt (a refund of its order); idempotent on ``return_id``."""
+
+    receipt_id: ReceiptId
+    return_id: ReceiptId
+
+
+class PartnerLineIn(Struct, forbid_unknown_fields=True):
+    sku: Id
+    quantity: Quantity
+
+
+class PartnerOrderIn(Struct, forbid_unknown_fields=True):
+    """A marketplace partner's order; each line is sold on its own."""
+
+    event: Id
+    order_id: Annotated[str, Meta(min_length=1, max_length=MAX_ORDER_ID, examples=["jd-6180001"])]
+    market: Annotated[str, Meta(min_length=1, max_length=8, examples=["CN"])]
+    lines: Annotated[list[PartnerLineIn], Meta(min_length=1, max_length=MAX_ORDER_LINES)]
+    buyer: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+class PartnerLineOut(Struct, omit_defaults=True):
+    """One line's answer: ``accepted`` with its order (``order_id``, ``amount``), or
+    refused with ``problem`` (the refusal as problem details, as a call would get it)."""
+
+    line: int
+    sku: str
+    quantity: int
+    accepted: bool
+    order_id: str | None = None
+    amount: MoneyIO | None = None
+    problem: dict[str, Any] | None = None
+
+
+class PartnerAnswers(Struct):
+    order_id: str
+    accepted: int
+    refused: int
+    lines: list[PartnerLineOut]
+
+
+def store_out(s: Store) -> StoreOut:
+    return StoreOut(s.id, s.name, s.kind.value, s.market, s.city, s.opened, s.closed, s.lat, s.lon)
+
+
+def store_key_out(info: StoreKeyInfo, key: str | None = None) -> StoreKeyOut:
+    return StoreKeyOut(info.key_id, info.store, info.issued_at, info.revoked_at, key)
+
+
+till_sale_decoder = msgspec.json.Decoder(TillSaleIn)
+till_return_decoder = msgspec.json.Decoder(TillReturnIn)
+partner_order_decoder = msgspec.json.Decoder(PartnerOrderIn)

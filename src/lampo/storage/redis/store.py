@@ -7,11 +7,12 @@ orders paid before payment ids had keys theirs (``cluster``), then starts the wr
 from __future__ import annotations
 
 from lampo.storage._batcher import Batcher
+from lampo.storage.redis.retail import Retail
 from lampo.storage.redis.transitions import Transitions
 from lampo.storage.urls import StorageUrl
 
 
-class RedisStorage(Transitions):
+class RedisStorage(Transitions, Retail):
     """All live state in Redis (one server, or a cluster); writes coalesced per batch."""
 
     def __init__(self, url: str | StorageUrl) -> None:

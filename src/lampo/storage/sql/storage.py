@@ -4,6 +4,7 @@ it, and the reads, over a backend's ``_rows`` (a query on one of its read connec
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -12,12 +13,45 @@ from typing import Any, Self
 from lampo.domain.codec import event_from_json, event_to_json
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold, StockLevel, by_sku, pool_level
+from lampo.domain.stores import Store
 from lampo.domain.totals import LineKey, LineTotal, OrderKey, OrderTotal, Totals
 from lampo.storage import _transitions as tx
 from lampo.storage._batched import BatchedTransitions
-from lampo.storage.port import KeyRef, check_same_definition
+from lampo.storage.port import (
+    STORES_DOCUMENT,
+    KeyRef,
+    check_binding,
+    check_replaces,
+    check_same_definition,
+    stores_document,
+    stores_from_document,
+)
 from lampo.storage.sql.dialect import Dialect
 from lampo.storage.sql.state import SqlState, hold_from_row, statements
+
+
+class _RetailStatements:
+    """The statements of the store registry and the retail records (schema 3), kept apart
+    from the sale's (``state.py``)."""
+
+    def __init__(self, d: Dialect) -> None:
+        q = d.sql
+        self.document = q("SELECT version, body FROM documents WHERE name = ?")
+        self.document_locked = q("SELECT version FROM documents WHERE name = ?" + d.lock)
+        # A first write of two at once: the primary key refuses the second insert (on
+        # PostgreSQL a unique violation, retried: the row is then there to be checked).
+        self.document_insert = q("INSERT INTO documents VALUES (?, ?, ?)")
+        self.document_update = q(
+            "UPDATE documents SET version = ?, body = ? WHERE name = ? AND version = ?"
+        )
+        self.bind = q("INSERT INTO bindings VALUES (?, ?, ?) ON CONFLICT (space, key) DO NOTHING")
+        self.bound = q("SELECT value FROM bindings WHERE space = ? AND key = ?")
+        self.bindings = q("SELECT key, value FROM bindings WHERE space = ? ORDER BY key")
+
+
+@functools.cache
+def _retail(d: Dialect) -> _RetailStatements:
+    return _RetailStatements(d)
 
 
 class SqlStorage(BatchedTransitions):
@@ -112,6 +146,47 @@ class SqlStorage(BatchedTransitions):
             else:
                 totals.orders[OrderKey(market, kind, name, referral)] = OrderTotal(n, amount)
         return totals
+
+    # -- the store registry and the retail records ------------------------------------
+    def stores(self) -> tuple[int, tuple[Store, ...]]:
+        rows = self._rows(_retail(self.dialect).document, (STORES_DOCUMENT,))
+        return stores_from_document((int(rows[0][0]), rows[0][1]) if rows else None)
+
+    def put_stores(self, stores: Sequence[Store], replaces: int) -> int:
+        text = stores_document(stores, replaces)
+        q = _retail(self.dialect)
+
+        def work(st: SqlState) -> int:
+            found = st._x(q.document_locked, (STORES_DOCUMENT,)).fetchall()
+            version = int(found[0][0]) if found else 0
+            new = check_replaces(version, replaces)
+            if found:
+                st._x(q.document_update, (new, text, STORES_DOCUMENT, version))
+            else:
+                st._x(q.document_insert, (STORES_DOCUMENT, new, text))
+            return new
+
+        out: int = self._batcher.submit(work)
+        return out
+
+    def bind(self, space: str, key: str, value: str) -> str:
+        check_binding(space, key, value)
+        q = _retail(self.dialect)
+
+        def work(st: SqlState) -> str:
+            st._x(q.bind, (space, key, value))
+            kept: str = st._x(q.bound, (space, key)).fetchone()[0]
+            return kept
+
+        out: str = self._batcher.submit(work)
+        return out
+
+    def bound(self, space: str, key: str) -> str | None:
+        rows = self._rows(_retail(self.dialect).bound, (space, key))
+        return str(rows[0][0]) if rows else None
+
+    def bindings(self, space: str) -> dict[str, str]:
+        return {k: v for k, v in self._rows(_retail(self.dialect).bindings, (space,))}
 
     async def arecorded(self, keys: Sequence[KeyRef]) -> list[bool]:
         # a read on a read connection of a worker thread: the loop runs on meanwhile
