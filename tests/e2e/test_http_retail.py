@@ -163,7 +163,7 @@ def test_a_till_sale_is_a_paid_store_order_and_a_replay_returns_it(server: Serve
     assert sold.status == 201, sold.body
     order = sold.json
     assert order["state"] == "paid"
-    assert order["customer"] == "store:bj-001"
+    assert order["customer"] == f"store:bj-001:{r}"  # the receipt's walk-in
     assert order["channel"]["kind"] == "store"
     assert order["channel"]["name"] == "bj-001"
     assert order["market"] == "CN"

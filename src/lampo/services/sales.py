@@ -311,13 +311,15 @@ class Sales:
             self._note(commands[i].event, result, req)
         return [r for r in results if r is not None]
 
-    def _fallbacks(self, batch: _Batch, stored: list[Result]) -> list[int]:
-        """The positions in ``batch.requests`` of requests refused ``SoldOut`` on a pool
-        whose offer falls back to another, each request replaced there by the same request
-        with that SKU's lines in the next pool (same key and hold id: a refusal wrote
-        nothing). ``stored`` keeps the refusals of those that have no next pool."""
+    def _fallbacks(self, batch: _Batch, stored: list[Result], positions: range) -> list[int]:
+        """The positions (among ``positions`` of ``batch.requests``) of requests refused
+        ``SoldOut`` on a pool whose offer falls back to another, each request replaced there
+        by the same request with that SKU's lines in the next pool (same key and hold id: a
+        refusal wrote nothing). ``stored`` keeps the refusals of those that have no next
+        pool."""
         again = []
-        for n, (i, req, result) in enumerate(zip(batch.where, batch.requests, stored, strict=True)):
+        for n in positions:
+            i, req, result = batch.where[n], batch.requests[n], stored[n]
             if not isinstance(result, SoldOut):
                 continue
             nxt = self._next_pool(batch.commands[i], req, result.sku)
@@ -337,28 +339,62 @@ class Sales:
         at = pools.index(_pool_of(req, sku)) if _pool_of(req, sku) in pools else len(pools)
         return pools[at + 1] if at + 1 < len(pools) else None
 
-    def _reserve_falling_back(self, batch: _Batch, stored: list[Result]) -> list[Result]:
-        """``stored`` with each request refused ``SoldOut`` on a pool that falls back
-        placed again in its next pool (a line is served whole from one pool)."""
-        for _ in range(MAX_LINES):  # each round moves one SKU of a request one pool on
-            again = self._fallbacks(batch, stored)
-            if not again:
-                break
+    def _may_fall_back(self, n: int, batch: _Batch) -> bool:
+        req = batch.requests[n]
+        cmd = batch.commands[batch.where[n]]
+        return any(
+            ln.pool and self._next_pool(cmd, req, ln.sku) is not None for ln in req.hold.lines
+        )
+
+    def _segments(self, batch: _Batch, start: int, end: int) -> list[range]:
+        """``batch.requests[start:end]`` in runs that each end with a request that may fall
+        back to another pool (or at ``end``): a run is placed, then its fallbacks, before
+        the next run, so a line that falls back is served in its arrival order."""
+        if not any(ln.pool for req in batch.requests[start:end] for ln in req.hold.lines):
+            return [range(start, end)] if end > start else []
+        out, first = [], start
+        for n in range(start, end):
+            if self._may_fall_back(n, batch):
+                out.append(range(first, n + 1))
+                first = n + 1
+        if first < end:
+            out.append(range(first, end))
+        return out
+
+    def _place(self, batch: _Batch, start: int, end: int) -> list[Result]:
+        """Reserve ``batch.requests[start:end]``, in arrival order, each line that finds its
+        reserved pool dry placed again in the next pool its offer falls back to (a line is
+        served whole from one pool)."""
+        stored: list[Result] = [None] * len(batch.requests)  # type: ignore[list-item]
+        for run in self._segments(batch, start, end):
             for n, result in zip(
-                again, self.storage.reserve([batch.requests[n] for n in again]), strict=True
+                run, self.storage.reserve(batch.requests[run.start : run.stop]), strict=True
             ):
                 stored[n] = result
-        return stored
+            for _ in range(MAX_LINES):  # each round moves one SKU of a request one pool on
+                again = self._fallbacks(batch, stored, run)
+                if not again:
+                    break
+                placed = self.storage.reserve([batch.requests[n] for n in again])
+                for n, result in zip(again, placed, strict=True):
+                    stored[n] = result
+        return stored[start:end]
 
-    async def _areserve_falling_back(self, batch: _Batch, stored: list[Result]) -> list[Result]:
-        for _ in range(MAX_LINES):
-            again = self._fallbacks(batch, stored)
-            if not again:
-                break
-            placed = await self.storage.areserve([batch.requests[n] for n in again])
-            for n, result in zip(again, placed, strict=True):
+    async def _aplace(self, batch: _Batch, start: int, end: int) -> list[Result]:
+        """``_place`` for a coroutine."""
+        stored: list[Result] = [None] * len(batch.requests)  # type: ignore[list-item]
+        for run in self._segments(batch, start, end):
+            placed = await self.storage.areserve(batch.requests[run.start : run.stop])
+            for n, result in zip(run, placed, strict=True):
                 stored[n] = result
-        return stored
+            for _ in range(MAX_LINES):
+                again = self._fallbacks(batch, stored, run)
+                if not again:
+                    break
+                placed = await self.storage.areserve([batch.requests[n] for n in again])
+                for n, result in zip(again, placed, strict=True):
+                    stored[n] = result
+        return stored[start:end]
 
     def reserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
         """Place many holds in one storage batch; one result per command, in order.
@@ -369,19 +405,12 @@ class Sales:
         """
         batch = self._prepare(commands)
         fresh = len(batch.requests)
-        stored = self.storage.reserve(batch.requests) if fresh else []
+        stored = self._place(batch, 0, fresh) if fresh else []
         if batch.asked:
             self._take_recorded(batch, self.storage.recorded(batch.asked_refs))
             if len(batch.requests) > fresh:
-                stored += self.storage.reserve(batch.requests[fresh:])
-        if self._pooled(batch):
-            stored = self._reserve_falling_back(batch, stored)
+                stored += self._place(batch, fresh, len(batch.requests))
         return self._merge(batch, stored)
-
-    def _pooled(self, batch: _Batch) -> bool:
-        """Whether a request of ``batch`` has a line in a reserved pool (which may fall
-        back): the only ones ``_fallbacks`` looks at."""
-        return any(ln.pool for req in batch.requests for ln in req.hold.lines)
 
     async def areserve_many(self, commands: Sequence[ReserveCommand]) -> list[Result]:
         """``reserve_many`` for a coroutine: the loop runs on while the batch commits, and
@@ -391,10 +420,17 @@ class Sales:
         stored: list[Result] = []
         if not batch.asked:
             if fresh:
-                stored = await self.storage.areserve(batch.requests)
-            if self._pooled(batch):
-                stored = await self._areserve_falling_back(batch, stored)
+                stored = await self._aplace(batch, 0, fresh)
             return self._merge(batch, stored)
+        reading = self.storage.arecorded(batch.asked_refs)
+        if fresh:
+            stored, found = await asyncio.gather(self._aplace(batch, 0, fresh), reading)
+        else:
+            found = await reading
+        self._take_recorded(batch, found)
+        if len(batch.requests) > fresh:
+            stored += await self._aplace(batch, fresh, len(batch.requests))
+        return self._merge(batch, stored)
         reading = self.storage.arecorded(batch.asked_refs)
         if fresh:
             stored, found = await asyncio.gather(self.storage.areserve(batch.requests), reading)
