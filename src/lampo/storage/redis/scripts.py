@@ -267,7 +267,9 @@ class Direct:
     and 341-372 through a one-call pipeline; of that, packing took 58-68 µs with
     ``hiredis.pack_command`` against 156-177 through ``Connection.pack_commands``.
 
-    One thread at a time: the writer's rounds, which take turns (``_batcher``).
+    One thread at a time: the writer's rounds, which take turns (``_batcher``). Made by
+    the store's pool (``BlockingConnectionPool.make_connection``), so the pool's
+    ``disconnect`` at the store's close closes it too.
     """
 
     def __init__(self, pool: Any) -> None:
@@ -303,11 +305,6 @@ class Direct:
 
         answers: list[Any] = conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
         return answers
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.disconnect()
-            self._conn = None
 
 
 def _ready(conn: Any) -> None:

@@ -26,8 +26,6 @@ class RedisStorage(Transitions):
             return
         self._batcher.close()  # the callers already queued are answered first
         self._closed = True
-        if self._direct is not None:
-            self._direct.close()
         if not self.cluster:  # a cluster's client is shared (see _cluster_client)
             self._r.close()
             self._r.connection_pool.disconnect()
