@@ -10,19 +10,26 @@ script or function that was not found did not run at all.
 
 **Why a library.** A script's text is ``_lib.lua`` then the script: every call runs the
 library's prologue again, defining each of its functions (a closure each) and its state.
-Measured on one server (Redis 7.0, 3,000 calls of each, three rounds): a call of the
-library alone then ``return 1`` took 11.4-13.7 µs of server time by ``EVALSHA``, against
-5.1-7.3 µs as a function that only resets the per-call state, and 1.1-1.8 µs for a bare
-``return 1`` either way. The library (``library_text``) is built from the unedited files:
-each top-level ``local function`` of ``_lib.lua`` is defined once, when the library is
-loaded; each other top-level ``local`` of it (the key names of the call's event, the
-tables a call plans its writes in, constants) is declared there and assigned at the start
-of every call by ``lampo_reset``, in file order, so a call starts from the same state as
-a script does; each script becomes a function ``(KEYS, ARGV)`` of the library, its body
-unchanged. ``_lib.lua`` must keep to what the builder knows at its top level (comments,
-blank lines, ``local function ... end`` and ``local`` statements, a statement's further
-lines indented or closing a bracket); anything else fails the build (``ValueError``), and
-the unit tests.
+Measured on one server (Redis 7.0, 3,000 calls of each, three rounds, two sittings): a
+call of the library alone then ``return 1`` took 11.4-13.7 and 21.5-31.1 µs of server
+time by ``EVALSHA``, against 5.1-7.3 and 8.0-8.2 µs as a function that only resets the
+per-call state, and 1.1-1.8 and 3.1-4.3 µs for a bare ``return 1``. In instructions
+(callgrind), a call's fixed part went from about 291,000 to 216,000.
+
+The library (``library_text``) is built from the unedited files: each top-level
+``local function`` of ``_lib.lua`` is defined once, when the library is loaded, and so
+is each constant (a number, a quoted string); each other top-level ``local`` of it (the
+key names of the call's event, the tables a call plans its writes in) is declared there
+and assigned at the start of every call by ``lampo_reset``, in file order, so a call
+starts from the same state as a script does;
+each script becomes a function ``(KEYS, ARGV)`` of the library, its body unchanged.
+``_lib.lua`` must keep to what the builder knows at its top level (comments, blank
+lines, ``local function ... end`` and ``local`` statements, a statement's further lines
+indented or closing a bracket); anything else fails the build (``ValueError``), and the
+unit tests. What the library's functions share they reach as upvalues, at most 60 per
+function in Redis's Lua 5.1 (a script reaches ``_lib.lua``'s names as locals, up to
+200): ``reserve.lua`` uses 36 of ``_lib.lua``'s names and ``lampo_reset`` sets 29; past
+60, ``FUNCTION LOAD`` refuses the library and every Redis contract test fails.
 
 Why by hand and not through redis-py's ``Script`` objects (``register_script``): a
 ``Script`` queued in a pipeline makes ``Pipeline.execute`` send ``SCRIPT EXISTS`` for its
@@ -97,6 +104,11 @@ SHAS = {name: _sha(script_text(name)) for name in SCRIPTS}
 
 # A top-level ``local`` statement of _lib.lua: its names, then what they are set to.
 _LOCAL = re.compile(r"local\s+([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*(?:=(.*))?\Z", re.S)
+# A value that is the same on every call and cannot be changed by one: a number or a
+# quoted string; then a comment, if any. (Not ``string.find``: a library being loaded
+# may not read Lua's own libraries in Redis 7.0, only its functions may when called.)
+_CONSTANT = r"(?:-?\d+(?:\.\d+)?|'(?:[^'\\\n]|\\.)*')"
+_CONSTANTS = re.compile(rf"\s*{_CONSTANT}(?:\s*,\s*{_CONSTANT})*\s*(?:--[^\n]*)?")
 
 
 def _split_lib(lib: str) -> tuple[str, str]:
@@ -124,8 +136,11 @@ def _split_lib(lib: str) -> tuple[str, str]:
             if found is None:
                 raise ValueError(f"_lib.lua line {i + 1}: a local statement it cannot read")
             names, value = found.group(1), found.group(2)
-            once.append(f"local {names}")
-            each.append(f"{names} = {'nil' if value is None else value.strip()}")
+            if value is not None and _CONSTANTS.fullmatch(value):
+                once += lines[i:j]  # set once: no call can change it
+            else:
+                once.append(f"local {names}")
+                each.append(f"{names} = {'nil' if value is None else value.strip()}")
             i = j
         elif not line.strip() or line.startswith("--"):
             once.append(line)
