@@ -22,6 +22,16 @@ calls it):
   (autocommit: one transaction and one WAL flush per request), from Python threads as
   lampo's callers are.
 
+Per lampo row it prints, beside the rates, the **µs inside Redis** per reservation (the
+script time of ``INFO commandstats``: ``EVALSHA`` and ``FCALL``, summed over a cluster's
+masters, with each master's share) and the **µs of client CPU** per reservation (this
+process, every thread, over both phases: the Python side, service layer included; the
+redis rows' excess over ``memory://`` is the way to Redis). Two switches measure the
+redis backend as it was before issue 14's second round, in the same code:
+``LAMPO_BENCH_SCRIPTS=sha`` runs the scripts by ``EVALSHA`` instead of the library's
+functions, ``LAMPO_BENCH_WRITER=pool`` sends the writer's rounds through redis-py's pool
+and pipeline instead of its own connection.
+
 Goals (issue 5): the redis backend at least 0.5 of redis-benchmark and at least 10x the
 textbook PostgreSQL figure. Servers: ``LAMPO_BENCH_REDIS_URL`` (default
 redis://127.0.0.1:6379/0), ``LAMPO_BENCH_POSTGRES_URL`` (default
@@ -74,6 +84,9 @@ class Row:
     #: Microseconds the Redis server spent in script calls per reservation (or per
     #: redis-benchmark call), from INFO commandstats; None for rows without a server.
     inside: float | None = None
+    #: Microseconds of this process's CPU (every thread: callers, writer, loop) per
+    #: reservation over both phases: the Python side, service layer included.
+    client: float | None = None
 
 
 def _runner() -> asyncio.Runner:
@@ -142,7 +155,7 @@ def run_threads(threads: int, seconds: float, work: Callable[[int, float], int])
 
 
 #: The script commands whose server time is counted as the time spent inside Redis.
-SCRIPT_COMMANDS = ("evalsha", "eval")
+SCRIPT_COMMANDS = ("evalsha", "eval", "fcall")
 
 
 def script_usec(info: dict[str, object]) -> tuple[int, int]:
@@ -168,6 +181,17 @@ def server_script_usec(client: Any) -> tuple[int, int]:
     return script_usec(client.info("commandstats"))
 
 
+def node_script_usec(client: Any) -> dict[str, int]:
+    """Microseconds of script calls so far on each node of a cluster (empty for one
+    server): how the reservations' server time spread over the shards."""
+    from redis.cluster import RedisCluster
+
+    if not isinstance(client, RedisCluster):
+        return {}
+    nodes = client.info("commandstats", target_nodes=RedisCluster.PRIMARIES)
+    return {name: script_usec(info)[1] for name, info in sorted(nodes.items())}
+
+
 def server_cpu_usec(client: Any) -> float:
     """Microseconds of CPU the server (every node of a cluster) has used so far: unlike
     the script time, not inflated when a loaded host takes the CPU from the server."""
@@ -183,6 +207,11 @@ def server_cpu_usec(client: Any) -> float:
 
 
 def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = False) -> Row:
+    scripts = getattr(storage, "_scripts", None)
+    if scripts is not None and os.environ.get("LAMPO_BENCH_SCRIPTS") == "sha":
+        scripts.functions = False  # EVALSHA, as before Redis 7
+    if os.environ.get("LAMPO_BENCH_WRITER") == "pool" and getattr(storage, "_direct", None):
+        storage._direct = None  # type: ignore[attr-defined]  # redis-py's pipeline, as before
     sales = Sales(storage)
     sales.open(bench_event(datetime.now(UTC), "storage benchmark"))
     refused = [0] * callers
@@ -202,8 +231,11 @@ def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = Fals
     r = getattr(storage, "_r", None)  # the redis backend's client: its server's counters
     calls_before, usec_before = server_script_usec(r) if r is not None else (0, 0)
     cpu_before = server_cpu_usec(r) if r is not None else 0.0
+    nodes_before = node_script_usec(r) if r is not None else {}
+    own_before = time.process_time()
     rate = run_threads(callers, seconds, reserve)
     aio, aio_refused = run_coroutines(callers, seconds, sales, hot)
+    own = time.process_time() - own_before
     calls, usec = server_script_usec(r) if r is not None else (0, 0)
     calls, usec = calls - calls_before, usec - usec_before
     cpu = server_cpu_usec(r) - cpu_before if r is not None else 0.0
@@ -218,7 +250,13 @@ def bench_lampo(storage: Storage, callers: int, seconds: float, hot: bool = Fals
     if r is not None and held:
         note += f"; server CPU {cpu / held:.1f} µs per reservation"
         note += f"; {held / max(calls, 1):.1f} reservations per script call"
-    return Row("", rate, note, aio, inside)
+        spread = {n: u - nodes_before.get(n, 0) for n, u in node_script_usec(r).items()}
+        if spread:  # a cluster: the share of the script time on each master
+            total = max(sum(spread.values()), 1)
+            note += "; script time by master " + ", ".join(
+                f"{n.rsplit(':', 1)[-1]} {u / total:.0%}" for n, u in spread.items()
+            )
+    return Row("", rate, note, aio, inside, own * 1e6 / held if held else None)
 
 
 def bench_redis_benchmark(callers: int, seconds: float, guess: float) -> Row:
@@ -448,12 +486,14 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # no server, no driver: report and go on
             rows["textbook"] = Row("textbook PostgreSQL", None, f"not available: {exc}")
 
-    print(f"\n{'':38} {'reserve/s':>10} {'coroutines':>10} {'µs inside':>9}  note")
+    head = f"{'reserve/s':>10} {'coroutines':>10} {'µs inside':>9} {'µs client':>9}"
+    print(f"\n{'':38} {head}  note")
     for row in rows.values():
         rate = f"{row.rate:>10,.0f}" if row.rate is not None else f"{'-':>10}"
         aio = f"{row.aio:>10,.0f}" if row.aio is not None else f"{'-':>10}"
         inside = f"{row.inside:>9.1f}" if row.inside is not None else f"{'-':>9}"
-        print(f"{row.name:38} {rate} {aio} {inside}  {row.note}")
+        client = f"{row.client:>9.1f}" if row.client is not None else f"{'-':>9}"
+        print(f"{row.name:38} {rate} {aio} {inside} {client}  {row.note}")
 
     def ratio(a: str, b: str, goal: str) -> None:
         if a not in rows or b not in rows:
@@ -467,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{line}  ({goal})")
 
     print()
+    base = rows["memory"].client if "memory" in rows else None
     for key in rows:
         if key.startswith("redis") and key != "redis-benchmark" and rows[key].inside:
             cap = 1e6 / (rows[key].inside or 1)
@@ -475,6 +516,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"(script time from INFO commandstats, all nodes): one Redis core's ceiling "
                 f"{cap:,.0f} reservations/s (goal <= 20 µs)"
             )
+            own = rows[key].client
+            if own is not None:
+                line = f"{rows[key].name}: {own:.1f} µs of client CPU per reservation"
+                if base is not None:
+                    line += f", {own - base:.1f} more than memory:// (the way to Redis)"
+                print(line)
     ratio("redis", "redis-benchmark", "issue 14: goal >= 0.25; issue 5: 0.5")
     ratio("memory", "redis-benchmark", "the most any backend could reach through Sales")
     ratio("redis", "memory", "what the redis backend keeps of the service's own rate")

@@ -19,6 +19,7 @@ from lampo.services.clock import ManualClock
 from lampo.services.sales import ReserveCommand, Sales
 from lampo.storage import from_url
 from lampo.storage.redis import RedisStorage
+from lampo.storage.redis.scripts import library_name
 from tests.contract._cluster import redis_cluster_url
 from tests.factories import CN_OPENS, sale_event
 
@@ -89,6 +90,7 @@ def test_a_hold_whose_index_write_was_lost_is_found_again_by_a_retry_with_the_sa
 def test_a_cluster_that_lost_its_scripts_loads_them_again(
     cluster_store: RedisStorage, admin: Any
 ) -> None:
+    cluster_store._scripts.functions = False  # by SHA, as before Redis 7
     event = sale_event(stock={"redmi-2": 5})
     sales = Sales(cluster_store, clock=ManualClock(CN_OPENS))
     sales.open(event)
@@ -104,6 +106,7 @@ def test_a_cluster_that_lost_its_scripts_loads_them_again(
 def test_a_batch_over_two_events_after_a_script_flush_runs_both_script_calls_once(
     cluster_store: RedisStorage, admin: Any
 ) -> None:
+    cluster_store._scripts.functions = False  # by SHA, as before Redis 7
     sales = Sales(cluster_store, clock=ManualClock(CN_OPENS))
     first, second = sale_event("fan-fest", {"redmi-2": 5}), sale_event("double-11", {"mi-4": 5})
     for event in (first, second):
@@ -119,6 +122,30 @@ def test_a_batch_over_two_events_after_a_script_flush_runs_both_script_calls_onc
     assert placed == [r.hold for r in requests]
     assert cluster_store.stock(first.id)["redmi-2"].held == 2
     assert cluster_store.stock(second.id)["mi-4"].held == 1
+
+
+def test_a_cluster_whose_nodes_lost_the_library_loads_it_again_on_every_node(
+    cluster_store: RedisStorage, admin: Any
+) -> None:
+    assert cluster_store._scripts.functions  # the private cluster runs Redis 7 or later
+    sales = Sales(cluster_store, clock=ManualClock(CN_OPENS))
+    first, second = sale_event("fan-fest", {"redmi-2": 5}), sale_event("double-11", {"mi-4": 5})
+    for event in (first, second):
+        sales.open(event)
+    for node in admin.get_primaries():
+        admin.execute_command("FUNCTION", "FLUSH", target_nodes=node)
+    requests = [
+        sales._request(ReserveCommand(first.id, "alice", "CN", {"redmi-2": 2}, key="k1")),
+        sales._request(ReserveCommand(second.id, "alice", "CN", {"mi-4": 1}, key="k1")),
+    ]
+    assert cluster_store.reserve(requests) == [r.hold for r in requests]
+    assert cluster_store.stock(first.id)["redmi-2"].held == 2  # each call ran once
+    assert cluster_store.stock(second.id)["mi-4"].held == 1
+    for node in admin.get_primaries():
+        found = admin.execute_command(
+            "FUNCTION", "LIST", "LIBRARYNAME", library_name(), target_nodes=node
+        )
+        assert found
 
 
 def test_a_prefix_with_a_hash_tag_brace_is_refused_before_connecting() -> None:

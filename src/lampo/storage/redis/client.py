@@ -20,7 +20,7 @@ from redis.exceptions import RedisClusterException
 from lampo.domain.errors import InvalidRequest, Unavailable
 from lampo.storage import urls
 from lampo.storage.port import CorruptStore
-from lampo.storage.redis.scripts import SHAS, Call, evalsha
+from lampo.storage.redis.scripts import SHAS, Call, Direct, Scripts, run
 from lampo.storage.urls import StorageUrl
 
 _CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, RedisClusterException)
@@ -134,8 +134,12 @@ class RedisClient:
                 except redis.ResponseError as exc:  # refused while connecting: the URL's
                     pool.disconnect()  # database number or credentials
                     raise InvalidRequest("storage", f"the redis server refuses it: {exc}") from None
-            # Loaded on first use: a NOSCRIPT answer loads them (see scripts.evalsha).
+            # The library of functions (Redis 7+) is loaded now; scripts by SHA on first
+            # use: a NOSCRIPT answer loads them (see scripts.run).
             self._shas = dict(SHAS)
+            self._scripts = Scripts(self._r)
+            #: The writer's own connection (one server): see ``scripts.Direct``.
+            self._direct = None if self.cluster else Direct(self._r.connection_pool)
         except (*_CONNECTION_ERRORS, ValueError) as exc:
             raise Unavailable(f"redis: {exc}") from None
         self._events = self.prefix + "events"
@@ -189,8 +193,9 @@ class RedisClient:
 
     # -- script calls --------------------------------------------------------------------
     def _evalsha(self, calls: list[Call]) -> list[Any]:
-        """Run script calls, in one pipeline when there are several (``scripts.evalsha``)."""
-        return evalsha(self._r, self._shas, calls)
+        """Run script calls (FCALL, or EVALSHA before Redis 7), in one pipeline when
+        there are several (``scripts.run``)."""
+        return run(self._r, self._scripts, calls)
 
     def _run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """One script call outside the writer (setup, expiry)."""
@@ -218,7 +223,10 @@ class RedisClient:
             for req in group:
                 args += req.args
             calls.append((script, keys, args))
-        answers = self._evalsha(calls)
+        if self._direct is None:
+            answers = self._evalsha(calls)
+        else:  # the writer's rounds: its own connection
+            answers = run(self._r, self._scripts, calls, self._direct.send)
         for group, answer in zip(groups.values(), answers, strict=True):
             if isinstance(answer, Exception):
                 for req in group:
