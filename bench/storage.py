@@ -507,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{line}  ({goal})")
 
     print()
-    base = rows["memory"].client if "memory" in rows else None
+    memory_client = rows["memory"].client if "memory" in rows else None
     for key in rows:
         if key.startswith("redis") and key != "redis-benchmark" and rows[key].inside:
             cap = 1e6 / (rows[key].inside or 1)
@@ -519,8 +519,8 @@ def main(argv: list[str] | None = None) -> int:
             own = rows[key].client
             if own is not None:
                 line = f"{rows[key].name}: {own:.1f} µs of client CPU per reservation"
-                if base is not None:
-                    line += f", {own - base:.1f} more than memory:// (the way to Redis)"
+                if memory_client is not None:
+                    line += f", {own - memory_client:.1f} more than memory:// (the way to Redis)"
                 print(line)
     ratio("redis", "redis-benchmark", "issue 14: goal >= 0.25; issue 5: 0.5")
     ratio("memory", "redis-benchmark", "the most any backend could reach through Sales")
