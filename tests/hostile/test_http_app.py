@@ -76,6 +76,10 @@ def make_target(storage: Storage, loop: asyncio.AbstractEventLoop) -> Target:
         ip_rate=1e6,
         buyer_burst=1e6,
         ip_burst=1e6,
+        device_rate=1e6,
+        device_burst=1e6,
+        network_rate=1e6,
+        network_burst=1e6,
         report_ttl=0,
         test_clock=True,
     )

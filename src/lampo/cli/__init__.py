@@ -2,7 +2,7 @@
 
 This module holds the app and the one error path; each command group is a module of its
 own (``simulate``: demo and simulate; ``stock``: stock and expire; ``event``, ``report``,
-``reconcile``; ``serve``: serve and token), registered here. Options several commands
+``reconcile``, ``queue``; ``serve``: serve and token), registered here. Options several commands
 share are in ``options``, Rich rendering several commands share in ``render``.
 
 Every failure of every command ends in ``main``: one red ``error: ...`` line on stderr
@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from lampo import __version__
-from lampo.cli import event, reconcile, report, serve, simulate, stock
+from lampo.cli import event, queue, reconcile, report, serve, simulate, stock
 from lampo.domain.errors import LampoError, Unavailable
 
 app = typer.Typer(
@@ -62,6 +62,7 @@ app.command()(serve.token)  # lampo token BUYER
 app.command("reconcile")(reconcile.reconcile_command)  # lampo reconcile [--check]
 app.add_typer(report.report_app, name="report")  # lampo report event|period
 app.add_typer(event.event_app, name="event")  # lampo event show|load|update|allocate
+app.add_typer(queue.queue_app, name="queue")  # lampo queue show|rate|draw|registrations
 
 
 # -- entry point: every failure of every command ends here ---------------------

@@ -34,8 +34,10 @@ from lampo.domain.errors import LampoError, Unavailable, UnknownEvent, UnknownHo
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold
 from lampo.domain.period import Period
+from lampo.services.frontdoor import FrontDoorService, Poll
 from lampo.services.sales import ReserveCommand, Sales
 from lampo.storage import Storage
+from lampo.storage.door import door_store
 from lampo.storage.port import Result
 from lampo.web import limits, logs, problems, results
 from lampo.web.asgi import (
@@ -52,6 +54,7 @@ from lampo.web.asgi import (
 from lampo.web.auth import Buyer, TokenVerifier, check_admin
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
+from lampo.web.frontdoor import QueuePanel, poll_many
 from lampo.web.idempotency import Answer, Calls
 from lampo.web.metrics import Metrics
 from lampo.web.problems import PROBLEM_JSON, MethodNotAllowed, NoRoute
@@ -91,6 +94,21 @@ class App:
         self.ip_limit = RateLimiter(
             "client address", config.ip_rate, config.ip_burst, table("address", config.ip_rate)
         )
+        # -- the front door (web/frontdoor.py): velocity limits, the live count --
+        self.device_limit = RateLimiter(
+            "device", config.device_rate, config.device_burst, table("device", config.device_rate)
+        )
+        self.network_limit = RateLimiter(
+            "network",
+            config.network_rate,
+            config.network_burst,
+            table("network", config.network_rate),
+        )
+        self.door_counts: SharedReads[int] = SharedReads(config.report_ttl)
+        #: The polls of one turn of the loop, answered in one trip to the thread pool.
+        self.polls: Coalescer[tuple[str, str], Poll | LampoError] = Coalescer(self._poll_many)
+        self._door: FrontDoorService | None = None
+        # --
         #: Successes remembered by idempotency key, and the calls in flight.
         self.calls = Calls(config.replay_entries, config.replay_seconds)
         self.metrics = Metrics(config.metrics_dir)
@@ -109,7 +127,11 @@ class App:
         self.periods: SharedReads[list[Period]] = SharedReads(results_ttl)
         #: One aggregation per watched event and interval, pushed to every viewer.
         self.wall = Wall(
-            config.wall_interval, lambda e: self.service.event(e), lambda: self.storage, self.clock
+            config.wall_interval,
+            lambda e: self.service.event(e),
+            lambda: self.storage,
+            self.clock,
+            QueuePanel(lambda: self.door).read,
         )
         self.router: Router[Route] = Router()
         for route in ROUTES:
@@ -216,6 +238,18 @@ class App:
     @property
     def storage(self) -> Storage:
         return self.service.storage
+
+    @property
+    def door(self) -> FrontDoorService:
+        """The front door service over this worker's storage (``web/frontdoor.py``)."""
+        if self._door is None:
+            sales = self.service
+            self._door = FrontDoorService(sales, door_store(sales.storage), self.config.secret)
+        return self._door
+
+    def _poll_many(self, polls: Sequence[tuple[str, str]]) -> Awaitable[list[Poll | LampoError]]:
+        door = self.door
+        return asyncio.to_thread(poll_many, door, polls)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
