@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from lampo.domain.event import SaleEvent, Window
 from lampo.domain.frontdoor import FrontDoor, solve
-from tests.contract.conftest import REDIS, SQLITE, Backend
+from tests.contract.conftest import MEMORY, REDIS, SQLITE, Backend
 from tests.e2e._http import Reply, Server, running_server
 from tests.factories import sale_event
 from tests.hostile._stores import fresh_store
@@ -32,6 +32,7 @@ PHONE = "a1" * 16
 @pytest.fixture(
     scope="module",
     params=[
+        pytest.param(MEMORY, id="memory"),
         pytest.param(SQLITE, marks=pytest.mark.sqlite, id="sqlite"),
         pytest.param(REDIS, marks=pytest.mark.redis, id="redis"),
     ],
@@ -129,12 +130,14 @@ def test_registering_twice_is_already_registered_and_counted_once(server: Server
     first = register(server, "alice", event, {"device_hash": DEVICE, "phone_hash": PHONE})
     assert first.status == 201, first.body
     assert first.json["account"] == "alice"
-    again = register(server, "alice", event)
+    again = register(server, "alice", event, {"device_hash": "e" * 32})
     assert again.status == 409
     assert again.json["reason"] == "already-registered"
+    assert again.json["identity"] == "account"
     same_device = register(server, "bruno", event, {"device_hash": DEVICE})
     assert same_device.status == 409
     assert same_device.json["reason"] == "already-registered"
+    assert same_device.json["identity"] == "device"
     count = server.request("GET", f"/v1/events/{event}/registrations/count")
     assert count.status == 200
     assert count.json == {"event": event, "registrations": 1}

@@ -2,15 +2,15 @@
 line (docs/front-door.md), on the storage a running ``lampo serve`` shares: what the
 queues hold, a market's admission rate, the lottery, the registrations as CSV.
 
-The front door service signs its tokens with the server secret, so these commands read it
-as ``lampo token`` does (``LAMPO_SECRET``, else the secrets file)."""
+None of these signs a token (tickets, admissions and challenges are the server's), so
+they need no server secret: the service is given a random one of its own."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,8 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lampo.bootstrap import Config, open_storage
-from lampo.cli.options import SecretsOpt, StorageOpt, read_secret
-from lampo.config import SECRET
+from lampo.cli.options import StorageOpt
 from lampo.domain.errors import InvalidRequest, UnknownEvent, UnknownMarket
 from lampo.domain.event import SaleEvent
 from lampo.domain.frontdoor import MAX_ADMIT_PER_SECOND
@@ -38,15 +37,14 @@ EventArg = Annotated[str, typer.Argument(help="Event id.")]
 
 
 @contextmanager
-def _door(storage: str | None, secrets_file: Path | None) -> Iterator[FrontDoorService]:
+def _door(storage: str | None) -> Iterator[FrontDoorService]:
     config = Config.from_env(storage_url=storage)
-    secret = read_secret(SECRET, secrets_file)
     store = open_storage(config.storage_url, must_exist=True)
     try:
         sales = Sales(store)
         for event in store.load_events():
-            sales.open(event)
-        yield FrontDoorService(sales, door_store(store), secret.encode())
+            sales.learn(event)
+        yield FrontDoorService(sales, door_store(store), os.urandom(32))
     finally:
         store.close()
 
@@ -81,11 +79,10 @@ def show(
     event: EventArg,
     market: Annotated[str | None, typer.Option(help="Only this market.")] = None,
     storage: StorageOpt = None,
-    secrets_file: SecretsOpt = None,
 ) -> None:
     """Show the queues: waiting, admitted, admitted per second, the ETA of the last in
     line; registrations and refusals."""
-    with _door(storage, secrets_file) as door:
+    with _door(storage) as door:
         ev = _event(door, event)
         table = Table(title=Text(f"Front door of {ev.id}"), title_justify="left")
         table.add_column("market")
@@ -121,10 +118,9 @@ def rate(
         typer.Argument(min=1, max=MAX_ADMIT_PER_SECOND, help="Admissions per second, from now on."),
     ],
     storage: StorageOpt = None,
-    secrets_file: SecretsOpt = None,
 ) -> None:
     """Set a market's admission rate (from now on: nobody admitted is taken back)."""
-    with _door(storage, secrets_file) as door:
+    with _door(storage) as door:
         ev = _event(door, event)
         (m,) = _markets(ev, market)
         door.set_rate(ev.id, m, per_second)
@@ -135,10 +131,10 @@ def rate(
         )
 
 
-def draw(event: EventArg, storage: StorageOpt = None, secrets_file: SecretsOpt = None) -> None:
+def draw(event: EventArg, storage: StorageOpt = None) -> None:
     """Draw the lottery once registration has closed (the first draw stands); print its
     seed, with which anyone can redo it from the registrations."""
-    with _door(storage, secrets_file) as door:
+    with _door(storage) as door:
         ev = _event(door, event)
         drawn = door.draw(ev.id)
         Console().print(
@@ -153,11 +149,10 @@ def registrations(
         bool, typer.Option("--csv", help="Every registration as CSV on stdout.")
     ] = False,
     storage: StorageOpt = None,
-    secrets_file: SecretsOpt = None,
 ) -> None:
     """How many accounts are registered; with --csv, every registration (account,
     registered_at in UTC, phone_hash, device_hash)."""
-    with _door(storage, secrets_file) as door:
+    with _door(storage) as door:
         ev = _event(door, event)
         if as_csv:
             write_csv(door, ev.id, sys.stdout)

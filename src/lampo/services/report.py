@@ -208,9 +208,13 @@ def front_door_report(
     """The battle report's front-door section of ``event`` (None without a front door):
     registrations and each market's queue from storage; ``refusals`` by reason (the
     service's own, ``door.refusals``, when not given), ``fairness``, ``peaks`` (the most
-    waiting at once per market) and ``drawn`` as whoever ran the sale measured them."""
+    waiting at once per market) as whoever ran the sale measured them; ``drawn``: the
+    winners of the lottery, read from storage when not given."""
     if event.front_door is None:
         return None
+    if drawn is None:
+        kept = door.store.drawn(event.id)
+        drawn = None if kept is None else len(kept.winners)
     if refusals is None:
         refusals = {r: n for (e, r), n in door.refusals.items() if e == event.id}
     queues = []

@@ -62,6 +62,35 @@ def velocity(app: App, req: Request, event: str) -> None:
         raise
 
 
+class NoFrontDoor(LampoError):
+    """The event has no such part of a front door (no registration window, waiting room
+    or lottery): the resource does not exist for it (404)."""
+
+    reason = "no-front-door"
+
+    def __init__(self, event: str, part: str) -> None:
+        self.event = event
+        self.part = part
+        super().__init__()
+
+    def message(self) -> str:
+        return f"{self.event!r} has no {self.part}"
+
+
+def _part(event: SaleEvent, part: str) -> SaleEvent:
+    """``event``, if its front door has ``part``: "registration", "waiting room" or
+    "lottery"; ``NoFrontDoor`` otherwise."""
+    door = event.front_door
+    has = door is not None and (
+        (part == "registration" and door.registration_opens is not None)
+        or (part == "waiting room" and door.waiting_room)
+        or (part == "lottery" and door.lottery_factor is not None)
+    )
+    if not has:
+        raise NoFrontDoor(event.id, part)
+    return event
+
+
 def _market(event: SaleEvent, market: str) -> str:
     if market not in event.windows:
         raise UnknownMarket(event.id, market)
@@ -71,7 +100,7 @@ def _market(event: SaleEvent, market: str) -> str:
 # -- registration -------------------------------------------------------------------
 async def register(app: App, req: Request) -> Response:
     buyer = _buyer(req)
-    event = await app.event(req.params["event_id"])
+    event = _part(await app.event(req.params["event_id"]), "registration")
     velocity(app, req, event.id)
     body = await req.body(app.config.max_body)
     data = ds.RegistrationIn()
@@ -96,7 +125,7 @@ async def registration_count(app: App, req: Request) -> Response:
 # -- the waiting room ---------------------------------------------------------------
 async def challenge(app: App, req: Request) -> Response:
     buyer = _buyer(req)
-    event = await app.event(req.params["event_id"])
+    event = _part(await app.event(req.params["event_id"]), "waiting room")
     market = req.arg("market")
     if market is not None:
         _market(event, market)
@@ -109,7 +138,7 @@ async def challenge(app: App, req: Request) -> Response:
 
 async def join(app: App, req: Request) -> Response:
     buyer = _buyer(req)
-    event = await app.event(req.params["event_id"])
+    event = _part(await app.event(req.params["event_id"]), "waiting room")
     require_json(req)
     data: ds.JoinIn = decode(ds.join_decoder, await req.body(app.config.max_body))
     market = _market(event, data.market)
@@ -212,7 +241,7 @@ def _market_out(market: str, state: QueueState) -> ds.QueueMarketOut:
 
 
 async def queue_state(app: App, req: Request) -> Response:
-    event = await app.event(req.params["event_id"])
+    event = _part(await app.event(req.params["event_id"]), "waiting room")
     door = app.door
 
     def read() -> ds.QueueOut:
@@ -224,7 +253,7 @@ async def queue_state(app: App, req: Request) -> Response:
 
 
 async def set_rate(app: App, req: Request) -> Response:
-    event = await app.event(req.params["event_id"])
+    event = _part(await app.event(req.params["event_id"]), "waiting room")
     require_json(req)
     data: ds.RateIn = decode(ds.rate_decoder, await req.body(app.config.max_body))
     market = _market(event, data.market)
@@ -238,7 +267,7 @@ async def set_rate(app: App, req: Request) -> Response:
 
 
 async def draw(app: App, req: Request) -> Response:
-    event = await app.event(req.params["event_id"])
+    event = _part(await app.event(req.params["event_id"]), "lottery")
     drawn = await asyncio.to_thread(app.door.draw, event.id)
     out = ds.DrawOut(
         event.id, drawn.seed, drawn.at.astimezone(UTC), drawn.registrations, len(drawn.winners)

@@ -132,6 +132,7 @@ TYPES: dict[str, ProblemType] = {
     "proof-of-work": ProblemType(403, "The proof of work is missing or wrong"),
     "already-registered": ProblemType(409, "This account, phone or device is registered"),
     "registration-closed": ProblemType(409, "Registration is not open"),
+    "no-front-door": ProblemType(404, "The event has no such part of a front door"),
     # --
     "internal-error": ProblemType(500, "Internal error"),
     "unavailable": ProblemType(503, "Storage is unavailable; retry later"),

@@ -327,8 +327,8 @@ ROUTES: tuple[Route, ...] = (
         "admin",
         {"200": json_body(ref("DrawOut"), "The seed and how many were drawn.")},
         Auth.ADMIN,
-        description="Refused (`invalid-request`) for an event without a lottery, or before "
-        "its registration closes.",
+        description="Refused: `no-front-door` (404) for an event without a lottery, "
+        "`invalid-request` before its registration closes.",
     ),
     Route(
         "GET",
