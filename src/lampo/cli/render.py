@@ -210,7 +210,7 @@ def _front_door(console: Console, report: BattleReport) -> None:
             + ", ".join(f"{reason} {n:,}" for reason, n in door.refusals.items())
         )
     for label, figure in door.fairness.items():
-        console.print(f"Fairness, {label}: {figure}")
+        console.print(Text(f"Fairness, {label}: {figure}"))  # the simulator's words, as text
 
 
 def _discounts(console: Console, report: BattleReport) -> None:
