@@ -78,11 +78,12 @@ class NoFrontDoor(LampoError):
 
 
 def _part(event: SaleEvent, part: str) -> SaleEvent:
-    """``event``, if its front door has ``part``: "registration", "waiting room" or
-    "lottery"; ``NoFrontDoor`` otherwise."""
+    """``event``, if it has a "front door" with ``part`` ("registration", "waiting room"
+    or "lottery"); ``NoFrontDoor`` otherwise."""
     door = event.front_door
     has = door is not None and (
-        (part == "registration" and door.registration_opens is not None)
+        part == "front door"
+        or (part == "registration" and door.registration_opens is not None)
         or (part == "waiting room" and door.waiting_room)
         or (part == "lottery" and door.lottery_factor is not None)
     )
@@ -116,7 +117,7 @@ async def register(app: App, req: Request) -> Response:
 
 async def registration_count(app: App, req: Request) -> Response:
     """The live count, read at most once per ``report_ttl`` per event and worker."""
-    event_id = (await app.event(req.params["event_id"])).id
+    event_id = _part(await app.event(req.params["event_id"]), "front door").id
     door = app.door
     count = await app.door_counts.get(event_id, lambda: door.registrations(event_id))
     return json_response(200, ds.RegistrationCount(event_id, count))
@@ -277,7 +278,7 @@ async def draw(app: App, req: Request) -> Response:
 
 async def registrations_csv(app: App, req: Request) -> Response:
     """Every registration as CSV (account, registered at, hashes), read off the loop."""
-    event = await app.event(req.params["event_id"])
+    event = _part(await app.event(req.params["event_id"]), "front door")
     door = app.door
 
     def text() -> bytes:
