@@ -66,6 +66,7 @@ class Api:
     amounts: dict[str, tuple[int, str]] = field(default_factory=dict)  # hold id -> amount
     clock_route: bool = True  # POST /v1/admin/clock is served
     skus: tuple[str, ...] = field(default=())
+    door_event: str = ""  # an event with a front door (registration open, a waiting room)
 
     def token(self) -> bytes:
         return b"Bearer " + issue_token(self.secret, self.buyer).encode()
@@ -404,7 +405,7 @@ def _fill(template: str, api: Api, draw: Any, hostile_path: bool) -> str:
     out = template
     for name, known in (
         ("{hold_id}", (api.held, api.paid, uuid.uuid4().hex)),
-        ("{event_id}", (api.event.id, "no-such-event")),
+        ("{event_id}", tuple(filter(None, (api.event.id, api.door_event, "no-such-event")))),
         ("{reason}", ("sold-out", "no-such-reason")),
     ):
         if name in out:
