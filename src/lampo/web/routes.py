@@ -208,7 +208,9 @@ ROUTES: tuple[Route, ...] = (
                 "`best_sellers`, `champions`, `channels`, "
                 "`market_order`, `curve` (orders and money per bucket of `minutes` "
                 "minutes from `start`), `records`, `ticker`, `milestone_times`, "
-                "`sold_out_at`.",
+                "`sold_out_at`; for an event with a waiting room, `queue`: "
+                "`registrations` and per market `waiting`, `admitted`, "
+                "`admitted_per_second`, `rate`, `last_eta_seconds`.",
                 "content": {"text/event-stream": {"schema": _WALL_EVENT}},
             }
         },
