@@ -171,6 +171,9 @@ def test_without_a_waiting_room_only_registered_buyers_may_reserve(server: Serve
     assert stranger.json["reason"] == "not-registered"
     registered = reserve(server, "dario", event, None)
     assert registered.status == 201, registered.body
+    state = queue_state(server, event)
+    assert state["markets"] == []  # no waiting room
+    assert state["refusals"] == {"not-registered": 1}
 
 
 # -- the waiting room -------------------------------------------------------------------

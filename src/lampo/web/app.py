@@ -26,6 +26,7 @@ import hashlib
 import logging
 import mmap
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -105,6 +106,8 @@ class App:
             table("network", config.network_rate),
         )
         self.door_counts: SharedReads[int] = SharedReads(config.report_ttl)
+        #: Refusals the web layer made at the front door, by (event, reason); on the loop.
+        self.door_refusals: Counter[tuple[str, str]] = Counter()
         #: The polls of one turn of the loop, answered in one trip to the thread pool.
         self.polls: Coalescer[tuple[str, str], Poll | LampoError] = Coalescer(self._poll_many)
         self._door: FrontDoorService | None = None

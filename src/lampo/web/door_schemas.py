@@ -115,8 +115,8 @@ class QueueMarketOut(Struct):
 
 
 class QueueOut(Struct):
-    """An event's front door: registrations, each market's queue, this worker's refusals
-    by reason since it started."""
+    """An event's front door: registrations, each market's queue (none without a waiting
+    room), this worker's refusals by reason since it started."""
 
     event: str
     registrations: int

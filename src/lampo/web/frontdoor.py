@@ -2,15 +2,17 @@
 proof of work, the admin's view of the queue, and the gate of the buy path.
 
 ``App`` has checked the caller the route asks for (``routes.py``); the work is the front
-door service's (``services/frontdoor.py``). Calls that write, or read more than the
-queue's line, run in the thread pool. The poll (``GET /v1/queue/poll``), the hottest
-endpoint of a launch, verifies its ticket (one HMAC) and asks the service for the
-ticket's place, which for a numbered ticket reads nothing but the queue's admission line.
+door service's (``services/frontdoor.py``); every call that may reach storage runs in
+the thread pool. The poll (``GET /v1/queue/poll``), the hottest endpoint of a launch,
+goes with the other polls of the same turn of the loop to the service in one trip to the
+thread pool (``App.polls``); for a numbered ticket the service reads no storage but the
+queue's counters and the market's stock, each cached for a tenth of a second.
 
 The velocity limits of the front door (per device hash, from ``Lampo-Device``, and per
 network, /24 or /48) are taken on registration, challenge, join and a reservation behind
-the door, in the run's shared rate-limit tables; every refusal the web layer makes here
-is counted with the service's (``FrontDoorService.refusals``).
+the door, in the run's shared rate-limit tables. The refusals the web layer makes itself
+are counted in ``App.door_refusals`` (on the loop's thread only), beside the service's
+own (``FrontDoorService.refusals``); ``refusals`` gives both.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import csv
 import io
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, TextIO
@@ -58,8 +61,16 @@ def velocity(app: App, req: Request, event: str) -> None:
             app.device_limit.take(check_hash("Lampo-Device", device))
         app.network_limit.take(network_of(req.client))
     except RateLimited as refusal:
-        app.door.refusals[(event, f"rate-limited:{refusal.scope}")] += 1
+        app.door_refusals[(event, f"rate-limited:{refusal.scope}")] += 1
         raise
+
+
+def refusals(app: App, event: str) -> dict[str, int]:
+    """The front door's refusals of ``event`` in this worker, by reason: the service's
+    and the web layer's."""
+    both = Counter({r: n for (e, r), n in app.door.refusals.items() if e == event})
+    both.update({r: n for (e, r), n in app.door_refusals.items() if e == event})
+    return dict(sorted(both.items()))
 
 
 class NoFrontDoor(LampoError):
@@ -203,28 +214,27 @@ async def gate(app: App, req: Request, buyer: Buyer, event: SaleEvent, market: s
         admission = req.header(ADMISSION) or ""
         return f"adm:{service.check_admission(admission, buyer.id, event.id, market)}"
     if door.require_registration or door.lottery_factor is not None:
-        await asyncio.to_thread(eligible, service, event.id, buyer.id)
+        refusal = await asyncio.to_thread(eligible, service, event.id, buyer.id)
+        if refusal is not None:
+            app.door_refusals[(event.id, refusal.reason)] += 1
+            raise refusal
     return ""
 
 
-def eligible(service: FrontDoorService, event: str, buyer: str) -> None:
-    """Refuse ``buyer`` at the buy path of an event without a waiting room when a draw
-    left them out (``not-drawn``), or, with no draw, when the event takes registered
-    accounts only and they are not (``not-registered``); counted. The rule the service
-    applies on joining a queue, read from the same store."""
+def eligible(service: FrontDoorService, event: str, buyer: str) -> LampoError | None:
+    """Why ``buyer`` may not buy in an event without a waiting room, or None: a draw
+    left them out (``not-drawn``), or, with no draw, the event takes registered accounts
+    only and they are not (``not-registered``). The rule the service applies on joining
+    a queue, read from the same store."""
     door = service.sales.event(event).front_door
     if door is None:
-        return
+        return None
     store = service.store
-    refusal: LampoError | None = None
     if door.lottery_factor is not None and store.has_draw(event):
-        if not store.won(event, buyer):
-            refusal = NotDrawn(event, buyer)
-    elif door.require_registration and not store.registered(event, buyer):
-        refusal = NotRegistered(event, buyer)
-    if refusal is not None:
-        service.refusals[(event, refusal.reason)] += 1
-        raise refusal
+        return None if store.won(event, buyer) else NotDrawn(event, buyer)
+    if door.require_registration and not store.registered(event, buyer):
+        return NotRegistered(event, buyer)
+    return None
 
 
 # -- the admin's view ---------------------------------------------------------------
@@ -242,13 +252,15 @@ def _market_out(market: str, state: QueueState) -> ds.QueueMarketOut:
 
 
 async def queue_state(app: App, req: Request) -> Response:
-    event = _part(await app.event(req.params["event_id"]), "waiting room")
+    """Registrations, each market's queue (none without a waiting room), refusals."""
+    event = _part(await app.event(req.params["event_id"]), "front door")
+    room = event.front_door is not None and event.front_door.waiting_room
     door = app.door
+    refused = refusals(app, event.id)  # on the loop: the web layer's counter is its own
 
     def read() -> ds.QueueOut:
-        markets = [_market_out(m, door.state(event.id, m)) for m in sorted(event.windows)]
-        refusals = {r: n for (e, r), n in sorted(door.refusals.items()) if e == event.id}
-        return ds.QueueOut(event.id, door.registrations(event.id), markets, refusals)
+        markets = [_market_out(m, door.state(event.id, m)) for m in sorted(event.windows) if room]
+        return ds.QueueOut(event.id, door.registrations(event.id), markets, refused)
 
     return json_response(200, await asyncio.to_thread(read))
 

@@ -305,8 +305,6 @@ ROUTES: tuple[Route, ...] = (
         frontdoor.queue_state,
         "readQueue",
         "The front door of an event: registrations, each market's queue, refusals",
-        "admin",
-        {"200": json_body(ref("QueueOut"), "The state per market.")},
         Auth.ADMIN,
     ),
     Route(
