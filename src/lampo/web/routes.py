@@ -305,6 +305,14 @@ ROUTES: tuple[Route, ...] = (
         frontdoor.queue_state,
         "readQueue",
         "The front door of an event: registrations, each market's queue, refusals",
+        "admin",
+        {
+            "200": json_body(
+                ref("QueueOut"),
+                "Registrations, each market's queue (none without a waiting room), and "
+                "this worker's refusals by reason.",
+            )
+        },
         Auth.ADMIN,
     ),
     Route(
