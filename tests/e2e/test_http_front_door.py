@@ -96,9 +96,11 @@ def poll(server: Server, buyer: str, ticket: str) -> Reply:
 
 
 def admitted(server: Server, buyer: str, event: str) -> str:
-    """The admission of ``buyer``, who joins ``event``'s CN queue (admitted at once)."""
+    """The admission of ``buyer``, who joins ``event``'s CN queue, nobody before them: a
+    second later (on the server's clock) the line has passed them at any rate."""
     ticket = join(server, buyer, event)
     assert ticket.status == 201, ticket.body
+    advance(server, 1)
     place = poll(server, buyer, ticket.json["ticket"])
     assert place.status == 200, place.body
     assert place.json["state"] == "admitted", place.json
