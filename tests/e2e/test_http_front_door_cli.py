@@ -4,6 +4,7 @@ the service as a server would make them)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,6 +101,13 @@ def test_the_draw_is_made_once_and_the_first_stands(
     assert code == 0, err
     assert "Front door: 3 registered, 2 drawn" in out
     assert "Waiting room" in out
+    code, out, err = run(capsys, "report", "event", EVENT, "--format", "json", "--storage", url)
+    assert code == 0, err
+    door = json.loads(out)["front_door"]
+    assert (door["registrations"], door["drawn"]) == (3, 2)
+    assert [(q["market"], q["joined"]) for q in door["queues"]] == [("CN", 2), ("IN", 0)]
+    code, out, _ = run(capsys, "report", "event", PLAIN, "--format", "json", "--storage", url)
+    assert json.loads(out)["front_door"] is None
 
 
 def test_registrations_are_counted_and_exported_as_csv(
