@@ -43,6 +43,7 @@ TICKET = b"lampo-ticket"
 ADMISSION = b"lampo-admission"
 DEVICE = b"lampo-device"
 _CSV = b"text/csv; charset=utf-8"
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 def _buyer(req: Request) -> Buyer:
@@ -181,6 +182,7 @@ async def poll(app: App, req: Request) -> Response:
             found.seq,
             found.admission,
         ),
+        _NO_STORE,  # a place is now's: no cache keeps it (nor the admission)
     )
 
 
