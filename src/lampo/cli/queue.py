@@ -80,8 +80,8 @@ def show(
     market: Annotated[str | None, typer.Option(help="Only this market.")] = None,
     storage: StorageOpt = None,
 ) -> None:
-    """Show the queues: waiting, admitted, admitted per second, the ETA of the last in
-    line; registrations and refusals."""
+    """Show the queues: joined, pre-queue, waiting, admitted, the admission rate per
+    second, the ETA of the last in line; registrations; where the refusals are counted."""
     with _door(storage) as door:
         ev = _event(door, event)
         table = Table(title=Text(f"Front door of {ev.id}"), title_justify="left")
@@ -103,11 +103,14 @@ def show(
         console = Console()
         console.print(table)
         console.print(f"registrations: {door.registrations(ev.id):,}")
-        refused = {r: n for (e, r), n in sorted(door.refusals.items()) if e == ev.id}
-        if refused:
-            console.print(
-                "refusals (this command's): " + ", ".join(f"{r} {n:,}" for r, n in refused.items())
+        # storage keeps no refusal: each server worker counts its own
+        console.print(
+            Text(
+                "refusals: counted by each server worker, by reason: "
+                f"GET /v1/admin/events/{ev.id}/queue (and lampo_refusals_total in /metrics)",
+                style="dim",
             )
+        )
 
 
 def rate(
