@@ -176,6 +176,7 @@ class App:
                 self.sales = build_sales(self.config.engine)
             else:
                 self.sales = build_sales(self.config.engine, clock)
+        _ = self.door  # the front door's store is made here, off the loop (it reads files)
         self.refresh_events()
 
     async def startup(self) -> None:
