@@ -160,10 +160,17 @@ rate_decoder = msgspec.json.Decoder(RateIn)
 
 
 # -- the front door's headers, as OpenAPI parameters (routes.py lists them) --------------
-def _header(name: str, required: bool, description: str, pattern: str = "") -> dict[str, object]:
-    schema: dict[str, object] = {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN}
-    if pattern:
-        schema = {"type": "string", "pattern": pattern}
+def _header(
+    name: str, required: bool, description: str, pattern: str = "", bounded: bool = True
+) -> dict[str, object]:
+    """A header parameter. ``bounded``: its schema states its bound (or ``pattern``);
+    a header only some events read (the buy path's) states it in words only, since the
+    others take the request whatever the header holds."""
+    schema: dict[str, object] = {"type": "string"}
+    if bounded:
+        schema = {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN}
+        if pattern:
+            schema = {"type": "string", "pattern": pattern}
     return {
         "name": name,
         "in": "header",
@@ -177,15 +184,20 @@ TICKET_HEADER = _header("Lampo-Ticket", True, "The ticket of the join (or of the
 ADMISSION_HEADER = _header(
     "Lampo-Admission",
     False,
-    "Required by an event with a waiting room: the admission of a poll, for this buyer, "
-    "event and market, before it expires. One admission places one hold: a second "
-    "reservation with it replays the first (or is an `idempotency-conflict`). Without "
-    "it, or with one that is another's or expired: `not-admitted` (403); garbled: "
-    "`bad-token` (401).",
+    "Required by an event with a waiting room (read by no other): the admission of a "
+    f"poll (at most {MAX_TOKEN} characters), for this buyer, event and market, before it "
+    "expires. One admission places one hold: a second reservation with it replays the "
+    "first (or is an `idempotency-conflict`). Without it, or with one that is another's "
+    "or expired: `not-admitted` (403); garbled: `bad-token` (401).",
+    bounded=False,
 )
-DEVICE_HEADER = _header(
+_DEVICE = "The client's device hash: the front door's velocity limit per device."
+DEVICE_HEADER = _header("Lampo-Device", False, _DEVICE, HASH_PATTERN)
+#: On the buy path, read for an event with a front door only.
+BUY_DEVICE_HEADER = _header(
     "Lampo-Device",
     False,
-    "The client's device hash: the front door's velocity limit per device.",
-    HASH_PATTERN,
+    _DEVICE + f" Read for an event with a front door only: {MIN_HASH_HEX}-{MAX_HASH_HEX} "
+    "lowercase hex characters, else `invalid-request`.",
+    bounded=False,
 )

@@ -100,7 +100,7 @@ ROUTES: tuple[Route, ...] = (
         {"201": json_body(ref("HoldOut"), "The hold; it expires at `expires_at`.")},
         Auth.BUYER,
         idempotent=True,
-        query=(ds.ADMISSION_HEADER, ds.DEVICE_HEADER),  # the front door's gate
+        query=(ds.ADMISSION_HEADER, ds.BUY_DEVICE_HEADER),  # the front door's gate
         body={"required": True, "content": {"application/json": {"schema": ref("ReserveIn")}}},
         description="Refusals: `sold-out`, `limit-exceeded`, `not-open` (with Retry-After), "
         "`closed`, `unknown-sku`, `unknown-market`, `unknown-event`; behind a front door "
