@@ -317,6 +317,35 @@ IP_BURST = Setting(
     "LAMPO_IP_BURST",
     "Requests a client address may send at once before the rate applies.",
 )
+# the front door's velocity limits (issue 13): per device hash and per network
+DEVICE_RATE = Setting(
+    "device_rate",
+    Real(0, 1e6),
+    5.0,
+    "LAMPO_DEVICE_RATE",
+    "Front-door requests per second per device hash (Lampo-Device; 0: no limit).",
+)
+DEVICE_BURST = Setting(
+    "device_burst",
+    Real(1, 1e6),
+    20.0,
+    "LAMPO_DEVICE_BURST",
+    "Front-door requests a device may send at once before the rate applies.",
+)
+NETWORK_RATE = Setting(
+    "network_rate",
+    Real(0, 1e7),
+    500.0,
+    "LAMPO_NETWORK_RATE",
+    "Front-door requests per second per network, /24 IPv4 or /48 IPv6 (0: no limit).",
+)
+NETWORK_BURST = Setting(
+    "network_burst",
+    Real(1, 1e7),
+    1000.0,
+    "LAMPO_NETWORK_BURST",
+    "Front-door requests a network may send at once before the rate applies.",
+)
 SWEEP_INTERVAL = Setting(
     "sweep_interval",
     _SECONDS_IN_AN_HOUR,
@@ -401,6 +430,7 @@ LOG_FORMAT = Setting(
 )
 WEB: tuple[Setting[Any], ...] = (
     *(BUYER_RATE, BUYER_BURST, IP_RATE, IP_BURST, SWEEP_INTERVAL, EVENT_REFRESH, REPORT_TTL),
+    *(DEVICE_RATE, DEVICE_BURST, NETWORK_RATE, NETWORK_BURST),
     WALL_INTERVAL,
     *(WEBHOOK_TOLERANCE, BENCH, TEST_CLOCK, RUN_DIR, METRICS_DIR, LOG_FORMAT),
 )

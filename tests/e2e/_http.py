@@ -157,6 +157,8 @@ def running_server(
         "LAMPO_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "LAMPO_IP_RATE": "0",
         "LAMPO_BUYER_RATE": "0",
+        "LAMPO_DEVICE_RATE": "0",
+        "LAMPO_NETWORK_RATE": "0",
         **env,
     }
     child_env.pop("LAMPO_STORAGE", None)

@@ -18,7 +18,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from lampo.domain.codec import event_to_dict
+from lampo.domain.event import SaleEvent
 from lampo.storage import Storage
+from lampo.storage.door import door_store
 from lampo.web.app import App
 from lampo.web.problems import TYPES
 from tests.contract.conftest import snapshot
@@ -123,6 +125,25 @@ def problems_in(call: Call, status: int, content_type: bytes, body: bytes) -> li
 
 def state(storage: Storage) -> dict[str, Any]:
     """Everything a refusal must leave as it was: every event's definition, stock, live
-    totals and holds."""
-    definitions = {e.id: event_to_dict(e) for e in storage.load_events()}
-    return {e: (definitions.get(e), snapshot(storage, e)) for e in sorted(storage.events())}
+    totals and holds, and the front door of an event with one (registrations, the draw,
+    each market's queue)."""
+    events = {e.id: e for e in storage.load_events()}
+    return {
+        e: (
+            event_to_dict(events[e]) if e in events else None,
+            snapshot(storage, e),
+            _door_state(storage, events[e]) if e in events else None,
+        )
+        for e in sorted(storage.events())
+    }
+
+
+def _door_state(storage: Storage, event: SaleEvent) -> Any:
+    if event.front_door is None:
+        return None
+    door = door_store(storage)
+    return (
+        list(door.export(event.id)),
+        door.drawn(event.id),
+        {m: door.counts(event.id, m) for m in sorted(event.windows)},
+    )

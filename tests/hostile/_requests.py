@@ -66,6 +66,7 @@ class Api:
     amounts: dict[str, tuple[int, str]] = field(default_factory=dict)  # hold id -> amount
     clock_route: bool = True  # POST /v1/admin/clock is served
     skus: tuple[str, ...] = field(default=())
+    door_event: str = ""  # an event with a front door (registration open, a waiting room)
 
     def token(self) -> bytes:
         return b"Bearer " + issue_token(self.secret, self.buyer).encode()
@@ -98,6 +99,7 @@ class Route:
     body: Callable[[Api], st.SearchStrategy[Any]] | None = None  # a JSON-ready body
     query: Callable[[Api], st.SearchStrategy[dict[str, str]]] | None = None
     uploads: bool = False  # takes an event definition (JSON or TOML)
+    door_headers: tuple[str, ...] = ()  # the front door's headers it reads (Lampo-*)
 
 
 @functools.cache
@@ -162,8 +164,47 @@ def _clock_body(api: Api) -> st.SearchStrategy[Any]:
     return st.fixed_dictionaries({"advance_seconds": st.integers(min_value=0, max_value=60)})
 
 
+@functools.cache
+def _registration_body(api: Api) -> st.SearchStrategy[Any]:
+    hashes = st.text("0123456789abcdef", min_size=16, max_size=128)
+    return st.fixed_dictionaries({}, optional={"phone_hash": hashes, "device_hash": hashes})
+
+
+@functools.cache
+def _market_query(api: Api) -> st.SearchStrategy[dict[str, str]]:
+    return st.fixed_dictionaries(
+        {}, optional={"market": st.sampled_from(sorted(api.event.windows))}
+    )
+
+
+@functools.cache
+def _join_body(api: Api) -> st.SearchStrategy[Any]:
+    return st.fixed_dictionaries(
+        {"market": st.sampled_from(sorted(api.event.windows))},
+        optional={"challenge": st.just(""), "solution": st.just("")},
+    )
+
+
+@functools.cache
+def _rate_body(api: Api) -> st.SearchStrategy[Any]:
+    return st.fixed_dictionaries(
+        {
+            "market": st.sampled_from(sorted(api.event.windows)),
+            "per_second": st.integers(min_value=1, max_value=1_000_000),
+        }
+    )
+
+
+_DEVICE = ("lampo-device",)
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/holds", "buyer", True, _reserve_body),
+    Route(
+        "POST",
+        "/v1/holds",
+        "buyer",
+        True,
+        _reserve_body,
+        door_headers=("lampo-admission", "lampo-device"),
+    ),
     Route("GET", "/v1/holds/{hold_id}", "buyer"),
     Route("GET", "/v1/holds/{hold_id}", "admin"),
     Route("POST", "/v1/holds/{hold_id}/pay", "buyer", True, _pay_body),
@@ -180,6 +221,29 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/admin/holds/{hold_id}/refund", "admin", True),
     Route("POST", "/v1/admin/expire", "admin", True),
     Route("POST", "/v1/admin/clock", "admin", False, _clock_body),
+    # the front door (issue 13)
+    Route(
+        "POST",
+        "/v1/events/{event_id}/registrations",
+        "buyer",
+        False,
+        _registration_body,
+        door_headers=_DEVICE,
+    ),
+    Route("GET", "/v1/events/{event_id}/registrations/count", ""),
+    Route(
+        "GET",
+        "/v1/events/{event_id}/queue/challenge",
+        "buyer",
+        query=_market_query,
+        door_headers=_DEVICE,
+    ),
+    Route("POST", "/v1/events/{event_id}/queue", "buyer", False, _join_body, door_headers=_DEVICE),
+    Route("GET", "/v1/queue/poll", "buyer", door_headers=("lampo-ticket",)),
+    Route("GET", "/v1/admin/events/{event_id}/queue", "admin"),
+    Route("PUT", "/v1/admin/events/{event_id}/queue/rate", "admin", False, _rate_body),
+    Route("POST", "/v1/admin/events/{event_id}/draw", "admin"),
+    Route("GET", "/v1/admin/events/{event_id}/registrations.csv", "admin"),
     Route("GET", "/health", ""),
     Route("GET", "/ready", ""),
     Route("GET", "/metrics", ""),
@@ -341,7 +405,7 @@ def _fill(template: str, api: Api, draw: Any, hostile_path: bool) -> str:
     out = template
     for name, known in (
         ("{hold_id}", (api.held, api.paid, uuid.uuid4().hex)),
-        ("{event_id}", (api.event.id, "no-such-event")),
+        ("{event_id}", tuple(filter(None, (api.event.id, api.door_event, "no-such-event")))),
         ("{reason}", ("sold-out", "no-such-reason")),
     ):
         if name in out:
@@ -372,6 +436,8 @@ def hostile_parts(route: Route) -> tuple[str, ...]:
         parts.append("lampo-signature")
     if route.idempotent:
         parts.append("idempotency-key")
+    if route.door_headers:
+        parts.append("door-header")
     return tuple(parts)
 
 
@@ -442,6 +508,9 @@ def calls(
         if name in hostile:
             values = hs.bearer_values(api.secret) if name == "authorization" else hs.header_values()
             headers[name.encode()] = draw(values)
+    if "door-header" in hostile:
+        for name in route.door_headers:
+            headers[name.encode()] = draw(hs.header_values())
     if "lampo-signature" in hostile:
         headers[b"lampo-signature"] = draw(
             hs.signature_values(api.webhook_secret, body, int(time.time()))

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lampo.bootstrap import Config
+from lampo.domain.frontdoor import FrontDoor
 from lampo.services.sales import Sales
 from lampo.storage import Storage
 from lampo.web import limits
@@ -76,6 +77,10 @@ def make_target(storage: Storage, loop: asyncio.AbstractEventLoop) -> Target:
         ip_rate=1e6,
         buyer_burst=1e6,
         ip_burst=1e6,
+        device_rate=1e6,
+        device_burst=1e6,
+        network_rate=1e6,
+        network_burst=1e6,
         report_ttl=0,
         test_clock=True,
     )
@@ -87,9 +92,30 @@ def make_target(storage: Storage, loop: asyncio.AbstractEventLoop) -> Target:
     held = sales.reserve(event.id, "alice", "CN", {"phone-red": 1}, key="setup-held")
     paid = sales.reserve(event.id, "alice", "CN", {"phone-black": 1}, key="setup-paid")
     sales.pay(paid.id, "setup-payment")
+    # the front door's routes reach their service with this one (registration open now,
+    # the sale an hour away: joins go to the pre-queue)
+    later = live_event("hostile-door", {"phone-red": 100}, opens_in=timedelta(hours=1))
+    door_event = replace(
+        later,
+        front_door=FrontDoor(
+            registration_opens=later.opens - timedelta(hours=2),
+            registration_closes=later.opens,
+        ),
+    )
+    sales.open(door_event)
     app.start()
     amounts = {h.id: (h.amount.amount, h.amount.currency) for h in (held, paid)}
-    api = Api(SECRET, ADMIN_KEY, WEBHOOK_SECRET, event, "alice", held.id, paid.id, amounts)
+    api = Api(
+        SECRET,
+        ADMIN_KEY,
+        WEBHOOK_SECRET,
+        event,
+        "alice",
+        held.id,
+        paid.id,
+        amounts,
+        door_event=door_event.id,
+    )
     return Target(app, storage, api, loop)
 
 

@@ -2,9 +2,9 @@
 
 This module holds the app and the one error path; each command group is a module of its
 own (``simulate``: demo and simulate; ``stock``: stock and expire; ``event``, ``report``,
-``reconcile``; ``serve``: serve and token; ``stores``, ``partners``), registered here.
-Options several commands share are in ``options``, Rich rendering several commands share
-in ``render``.
+``reconcile``, ``queue``; ``serve``: serve and token; ``stores``, ``partners``), registered
+here. Options several commands share are in ``options``, Rich rendering several commands
+share in ``render``.
 
 Every failure of every command ends in ``main``: one red ``error: ...`` line on stderr
 and an exit code (``EXIT_*``: 2 for bad input and refusals), never a traceback unless
@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.text import Text
 
 from lampo import __version__
-from lampo.cli import event, partners, reconcile, report, serve, simulate, stock, stores
+from lampo.cli import event, partners, queue, reconcile, report, serve, simulate, stock, stores
 from lampo.domain.errors import LampoError, Unavailable
 
 app = typer.Typer(
@@ -65,6 +65,7 @@ app.add_typer(report.report_app, name="report")  # lampo report event|period
 app.add_typer(event.event_app, name="event")  # lampo event show|load|update|allocate
 app.add_typer(stores.stores_app, name="stores")  # lampo stores import|list|show|export|key|revoke
 app.add_typer(partners.partners_app, name="partners")  # lampo partners import
+app.add_typer(queue.queue_app, name="queue")  # lampo queue show|rate|draw|registrations
 
 
 # -- entry point: every failure of every command ends here ---------------------

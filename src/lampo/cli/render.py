@@ -174,6 +174,7 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
         first = report.curve.per_second[:120]
         console.print(f"[bold]First 2 minutes, per second[/]: {spark(first, 120)}")
     _discounts(console, report)
+    _front_door(console, report)
     if report.refusals:
         console.print(
             "Refused requests: "
@@ -244,6 +245,40 @@ def render_channels(console: Console, mix: ChannelMix) -> None:
                 r.money.format(),
             )
         console.print(table)
+
+
+def _front_door(console: Console, report: BattleReport) -> None:
+    """The front door (issue 13): registrations, each market's queue, the refusals of
+    the bot defence by reason, and the fairness a rehearsal measured."""
+    door = report.front_door
+    if door is None:
+        return
+    drawn = f", {door.drawn:,} drawn" if door.drawn is not None else ""
+    console.print(f"[bold]Front door[/]: {door.registrations:,} registered{drawn}")
+    if door.queues:
+        table = new_table("Waiting room")
+        for col in ("market", "joined", "pre-queue", "peak", "admitted", "waiting", "per second"):
+            table.add_column(col, justify="left" if col == "market" else "right")
+        for q in door.queues:
+            peak = "-" if q.peak is None else f"{q.peak:,}"
+            add_row(
+                table,
+                q.market,
+                f"{q.joined:,}",
+                f"{q.prequeue:,}",
+                peak,
+                f"{q.admitted:,}",
+                f"{q.waiting:,}",
+                f"{q.rate:,}",
+            )
+        console.print(table)
+    if door.refusals:
+        console.print(
+            "Refused at the front door: "
+            + ", ".join(f"{reason} {n:,}" for reason, n in door.refusals.items())
+        )
+    for label, figure in door.fairness.items():
+        console.print(Text(f"Fairness, {label}: {figure}"))  # the simulator's words, as text
 
 
 def _discounts(console: Console, report: BattleReport) -> None:

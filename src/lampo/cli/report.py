@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,8 +33,10 @@ from lampo.cli.render import (
 )
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.period import Period, PeriodFigures, Share, percent
+from lampo.domain.report import FrontDoorReport
 from lampo.domain.stores import MAX_CSV_BYTES, NetworkFigures, Store, parse_csv
 from lampo.services import imports
+from lampo.services.frontdoor import FrontDoorService
 from lampo.services.imports import (
     DEFAULT_ACTUALS,
     DEFAULT_HISTORY,
@@ -47,10 +50,15 @@ from lampo.services.report import (
     PeriodReport,
     battle_report,
     comparisons,
+    event_of,
     flatten,
+    front_door_report,
     period_report,
     to_data,
 )
+from lampo.services.sales import Sales
+from lampo.storage import Storage
+from lampo.storage.door import door_store
 
 report_app = typer.Typer(
     name="report",
@@ -124,13 +132,29 @@ def event_cmd(
     config = Config.from_env(storage_url=storage)
     store = open_storage(config.storage_url, must_exist=True)
     try:
-        report = battle_report(store, name, datetime.now(UTC), history=history, stores=registry)
+        door = _front_door(store, name)
+        report = battle_report(
+            store, name, datetime.now(UTC), history=history, stores=registry, front_door=door
+        )
     finally:
         store.close()
     if fmt is Format.TABLE:
         render_battle(Console(), report, tz)
     else:
         _emit(report, fmt)
+
+
+def _front_door(store: Storage, name: str) -> FrontDoorReport | None:
+    """The front-door section of an event that has one, from storage (registrations,
+    queues, the draw; refusals are counted by the serving process, not kept)."""
+    event = event_of(store, name)
+    if event.front_door is None:
+        return None
+    sales = Sales(store)
+    sales.learn(event)
+    # reads only: the service signs nothing here, so a secret of its own will do
+    service = FrontDoorService(sales, door_store(store), os.urandom(32))
+    return front_door_report(service, event, refusals={})
 
 
 # -- period ---------------------------------------------------------------------------------

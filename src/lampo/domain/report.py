@@ -440,6 +440,57 @@ def brand_ranks(shares: Iterable[MarketShare], period: str, market: str) -> list
     return out
 
 
+# -- the front door (issue 13, docs/front-door.md) ----------------------------------------------
+#: The refusals the front door makes, in the order the report lists them: the bot defence
+#: (tokens, proof of work, velocity) first, then the registration's.
+FRONT_DOOR_REFUSALS = (
+    "proof-of-work",
+    "bad-token",
+    "not-admitted",
+    "rate-limited:device",
+    "rate-limited:network",
+    "not-registered",
+    "not-drawn",
+    "already-registered",
+    "registration-closed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    """One market's waiting room: ``joined`` in all (``prequeue`` of them before opening),
+    ``admitted``, still ``waiting``, the admission ``rate`` per second; ``peak``: the
+    most waiting at once, when whoever ran the sale watched it (None: not known)."""
+
+    market: str
+    joined: int
+    prequeue: int
+    admitted: int
+    waiting: int
+    rate: int
+    peak: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FrontDoorReport:
+    """The battle report's front-door section: ``registrations`` (``drawn`` of them when a
+    lottery was drawn), each market's queue, the front door's refusals by reason (as the
+    process that served them counted), and what a rehearsal measured of its fairness
+    (label -> figure, as the simulator words it)."""
+
+    registrations: int
+    drawn: int | None
+    queues: list[QueueFigures]
+    refusals: dict[str, int]
+    fairness: dict[str, str] = field(default_factory=dict)
+
+
+def front_door_refusals(refusals: Mapping[str, int]) -> dict[str, int]:
+    """The front door's refusals of ``refusals`` (by reason), in the report's order."""
+    known = [r for r in FRONT_DOOR_REFUSALS if refusals.get(r)]
+    return {r: refusals[r] for r in known}
+
+
 # -- the whole battle report ------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class BattleReport:
@@ -473,6 +524,7 @@ class BattleReport:
     category_units: dict[str, str] = field(default_factory=dict)  # "phones" for phones
     discounts: Discounts | None = None  # list price minus flash price of what was sold
     channels: ChannelMix | None = None  # the channel mix, offline share and outlet rankings
+    front_door: FrontDoorReport | None = None  # an event with a front door (issue 13)
 
 
 def buyers(holds: Iterable[Hold]) -> int:

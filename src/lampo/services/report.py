@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lampo.domain.channel_report import ChannelMix, channel_mix, mix, period_sales
 from lampo.domain.discount import discounts
@@ -43,11 +44,14 @@ from lampo.domain.report import (
     DIMENSIONS,
     BattleReport,
     BrandRank,
+    FrontDoorReport,
     MarketShare,
+    QueueFigures,
     SkuResult,
     brand_ranks,
     buyers,
     first_hour_units,
+    front_door_refusals,
     grand_total,
     milestone_crossings,
     rankings,
@@ -60,6 +64,9 @@ from lampo.domain.totals import Totals, recount
 from lampo.services import imports
 from lampo.services.imports import DEFAULT_HISTORY
 from lampo.storage.port import Reads, Storage
+
+if TYPE_CHECKING:
+    from lampo.services.frontdoor import FrontDoorService
 
 _MICRO = timedelta(microseconds=1)
 
@@ -144,6 +151,7 @@ def battle_report(
     history: str | Path = DEFAULT_HISTORY,
     expected: Mapping[str, int] | None = None,
     stores: Sequence[Store] = (),
+    front_door: FrontDoorReport | None = None,
 ) -> BattleReport:
     """The battle report of ``event_id`` as of ``now``.
 
@@ -151,7 +159,8 @@ def battle_report(
     (storage keeps no refusal). ``history``: the file of imported earlier results the
     records compare with (``event_records``), besides every earlier event in ``storage``.
     ``stores``: the store registry, which names the stores and places them in cities in the
-    channel mix's rankings (without it a store ranks by its id, under "unknown city")."""
+    channel mix's rankings (without it a store ranks by its id, under "unknown city").
+    ``front_door``: the section of an event with a front door (``front_door_report``)."""
     event = event_of(storage, event_id)
     holds = list(storage.holds(event_id))
     totals = storage.totals(event_id)
@@ -195,6 +204,52 @@ def battle_report(
         category_units={c: cat.unit for c, cat in event.categories.items()},
         discounts=discounts(event, totals),
         channels=channel_mix(event, totals, stores),
+        front_door=front_door,
+    )
+
+
+# -- the front door's section (issue 13) ------------------------------------------------------
+def front_door_report(
+    door: FrontDoorService,
+    event: SaleEvent,
+    refusals: Mapping[str, int] | None = None,
+    fairness: Mapping[str, str] | None = None,
+    peaks: Mapping[str, int] | None = None,
+    drawn: int | None = None,
+) -> FrontDoorReport | None:
+    """The battle report's front-door section of ``event`` (None without a front door):
+    registrations and each market's queue from storage; ``refusals`` by reason (the
+    service's own, ``door.refusals``, when not given), ``fairness``, ``peaks`` (the most
+    waiting at once per market) as whoever ran the sale measured them; ``drawn``: the
+    winners of the lottery, read from storage when not given."""
+    if event.front_door is None:
+        return None
+    if drawn is None:
+        kept = door.store.drawn(event.id)
+        drawn = None if kept is None else len(kept.winners)
+    if refusals is None:
+        refusals = {r: n for (e, r), n in door.refusals.items() if e == event.id}
+    queues = []
+    if event.front_door.waiting_room:
+        for market in sorted(event.windows):
+            state = door.state(event.id, market)
+            queues.append(
+                QueueFigures(
+                    market,
+                    state.joined,
+                    state.prequeue,
+                    state.admitted,
+                    state.waiting,
+                    state.rate,
+                    (peaks or {}).get(market),
+                )
+            )
+    return FrontDoorReport(
+        door.registrations(event.id),
+        drawn,
+        queues,
+        front_door_refusals(refusals),
+        dict(fairness or {}),
     )
 
 

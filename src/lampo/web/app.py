@@ -26,6 +26,7 @@ import hashlib
 import logging
 import mmap
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -41,10 +42,12 @@ from lampo.domain.errors import (
 from lampo.domain.event import SaleEvent
 from lampo.domain.holds import Hold
 from lampo.domain.period import Period
+from lampo.services.frontdoor import FrontDoorService, Poll
 from lampo.services.partners import Intake
 from lampo.services.sales import ReserveCommand, Sales
 from lampo.services.stores import StoreNetwork, Till
 from lampo.storage import Storage
+from lampo.storage.door import door_store
 from lampo.storage.port import Result
 from lampo.web import limits, logs, problems, results
 from lampo.web.asgi import (
@@ -61,6 +64,7 @@ from lampo.web.asgi import (
 from lampo.web.auth import Buyer, TokenVerifier, check_admin
 from lampo.web.coalesce import Coalescer
 from lampo.web.config import WebConfig
+from lampo.web.frontdoor import QueuePanel, poll_many
 from lampo.web.idempotency import Answer, Calls
 from lampo.web.metrics import Metrics
 from lampo.web.problems import PROBLEM_JSON, MethodNotAllowed, NoRoute
@@ -102,6 +106,23 @@ class App:
         self.ip_limit = RateLimiter(
             "client address", config.ip_rate, config.ip_burst, table("address", config.ip_rate)
         )
+        # -- the front door (web/frontdoor.py): velocity limits, the live count --
+        self.device_limit = RateLimiter(
+            "device", config.device_rate, config.device_burst, table("device", config.device_rate)
+        )
+        self.network_limit = RateLimiter(
+            "network",
+            config.network_rate,
+            config.network_burst,
+            table("network", config.network_rate),
+        )
+        self.door_counts: SharedReads[int] = SharedReads(config.report_ttl)
+        #: Refusals the web layer made at the front door, by (event, reason); on the loop.
+        self.door_refusals: Counter[tuple[str, str]] = Counter()
+        #: The polls of one turn of the loop, answered in one trip to the thread pool.
+        self.polls: Coalescer[tuple[str, str], Poll | LampoError] = Coalescer(self._poll_many)
+        self._door: FrontDoorService | None = None
+        # --
         #: Successes remembered by idempotency key, and the calls in flight.
         self.calls = Calls(config.replay_entries, config.replay_seconds)
         self.metrics = Metrics(config.metrics_dir)
@@ -120,7 +141,11 @@ class App:
         self.periods: SharedReads[list[Period]] = SharedReads(results_ttl)
         #: One aggregation per watched event and interval, pushed to every viewer.
         self.wall = Wall(
-            config.wall_interval, lambda e: self.service.event(e), lambda: self.storage, self.clock
+            config.wall_interval,
+            lambda e: self.service.event(e),
+            lambda: self.storage,
+            self.clock,
+            QueuePanel(lambda: self.door).read,
         )
         self.router: Router[Route] = Router()
         for route in ROUTES:
@@ -163,6 +188,7 @@ class App:
                 self.sales = build_sales(self.config.engine)
             else:
                 self.sales = build_sales(self.config.engine, clock)
+        _ = self.door  # the front door's store is made here, off the loop (it reads files)
         self.refresh_events()
 
     async def startup(self) -> None:
@@ -249,6 +275,18 @@ class App:
     @property
     def intake(self) -> Intake:
         return self._retail()[2]
+
+    @property
+    def door(self) -> FrontDoorService:
+        """The front door service over this worker's storage (``web/frontdoor.py``)."""
+        if self._door is None:
+            sales = self.service
+            self._door = FrontDoorService(sales, door_store(sales.storage), self.config.secret)
+        return self._door
+
+    def _poll_many(self, polls: Sequence[tuple[str, str]]) -> Awaitable[list[Poll | LampoError]]:
+        door = self.door
+        return asyncio.to_thread(poll_many, door, polls)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()

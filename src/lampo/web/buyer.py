@@ -11,6 +11,7 @@ owner checks through the app's coalesced hold reads, other reads to the thread p
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -20,7 +21,7 @@ from lampo.domain.errors import InvalidRequest, LampoError
 from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.money import Money
 from lampo.services.sales import ReserveCommand
-from lampo.web import schemas
+from lampo.web import frontdoor, schemas
 from lampo.web.asgi import Request, Response, decode, json_response, require_json
 from lampo.web.auth import Buyer
 
@@ -63,6 +64,11 @@ async def reserve(app: App, req: Request) -> Response:
                 "channel",
                 f"{data.event} sells through {channel.kind} channels by their own API only",
             )
+        if event is not None and event.front_door is not None:
+            # the front door's gate: an admission (one hold each) or a registration
+            door_key = await frontdoor.gate(app, req, buyer, event, data.market)
+            if door_key:
+                cmd = replace(cmd, key=door_key)
         result = await app.reservations.submit(cmd)
         if isinstance(result, LampoError):
             raise result

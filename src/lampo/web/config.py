@@ -116,6 +116,10 @@ class WebConfig:
     #: Successful replies kept for idempotent replays (per process), and for how long.
     replay_entries: int = 100_000
     replay_seconds: float = 24 * 3600.0
+    device_rate: float = declared.DEVICE_RATE.default
+    device_burst: float = declared.DEVICE_BURST.default
+    network_rate: float = declared.NETWORK_RATE.default
+    network_burst: float = declared.NETWORK_BURST.default
     sweep_interval: float = declared.SWEEP_INTERVAL.default
     event_refresh: float = declared.EVENT_REFRESH.default
     report_ttl: float = declared.REPORT_TTL.default

@@ -17,7 +17,7 @@ import msgspec
 
 from lampo import __version__
 from lampo.sim.scenario import MAX_SCALE
-from lampo.web import limits, schemas
+from lampo.web import door_schemas, limits, schemas
 from lampo.web.problems import TYPES
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ _MODELS = (
     schemas.TillReturnIn,
     schemas.PartnerOrderIn,
     schemas.PartnerAnswers,
+    *door_schemas.MODELS,
+    door_schemas.QueueMarketOut,
 )
 
 

@@ -131,6 +131,16 @@ TYPES: dict[str, ProblemType] = {
     "stores-refused": ProblemType(422, "The store registry file was refused whole"),
     "orders-refused": ProblemType(422, "The order file was refused whole"),
     "rate-limited": ProblemType(429, "Too many requests"),
+    # -- the front door (issue 13; web/frontdoor.py, docs/front-door.md) --
+    "bad-token": ProblemType(401, "The ticket, admission or challenge does not verify"),
+    "not-registered": ProblemType(403, "The account is not registered for this event"),
+    "not-drawn": ProblemType(403, "The account was not drawn in the event's lottery"),
+    "not-admitted": ProblemType(403, "No valid admission from the waiting room"),
+    "proof-of-work": ProblemType(403, "The proof of work is missing or wrong"),
+    "already-registered": ProblemType(409, "This account, phone or device is registered"),
+    "registration-closed": ProblemType(409, "Registration is not open"),
+    "no-front-door": ProblemType(404, "The event has no such part of a front door"),
+    # --
     "internal-error": ProblemType(500, "Internal error"),
     "unavailable": ProblemType(503, "Storage is unavailable; retry later"),
 }

@@ -27,6 +27,7 @@ one machine at about 2 µs per check (docs/http-api.md, "Security").
 
 from __future__ import annotations
 
+import ipaddress
 import mmap
 import os
 import struct
@@ -107,3 +108,17 @@ class RateLimiter:
         if after - moment > self._window:
             raise RateLimited(self.scope, max(after - moment - self._window, 0.001))
         _SLOT.pack_into(table, where, tag, after)
+
+
+def network_of(address: str) -> str:
+    """The network a client address counts in for the front door's velocity limit: its
+    /24 for IPv4 (and IPv4 mapped into IPv6), its /48 for IPv6; any other text (a Unix
+    socket's name, a test client) is its own network."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

@@ -146,8 +146,11 @@ class Wall:
         event_of: Callable[[str], SaleEvent],
         storage: Callable[[], Storage],
         clock: Callable[[], datetime],
+        queue: Callable[[SaleEvent], dict[str, Any] | None] | None = None,
     ) -> None:
         self.interval = interval
+        #: The front door's waiting room (``frontdoor.QueuePanel``): a frame's ``queue``.
+        self._queue = queue
         self._event_of = event_of
         self._storage = storage
         self._clock = clock
@@ -277,6 +280,9 @@ class Wall:
         orders = dict(feed.orders.data)
         orders["curve"] = curve(event, orders.pop("per_minute"), read_at)
         data = {"report": report, **live_part(event, totals), **orders}
+        queue = self._queue(event) if self._queue is not None else None
+        if queue is not None:
+            data["queue"] = queue
         return msgspec.json.encode(data), read_at
 
     def _orders_part(

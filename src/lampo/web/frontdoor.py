@@ -1,0 +1,364 @@
+"""The front door's handlers (docs/front-door.md): registration, the waiting room and its
+proof of work, the admin's view of the queue, and the gate of the buy path.
+
+``App`` has checked the caller the route asks for (``routes.py``); the work is the front
+door service's (``services/frontdoor.py``); every call that may reach storage runs in
+the thread pool. The poll (``GET /v1/queue/poll``), the hottest endpoint of a launch,
+goes with the other polls of the same turn of the loop to the service in one trip to the
+thread pool (``App.polls``); for a numbered ticket the service reads no storage but the
+queue's counters and the market's stock, each cached for a tenth of a second.
+
+The velocity limits of the front door (per device hash, from ``Lampo-Device``, and per
+network, /24 or /48) are taken on registration, challenge, join and a reservation behind
+the door, in the run's shared rate-limit tables. The refusals the web layer makes itself
+are counted in ``App.door_refusals`` (on the loop's thread only), beside the service's
+own (``FrontDoorService.refusals``); ``refusals`` gives both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING, Any, TextIO
+
+from lampo.domain.errors import LampoError, NotAdmitted, NotDrawn, NotRegistered, UnknownMarket
+from lampo.domain.event import SaleEvent
+from lampo.domain.frontdoor import check_hash
+from lampo.web import door_schemas as ds
+from lampo.web.asgi import Request, Response, decode, json_response, require_json
+from lampo.web.auth import Buyer
+from lampo.web.problems import RateLimited
+from lampo.web.ratelimit import network_of
+
+if TYPE_CHECKING:
+    from lampo.services.frontdoor import FrontDoorService, Poll, QueueState
+    from lampo.web.app import App
+
+TICKET = b"lampo-ticket"
+ADMISSION = b"lampo-admission"
+DEVICE = b"lampo-device"
+_CSV = b"text/csv; charset=utf-8"
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def _buyer(req: Request) -> Buyer:
+    buyer = req.buyer
+    assert buyer is not None, "a buyer route: App checked the token"
+    return buyer
+
+
+def velocity(app: App, req: Request, event: str) -> None:
+    """Take one request of the caller's device (``Lampo-Device``, when sent) and network
+    from their budgets, or refuse (``rate-limited``, counted as ``rate-limited:device``
+    or ``rate-limited:network``)."""
+    device = req.header(DEVICE)
+    try:
+        if device is not None:
+            app.device_limit.take(check_hash("Lampo-Device", device))
+        app.network_limit.take(network_of(req.client))
+    except RateLimited as refusal:
+        app.door_refusals[(event, f"rate-limited:{refusal.scope}")] += 1
+        raise
+
+
+def refusals(app: App, event: str) -> dict[str, int]:
+    """The front door's refusals of ``event`` in this worker, by reason: the service's
+    and the web layer's."""
+    both = Counter({r: n for (e, r), n in app.door.refusals.items() if e == event})
+    both.update({r: n for (e, r), n in app.door_refusals.items() if e == event})
+    return dict(sorted(both.items()))
+
+
+class NoFrontDoor(LampoError):
+    """The event has no such part of a front door (no registration window, waiting room
+    or lottery): the resource does not exist for it (404)."""
+
+    reason = "no-front-door"
+
+    def __init__(self, event: str, part: str) -> None:
+        self.event = event
+        self.part = part
+        super().__init__()
+
+    def message(self) -> str:
+        return f"{self.event!r} has no {self.part}"
+
+
+def _part(event: SaleEvent, part: str) -> SaleEvent:
+    """``event``, if it has a "front door" with ``part`` ("registration", "waiting room"
+    or "lottery"); ``NoFrontDoor`` otherwise."""
+    door = event.front_door
+    has = door is not None and (
+        part == "front door"
+        or (part == "registration" and door.registration_opens is not None)
+        or (part == "waiting room" and door.waiting_room)
+        or (part == "lottery" and door.lottery_factor is not None)
+    )
+    if not has:
+        raise NoFrontDoor(event.id, part)
+    return event
+
+
+def _market(event: SaleEvent, market: str) -> str:
+    if market not in event.windows:
+        raise UnknownMarket(event.id, market)
+    return market
+
+
+# -- registration -------------------------------------------------------------------
+async def register(app: App, req: Request) -> Response:
+    buyer = _buyer(req)
+    event = _part(await app.event(req.params["event_id"]), "registration")
+    velocity(app, req, event.id)
+    body = await req.body(app.config.max_body)
+    data = ds.RegistrationIn()
+    if body.strip():
+        require_json(req)
+        data = decode(ds.registration_decoder, body)
+    reg = await asyncio.to_thread(
+        app.door.register, event.id, buyer.id, data.phone_hash, data.device_hash
+    )
+    out = ds.RegistrationOut(event.id, reg.account, reg.at.astimezone(UTC))
+    return json_response(201, out)
+
+
+async def registration_count(app: App, req: Request) -> Response:
+    """The live count, read at most once per ``report_ttl`` per event and worker."""
+    event_id = _part(await app.event(req.params["event_id"]), "front door").id
+    door = app.door
+    count = await app.door_counts.get(event_id, lambda: door.registrations(event_id))
+    return json_response(200, ds.RegistrationCount(event_id, count))
+
+
+# -- the waiting room ---------------------------------------------------------------
+async def challenge(app: App, req: Request) -> Response:
+    buyer = _buyer(req)
+    event = _part(await app.event(req.params["event_id"]), "waiting room")
+    market = req.arg("market")
+    if market is not None:
+        _market(event, market)
+    velocity(app, req, event.id)
+    found = await asyncio.to_thread(app.door.challenge, event.id, buyer.id)
+    return json_response(
+        200, ds.ChallengeOut(found.token, found.bits, found.expires_at.astimezone(UTC))
+    )
+
+
+async def join(app: App, req: Request) -> Response:
+    buyer = _buyer(req)
+    event = _part(await app.event(req.params["event_id"]), "waiting room")
+    require_json(req)
+    data: ds.JoinIn = decode(ds.join_decoder, await req.body(app.config.max_body))
+    market = _market(event, data.market)
+    velocity(app, req, event.id)
+    ticket = await asyncio.to_thread(
+        app.door.join, event.id, market, buyer.id, data.challenge, data.solution
+    )
+    return json_response(201, ds.TicketOut(event.id, market, ticket.token, ticket.seq))
+
+
+async def poll(app: App, req: Request) -> Response:
+    buyer = _buyer(req)
+    ticket = req.header(TICKET)
+    if ticket is None:
+        raise NotAdmitted("", "", "no Lampo-Ticket header: join the queue first")
+    found = await app.polls.submit((ticket, buyer.id))
+    if isinstance(found, LampoError):
+        raise found
+    ahead = found.ahead
+    return json_response(
+        200,
+        ds.PollOut(
+            found.state,
+            None if ahead is None else (ahead + 1 if found.state == "waiting" else 0),
+            ahead,
+            found.eta_seconds,
+            found.ticket,
+            found.seq,
+            found.admission,
+        ),
+        _NO_STORE,  # a place is now's: no cache keeps it (nor the admission)
+    )
+
+
+def poll_many(door: FrontDoorService, polls: Sequence[tuple[str, str]]) -> list[Poll | LampoError]:
+    """Each (ticket, buyer)'s place, or its refusal: the polls of one turn of the loop,
+    in one trip to the thread pool (``App.polls``)."""
+    out: list[Poll | LampoError] = []
+    for ticket, buyer in polls:
+        try:
+            out.append(door.poll(ticket, buyer))
+        except LampoError as refusal:
+            out.append(refusal)
+    return out
+
+
+# -- the gate of the buy path -------------------------------------------------------
+async def gate(app: App, req: Request, buyer: Buyer, event: SaleEvent, market: str) -> str:
+    """The idempotency key of a reservation behind ``event``'s front door, or "" for an
+    event without one. With a waiting room: ``Lampo-Admission`` verified and bound to the
+    buyer, and the key is ``adm:<admission id>`` (one admission, one hold). Without one,
+    but with required registration: the buyer must be registered (and drawn, after a
+    draw). Refusals change nothing and are counted with the service's."""
+    door = event.front_door
+    if door is None:
+        return ""
+    velocity(app, req, event.id)
+    service = app.door
+    if door.waiting_room:
+        # pure (a signature and the clock): no storage, so on the loop; it counts its
+        # own refusals, a missing header ("") among them
+        admission = req.header(ADMISSION) or ""
+        return f"adm:{service.check_admission(admission, buyer.id, event.id, market)}"
+    if door.require_registration or door.lottery_factor is not None:
+        refusal = await asyncio.to_thread(eligible, service, event.id, buyer.id)
+        if refusal is not None:
+            app.door_refusals[(event.id, refusal.reason)] += 1
+            raise refusal
+    return ""
+
+
+def eligible(service: FrontDoorService, event: str, buyer: str) -> LampoError | None:
+    """Why ``buyer`` may not buy in an event without a waiting room, or None: a draw
+    left them out (``not-drawn``), or, with no draw, the event takes registered accounts
+    only and they are not (``not-registered``). The rule the service applies on joining
+    a queue, read from the same store."""
+    door = service.sales.event(event).front_door
+    if door is None:
+        return None
+    store = service.store
+    if door.lottery_factor is not None and store.has_draw(event):
+        return None if store.won(event, buyer) else NotDrawn(event, buyer)
+    if door.require_registration and not store.registered(event, buyer):
+        return NotRegistered(event, buyer)
+    return None
+
+
+# -- the admin's view ---------------------------------------------------------------
+def _market_out(market: str, state: QueueState) -> ds.QueueMarketOut:
+    return ds.QueueMarketOut(
+        market,
+        state.joined,
+        state.prequeue,
+        state.frozen,
+        state.admitted,
+        state.waiting,
+        state.rate,
+        state.eta_last_seconds,
+    )
+
+
+async def queue_state(app: App, req: Request) -> Response:
+    """Registrations, each market's queue (none without a waiting room), refusals."""
+    event = _part(await app.event(req.params["event_id"]), "front door")
+    room = event.front_door is not None and event.front_door.waiting_room
+    door = app.door
+    refused = refusals(app, event.id)  # on the loop: the web layer's counter is its own
+
+    def read() -> ds.QueueOut:
+        markets = [_market_out(m, door.state(event.id, m)) for m in sorted(event.windows) if room]
+        return ds.QueueOut(event.id, door.registrations(event.id), markets, refused)
+
+    return json_response(200, await asyncio.to_thread(read))
+
+
+async def set_rate(app: App, req: Request) -> Response:
+    event = _part(await app.event(req.params["event_id"]), "waiting room")
+    require_json(req)
+    data: ds.RateIn = decode(ds.rate_decoder, await req.body(app.config.max_body))
+    market = _market(event, data.market)
+    door = app.door
+
+    def run() -> ds.QueueMarketOut:
+        door.set_rate(event.id, market, data.per_second)
+        return _market_out(market, door.state(event.id, market))
+
+    return json_response(200, await asyncio.to_thread(run))
+
+
+async def draw(app: App, req: Request) -> Response:
+    event = _part(await app.event(req.params["event_id"]), "lottery")
+    drawn = await asyncio.to_thread(app.door.draw, event.id)
+    out = ds.DrawOut(
+        event.id, drawn.seed, drawn.at.astimezone(UTC), drawn.registrations, len(drawn.winners)
+    )
+    return json_response(200, out)
+
+
+async def registrations_csv(app: App, req: Request) -> Response:
+    """Every registration as CSV (account, registered at, hashes), read off the loop."""
+    event = _part(await app.event(req.params["event_id"]), "front door")
+    door = app.door
+
+    def text() -> bytes:
+        out = io.StringIO()
+        write_csv(door, event.id, out)
+        return out.getvalue().encode()
+
+    return Response(200, await asyncio.to_thread(text), [(b"content-type", _CSV)])
+
+
+CSV_HEADER = ("account", "registered_at", "phone_hash", "device_hash")
+
+
+def write_csv(door: FrontDoorService, event: str, out: TextIO) -> int:
+    """The registrations of ``event`` as CSV rows into ``out`` (UTC times); how many.
+    Cells are written as they are (quoted as CSV needs): the export is the lottery's
+    input, which anyone must be able to redo byte for byte, so no spreadsheet guard
+    rewrites an account id."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    n = 0
+    for reg in door.export(event):
+        writer.writerow(
+            (
+                reg.account,
+                reg.at.astimezone(UTC).isoformat(),
+                reg.phone_hash or "",
+                reg.device_hash or "",
+            )
+        )
+        n += 1
+    return n
+
+
+# -- the live wall's queue panel ----------------------------------------------------------
+class QueuePanel:
+    """The wall's figures of an event's waiting room (``wall.py`` calls ``read`` off the
+    loop, once per event and interval): per market, waiting, admitted, admitted per
+    second (measured between two readings) and the ETA of the last in line."""
+
+    def __init__(self, door: Callable[[], FrontDoorService]) -> None:
+        self._door = door
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def read(self, event: SaleEvent) -> dict[str, Any] | None:
+        door = event.front_door
+        if door is None or not door.waiting_room:
+            return None
+        service = self._door()
+        now = time.monotonic()
+        markets = []
+        for market in sorted(event.windows):
+            state = service.state(event.id, market)
+            before = self._last.get((event.id, market))
+            self._last[(event.id, market)] = (now, state.admitted)
+            per_second = 0.0
+            if before is not None and now > before[0]:
+                per_second = max(0, state.admitted - before[1]) / (now - before[0])
+            markets.append(
+                {
+                    "market": market,
+                    "waiting": state.waiting,
+                    "admitted": state.admitted,
+                    "admitted_per_second": round(per_second),
+                    "rate": state.rate,
+                    "last_eta_seconds": state.eta_last_seconds,
+                }
+            )
+        return {"registrations": service.registrations(event.id), "markets": markets}
