@@ -85,3 +85,25 @@ def sale_event(
 def sku_index(event: SaleEvent, sku: str) -> int:
     """The index ``price_cn``/``price_in`` use for ``sku`` (SKUs in sorted order)."""
     return sorted(event.offers).index(sku)
+
+
+def door_event(
+    event_id: str = "fest",
+    stock: Mapping[str, int] | None = None,
+    *,
+    days: int = 7,
+    **door: object,
+) -> SaleEvent:
+    """``sale_event`` with a front door (``door``: ``FrontDoor``'s fields); a registration
+    window of ``days`` closing at the first opening when the door asks for registration,
+    a lottery or ``with_window=True``."""
+    from dataclasses import replace
+
+    from lampo.domain.frontdoor import FrontDoor
+
+    fields = dict(door)
+    window = bool(fields.pop("with_window", False))
+    if window or fields.get("require_registration") or fields.get("lottery_factor"):
+        fields.setdefault("registration_opens", CN_OPENS - timedelta(days=days))
+        fields.setdefault("registration_closes", CN_OPENS)
+    return replace(sale_event(event_id, stock), front_door=FrontDoor(**fields))  # type: ignore[arg-type]

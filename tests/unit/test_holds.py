@@ -8,6 +8,8 @@ import pytest
 from lampo.domain.errors import (
     REFUSALS,
     AlreadyPaid,
+    AlreadyRegistered,
+    BadToken,
     Closed,
     HoldExpired,
     IdempotencyConflict,
@@ -15,7 +17,12 @@ from lampo.domain.errors import (
     InvalidRequest,
     LampoError,
     LimitExceeded,
+    NotAdmitted,
+    NotDrawn,
     NotOpen,
+    NotRegistered,
+    ProofOfWork,
+    RegistrationClosed,
     SoldOut,
     Unavailable,
     UnknownEvent,
@@ -225,6 +232,13 @@ REFUSAL_EXAMPLES: list[LampoError] = [
     IdempotencyConflict("k1"),
     Unavailable("writer queue full"),
     UpdateRefused("fest", "allocation", "phone-red: 5 units are held or sold, more than 4"),
+    BadToken("ticket", "the ticket token's signature does not verify"),
+    AlreadyRegistered("fest", "phone"),
+    NotRegistered("fest", "c1"),
+    RegistrationClosed("fest", T0, T0 + timedelta(days=7)),
+    NotDrawn("fest", "c1"),
+    NotAdmitted("fest", "CN", "the admission expired"),
+    ProofOfWork("fest", 16, "the solution does not solve the challenge"),
 ]
 
 

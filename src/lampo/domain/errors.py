@@ -237,6 +237,107 @@ class UpdateRefused(LampoError):
         return f"event {self.event!r} cannot change its {self.field}: {self.problem}"
 
 
+# -- the front door (issue 13, docs/front-door.md) --------------------------------------
+class BadToken(InvalidRequest):
+    """A ticket, admission or challenge that does not verify (never half-read)."""
+
+    reason = "bad-token"
+
+
+class AlreadyRegistered(LampoError):
+    """An event's registration exists already for this ``identity`` (``account``,
+    ``phone`` or ``device``): one registration per account, and per phone or device
+    hash when the event says so."""
+
+    reason = "already-registered"
+
+    def __init__(self, event: str, identity: str) -> None:
+        self.event = event
+        self.identity = identity
+        super().__init__()
+
+    def message(self) -> str:
+        return f"this {self.identity} is registered for {self.event!r} already"
+
+
+class NotRegistered(LampoError):
+    """The event admits registered accounts only, and this one is not."""
+
+    reason = "not-registered"
+
+    def __init__(self, event: str, account: str) -> None:
+        self.event = event
+        self.account = account
+        super().__init__()
+
+    def message(self) -> str:
+        return f"{self.account} did not register for {self.event!r}"
+
+
+class RegistrationClosed(LampoError):
+    """Registration is taken from ``opens_at`` until ``closes_at`` only."""
+
+    reason = "registration-closed"
+
+    def __init__(self, event: str, opens_at: datetime, closes_at: datetime) -> None:
+        self.event = event
+        self.opens_at = opens_at
+        self.closes_at = closes_at
+        super().__init__()
+
+    def message(self) -> str:
+        return (
+            f"registration for {self.event!r} is open from {self.opens_at.isoformat()} "
+            f"until {self.closes_at.isoformat()}"
+        )
+
+
+class NotDrawn(LampoError):
+    """The event's lottery was drawn and this account is not among its winners."""
+
+    reason = "not-drawn"
+
+    def __init__(self, event: str, account: str) -> None:
+        self.event = event
+        self.account = account
+        super().__init__()
+
+    def message(self) -> str:
+        return f"{self.account} was not drawn in the lottery of {self.event!r}"
+
+
+class NotAdmitted(LampoError):
+    """No admission to ``market``'s sale of ``event`` for this buyer: ``problem`` says
+    why (none, expired, another buyer's, event's or market's)."""
+
+    reason = "not-admitted"
+
+    def __init__(self, event: str, market: str, problem: str) -> None:
+        self.event = event
+        self.market = market
+        self.problem = problem
+        super().__init__()
+
+    def message(self) -> str:
+        return f"not admitted to {self.event!r} in {self.market}: {self.problem}"
+
+
+class ProofOfWork(LampoError):
+    """Joining the queue needs a solved challenge of ``bits`` zero bits (missing, wrong,
+    expired or another buyer's: ``problem``)."""
+
+    reason = "proof-of-work"
+
+    def __init__(self, event: str, bits: int, problem: str) -> None:
+        self.event = event
+        self.bits = bits
+        self.problem = problem
+        super().__init__()
+
+    def message(self) -> str:
+        return f"joining {self.event!r} needs a proof of work of {self.bits} bits: {self.problem}"
+
+
 REFUSALS: dict[str, type[LampoError]] = {
     cls.reason: cls
     for cls in (
@@ -255,6 +356,13 @@ REFUSALS: dict[str, type[LampoError]] = {
         IdempotencyConflict,
         Unavailable,
         UpdateRefused,
+        BadToken,
+        AlreadyRegistered,
+        NotRegistered,
+        RegistrationClosed,
+        NotDrawn,
+        NotAdmitted,
+        ProofOfWork,
     )
 }
 
@@ -263,7 +371,7 @@ def refusal_from_detail(reason: str, detail: dict[str, Any]) -> LampoError:
     """Rebuild a refusal from its ``reason`` and ``detail()`` (for storage that keeps JSON)."""
     cls = REFUSALS[reason]
     args = dict(detail)
-    for key in ("opens_at", "closed_at", "expired_at"):
+    for key in ("opens_at", "closed_at", "closes_at", "expired_at"):
         if isinstance(args.get(key), str):
             args[key] = datetime.fromisoformat(args[key])
     return cls(**args)

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from lampo.domain.bounds import moment, show, whole
-from lampo.domain.errors import InvalidRequest
+from lampo.domain.errors import BadToken, InvalidRequest
 
 #: Admissions let in per second per queue, at most (and at least 1).
 MAX_ADMIT_PER_SECOND = 1_000_000
@@ -187,12 +187,6 @@ def solve(challenge: str, bits: int) -> str:
 
 
 # -- signed tokens ---------------------------------------------------------------------------
-class BadToken(InvalidRequest):
-    """A ticket, admission or challenge that does not verify (never half-read)."""
-
-    reason = "bad-token"
-
-
 def derive_key(secret: bytes, purpose: str) -> bytes:
     """A key of its own for one kind of token, from the server secret."""
     return hmac.new(secret, f"lampo/front-door/{purpose}".encode(), hashlib.sha256).digest()

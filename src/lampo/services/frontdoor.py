@@ -1,0 +1,508 @@
+"""The front door's use cases: registration, the lottery, the waiting room, admissions.
+
+``FrontDoorService`` joins the pure rules of ``domain/frontdoor.py`` with the queue kept
+in storage (``storage/door.py``). What travels is signed: a challenge (the proof of work
+a join needs), a ticket (event, market, buyer, ticket id, and its sequence number once
+known), an admission (event, market, buyer, admission id, expiry), each kind under its
+own key derived from the server secret. The hottest call, ``poll`` with a numbered
+ticket, reads no storage but the queue's counters and whether the market sold out, each
+kept in this process for at most ``cache_seconds``.
+
+Rules of admission (docs/front-door.md): the admission id is the ticket id, so a place
+in the queue gives one admission, and the buy path's hold key ``adm:<admission id>``
+makes it one hold. An admission is good from the moment the line passed its place (or
+the visitor joined, if later) for the event's ``admission_seconds``; a poll after that is
+refused ``not-admitted``. Every refusal is counted in ``refusals`` by (event, reason).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from lampo.domain.catalog import check_id
+from lampo.domain.errors import (
+    AlreadyRegistered,
+    BadToken,
+    Closed,
+    InvalidRequest,
+    LampoError,
+    NotAdmitted,
+    NotDrawn,
+    NotRegistered,
+    ProofOfWork,
+    RegistrationClosed,
+)
+from lampo.domain.event import SaleEvent, Window
+from lampo.domain.frontdoor import (
+    IDENTITIES,
+    AdmissionLine,
+    FrontDoor,
+    PlaceState,
+    check_hash,
+    derive_key,
+    place,
+    pow_ok,
+    rank_key,
+    sign,
+    verify,
+)
+from lampo.domain.frontdoor import draw as draw_lottery
+from lampo.services.clock import Clock
+from lampo.services.ids import new_id
+from lampo.services.sales import Sales
+from lampo.storage.door import DoorStore, Draw, Entry, QueueCounts, Registration
+
+#: How long a proof-of-work challenge may be answered.
+CHALLENGE_SECONDS = 120
+#: The longest a poll's view of a queue's counters and of sold-out is kept per process.
+CACHE_SECONDS = 0.1
+#: The shortest server secret taken (bytes).
+MIN_SECRET = 16
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _us(when: datetime) -> int:
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_us(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A proof-of-work challenge: find ``solution`` with ``sha256(token ":" solution)``
+    starting with ``bits`` zero bits (``domain.frontdoor.solve``), before ``expires_at``."""
+
+    token: str
+    bits: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A place in a queue: the signed ``token`` a visitor polls with, its ``seq`` (0 while
+    in the pre-queue)."""
+
+    token: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """Where a ticket stands: ``state`` (waiting, admitted, sold-out), ``seq`` (0 in a
+    pre-queue not numbered yet), ``ahead`` (people before it; None in the pre-queue),
+    ``eta_seconds`` (until admission; in the pre-queue, until the opening), ``ticket``
+    (renewed with its seq once known), ``admission`` and its expiry when admitted."""
+
+    state: PlaceState
+    seq: int
+    ahead: int | None
+    eta_seconds: float
+    ticket: str
+    admission: str | None = None
+    admission_expires: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """A queue at a moment: ``joined`` (everyone in it), ``prequeue`` (those who came
+    before opening), ``frozen`` (numbered), ``admitted`` (by the line so far),
+    ``waiting`` (joined, not admitted), ``rate`` (per second), ``eta_last_seconds`` (the
+    last in line's wait)."""
+
+    joined: int
+    prequeue: int
+    frozen: bool
+    admitted: int
+    waiting: int
+    rate: int
+    eta_last_seconds: float
+
+
+def _claim(claims: dict[str, Any], name: str, kind: str, typ: type) -> Any:
+    value = claims.get(name)
+    if not isinstance(value, typ) or isinstance(value, bool):
+        raise BadToken(kind, f"the {kind} token is malformed")
+    return value
+
+
+class FrontDoorService:
+    """The front door of the events ``sales`` knows, over ``store``. Thread-safe; one
+    per process. ``secret``: the server secret every token's key is derived from (the
+    same in every worker and node)."""
+
+    def __init__(
+        self,
+        sales: Sales,
+        store: DoorStore,
+        secret: bytes,
+        clock: Clock | None = None,
+        cache_seconds: float = CACHE_SECONDS,
+    ) -> None:
+        if not isinstance(secret, bytes) or len(secret) < MIN_SECRET:
+            raise ValueError(f"the front door needs a secret of at least {MIN_SECRET} bytes")
+        self.sales = sales
+        self.store = store
+        self.clock: Clock = clock or sales.clock
+        self.cache_seconds = cache_seconds
+        self._ticket_key = derive_key(secret, "ticket")
+        self._admission_key = derive_key(secret, "admission")
+        self._challenge_key = derive_key(secret, "challenge")
+        self._lock = threading.Lock()
+        #: Refusals this service made, by (event, reason).
+        self.refusals: Counter[tuple[str, str]] = Counter()
+        self._seeds: dict[tuple[str, str], bytes] = {}
+        self._frozen: set[tuple[str, str]] = set()
+        self._drawn: set[str] = set()
+        self._counts: dict[tuple[str, str], tuple[float, QueueCounts]] = {}
+        self._soldout: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _refuse(self, event: str, refusal: LampoError) -> NoReturn:
+        with self._lock:
+            self.refusals[(event, refusal.reason)] += 1
+        raise refusal
+
+    def _door(self, event: str) -> tuple[SaleEvent, FrontDoor]:
+        ev = self.sales.event(event)
+        door = ev.front_door
+        if door is None:
+            raise InvalidRequest("front_door", f"{event} has no front door")
+        return ev, door
+
+    def _room(self, event: str, market: str) -> tuple[SaleEvent, FrontDoor, Window]:
+        ev, door = self._door(event)
+        if not door.waiting_room:
+            raise InvalidRequest("front_door", f"{event} has no waiting room")
+        return ev, door, ev.window(market)
+
+    @staticmethod
+    def _line(door: FrontDoor, window: Window, counts: QueueCounts) -> AdmissionLine:
+        """The queue's admission line; until a rate is set, the event's from the opening."""
+        return counts.line or AdmissionLine(window.opens, 0, door.admit_per_second)
+
+    # -- registration ------------------------------------------------------------------
+    def register(
+        self,
+        event: str,
+        account: str,
+        phone_hash: str | None = None,
+        device_hash: str | None = None,
+    ) -> Registration:
+        """Register ``account`` (and its hashes) for ``event``, inside the registration
+        window: ``AlreadyRegistered`` names the identity (account, phone, device) found
+        registered; ``RegistrationClosed`` outside the window."""
+        try:
+            _, door = self._door(event)
+            opens, closes = door.registration_opens, door.registration_closes
+            if opens is None or closes is None:
+                raise InvalidRequest("front_door", f"{event} takes no registrations")
+            check_id("account", account, 128)
+            hashes = {"phone": phone_hash, "device": device_hash}
+            for kind in IDENTITIES:
+                value = hashes[kind]
+                if value is not None:
+                    check_hash(f"{kind}_hash", value)
+                elif kind in door.unique:
+                    raise InvalidRequest(
+                        f"{kind}_hash", f"{event} registers one account per {kind}: give its hash"
+                    )
+            now = self.clock()
+            if not door.registration_open(now):
+                raise RegistrationClosed(event, opens, closes)
+            registration = Registration(account, now, phone_hash, device_hash)
+            found = self.store.register(event, registration, door.unique)
+            if found:
+                raise AlreadyRegistered(event, found)
+            return registration
+        except LampoError as refusal:
+            self._refuse(event, refusal)
+
+    def registrations(self, event: str) -> int:
+        """How many accounts registered for ``event`` (the live count)."""
+        self.sales.event(event)
+        return self.store.registrations(event)
+
+    def export(self, event: str) -> Iterator[Registration]:
+        """Every registration of ``event``, by time then account."""
+        self.sales.event(event)
+        return self.store.export(event)
+
+    # -- the lottery ---------------------------------------------------------------------
+    def draw(self, event: str) -> Draw:
+        """Draw the lottery of ``event`` once registration has closed: the
+        ``lottery_factor`` x units accounts with the smallest rank key under a fresh seed,
+        published with the draw. Idempotent: the first draw stands."""
+        try:
+            ev, door = self._door(event)
+            if door.lottery_factor is None or door.registration_closes is None:
+                raise InvalidRequest("lottery_factor", f"{event} has no lottery")
+            kept = self.store.drawn(event)
+            if kept is not None:
+                return kept
+            now = self.clock()
+            if now < door.registration_closes:
+                raise InvalidRequest(
+                    "draw",
+                    f"registration for {event} closes at "
+                    f"{door.registration_closes.isoformat()}; the draw comes after",
+                )
+            accounts = [r.account for r in self.store.export(event)]
+            seed = os.urandom(32)
+            winners = draw_lottery(seed, accounts, door.lottery_factor * ev.total_allocation)
+            return self.store.draw(event, Draw(seed.hex(), now, len(accounts), tuple(winners)))
+        except LampoError as refusal:
+            self._refuse(event, refusal)
+
+    def _eligible(self, event: str, door: FrontDoor, buyer: str) -> None:
+        """Refuse a buyer the draw left out, or (without a draw) one not registered when
+        the event admits registered accounts only."""
+        drawn = event in self._drawn
+        if not drawn and door.lottery_factor is not None and self.store.has_draw(event):
+            with self._lock:
+                self._drawn.add(event)  # the first draw stands: known for good
+            drawn = True
+        if drawn:
+            if not self.store.won(event, buyer):
+                raise NotDrawn(event, buyer)
+        elif door.require_registration and not self.store.registered(event, buyer):
+            raise NotRegistered(event, buyer)
+
+    # -- the waiting room ----------------------------------------------------------------
+    def challenge(self, event: str, buyer: str) -> Challenge:
+        """A proof-of-work challenge for ``buyer`` to join a queue of ``event``."""
+        try:
+            _, door = self._door(event)
+            check_id("buyer", buyer, 128)
+            expires = self.clock() + timedelta(seconds=CHALLENGE_SECONDS)
+            claims = {
+                "e": event,
+                "b": buyer,
+                "n": new_id(),
+                "bits": door.pow_bits,
+                "x": _us(expires),
+            }
+            return Challenge(sign(self._challenge_key, "challenge", claims), door.pow_bits, expires)
+        except LampoError as refusal:
+            self._refuse(event, refusal)
+
+    def _check_pow(
+        self, event: str, buyer: str, bits: int, challenge: str, solution: str, now: datetime
+    ) -> None:
+        if not challenge:
+            raise ProofOfWork(event, bits, "no challenge given")
+        claims = verify(self._challenge_key, "challenge", challenge)
+        if claims.get("e") != event or claims.get("b") != buyer:
+            raise ProofOfWork(event, bits, "the challenge is another buyer's or event's")
+        if _from_us(_claim(claims, "x", "challenge", int)) <= now:
+            raise ProofOfWork(event, bits, "the challenge expired")
+        given = _claim(claims, "bits", "challenge", int)
+        if given < bits:
+            raise ProofOfWork(event, bits, f"the challenge asks for {given} bits only")
+        if not pow_ok(challenge, solution, given):
+            raise ProofOfWork(event, bits, "the solution does not solve the challenge")
+
+    def _seed(self, event: str, market: str) -> bytes:
+        key = (event, market)
+        seed = self._seeds.get(key)
+        if seed is None:
+            seed = self.store.seed(event, market, os.urandom(32))
+            with self._lock:
+                self._seeds[key] = seed
+        return seed
+
+    def join(
+        self, event: str, market: str, buyer: str, challenge: str = "", solution: str = ""
+    ) -> Ticket:
+        """Put ``buyer`` in the queue of ``market`` (before its opening: the pre-queue,
+        in a random order fixed at opening; after: in arrival order). Joining again
+        answers the same ticket id and seq."""
+        try:
+            _, door, window = self._room(event, market)
+            check_id("buyer", buyer, 128)
+            now = self.clock()
+            if now >= window.closes:
+                raise Closed(market, window.closes)
+            if door.pow_bits:
+                self._check_pow(event, buyer, door.pow_bits, challenge, solution, now)
+            self._eligible(event, door, buyer)
+            ticket_id = new_id()
+            rank = None
+            if now < window.opens:
+                rank = rank_key(self._seed(event, market), ticket_id)
+            entry = self.store.join(event, market, buyer, Entry(ticket_id, 0, now), rank)
+            if entry.seq:
+                with self._lock:
+                    self._frozen.add((event, market))
+            return Ticket(self._ticket(event, market, buyer, entry), entry.seq)
+        except LampoError as refusal:
+            self._refuse(event, refusal)
+
+    def _ticket(self, event: str, market: str, buyer: str, entry: Entry) -> str:
+        claims = {
+            "e": event,
+            "m": market,
+            "b": buyer,
+            "t": entry.ticket,
+            "s": entry.seq,
+            "j": _us(entry.joined),
+        }
+        return sign(self._ticket_key, "ticket", claims)
+
+    def poll(self, ticket: str, buyer: str) -> Poll:
+        """Where ``ticket`` stands now. A numbered ticket reads no storage but the
+        queue's counters and the market's stock, each cached ``cache_seconds``."""
+        event = ""
+        try:
+            claims = verify(self._ticket_key, "ticket", ticket)
+            event = _claim(claims, "e", "ticket", str)
+            market = _claim(claims, "m", "ticket", str)
+            ticket_id = _claim(claims, "t", "ticket", str)
+            seq = _claim(claims, "s", "ticket", int)
+            joined = _from_us(_claim(claims, "j", "ticket", int))
+            if claims.get("b") != buyer:
+                raise NotAdmitted(event, market, "the ticket is another buyer's")
+            ev, door, window = self._room(event, market)
+            now = self.clock()
+            if now >= window.closes:
+                raise Closed(market, window.closes)
+            if seq == 0:
+                if now < window.opens:
+                    eta = (window.opens - now).total_seconds()
+                    return Poll(PlaceState.WAITING, 0, None, eta, ticket)
+                entry = self._numbered(event, market, buyer)
+                if entry is None or entry.ticket != ticket_id:
+                    raise NotAdmitted(event, market, "the ticket is not in this queue")
+                seq = entry.seq
+                ticket = self._ticket(event, market, buyer, entry)
+            if self._sold_out(ev, market):
+                return Poll(PlaceState.SOLD_OUT, seq, 0, 0.0, ticket)
+            counts = self._cached_counts(event, market, seq)
+            line = self._line(door, window, counts)
+            where = place(seq, line, now, counts.last)
+            if where.state is not PlaceState.ADMITTED:
+                return Poll(where.state, seq, where.ahead, where.eta.total_seconds(), ticket)
+            expires = self._admitted_at(line, seq, joined) + timedelta(
+                seconds=door.admission_seconds
+            )
+            if now >= expires:
+                raise NotAdmitted(event, market, f"the admission expired at {expires.isoformat()}")
+            claims = {"e": event, "m": market, "b": buyer, "a": ticket_id, "x": _us(expires)}
+            admission = sign(self._admission_key, "admission", claims)
+            return Poll(PlaceState.ADMITTED, seq, 0, 0.0, ticket, admission, expires)
+        except LampoError as refusal:
+            self._refuse(event, refusal)
+
+    def _numbered(self, event: str, market: str, buyer: str) -> Entry | None:
+        """The buyer's entry in a queue past its opening, the queue frozen first (by
+        whichever worker asks first; idempotent)."""
+        key = (event, market)
+        if key not in self._frozen:
+            self.store.freeze(event, market)
+            with self._lock:
+                self._frozen.add(key)
+                self._counts.pop(key, None)
+        return self.store.entry(event, market, buyer)
+
+    @staticmethod
+    def _admitted_at(line: AdmissionLine, seq: int, joined: datetime) -> datetime:
+        """When the line passed ``seq`` (or the visitor joined, if later). A place the
+        line had passed when it was last rebased counts from that rebase."""
+        at = line.since
+        if seq > line.base:
+            micros = -(-(seq - line.base) * 1_000_000 // line.rate)  # ceiling
+            at = line.since + timedelta(microseconds=micros)
+        return max(at, joined)
+
+    def _cached_counts(self, event: str, market: str, seq: int = 0) -> QueueCounts:
+        """The queue's counters, read again when older than ``cache_seconds`` or shorter
+        than ``seq`` (a ticket proves the queue is at least that long)."""
+        key = (event, market)
+        mono = time.monotonic()
+        cached = self._counts.get(key)
+        if cached is not None and cached[0] > mono and cached[1].last >= seq:
+            return cached[1]
+        counts = self.store.counts(event, market)
+        with self._lock:
+            self._counts[key] = (mono + self.cache_seconds, counts)
+        return counts
+
+    def _sold_out(self, ev: SaleEvent, market: str) -> bool:
+        """Whether every SKU sold in ``market`` has nothing available or held (units
+        held may come back, so they keep the room waiting). Cached ``cache_seconds``."""
+        key = (ev.id, market)
+        mono = time.monotonic()
+        cached = self._soldout.get(key)
+        if cached is not None and cached[0] > mono:
+            return cached[1]
+        skus = {sku for sku, offer in ev.offers.items() if market in offer.prices}
+        levels = [lv for lv in self.sales.stock(ev.id).values() if lv.sku in skus]
+        out = bool(levels) and all(lv.available + lv.held == 0 for lv in levels)
+        with self._lock:
+            self._soldout[key] = (mono + self.cache_seconds, out)
+        return out
+
+    def check_admission(self, admission: str, buyer: str, event: str, market: str) -> str:
+        """The admission id of ``admission`` if it admits ``buyer`` to ``market``'s sale
+        of ``event`` now; ``BadToken`` if it does not verify, ``NotAdmitted`` if it is
+        missing, expired, or another buyer's, event's or market's."""
+        try:
+            if not admission:
+                raise NotAdmitted(event, market, "no admission given")
+            claims = verify(self._admission_key, "admission", admission)
+            admission_id: str = _claim(claims, "a", "admission", str)
+            expires = _from_us(_claim(claims, "x", "admission", int))
+            for name, wanted, what in (
+                ("b", buyer, "buyer"),
+                ("e", event, "event"),
+                ("m", market, "market"),
+            ):
+                if claims.get(name) != wanted:
+                    raise NotAdmitted(event, market, f"the admission is another {what}'s")
+            if self.clock() >= expires:
+                raise NotAdmitted(event, market, f"the admission expired at {expires.isoformat()}")
+            return admission_id
+        except LampoError as refusal:
+            self._refuse(event, refusal)
+
+    # -- the operator's side ---------------------------------------------------------------
+    def set_rate(self, event: str, market: str, per_second: int) -> None:
+        """Admit ``per_second`` from now on (the line rebased: none admitted is taken
+        back)."""
+        try:
+            _, door, window = self._room(event, market)
+            counts = self.store.counts(event, market)
+            line = self._line(door, window, counts)
+            self.store.set_line(event, market, line.rebase(self.clock(), counts.last, per_second))
+            with self._lock:
+                self._counts.pop((event, market), None)
+        except LampoError as refusal:
+            self._refuse(event, refusal)
+
+    def state(self, event: str, market: str) -> QueueState:
+        """The queue of ``market`` now, read from storage (not the poll's cache)."""
+        _, door, window = self._room(event, market)
+        counts = self.store.counts(event, market)
+        line = self._line(door, window, counts)
+        now = self.clock()
+        admitted = line.admitted(now, counts.last) if counts.frozen else 0
+        waiting = counts.joined - admitted
+        return QueueState(
+            joined=counts.joined,
+            prequeue=counts.prequeue,
+            frozen=counts.frozen,
+            admitted=admitted,
+            waiting=waiting,
+            rate=line.rate,
+            eta_last_seconds=waiting / line.rate,
+        )

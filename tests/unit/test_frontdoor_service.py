@@ -1,0 +1,236 @@
+"""The front door's service over the memory backend: registration, the lottery, the
+waiting room's tickets, polls and admissions, proof of work, refusals counted."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lampo.domain.errors import (
+    AlreadyRegistered,
+    BadToken,
+    Closed,
+    InvalidRequest,
+    NotAdmitted,
+    NotDrawn,
+    NotRegistered,
+    ProofOfWork,
+    RegistrationClosed,
+)
+from lampo.domain.event import SaleEvent
+from lampo.domain.frontdoor import PlaceState, solve
+from lampo.services.clock import ManualClock
+from lampo.services.frontdoor import FrontDoorService
+from lampo.services.sales import Sales
+from lampo.storage.door import door_store
+from lampo.storage.memory import MemoryStorage
+from tests.factories import CN_OPENS, door_event
+
+SECRET = b"a test secret of 32 bytes, no more"
+PHONE = "ab" * 10
+DEVICE = "cd" * 10
+
+
+def open_door(event: SaleEvent, at: object = None) -> tuple[FrontDoorService, ManualClock]:
+    clock = ManualClock(CN_OPENS - timedelta(days=1))
+    storage = MemoryStorage()
+    sales = Sales(storage, clock=clock)
+    sales.open(event)
+    return FrontDoorService(sales, door_store(storage), SECRET, cache_seconds=0), clock
+
+
+# -- registration ----------------------------------------------------------------------------
+def test_one_registration_per_account_and_per_phone_when_the_event_says_so() -> None:
+    door, _ = open_door(door_event(require_registration=True, unique=("phone",)))
+    door.register("fest", "ann", PHONE, DEVICE)
+    with pytest.raises(AlreadyRegistered) as again:
+        door.register("fest", "ann", "ef" * 10)
+    assert again.value.identity == "account"
+    with pytest.raises(AlreadyRegistered) as phone:
+        door.register("fest", "bob", PHONE)
+    assert phone.value.identity == "phone"
+    door.register("fest", "bob", "ef" * 10, DEVICE)  # the device need not be unique here
+    assert door.registrations("fest") == 2
+    assert [r.account for r in door.export("fest")] == ["ann", "bob"]
+    assert door.refusals[("fest", "already-registered")] == 2
+
+
+def test_a_unique_identity_must_be_given_and_be_a_hash() -> None:
+    door, _ = open_door(door_event(require_registration=True, unique=("device",)))
+    with pytest.raises(InvalidRequest):
+        door.register("fest", "ann", PHONE)
+    with pytest.raises(InvalidRequest):
+        door.register("fest", "ann", device_hash="+91 98100 00000")
+    assert door.registrations("fest") == 0
+    assert door.refusals[("fest", "invalid-request")] == 2
+
+
+def test_registration_is_taken_inside_its_window_only() -> None:
+    door, clock = open_door(door_event(require_registration=True))
+    clock.set(CN_OPENS)
+    with pytest.raises(RegistrationClosed):
+        door.register("fest", "ann")
+    clock.set(CN_OPENS - timedelta(days=8))
+    with pytest.raises(RegistrationClosed):
+        door.register("fest", "ann")
+    assert door.registrations("fest") == 0
+
+
+def test_the_lottery_draws_once_and_leaves_the_others_out() -> None:
+    event = door_event(
+        "fest",
+        {"tv-55": 1},
+        require_registration=True,
+        lottery_factor=2,
+        registration_closes=CN_OPENS - timedelta(hours=1),
+    )
+    door, clock = open_door(event)
+    for n in range(10):
+        door.register("fest", f"c{n}")
+    with pytest.raises(InvalidRequest):
+        door.draw("fest")  # registration still open
+    clock.set(CN_OPENS - timedelta(minutes=5))
+    first = door.draw("fest")
+    assert len(first.winners) == 2
+    assert first.registrations == 10
+    assert door.draw("fest") == first  # the first stands
+    loser = next(f"c{n}" for n in range(10) if f"c{n}" not in first.winners)
+    with pytest.raises(NotDrawn):
+        door.join("fest", "CN", loser)
+    assert door.join("fest", "CN", first.winners[0]).seq == 0
+
+
+def test_a_registered_only_event_refuses_others_in_its_queue() -> None:
+    door, _ = open_door(door_event(require_registration=True))
+    door.register("fest", "ann")
+    door.join("fest", "CN", "ann")
+    with pytest.raises(NotRegistered):
+        door.join("fest", "CN", "bob")
+    assert door.state("fest", "CN").joined == 1
+
+
+# -- the waiting room ----------------------------------------------------------------------
+def test_the_prequeue_is_numbered_at_opening_and_later_joins_follow_it() -> None:
+    door, clock = open_door(door_event())
+    early = {f"e{n}": door.join("fest", "CN", f"e{n}") for n in range(20)}
+    assert {t.seq for t in early.values()} == {0}
+    assert door.join("fest", "CN", "e3") == early["e3"]  # the same ticket, token and all
+    poll = door.poll(early["e0"].token, "e0")
+    assert (poll.state, poll.seq, poll.ahead) == (PlaceState.WAITING, 0, None)
+    assert poll.eta_seconds == pytest.approx(86_400)
+    clock.set(CN_OPENS)
+    seqs = {buyer: door.poll(t.token, buyer).seq for buyer, t in early.items()}
+    assert sorted(seqs.values()) == list(range(1, 21))
+    late = [door.join("fest", "CN", f"l{n}").seq for n in range(5)]
+    assert late == [21, 22, 23, 24, 25]
+    state = door.state("fest", "CN")
+    assert (state.joined, state.prequeue, state.frozen) == (25, 20, True)
+
+
+def test_a_visitor_is_admitted_when_the_line_passes_and_only_for_a_while() -> None:
+    event = door_event(admit_per_second=2, admission_seconds=60)
+    door, clock = open_door(event)
+    clock.set(CN_OPENS)
+    tickets = [door.join("fest", "CN", f"c{n}") for n in range(6)]
+    waiting = door.poll(tickets[4].token, "c4")
+    assert (waiting.state, waiting.ahead) == (PlaceState.WAITING, 4)
+    assert waiting.eta_seconds == pytest.approx(2.5)
+    clock.advance(2.5)
+    admitted = door.poll(tickets[4].token, "c4")
+    assert admitted.state is PlaceState.ADMITTED
+    assert admitted.admission is not None
+    assert door.check_admission(admitted.admission, "c4", "fest", "CN") == (
+        door.check_admission(door.poll(tickets[4].token, "c4").admission or "", "c4", "fest", "CN")
+    )
+    for buyer, event_id, market in (("c5", "fest", "CN"), ("c4", "fest", "IN")):
+        with pytest.raises(NotAdmitted):
+            door.check_admission(admitted.admission, buyer, event_id, market)
+    clock.advance(60)
+    with pytest.raises(NotAdmitted):
+        door.check_admission(admitted.admission, "c4", "fest", "CN")
+    with pytest.raises(NotAdmitted):
+        door.poll(tickets[4].token, "c4")
+    assert door.refusals[("fest", "not-admitted")] == 4
+
+
+def test_a_ticket_is_its_buyers_only_and_a_forged_one_is_refused() -> None:
+    door, clock = open_door(door_event())
+    clock.set(CN_OPENS)
+    ticket = door.join("fest", "CN", "ann")
+    with pytest.raises(NotAdmitted):
+        door.poll(ticket.token, "bob")
+    with pytest.raises(BadToken):
+        door.poll(ticket.token[:-2] + "xx", "ann")
+    other = FrontDoorService(door.sales, door.store, b"another secret of thirty bytes")
+    with pytest.raises(BadToken):
+        other.poll(ticket.token, "ann")
+
+
+@given(junk=st.one_of(st.text(max_size=80), st.binary(max_size=40), st.integers(), st.none()))
+def test_anything_but_a_ticket_is_refused_as_a_bad_token(junk: object) -> None:
+    door, _ = open_door(door_event())
+    with pytest.raises(BadToken):
+        door.poll(junk, "ann")  # type: ignore[arg-type]
+    with pytest.raises((BadToken, NotAdmitted)):
+        door.check_admission(junk, "ann", "fest", "CN")  # type: ignore[arg-type]
+
+
+def test_the_room_says_sold_out_once_nothing_is_left_or_held() -> None:
+    event = door_event("fest", {"tv-55": 1}, admit_per_second=1000)
+    door, clock = open_door(event)
+    clock.set(CN_OPENS)
+    ticket = door.join("fest", "CN", "ann")
+    assert door.poll(ticket.token, "ann").state is PlaceState.WAITING  # the line starts at 0
+    clock.advance(0.01)
+    assert door.poll(ticket.token, "ann").state is PlaceState.ADMITTED
+    hold = door.sales.reserve("fest", "bob", "CN", {"tv-55": 1})
+    assert door.poll(ticket.token, "ann").state is PlaceState.ADMITTED  # held: may come back
+    door.sales.pay(hold.id, "p1")
+    assert door.poll(ticket.token, "ann").state is PlaceState.SOLD_OUT
+
+
+def test_joining_needs_the_proof_of_work_the_event_asks_for() -> None:
+    door, clock = open_door(door_event(pow_bits=8))
+    clock.set(CN_OPENS)
+    with pytest.raises(ProofOfWork):
+        door.join("fest", "CN", "ann")
+    challenge = door.challenge("fest", "ann")
+    assert challenge.bits == 8
+    solution = solve(challenge.token, 8)
+    wrong = next(s for s in (format(n, "x") for n in range(1000)) if s != solution)
+    with pytest.raises(ProofOfWork):
+        door.join("fest", "CN", "ann", challenge.token, wrong + "zz")
+    with pytest.raises(ProofOfWork):
+        door.join("fest", "CN", "bob", challenge.token, solution)  # another buyer's
+    assert door.join("fest", "CN", "ann", challenge.token, solution).seq == 1
+    clock.advance(121)
+    with pytest.raises(ProofOfWork):
+        door.join("fest", "CN", "ann", challenge.token, solution)  # expired
+    assert door.refusals[("fest", "proof-of-work")] == 4
+    assert door.state("fest", "CN").joined == 1
+
+
+def test_the_rate_changes_from_now_on() -> None:
+    door, clock = open_door(door_event(admit_per_second=1))
+    clock.set(CN_OPENS)
+    for n in range(100):
+        door.join("fest", "CN", f"c{n}")
+    clock.advance(10)
+    assert door.state("fest", "CN").admitted == 10
+    door.set_rate("fest", "CN", 5)
+    clock.advance(2)
+    state = door.state("fest", "CN")
+    assert (state.admitted, state.waiting, state.rate) == (20, 80, 5)
+    assert state.eta_last_seconds == pytest.approx(16)
+
+
+def test_a_closed_market_takes_no_joins() -> None:
+    event = door_event()
+    door, clock = open_door(event)
+    clock.set(event.windows["CN"].closes)
+    with pytest.raises(Closed):
+        door.join("fest", "CN", "ann")
+    assert door.state("fest", "CN").joined == 0
