@@ -64,7 +64,7 @@ MAX_POLLS = 200
 #: The server secret of a rehearsal's tokens (in process: nothing leaves it).
 SECRET = b"lampo-rehearsal-front-door-secret"
 
-_JOIN, _POLL = 0, 1
+_ARRIVE, _JOIN, _POLL = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -112,26 +112,15 @@ def admission_key(admission_id: str) -> str:
 
 
 def gate(
-    door: FrontDoorService, admission: str | None, buyer: str, event: str, market: str
+    door: FrontDoorService, admission: str, buyer: str, event: str, market: str
 ) -> str | LampoError:
     """The buy path's check of an event with a waiting room: the hold's idempotency key
     (``admission_key``), or the refusal (``not-admitted``: none, expired, another buyer's,
     event's or market's; ``bad-token``)."""
-    if not admission:
-        return _NoAdmission(buyer)
     try:
         return admission_key(door.check_admission(admission, buyer, event, market))
     except LampoError as refused:
         return refused
-
-
-class _NoAdmission(LampoError):
-    """A buy without an admission (the HTTP buy path's ``not-admitted``)."""
-
-    reason = "not-admitted"
-
-    def __init__(self, buyer: str) -> None:
-        super().__init__(f"{buyer} has no admission")
 
 
 @dataclass(slots=True)
@@ -166,7 +155,7 @@ class _Door:
         self.poll_ms = max(1, round(self.crowd.door.poll_seconds * 1000))
         self.result = DoorResult(driver.SimResult(scenario.name, scenario.scale, seed))
         self.visitors: dict[str, _Visitor] = {}
-        self.events: list[tuple[int, int, int, str]] = []  # (at, seq, kind, customer)
+        self.events: list[tuple[int, int, int, Visit]] = []  # (at, seq, kind, visit)
         self.seq = 0
         self.last_bot_admission: dict[str, tuple[str, str]] = {}  # market: (bot, admission)
 
@@ -175,9 +164,9 @@ class _Door:
         self.clock.set(when)
         return when
 
-    def schedule(self, at: int, kind: int, customer: str) -> None:
+    def schedule(self, at: int, kind: int, visit: Visit) -> None:
         self.seq += 1
-        heapq.heappush(self.events, (at, self.seq, kind, customer))
+        heapq.heappush(self.events, (at, self.seq, kind, visit))
 
     def refused(self, error: LampoError, bot: bool) -> None:
         self.result.refusals[error.reason] += 1
@@ -187,43 +176,53 @@ class _Door:
     # -- the walk -----------------------------------------------------------------
     def visits(self, crowd: Iterator[Visit]) -> Iterator[Visit]:
         """The buy path's visits (admitted ones, keyed by their admission), in time order,
-        while the door's own requests are made in between."""
+        while the door's own requests are made in between, each at its instant."""
         head = next(crowd, None)
         events = self.events
         while head is not None or events:
-            # a visit may be moved up to early_ms before its instant: take every visit
-            # that could come before the next door event first
+            # a visit may be moved up to early_ms before its instant: every visit that
+            # could come before the next door request is scheduled first
             if head is not None and (not events or head.at_ms - self.early_ms <= events[0][0]):
-                yield from self.arrive(head)
+                self.arrive(head)
                 head = next(crowd, None)
                 continue
-            at, _, kind, customer = heapq.heappop(events)
-            if kind == _JOIN:
-                self.join(at, customer)
+            at, _, kind, visit = heapq.heappop(events)
+            if kind == _ARRIVE:
+                yield from self.again(at, visit)
+            elif kind == _JOIN:
+                self.join(at, visit.customer)
             else:
-                yield from self.poll(at, customer)
+                yield from self.poll(at, visit.customer)
 
-    def arrive(self, visit: Visit) -> Iterator[Visit]:
-        if visit.bot:
-            yield from self.bot(visit)
+    def arrive(self, visit: Visit) -> None:
+        """Schedule a visit: a newcomer's join (moved before the opening for the early
+        ones), or a known visitor's next request at its instant."""
+        if visit.customer in self.visitors:
+            self.schedule(visit.at_ms, _ARRIVE, visit)
             return
-        known = self.visitors.get(visit.customer)
-        if known is None:
-            self.visitors[visit.customer] = _Visitor(replace(visit, comeback_ms=0))
-            self.result.visitors += 1
-            at = visit.at_ms
+        self.visitors[visit.customer] = _Visitor(replace(visit, comeback_ms=0))
+        self.result.visitors += 1
+        at = visit.at_ms
+        if visit.bot:
+            self.result.bot_accounts += 1
+        else:
             opening = self.opening[visit.market]
             if at - opening < self.early_ms and self.rng.random() < self.crowd.door.early:
                 at = opening - self.rng.randint(1, self.early_ms)
-            self.schedule(at, _JOIN, visit.customer)
-            return
-        if known.admission:  # a resent request, a second try: with the admission it has
-            yield from self.buy(known, replace(visit, comeback_ms=0), visit.at_ms)
-        # still waiting (or sent home): no request
+        self.schedule(at, _JOIN, visit)
 
-    def join(self, at: int, customer: str, bot: bool = False) -> bool:
+    def again(self, at: int, visit: Visit) -> Iterator[Visit]:
+        """A known visitor's next request: a bot's in its burst; a person's resent
+        request or second try, with the admission it has (none made while it waits)."""
+        known = self.visitors[visit.customer]
+        if visit.bot:
+            yield from self.bot(at, known, visit)
+        elif known.admission:
+            yield from self.buy(known, replace(visit, comeback_ms=0), at)
+
+    def join(self, at: int, customer: str) -> bool:
         visitor = self.visitors[customer]
-        market = visitor.first.market
+        market, bot = visitor.first.market, visitor.first.bot
         self.at(at)
         self.result.joins += 1
         if bot:
@@ -240,7 +239,7 @@ class _Door:
             return False
         if not visitor.ticket:
             visitor.ticket = ticket.token
-            self.schedule(self.next_poll(at, market, bot, None), _POLL, customer)
+            self.schedule(self.next_poll(at, market, bot, None), _POLL, visitor.first)
         return True
 
     def next_poll(self, at: int, market: str, bot: bool, eta: float | None) -> int:
@@ -286,7 +285,9 @@ class _Door:
             self.result.gave_up += 1
         else:
             self.schedule(
-                self.next_poll(at, visitor.first.market, bot, answer.eta_seconds), _POLL, customer
+                self.next_poll(at, visitor.first.market, bot, answer.eta_seconds),
+                _POLL,
+                visitor.first,
             )
 
     def buy(self, visitor: _Visitor, visit: Visit, at: int) -> Iterator[Visit]:
@@ -301,20 +302,13 @@ class _Door:
         yield replace(visit, at_ms=at, key=key)
 
     # -- bots ---------------------------------------------------------------------
-    def bot(self, visit: Visit) -> Iterator[Visit]:
-        """One of a bot's requests on the opening millisecond: its first joins; then, in
+    def bot(self, at: int, known: _Visitor, visit: Visit) -> Iterator[Visit]:
+        """One of a bot's requests after its first (a join) on the opening millisecond: in
         turn, a join again and a buy without an admission."""
-        known = self.visitors.get(visit.customer)
-        if known is None:
-            self.visitors[visit.customer] = _Visitor(replace(visit, comeback_ms=0))
-            self.result.visitors += 1
-            self.result.bot_accounts += 1
-            self.join(visit.at_ms, visit.customer, bot=True)
-            return
         if int(visit.key.rpartition(":")[2]) % 2:
-            self.join(visit.at_ms, visit.customer, bot=True)
+            self.join(at, visit.customer)
             return
-        yield from self.buy(replace(known, admission=""), visit, visit.at_ms)
+        yield from self.buy(replace(known, admission=""), visit, at)
 
     def bot_bought(self, at: int, visitor: _Visitor) -> Iterator[Visit]:
         """An admitted bot tries the admission of the bot admitted before it, then buys
@@ -388,7 +382,7 @@ def run(
     check_work(scenario)
     sales.open(event)
     door_clock = ManualClock(event.opens)
-    door = FrontDoorService(sales, door_store(sales.storage), secret, door_clock)
+    door = FrontDoorService(sales, door_store(sales.storage), secret, door_clock, cache_seconds=0.0)
     walk = _Door(scenario, door, door_clock, seed)
     walk.register(scenario, seed)
     sim = driver.run(
