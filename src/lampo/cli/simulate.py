@@ -181,7 +181,14 @@ def _simulate(
                     sold[event.category_of(sku)] += level.sold
                 view.show(Figures(done, total, sold, dict(counted.refusals)))
 
-            result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
+            door_line = ""
+            if event.front_door is not None and event.front_door.waiting_room:  # issue 13
+                from lampo.sim import door
+
+                at_door = door.run(loaded, sales, clock, seed=seed, progress=progress)
+                result, door_line = at_door.sim, door.summary(at_door)
+            else:
+                result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
         found = audit(sales.storage, event)
         # the same report, records included, as `lampo report event` prints from storage
         battle = battle_report(sales.storage, event.id, sales.clock(), result.refusals)
@@ -203,6 +210,8 @@ def _simulate(
             f"{result.expired:,} expired · {result.releases:,} released · "
             f"{result.wall_seconds:.1f} s ({rate:,.0f} requests/s)"
         )
+        if door_line:
+            line = f"{line}\n{door_line}"
         out = _Out(console, loaded, seed, as_json)
         out.show("in-process", battle, found, stock, run, line, audit_table=audit_table)
         return found

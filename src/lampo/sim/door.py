@@ -101,9 +101,8 @@ class DoorResult:
 
     @property
     def bot_request_share(self) -> float:
-        humans = self.sim.requests - self.buys  # none: every buy passes the gate
-        total = self.requests + max(0, humans)
-        return self.bot_requests / total if total else 0.0
+        """The bots' share of the door's requests (every buy goes through the gate)."""
+        return self.bot_requests / self.requests if self.requests else 0.0
 
 
 def admission_key(admission_id: str) -> str:
@@ -349,6 +348,21 @@ class _Door:
         if self.spec.lottery_factor is not None:
             self.clock.set(closes)
             self.result.drawn = len(self.door.draw(self.event.id).winners)
+
+
+def summary(result: DoorResult) -> str:
+    """The front door's lines of a rehearsal's report."""
+    refused = ", ".join(f"{n:,} {reason}" for reason, n in result.refusals.most_common())
+    return (
+        f"front door: {result.visitors:,} visitors ({result.registered:,} registered) · "
+        f"{result.joins:,} joins · {result.polls:,} polls · {result.admitted:,} admitted · "
+        f"{result.sold_out:,} told sold out · {result.gave_up:,} gave up · "
+        f"{result.buys:,} buys at the gate · refused: {refused or 'none'}\n"
+        f"bots: {result.bot_accounts:,} accounts ({result.bot_account_share:.2%} of the "
+        f"visitors) sent {result.bot_requests:,} requests "
+        f"({result.bot_request_share:.1%} of all) and got {result.bot_units:,} of "
+        f"{result.units:,} units sold ({result.bot_unit_share:.2%})"
+    )
 
 
 def bot_units(storage: Storage, event: str) -> tuple[int, int]:
