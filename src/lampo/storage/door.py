@@ -163,4 +163,10 @@ def _make(storage: Any) -> DoorStore:
         from lampo.storage.door_memory import MemoryDoor
 
         return MemoryDoor()
+    from lampo.storage.sql.storage import SqlStorage
+
+    if isinstance(storage, SqlStorage):
+        from lampo.storage.sql.door import SqlDoor
+
+        return SqlDoor(storage)
     raise TypeError(f"no front door store for {type(storage).__name__} yet")
