@@ -320,3 +320,34 @@ def test_a_numbered_ticket_polls_to_its_admission(shared: list[Storage]) -> None
     again = door.poll(renewed[25], next(f"c{n}" for n, p in enumerate(polls) if p.seq == 25))
     assert (again.state, again.ahead) == (PlaceState.WAITING, 14)
     assert door.state("fest", "CN").admitted == 10
+
+
+def test_workers_polling_at_the_opening_freeze_the_prequeue_once(shared: list[Storage]) -> None:
+    """A worker per store (as processes would), each polling its share of the pre-queue's
+    tickets at once, the first moment after the opening: one seq 1..P each."""
+    event = door_event(admit_per_second=5)
+    clock = ManualClock(BEFORE)
+    services = []
+    for storage in shared:
+        sales = Sales(storage, clock=clock)
+        sales.open(event)
+        services.append(FrontDoorService(sales, door_store(storage), SECRET))
+    buyers = [f"b{n:03}" for n in range(64)]
+    tickets = {b: services[n % THREADS].join("fest", "CN", b).token for n, b in enumerate(buyers)}
+    clock.set(CN_OPENS + timedelta(seconds=2))
+
+    def poll_share(service: FrontDoorService, share: list[str]) -> dict[str, int]:
+        return {b: service.poll(tickets[b], b).seq for b in share}
+
+    shares = [buyers[i::THREADS] for i in range(THREADS)]
+    results = at_once(
+        [(lambda s=s, p=p: poll_share(s, p)) for s, p in zip(services, shares, strict=True)]
+    )
+    seqs: dict[str, int] = {}
+    for r in results:
+        assert isinstance(r, dict), r
+        seqs.update(r)
+    assert sorted(seqs.values()) == list(range(1, 65))
+    counts = services[0].store.counts("fest", "CN")
+    assert (counts.frozen, counts.prequeue, counts.last) == (True, 64, 64)
+    assert services[-1].state("fest", "CN").admitted == 10

@@ -14,11 +14,14 @@ from lampo.domain.errors import (
     BadToken,
     Closed,
     InvalidRequest,
+    LampoError,
     NotAdmitted,
     NotDrawn,
     NotRegistered,
     ProofOfWork,
     RegistrationClosed,
+    UnknownEvent,
+    UnknownMarket,
 )
 from lampo.domain.event import SaleEvent
 from lampo.domain.frontdoor import PlaceState, solve
@@ -234,3 +237,45 @@ def test_a_closed_market_takes_no_joins() -> None:
     with pytest.raises(Closed):
         door.join("fest", "CN", "ann")
     assert door.state("fest", "CN").joined == 0
+
+
+@given(
+    account=st.one_of(st.text(max_size=140), st.integers(), st.none()),
+    phone=st.one_of(st.none(), st.text(max_size=140), st.binary(max_size=20)),
+)
+def test_hostile_registrations_are_refused_and_keep_nothing(account: object, phone: object) -> None:
+    door, _ = open_door(door_event(require_registration=True, unique=("phone",)))
+    try:
+        door.register("fest", account, phone)  # type: ignore[arg-type]
+    except InvalidRequest:
+        assert door.registrations("fest") == 0
+        assert door.refusals[("fest", "invalid-request")] == 1
+    else:  # only a well-formed account with a well-formed phone hash gets in
+        assert isinstance(account, str)
+        assert isinstance(phone, str)
+        assert [r.account for r in door.export("fest")] == [account]
+
+
+@given(
+    buyer=st.one_of(st.text(max_size=140), st.integers(), st.none()),
+    market=st.text(max_size=8),
+    solution=st.text(max_size=80),
+)
+def test_hostile_joins_are_refused_and_queue_nobody(
+    buyer: object, market: str, solution: str
+) -> None:
+    door, clock = open_door(door_event(pow_bits=12))
+    clock.set(CN_OPENS)
+    with pytest.raises(LampoError):
+        door.join("fest", market, buyer, "ticket.x.y", solution)  # type: ignore[arg-type]
+    assert door.state("fest", "CN").joined == 0
+    assert sum(door.refusals.values()) == 1
+
+
+def test_unknown_events_and_markets_are_refused_and_counted() -> None:
+    door, _ = open_door(door_event())
+    with pytest.raises(UnknownEvent):
+        door.registrations("nope")
+    with pytest.raises(UnknownMarket):
+        door.state("fest", "XX")
+    assert door.refusals == {("nope", "unknown-event"): 1, ("fest", "unknown-market"): 1}

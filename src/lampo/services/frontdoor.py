@@ -230,12 +230,18 @@ class FrontDoorService:
 
     def registrations(self, event: str) -> int:
         """How many accounts registered for ``event`` (the live count)."""
-        self.sales.event(event)
+        try:
+            self._door(event)
+        except LampoError as refusal:
+            self._refuse(event, refusal)
         return self.store.registrations(event)
 
     def export(self, event: str) -> Iterator[Registration]:
         """Every registration of ``event``, by time then account."""
-        self.sales.event(event)
+        try:
+            self._door(event)
+        except LampoError as refusal:
+            self._refuse(event, refusal)
         return self.store.export(event)
 
     # -- the lottery ---------------------------------------------------------------------
@@ -491,7 +497,10 @@ class FrontDoorService:
 
     def state(self, event: str, market: str) -> QueueState:
         """The queue of ``market`` now, read from storage (not the poll's cache)."""
-        _, door, window = self._room(event, market)
+        try:
+            _, door, window = self._room(event, market)
+        except LampoError as refusal:
+            self._refuse(event, refusal)
         counts = self.store.counts(event, market)
         line = self._line(door, window, counts)
         now = self.clock()

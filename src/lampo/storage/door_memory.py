@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from lampo.domain.frontdoor import AdmissionLine
-from lampo.storage.door import NO_QUEUE, Draw, Entry, QueueCounts, Registration
+from lampo.storage._door import NO_QUEUE, Draw, Entry, QueueCounts, Registration
 
 
 @dataclass(slots=True)

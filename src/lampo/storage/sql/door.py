@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from lampo.domain.frontdoor import AdmissionLine
-from lampo.storage.door import NO_QUEUE, Draw, Entry, QueueCounts, Registration
+from lampo.storage._door import NO_QUEUE, Draw, Entry, QueueCounts, Registration
 from lampo.storage.sql.dialect import Dialect
 from lampo.storage.sql.state import SqlState
 from lampo.storage.sql.storage import SqlStorage
