@@ -23,7 +23,7 @@ from lampo.services.clock import ManualClock
 from lampo.services.sales import Sales
 from lampo.sim import door as rehearsal
 from lampo.sim.scenario import load
-from tests.contract.conftest import Backend
+from tests.contract.conftest import MEMORY, SQLITE, Backend
 from tests.factories import CN_OPENS, door_event
 from tests.fairness.conftest import Door
 
@@ -32,11 +32,13 @@ SCALE = 0.005
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend", [pytest.param(MEMORY, id="memory"), pytest.param(SQLITE, id="sqlite")]
+)
 def test_in_the_rehearsal_bots_get_no_more_than_their_share(
     backend: Backend, tmp_path: Path
 ) -> None:
-    if backend.name == "redis":
-        pytest.skip("the rehearsal runs on memory and SQLite; Redis is covered below")
+    """The rehearsal on memory and SQLite (Redis runs the service test below)."""
     scenario = load("redmi-1s-2014-door", SCALE)
     storage = backend.open(tmp_path)
     try:
