@@ -99,6 +99,30 @@ class DoorResult:
     def bot_unit_share(self) -> float:
         return self.bot_units / self.units if self.units else 0.0
 
+    def as_dict(self) -> dict[str, object]:
+        """The door's figures for ``lampo simulate --json`` (the buy path's are the run's)."""
+        return {
+            "visitors": self.visitors,
+            "registered": self.registered,
+            "drawn": self.drawn,
+            "joins": self.joins,
+            "polls": self.polls,
+            "admitted": self.admitted,
+            "sold_out": self.sold_out,
+            "gave_up": self.gave_up,
+            "buys": self.buys,
+            "refusals": dict(self.refusals.most_common()),
+            "bots": {
+                "accounts": self.bot_accounts,
+                "account_share": round(self.bot_account_share, 6),
+                "requests": self.bot_requests,
+                "request_share": round(self.bot_request_share, 6),
+                "units": self.bot_units,
+                "unit_share": round(self.bot_unit_share, 6),
+            },
+            "units": self.units,
+        }
+
     @property
     def bot_request_share(self) -> float:
         """The bots' share of the door's requests (every buy goes through the gate)."""
