@@ -3,6 +3,7 @@
 Run:  .venv/bin/python bench/front_door.py memory [--visitors 1000000] [--prequeue 0.5]
       .venv/bin/python bench/front_door.py cpu [--requests 20000] [--connections 64]
                                               [--storage memory:// --storage sqlite ...]
+      .venv/bin/python bench/front_door.py http [--requests 20000] [--threads 4]
 
 ``cpu``: the ASGI app driven in process (no server, no client: the cost of the app, the
 services and storage alone), ``--connections`` coroutines calling it in turn, over each
@@ -28,6 +29,15 @@ each phase after as many calls to warm up:
 Both events open an hour before the run, the door's admitting a million a second (all
 admitted at once: the bench measures the calls, not the wait); rate limits and velocity
 limits off, as in ``bench/http_api.py --in-process``.
+
+``http``: the same two calls a real server answers: ``lampo serve`` (granian, one worker,
+a fresh SQLite file, rate and velocity limits off; ``bench/http_api.py``'s
+``start_server``), a room that opened ten seconds ago admitting one a second, 4,000
+visitors joined first and ``--requests / POLLS_EACH`` more who poll; then, from
+``--threads`` keep-alive connections of this process, ``--requests`` calls of ``POST
+/_bench/empty`` and as many polls of the waiting visitors (each ``POLLS_EACH`` times), the
+server's CPU (every process and thread, from /proc) per request of each, and the ratio.
+The client's speed does not enter the CPU per request.
 
 ``memory``: ``redis_memory``, the Redis memory one million waiting visitors take. Through
 the Redis store's own join script (``lua/door_queue.lua``, as ``FrontDoorService.join``
@@ -341,9 +351,14 @@ def main(argv: list[str]) -> int:
     cpu.add_argument("--requests", type=int, default=20_000)
     cpu.add_argument("--connections", type=int, default=64)
     cpu.add_argument("--storage", action="append", default=None)
+    over = sub.add_parser("http", help="server CPU per poll against the empty endpoint")
+    over.add_argument("--requests", type=int, default=20_000)
+    over.add_argument("--threads", type=int, default=4)
     args = parser.parse_args(argv)
     if args.bench == "cpu":
         return _cpu(args)
+    if args.bench == "http":
+        return _http(args)
     if args.bench == "memory":
         f = redis_memory(REDIS, args.visitors, args.prequeue)
         print(f"visitors {f.visitors:,} ({f.prequeue:,} in the pre-queue)")
@@ -351,6 +366,123 @@ def main(argv: list[str]) -> int:
         print(f"bytes per visitor: pre-queue {f.bytes_prequeue:.0f}, ", end="")
         print(f"after the opening {f.bytes_after:.0f}, all {f.bytes_all:.0f}")
         print(f"a million such visitors: {f.bytes_all * 1_000_000 / 2**20:,.0f} MiB")
+    return 0
+
+
+# -- http: the poll against the empty endpoint, over a real server --------------------------
+def _http(args: argparse.Namespace) -> int:
+    import dataclasses
+    import http.client
+    import json
+    import shutil
+    import tempfile
+    import threading
+    from datetime import timedelta
+    from pathlib import Path
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import http_api  # the server's start and stop, and its CPU from /proc
+    from lampo.domain.codec import event_to_dict
+    from lampo.web.auth import issue_token
+
+    os.environ["LAMPO_DEVICE_RATE"] = os.environ["LAMPO_NETWORK_RATE"] = "0"
+    tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-door-http-"))
+    server, port = http_api.start_server(tmp, f"sqlite:///{tmp / 'door.db'}", 1)
+    try:
+        _, _, room = _cpu_events(datetime.now(UTC))
+        opened = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)
+        windows = {m: dataclasses.replace(w, opens=opened) for m, w in room.windows.items()}
+        http_api.call(
+            port,
+            "POST",
+            "/v1/admin/events",
+            event_to_dict(dataclasses.replace(room, windows=windows)),
+        )
+        secret = http_api.SECRET.encode()
+        visitors = max(1, args.requests // POLLS_EACH)
+
+        def token(name: str) -> str:
+            return f"Bearer {issue_token(secret, name, 7200)}"
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def join(name: str) -> str:
+            body = b'{"market":"CN"}'
+            headers = {"Authorization": token(name), "Content-Type": "application/json"}
+            conn.request("POST", "/v1/events/room/queue", body=body, headers=headers)
+            answer = conn.getresponse()
+            data = answer.read()
+            if answer.status != 201:
+                raise SystemExit(f"join {name}: {answer.status} {data[:300]!r}")
+            ticket: str = json.loads(data)["ticket"]
+            return ticket
+
+        for i in range(4_000):
+            join(f"w{i}")
+        polls = [(token(f"b{i}"), join(f"b{i}")) for i in range(visitors)]
+        conn.close()
+
+        def phase(path: str) -> tuple[float, int]:
+            counts = [0] * args.threads
+            reconnects = [0] * args.threads
+            failures: list[str] = []
+
+            def client(t: int) -> None:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                try:
+                    for k in range(t, args.requests, args.threads):
+                        auth, ticket = polls[k % visitors]
+                        for _ in range(3):  # a connection the server closed: open another
+                            try:
+                                if path == "empty":
+                                    c.request("POST", "/_bench/empty", body=b"{}")
+                                else:
+                                    headers = {"Authorization": auth, "Lampo-Ticket": ticket}
+                                    c.request("GET", "/v1/queue/poll", headers=headers)
+                                answer = c.getresponse()
+                                data = answer.read()
+                                break
+                            except (http.client.HTTPException, OSError):
+                                c.close()
+                                reconnects[t] += 1
+                                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                        else:
+                            failures.append("the server closed the connection 3 times")
+                            return
+                        if answer.status != 200:
+                            failures.append(f"{answer.status} {data[:200]!r}")
+                            return
+                        counts[t] += 1
+                finally:
+                    c.close()
+
+            before = http_api.tree_cpu(server.pid)
+            threads = [threading.Thread(target=client, args=(t,)) for t in range(args.threads)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            after = http_api.tree_cpu(server.pid)
+            if failures or before is None or after is None:
+                raise SystemExit(f"{path}: {failures[:3]}")
+            if sum(reconnects):
+                print(f"{path}: {sum(reconnects):,} connections closed by the server, reopened")
+            return (after - before) / sum(counts) * 1e6, sum(counts)
+
+        phase("poll")  # warm up: every visitor's token in the worker's cache
+        phase("empty")
+        empty_us, n = phase("empty")
+        poll_us, _ = phase("poll")
+        print(
+            f"lampo serve (granian, 1 worker, SQLite), {n:,} requests per phase, "
+            f"{args.threads} client connections"
+        )
+        print(f"POST /_bench/empty        server CPU {empty_us:6.1f} us per request")
+        print(f"GET /v1/queue/poll, waiting server CPU {poll_us:6.1f} us per request")
+        print(f"poll / empty: {poll_us / empty_us:.2f} (goal <= 2)")
+    finally:
+        http_api.stop_server(server, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
