@@ -368,7 +368,7 @@ class _Door:
                 )
                 self.result.registered += 1
             except LampoError as refused:
-                self.refused(refused, visit.bot)
+                self.refused(refused, False)  # registrations are not counted as requests
         if self.spec.lottery_factor is not None:
             self.clock.set(closes)
             self.result.drawn = len(self.door.draw(self.event.id).winners)
