@@ -25,7 +25,16 @@ from lampo.services.frontdoor import FrontDoorService
 from lampo.services.sales import Sales
 from lampo.storage import Storage
 from lampo.storage.door import DoorStore, Entry, Registration, door_store
-from tests.contract.conftest import MEMORY, POSTGRES, REDIS, REDIS_POSTGRES, SQLITE, Backend
+from lampo.storage.port import CorruptStore
+from tests.contract.conftest import (
+    MEMORY,
+    POSTGRES,
+    REDIS,
+    REDIS_CLUSTER,
+    REDIS_POSTGRES,
+    SQLITE,
+    Backend,
+)
 from tests.factories import CN_OPENS, door_event
 
 T = TypeVar("T")
@@ -38,6 +47,7 @@ DOOR_STORAGES = [
     pytest.param(SQLITE, id="sqlite", marks=pytest.mark.sqlite),
     pytest.param(POSTGRES, id="postgres", marks=pytest.mark.postgres),
     pytest.param(REDIS, id="redis", marks=pytest.mark.redis),
+    pytest.param(REDIS_CLUSTER, id="redis-cluster", marks=pytest.mark.redis_cluster),
     pytest.param(REDIS_POSTGRES, id="redis+postgres", marks=pytest.mark.redis_postgres),
 ]
 
@@ -351,3 +361,48 @@ def test_workers_polling_at_the_opening_freeze_the_prequeue_once(shared: list[St
     counts = services[0].store.counts("fest", "CN")
     assert (counts.frozen, counts.prequeue, counts.last) == (True, 64, 64)
     assert services[-1].state("fest", "CN").admitted == 10
+
+
+@pytest.mark.redis
+def test_a_corrupt_redis_key_stops_a_write_before_its_first_write(tmp_path: Path) -> None:
+    """A join whose pre-queue key holds another type, a registration whose identity key
+    does: ``CorruptStore``, and nothing written (the scripts check every key first)."""
+    store = REDIS.open(tmp_path)
+    try:
+        door = door_store(store)
+        raw = store._r  # type: ignore[attr-defined]  # the store's own connection
+        base = store._base("fest")  # type: ignore[attr-defined]
+        raw.set(base + ":dq:CN:p", "not a sorted set")
+        with pytest.raises(CorruptStore):
+            door.join("fest", "CN", "ann", entry(1), rank=7)
+        assert not raw.exists(base + ":dq:CN:e")
+        assert raw.hget(base + ":dq:CN", "pre") is None
+        raw.set(base + ":di:phone", "not a hash")
+        with pytest.raises(CorruptStore):
+            door.register("fest", Registration("ann", BEFORE, "ab" * 10), ("phone",))
+        assert door.registrations("fest") == 0
+    finally:
+        store.close()
+
+
+def test_a_join_after_a_lull_restarts_the_line_at_the_queue(doors: list[DoorStore]) -> None:
+    """The line may not run ahead of the queue: a numbered join that finds everyone in
+    line admitted restarts the line there, so a quiet spell banks no admissions."""
+    door = doors[0]
+    default = AdmissionLine(CN_OPENS, 0, 1)
+
+    def join(n: int, seconds: float) -> int:
+        at = CN_OPENS + timedelta(seconds=seconds)
+        return door.join("fest", "CN", f"c{n}", Entry(f"{n:032x}", 0, at), None, default).seq
+
+    assert join(1, 1.0) == 1  # the line had admitted 1 of 0: restarted at 1 s
+    assert door.counts("fest", "CN").line == AdmissionLine(CN_OPENS + timedelta(seconds=1), 0, 1)
+    assert join(2, 1.5) == 2  # 0 of 1 admitted at 1.5 s: the line stays
+    assert door.counts("fest", "CN").line == AdmissionLine(CN_OPENS + timedelta(seconds=1), 0, 1)
+    assert join(3, 100.0) == 3  # both admitted long ago: restarted at 100 s, at 2
+    restarted = AdmissionLine(CN_OPENS + timedelta(seconds=100), 2, 1)
+    assert doors[-1].counts("fest", "CN").line == restarted
+    door.set_line("fest", "CN", AdmissionLine(CN_OPENS, 0, 1_000_000))
+    assert join(4, 100.5) == 4  # a kept line counts over the default one
+    kept = AdmissionLine(CN_OPENS + timedelta(seconds=100.5), 3, 1_000_000)
+    assert door.counts("fest", "CN").line == kept

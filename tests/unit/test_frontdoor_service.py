@@ -17,6 +17,7 @@ from lampo.domain.errors import (
     LampoError,
     NotAdmitted,
     NotDrawn,
+    NotOpen,
     NotRegistered,
     ProofOfWork,
     RegistrationClosed,
@@ -24,7 +25,7 @@ from lampo.domain.errors import (
     UnknownMarket,
 )
 from lampo.domain.event import SaleEvent
-from lampo.domain.frontdoor import PlaceState, solve
+from lampo.domain.frontdoor import PlaceState, rank_key, solve
 from lampo.services.clock import ManualClock
 from lampo.services.frontdoor import FrontDoorService
 from lampo.services.sales import Sales
@@ -127,6 +128,12 @@ def test_the_prequeue_is_numbered_at_opening_and_later_joins_follow_it() -> None
     clock.set(CN_OPENS)
     seqs = {buyer: door.poll(t.token, buyer).seq for buyer, t in early.items()}
     assert sorted(seqs.values()) == list(range(1, 21))
+    with pytest.raises(NotOpen):  # secret until the opening
+        door.queue_seed("fest", "IN")
+    seed = bytes.fromhex(door.queue_seed("fest", "CN"))
+    ticket_ids = {b: door.store.entry("fest", "CN", b) for b in early}
+    redone = sorted(early, key=lambda b: (rank_key(seed, ticket_ids[b].ticket), b))  # type: ignore[union-attr]
+    assert [seqs[b] for b in redone] == list(range(1, 21))
     late = [door.join("fest", "CN", f"l{n}").seq for n in range(5)]
     assert late == [21, 22, 23, 24, 25]
     state = door.state("fest", "CN")
@@ -279,3 +286,47 @@ def test_unknown_events_and_markets_are_refused_and_counted() -> None:
     with pytest.raises(UnknownMarket):
         door.state("fest", "XX")
     assert door.refusals == {("nope", "unknown-event"): 1, ("fest", "unknown-market"): 1}
+
+
+def test_a_quiet_spell_banks_no_admissions_for_the_next_burst() -> None:
+    door, clock = open_door(door_event(admit_per_second=1))
+    clock.set(CN_OPENS)
+    first = door.join("fest", "CN", "early")
+    clock.advance(100)
+    assert door.poll(first.token, "early").state is PlaceState.ADMITTED
+    burst = [door.join("fest", "CN", f"c{n}") for n in range(10)]
+    last = door.poll(burst[-1].token, "c9")
+    assert (last.state, last.seq, last.ahead) == (PlaceState.WAITING, 11, 9)
+    clock.advance(5)
+    assert door.state("fest", "CN").admitted == 6
+
+
+def test_an_admission_keeps_its_expiry_when_the_rate_changes() -> None:
+    door, clock = open_door(door_event(admit_per_second=1, admission_seconds=60))
+    clock.set(CN_OPENS)
+    tickets = [door.join("fest", "CN", f"c{n}") for n in range(3)]
+    clock.advance(2)
+    first = door.poll(tickets[1].token, "c1")
+    assert first.state is PlaceState.ADMITTED
+    assert first.admission_expires == CN_OPENS + timedelta(seconds=62)
+    clock.advance(30)
+    door.set_rate("fest", "CN", 10)  # rebased at 32 s, past c1's place
+    again = door.poll(first.ticket, "c1")
+    assert again.admission_expires == first.admission_expires
+    assert again.admission == first.admission
+
+
+def test_a_poll_from_a_cached_view_sees_a_restarted_line() -> None:
+    """A process's cached counters predate the joins after a lull: a newcomer's seq is
+    past them, so its poll reads them again and finds the line restarted."""
+    event = door_event(admit_per_second=1)
+    door, clock = open_door(event)
+    cached = FrontDoorService(door.sales, door.store, SECRET, cache_seconds=3_600)
+    clock.set(CN_OPENS)
+    first = cached.join("fest", "CN", "early")
+    clock.advance(100)
+    assert cached.poll(first.token, "early").state is PlaceState.ADMITTED  # cached now
+    burst = [cached.join("fest", "CN", f"c{n}") for n in range(10)]
+    last = cached.poll(burst[-1].token, "c9")
+    assert (last.state, last.ahead) == (PlaceState.WAITING, 9)
+    assert cached.poll(burst[0].token, "c0").state is PlaceState.WAITING

@@ -21,7 +21,8 @@ from enum import StrEnum
 from typing import Any
 
 from lampo.domain.bounds import moment, show, whole
-from lampo.domain.errors import BadToken, InvalidRequest
+from lampo.domain.errors import BadToken as BadToken  # re-exported: its home before
+from lampo.domain.errors import InvalidRequest
 
 #: Admissions let in per second per queue, at most (and at least 1).
 MAX_ADMIT_PER_SECOND = 1_000_000

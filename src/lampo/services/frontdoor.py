@@ -11,8 +11,11 @@ kept in this process for at most ``cache_seconds``.
 Rules of admission (docs/front-door.md): the admission id is the ticket id, so a place
 in the queue gives one admission, and the buy path's hold key ``adm:<admission id>``
 makes it one hold. An admission is good from the moment the line passed its place (or
-the visitor joined, if later) for the event's ``admission_seconds``; a poll after that is
-refused ``not-admitted``. Every refusal is counted in ``refusals`` by (event, reason).
+the visitor joined, if later) for the event's ``admission_seconds``; the first poll that
+finds it admitted fixes that moment in the ticket it renews, and a poll after the expiry
+is refused ``not-admitted``. The line never runs ahead of the queue: a join that finds
+everyone admitted restarts it (``DoorStore.join``). Every refusal is counted in
+``refusals`` by (event, reason).
 """
 
 from __future__ import annotations
@@ -22,19 +25,18 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from lampo.domain.catalog import check_id
 from lampo.domain.errors import (
     AlreadyRegistered,
-    BadToken,
     Closed,
     InvalidRequest,
     LampoError,
     NotAdmitted,
     NotDrawn,
+    NotOpen,
     NotRegistered,
     ProofOfWork,
     RegistrationClosed,
@@ -54,10 +56,21 @@ from lampo.domain.frontdoor import (
     verify,
 )
 from lampo.domain.frontdoor import draw as draw_lottery
+from lampo.services._frontdoor_values import (
+    Challenge,
+    Poll,
+    QueueState,
+    Ticket,
+    claim,
+    from_us,
+    us,
+)
 from lampo.services.clock import Clock
 from lampo.services.ids import new_id
 from lampo.services.sales import Sales
 from lampo.storage.door import DoorStore, Draw, Entry, QueueCounts, Registration
+
+__all__ = ["Challenge", "FrontDoorService", "Poll", "QueueState", "Ticket"]
 
 #: How long a proof-of-work challenge may be answered.
 CHALLENGE_SECONDS = 120
@@ -65,75 +78,6 @@ CHALLENGE_SECONDS = 120
 CACHE_SECONDS = 0.1
 #: The shortest server secret taken (bytes).
 MIN_SECRET = 16
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _us(when: datetime) -> int:
-    delta = when - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _from_us(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """A proof-of-work challenge: find ``solution`` with ``sha256(token ":" solution)``
-    starting with ``bits`` zero bits (``domain.frontdoor.solve``), before ``expires_at``."""
-
-    token: str
-    bits: int
-    expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """A place in a queue: the signed ``token`` a visitor polls with, its ``seq`` (0 while
-    in the pre-queue)."""
-
-    token: str
-    seq: int
-
-
-@dataclass(frozen=True, slots=True)
-class Poll:
-    """Where a ticket stands: ``state`` (waiting, admitted, sold-out), ``seq`` (0 in a
-    pre-queue not numbered yet), ``ahead`` (people before it; None in the pre-queue),
-    ``eta_seconds`` (until admission; in the pre-queue, until the opening), ``ticket``
-    (renewed with its seq once known), ``admission`` and its expiry when admitted."""
-
-    state: PlaceState
-    seq: int
-    ahead: int | None
-    eta_seconds: float
-    ticket: str
-    admission: str | None = None
-    admission_expires: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QueueState:
-    """A queue at a moment: ``joined`` (everyone in it), ``prequeue`` (those who came
-    before opening), ``frozen`` (numbered), ``admitted`` (by the line so far),
-    ``waiting`` (joined, not admitted), ``rate`` (per second), ``eta_last_seconds`` (the
-    last in line's wait)."""
-
-    joined: int
-    prequeue: int
-    frozen: bool
-    admitted: int
-    waiting: int
-    rate: int
-    eta_last_seconds: float
-
-
-def _claim(claims: dict[str, Any], name: str, kind: str, typ: type) -> Any:
-    value = claims.get(name)
-    if not isinstance(value, typ) or isinstance(value, bool):
-        raise BadToken(kind, f"the {kind} token is malformed")
-    return value
 
 
 class FrontDoorService:
@@ -296,7 +240,7 @@ class FrontDoorService:
                 "b": buyer,
                 "n": new_id(),
                 "bits": door.pow_bits,
-                "x": _us(expires),
+                "x": us(expires),
             }
             return Challenge(sign(self._challenge_key, "challenge", claims), door.pow_bits, expires)
         except LampoError as refusal:
@@ -310,9 +254,9 @@ class FrontDoorService:
         claims = verify(self._challenge_key, "challenge", challenge)
         if claims.get("e") != event or claims.get("b") != buyer:
             raise ProofOfWork(event, bits, "the challenge is another buyer's or event's")
-        if _from_us(_claim(claims, "x", "challenge", int)) <= now:
+        if from_us(claim(claims, "x", "challenge", int)) <= now:
             raise ProofOfWork(event, bits, "the challenge expired")
-        given = _claim(claims, "bits", "challenge", int)
+        given = claim(claims, "bits", "challenge", int)
         if given < bits:
             raise ProofOfWork(event, bits, f"the challenge asks for {given} bits only")
         if not pow_ok(challenge, solution, given):
@@ -346,23 +290,30 @@ class FrontDoorService:
             rank = None
             if now < window.opens:
                 rank = rank_key(self._seed(event, market), ticket_id)
-            entry = self.store.join(event, market, buyer, Entry(ticket_id, 0, now), rank)
+            line = AdmissionLine(window.opens, 0, door.admit_per_second)
+            entry = self.store.join(event, market, buyer, Entry(ticket_id, 0, now), rank, line)
             if entry.seq:
+                # A view of the counters cached before this join is read again for this
+                # seq (``_cached_counts``): it may predate a restart of the line.
                 with self._lock:
                     self._frozen.add((event, market))
             return Ticket(self._ticket(event, market, buyer, entry), entry.seq)
         except LampoError as refusal:
             self._refuse(event, refusal)
 
-    def _ticket(self, event: str, market: str, buyer: str, entry: Entry) -> str:
-        claims = {
+    def _ticket(
+        self, event: str, market: str, buyer: str, entry: Entry, admitted: datetime | None = None
+    ) -> str:
+        claims: dict[str, Any] = {
             "e": event,
             "m": market,
             "b": buyer,
             "t": entry.ticket,
             "s": entry.seq,
-            "j": _us(entry.joined),
+            "j": us(entry.joined),
         }
+        if admitted is not None:  # fixed at the first poll that found it admitted
+            claims["a"] = us(admitted)
         return sign(self._ticket_key, "ticket", claims)
 
     def poll(self, ticket: str, buyer: str) -> Poll:
@@ -371,11 +322,11 @@ class FrontDoorService:
         event = ""
         try:
             claims = verify(self._ticket_key, "ticket", ticket)
-            event = _claim(claims, "e", "ticket", str)
-            market = _claim(claims, "m", "ticket", str)
-            ticket_id = _claim(claims, "t", "ticket", str)
-            seq = _claim(claims, "s", "ticket", int)
-            joined = _from_us(_claim(claims, "j", "ticket", int))
+            event = claim(claims, "e", "ticket", str)
+            market = claim(claims, "m", "ticket", str)
+            ticket_id = claim(claims, "t", "ticket", str)
+            seq = claim(claims, "s", "ticket", int)
+            joined = from_us(claim(claims, "j", "ticket", int))
             if claims.get("b") != buyer:
                 raise NotAdmitted(event, market, "the ticket is another buyer's")
             ev, door, window = self._room(event, market)
@@ -398,12 +349,16 @@ class FrontDoorService:
             where = place(seq, line, now, counts.last)
             if where.state is not PlaceState.ADMITTED:
                 return Poll(where.state, seq, where.ahead, where.eta.total_seconds(), ticket)
-            expires = self._admitted_at(line, seq, joined) + timedelta(
-                seconds=door.admission_seconds
-            )
+            if isinstance(claims.get("a"), int):
+                admitted = from_us(claims["a"])
+            else:
+                admitted = self._admitted_at(line, seq, joined)
+                entry = Entry(ticket_id, seq, joined)
+                ticket = self._ticket(event, market, buyer, entry, admitted)
+            expires = admitted + timedelta(seconds=door.admission_seconds)
             if now >= expires:
                 raise NotAdmitted(event, market, f"the admission expired at {expires.isoformat()}")
-            claims = {"e": event, "m": market, "b": buyer, "a": ticket_id, "x": _us(expires)}
+            claims = {"e": event, "m": market, "b": buyer, "a": ticket_id, "x": us(expires)}
             admission = sign(self._admission_key, "admission", claims)
             return Poll(PlaceState.ADMITTED, seq, 0, 0.0, ticket, admission, expires)
         except LampoError as refusal:
@@ -466,8 +421,8 @@ class FrontDoorService:
             if not admission:
                 raise NotAdmitted(event, market, "no admission given")
             claims = verify(self._admission_key, "admission", admission)
-            admission_id: str = _claim(claims, "a", "admission", str)
-            expires = _from_us(_claim(claims, "x", "admission", int))
+            admission_id: str = claim(claims, "a", "admission", str)
+            expires = from_us(claim(claims, "x", "admission", int))
             for name, wanted, what in (
                 ("b", buyer, "buyer"),
                 ("e", event, "event"),
@@ -478,6 +433,18 @@ class FrontDoorService:
             if self.clock() >= expires:
                 raise NotAdmitted(event, market, f"the admission expired at {expires.isoformat()}")
             return admission_id
+        except LampoError as refusal:
+            self._refuse(event, refusal)
+
+    def queue_seed(self, event: str, market: str) -> str:
+        """The seed of the pre-queue's order (hex), published once ``market`` opened:
+        with the ticket ids, anyone can then redo the order (``rank_key``). ``NotOpen``
+        before: until then it is secret."""
+        try:
+            _, _, window = self._room(event, market)
+            if self.clock() < window.opens:
+                raise NotOpen(market, window.opens)
+            return self._seed(event, market).hex()
         except LampoError as refusal:
             self._refuse(event, refusal)
 

@@ -83,6 +83,14 @@ class QueueCounts:
 NO_QUEUE = QueueCounts(0, False, 0, None)
 
 
+def caught_up(line: AdmissionLine, now: datetime, length: int) -> AdmissionLine | None:
+    """The line restarted at ``now`` at the queue's ``length`` if, at ``now``, it has
+    admitted all ``length`` in line (and would run ahead of the queue); else None."""
+    if now > line.since and line.admitted(now, length) >= length:
+        return AdmissionLine(now, length, line.rate)
+    return None
+
+
 class DoorStore(Protocol):
     """The front door's state in one backend. Thread-safe; every write atomic."""
 
@@ -119,12 +127,25 @@ class DoorStore(Protocol):
         """The queue's seed of the pre-queue's order: ``candidate`` if it had none (the
         first stands)."""
 
-    def join(self, event: str, market: str, buyer: str, entry: Entry, rank: int | None) -> Entry:
+    def join(
+        self,
+        event: str,
+        market: str,
+        buyer: str,
+        entry: Entry,
+        rank: int | None,
+        line: AdmissionLine | None = None,
+    ) -> Entry:
         """Put ``buyer`` in the queue as ``entry`` unless they are in it: their entry.
         ``rank`` given (a join before opening) and the queue not frozen: into the
         pre-queue with that rank key, seq 0. Otherwise (``rank`` None, a join after
         opening, or a frozen queue) the queue is frozen first if it is not, and the
-        entry gets the next sequence number. One atomic step."""
+        entry gets the next sequence number. One atomic step.
+
+        ``line``: the queue's admission line while none is kept. A numbered join that
+        finds the line caught up with the queue at ``entry.joined`` (everyone in it
+        admitted, ``caught_up``) first keeps the line restarted there: from then, at the
+        queue's length, at its rate. So a lull banks no admissions for the next burst."""
 
     def freeze(self, event: str, market: str) -> int:
         """Number the pre-queue 1..P in rank-key order (ties by buyer), unless done:

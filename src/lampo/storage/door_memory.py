@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from lampo.domain.frontdoor import AdmissionLine
-from lampo.storage._door import NO_QUEUE, Draw, Entry, QueueCounts, Registration
+from lampo.storage._door import NO_QUEUE, Draw, Entry, QueueCounts, Registration, caught_up
 
 
 @dataclass(slots=True)
@@ -95,7 +95,15 @@ class MemoryDoor:
             q.seed = seed
         return q
 
-    def join(self, event: str, market: str, buyer: str, entry: Entry, rank: int | None) -> Entry:
+    def join(
+        self,
+        event: str,
+        market: str,
+        buyer: str,
+        entry: Entry,
+        rank: int | None,
+        line: AdmissionLine | None = None,
+    ) -> Entry:
         with self._lock:
             q = self._queue(event, market)
             found = q.entries.get(buyer)
@@ -107,6 +115,10 @@ class MemoryDoor:
                 q.prequeue += 1
                 return q.entries[buyer]
             self._freeze(q)
+            current = q.line or line
+            restarted = None if current is None else caught_up(current, entry.joined, q.last)
+            if restarted is not None:
+                q.line = restarted
             q.last += 1
             q.entries[buyer] = replace(entry, seq=q.last)
             return q.entries[buyer]

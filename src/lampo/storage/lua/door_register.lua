@@ -5,6 +5,23 @@
 local base = KEYS[1]
 local account = ARGV[1]
 local n = tonumber(ARGV[3])
+-- Guards (as lua/_lib.lua's): Redis does not roll a script back, so every key this
+-- script writes is checked to be absent or of its type before the first write; a wrong
+-- one is an error starting CORRUPT (storage/redis/door.py: CorruptStore), nothing written.
+local function guard(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then
+    return redis.error_reply('CORRUPT ' .. key .. ' is a ' .. t .. ', not a ' .. want)
+  end
+  return nil
+end
+local bad = guard(base .. ':dr', 'hash')
+for i = 0, n - 1 do
+  bad = bad or guard(base .. ':di:' .. ARGV[4 + 2 * i], 'hash')
+end
+if bad then
+  return bad
+end
 if redis.call('HEXISTS', base .. ':dr', account) == 1 then
   return 'account'
 end

@@ -12,10 +12,12 @@ runs them too). Under ``<base>`` = ``<prefix>{<event>}``:
   a sorted set of "rank:buyer" (the rank key as 16 hex digits: members sort by rank key,
   then buyer).
 
-Each write is one script (``lua/door_*.lua``): registration checks every identity, then
-writes; a join, the freeze and an entry's read are ``door_queue.lua``. The freeze is one
-O(1) step: it closes the pre-queue and fixes its size P; a member's seq is then its rank
-in the sorted set + 1 (``ZRANK``), which nothing changes any more.
+Each write is one script (``lua/door_*.lua``) that checks every key it writes before
+its first write (a key of another type, a counter that is not one: ``CorruptStore``,
+nothing written): registration checks every identity, then writes; a join, the freeze
+and an entry's read are ``door_queue.lua``. The freeze is one O(1) step: it closes the
+pre-queue and fixes its size P; a member's seq is then its rank in the sorted set + 1
+(``ZRANK``), which nothing changes any more.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
+import redis
+
 from lampo.domain.frontdoor import AdmissionLine
 from lampo.storage._door import NO_QUEUE, Draw, Entry, QueueCounts, Registration
+from lampo.storage.port import CorruptStore
 from lampo.storage.redis.client import RedisClient
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -61,7 +66,12 @@ class RedisDoor:
         return self._c._base(event)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._c._call(lambda: fn(*args, **kwargs))
+        try:
+            return self._c._call(lambda: fn(*args, **kwargs))
+        except redis.ResponseError as exc:
+            if str(exc).startswith("CORRUPT"):  # a script's guard: nothing written
+                raise CorruptStore(f"front door: {exc}; nothing written") from None
+            raise
 
     # -- registrations ---------------------------------------------------------------
     def register(self, event: str, registration: Registration, unique: Sequence[str]) -> str:
@@ -148,14 +158,23 @@ class RedisDoor:
         ticket, joined, seq = answer
         return Entry(str(ticket), int(seq), _time(joined))
 
-    def join(self, event: str, market: str, buyer: str, entry: Entry, rank: int | None) -> Entry:
-        args = [
+    def join(
+        self,
+        event: str,
+        market: str,
+        buyer: str,
+        entry: Entry,
+        rank: int | None,
+        line: AdmissionLine | None = None,
+    ) -> Entry:
+        args: list[Any] = [
             "join",
             buyer,
             entry.ticket,
             _us(entry.joined),
             "" if rank is None else format(rank, "016x"),
         ]
+        args += ["", "", ""] if line is None else [_us(line.since), line.base, line.rate]
         return self._entry(self._call(self._queue, keys=self._keys(event, market), args=args))
 
     def freeze(self, event: str, market: str) -> int:

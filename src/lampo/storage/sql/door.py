@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from lampo.domain.frontdoor import AdmissionLine
-from lampo.storage._door import NO_QUEUE, Draw, Entry, QueueCounts, Registration
+from lampo.storage._door import NO_QUEUE, Draw, Entry, QueueCounts, Registration, caught_up
 from lampo.storage.sql.dialect import Dialect
 from lampo.storage.sql.state import SqlState
 from lampo.storage.sql.storage import SqlStorage
@@ -53,7 +53,7 @@ class _Statements:
             "ON CONFLICT (event, market) DO NOTHING"
         )
         self.queue_lock = q(
-            "SELECT seed, prequeue, frozen, last_seq FROM door_queues "
+            "SELECT seed, prequeue, frozen, last_seq, since, base, rate FROM door_queues "
             "WHERE event = ? AND market = ?" + d.lock
         )
         self.queue_seed = q(
@@ -186,7 +186,8 @@ class SqlDoor:
 
     # -- queues ---------------------------------------------------------------------
     def _lock_queue(self, x: Callable[..., Any], event: str, market: str) -> tuple[Any, ...]:
-        """The queue's row (seed, prequeue, frozen, last_seq), made if missing, locked."""
+        """The queue's row (seed, prequeue, frozen, last_seq, since, base, rate), made if
+        missing, locked."""
         x(self._q.queue_make, (event, market))
         row: tuple[Any, ...] = x(self._q.queue_lock, (event, market)).fetchone()
         return row
@@ -204,13 +205,21 @@ class SqlDoor:
         return bytes.fromhex(self._write(work))
 
     def _freeze(self, x: Callable[..., Any], event: str, market: str, row: tuple[Any, ...]) -> int:
-        _, prequeue, frozen, _ = row
+        prequeue, frozen = row[1], row[2]
         if not frozen:
             x(self._q.freeze, (event, market, event, market))
             x(self._q.queue_frozen, (True, event, market))
         return int(prequeue)
 
-    def join(self, event: str, market: str, buyer: str, entry: Entry, rank: int | None) -> Entry:
+    def join(
+        self,
+        event: str,
+        market: str,
+        buyer: str,
+        entry: Entry,
+        rank: int | None,
+        line: AdmissionLine | None = None,
+    ) -> Entry:
         q, t = self._q, self._d.time_in
 
         def work(x: Callable[..., Any]) -> Entry:
@@ -223,6 +232,14 @@ class SqlDoor:
                 x(q.queue_pre, (event, market))
                 return Entry(entry.ticket, 0, entry.joined)
             last = self._freeze(x, event, market, row) if not row[2] else int(row[3])
+            since, base, rate = row[4:7]
+            current = line
+            if rate is not None:
+                current = AdmissionLine(self._time(since), int(base), int(rate))
+            restarted = None if current is None else caught_up(current, entry.joined, last)
+            if restarted is not None:
+                r = restarted
+                x(q.queue_line, (t(r.since), r.base, r.rate, event, market))
             seq = last + 1
             x(q.entry_insert, (event, market, buyer, entry.ticket, None, seq, t(entry.joined)))
             x(q.queue_last, (seq, event, market))

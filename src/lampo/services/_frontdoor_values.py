@@ -1,0 +1,83 @@
+"""What the front door's service answers and signs: the values it returns (challenge,
+ticket, poll, queue state) and the claims' times and fields as its tokens carry them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lampo.domain.errors import BadToken
+from lampo.domain.frontdoor import PlaceState
+
+#: Token times are integer microseconds since this moment.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def us(when: datetime) -> int:
+    """``when`` as integer microseconds since the epoch (exact)."""
+    delta = when - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    """A proof-of-work challenge: find ``solution`` with ``sha256(token ":" solution)``
+    starting with ``bits`` zero bits (``domain.frontdoor.solve``), before ``expires_at``."""
+
+    token: str
+    bits: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A place in a queue: the signed ``token`` a visitor polls with, its ``seq`` (0 while
+    in the pre-queue)."""
+
+    token: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """Where a ticket stands: ``state`` (waiting, admitted, sold-out), ``seq`` (0 in a
+    pre-queue not numbered yet), ``ahead`` (people before it; None in the pre-queue),
+    ``eta_seconds`` (until admission; in the pre-queue, until the opening), ``ticket``
+    (renewed with its seq once known), ``admission`` and its expiry when admitted."""
+
+    state: PlaceState
+    seq: int
+    ahead: int | None
+    eta_seconds: float
+    ticket: str
+    admission: str | None = None
+    admission_expires: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """A queue at a moment: ``joined`` (everyone in it), ``prequeue`` (those who came
+    before opening), ``frozen`` (numbered), ``admitted`` (by the line so far),
+    ``waiting`` (joined, not admitted), ``rate`` (per second), ``eta_last_seconds`` (the
+    last in line's wait)."""
+
+    joined: int
+    prequeue: int
+    frozen: bool
+    admitted: int
+    waiting: int
+    rate: int
+    eta_last_seconds: float
+
+
+def claim(claims: dict[str, Any], name: str, kind: str, typ: type) -> Any:
+    """Claim ``name`` of a verified ``kind`` token, of type ``typ``; ``BadToken`` if not."""
+    value = claims.get(name)
+    if not isinstance(value, typ) or isinstance(value, bool):
+        raise BadToken(kind, f"the {kind} token is malformed")
+    return value
