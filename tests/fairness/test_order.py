@@ -31,10 +31,10 @@ def test_after_the_opening_admission_order_is_arrival_order(
     door: Door, arrivals: list[int]
 ) -> None:
     """Visitors arrive in the opening second at millisecond instants (many share one: a
-    tie, in which any order is fair); the line admits one a second from the opening, so
-    nobody is admitted before everyone arrived. Each second, the admitted are a prefix
-    of the arrival order: nobody who arrived later is admitted before one who came
-    earlier."""
+    tie, in which any order is fair); the line admits one a second from the first
+    arrival (it starts when the queue has someone to admit), so nobody is admitted
+    before everyone arrived. Each second, the admitted are a prefix of the arrival
+    order: nobody who arrived later is admitted before one who came earlier."""
     event_id = f"fair{next(_events)}"
     door.open(door_event(event_id, {"phone-red": 10_000}, admit_per_second=1))
     order = sorted(range(len(arrivals)), key=lambda i: arrivals[i])
@@ -42,8 +42,9 @@ def test_after_the_opening_admission_order_is_arrival_order(
     for i in order:
         door.clock.set(CN_OPENS + timedelta(milliseconds=arrivals[i]))
         tickets[i] = door.service.join(event_id, "CN", f"v{i}").token
+    first = CN_OPENS + timedelta(milliseconds=min(arrivals))  # the line starts there
     for second in range(1, len(arrivals) + 1):
-        door.clock.set(CN_OPENS + timedelta(seconds=second))
+        door.clock.set(first + timedelta(seconds=second))
         admitted = {
             i
             for i, t in tickets.items()
