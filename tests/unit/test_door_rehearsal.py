@@ -4,6 +4,8 @@ comes from an admission, and a door without registration lets anyone queue."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from lampo.services.clock import ManualClock
@@ -127,3 +129,30 @@ def test_an_event_without_a_front_door_is_not_rehearsed_through_one() -> None:
     clock = ManualClock(scenario.event.opens)
     with pytest.raises(ValueError, match="has no front door"):
         door.run(scenario, Sales(MemoryStorage(), clock), clock)
+
+
+class Recording(ManualClock):
+    """A clock that keeps every instant it was set to."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.instants: list[datetime] = []
+
+    def set(self, when: datetime) -> None:
+        self.instants.append(when)
+        super().set(when)
+
+
+def test_the_door_requests_are_made_in_time_order_early_ones_before_the_opening() -> None:
+    """Visitors moved before the opening and everyone after them: the door's clock never
+    goes back (no registration here: every instant is a door request's)."""
+    scenario = loads(BASE % "", "drop.toml")
+    clock = ManualClock(scenario.event.opens)
+    recording = Recording(scenario.event.opens)
+    result = door.run(scenario, Sales(MemoryStorage(), clock), clock, door_clock=recording)
+    instants = recording.instants
+    assert len(instants) >= result.requests
+    assert instants == sorted(instants)
+    early = [t for t in instants if t < scenario.event.opens]
+    assert early  # the pre-queue
+    assert min(early) >= scenario.event.opens - timedelta(seconds=60)

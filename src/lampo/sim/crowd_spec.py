@@ -76,8 +76,9 @@ class Bots:
 class DoorVisitors:
     """How people use an event's front door (``[crowd.door]``; read only by the waiting
     room's rehearsal, ``sim.door``): ``early`` of the buyers who would reach the page in the
-    first ``early_seconds`` after the opening come instead at a uniform instant in the
-    ``early_seconds`` before it (the pre-queue); a visitor polls after ``poll_seconds``, or
+    first ``early_seconds`` after the opening come before it instead (the pre-queue), at a
+    uniform instant from ``early_seconds`` before they would have come to the opening; a
+    visitor polls after ``poll_seconds``, or
     its ETA if later (capped by ``sim.door.MAX_POLL_WAIT_SECONDS``)."""
 
     early: float = 0.0

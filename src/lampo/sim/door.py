@@ -10,8 +10,9 @@ service (``services.frontdoor``) first, as a client of the HTTP API would:
 - **join**: a visitor joins the waiting room of its market on arriving (solving the proof
   of work at the event's bits: keep ``pow_bits`` low in scenarios, a solution costs about
   ``2**bits`` hashes of this process's CPU). ``[crowd.door]``'s ``early`` share of those who
-  would arrive in the first ``early_seconds`` after the opening come that much before it
-  instead, into the pre-queue;
+  would arrive in the first ``early_seconds`` after the opening come before it instead,
+  into the pre-queue: at a uniform instant from ``early_seconds`` before they would have
+  come to the opening;
 - **poll**: a visitor polls its ticket after ``poll_seconds``, or after its ETA when that is
   later (at most ``MAX_POLL_WAIT_SECONDS``); one in the pre-queue polls just after the
   opening; after ``MAX_POLLS`` polls a visitor gives up;
@@ -231,7 +232,9 @@ class _Door:
         else:
             opening = self.opening[visit.market]
             if at - opening < self.early_ms and self.rng.random() < self.crowd.door.early:
-                at = opening - self.rng.randint(1, self.early_ms)
+                # at most early_ms earlier than it would have come, before the opening:
+                # so no visit left in the crowd can come before a door request made
+                at = self.rng.randint(at - self.early_ms, opening - 1)
         self.schedule(at, _JOIN, visit)
 
     def again(self, at: int, visit: Visit) -> Iterator[Visit]:
@@ -410,16 +413,19 @@ def run(
     chunk: int = 10_000,
     progress: driver.Progress | None = None,
     secret: bytes = SECRET,
+    door_clock: ManualClock | None = None,
 ) -> DoorResult:
     """Rehearse ``scenario`` (whose event has a front door) through its door: the door's
     service on ``sales``' storage, its own clock; the buy path as ``driver.run`` plays it.
-    Opens the event in ``sales`` first; ``ScenarioError`` for a run past the budget."""
+    Opens the event in ``sales`` first; ``ScenarioError`` for a run past the budget.
+    ``door_clock``: the door's clock (default a new one), set to each door request's
+    instant in turn."""
     event = scenario.event
     if event.front_door is None:
         raise ValueError(f"{event.id} has no front door")
     check_work(scenario)
     sales.open(event)
-    door_clock = ManualClock(event.opens)
+    door_clock = door_clock or ManualClock(event.opens)
     door = FrontDoorService(sales, door_store(sales.storage), secret, door_clock, cache_seconds=0.0)
     walk = _Door(scenario, door, door_clock, seed)
     walk.register(scenario, seed)
