@@ -1,6 +1,43 @@
 """The front door's benchmarks (issue 13).
 
 Run:  .venv/bin/python bench/front_door.py memory [--visitors 1000000] [--prequeue 0.5]
+      .venv/bin/python bench/front_door.py cpu [--requests 20000] [--connections 64]
+                                              [--storage memory:// --storage sqlite ...]
+      .venv/bin/python bench/front_door.py http [--requests 20000] [--threads 4]
+
+``cpu``: the ASGI app driven in process (no server, no client: the cost of the app, the
+services and storage alone), ``--connections`` coroutines calling it in turn, over each
+``--storage`` (default ``memory://`` and a fresh SQLite file), CPU time of this process
+per request (every thread: the thread pool's work included) and requests per second,
+each phase after as many calls to warm up:
+
+1. ``POST /_bench/empty``: the app answers ``{}`` before routing; the baseline;
+2. ``GET /v1/queue/poll``: the poll of a visitor still waiting (a third event, whose room
+   admits one a second: everyone waits), the hottest call of a launch (goal: at most
+   twice the empty request's CPU). ``--requests / POLLS_EACH`` visitors poll in turn,
+   each ``POLLS_EACH`` times, with the numbered ticket of their first poll, as a waiting
+   visitor does; the warm-up polls are theirs too (so their buyer tokens are in the
+   worker's cache, as after any visitor's first poll);
+2b. ``GET /v1/queue/poll``, admitted: the poll that finds its visitor admitted and signs
+   an admission (each visitor once);
+3. ``POST /v1/holds`` on an event without a front door: one unit of a random SKU, each
+   request a buyer of its own; the buy path's baseline;
+4. ``POST /v1/holds`` on the same event behind a waiting room: the same requests, each
+   with its buyer's admission (``Lampo-Admission``, one hold per admission); the ratio
+   of its requests per second to 3.'s says whether the buy path keeps its throughput.
+
+Both events open an hour before the run, the door's admitting a million a second (all
+admitted at once: the bench measures the calls, not the wait); rate limits and velocity
+limits off, as in ``bench/http_api.py --in-process``.
+
+``http``: the same two calls a real server answers: ``lampo serve`` (granian, one worker,
+a fresh SQLite file, rate and velocity limits off; ``bench/http_api.py``'s
+``start_server``), a room that opened ten seconds ago admitting one a second, 4,000
+visitors joined first and ``--requests / POLLS_EACH`` more who poll; then, from
+``--threads`` keep-alive connections of this process, ``--requests`` calls of ``POST
+/_bench/empty`` and as many polls of the waiting visitors (each ``POLLS_EACH`` times), the
+server's CPU (every process and thread, from /proc) per request of each, and the ratio.
+The client's speed does not enter the CPU per request.
 
 ``memory``: ``redis_memory``, the Redis memory one million waiting visitors take. Through
 the Redis store's own join script (``lua/door_queue.lua``, as ``FrontDoorService.join``
@@ -18,9 +55,12 @@ Server: ``LAMPO_BENCH_REDIS_URL`` (default redis://127.0.0.1:6379/0).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,13 +146,217 @@ def redis_memory(
         store.close()
 
 
+# -- cpu: the poll and the buy path, in process --------------------------------------------
+CPU_SECRET = b"bench-front-door-secret-0123456789abcdef"
+CPU_ADMIN = b"bench-admin-key-0123456789abcdef"
+CPU_SKUS = tuple(f"phone-{i}" for i in range(8))
+#: How many times each waiting visitor polls in the poll phase.
+POLLS_EACH = 10
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One timed phase: requests, CPU microseconds per request, requests per second."""
+
+    name: str
+    requests: int
+    cpu_us: float
+    per_second: float
+
+
+def _cpu_events(now: datetime) -> list[Any]:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from lampo.domain.catalog import Category, Sku
+    from lampo.domain.event import Offer, SaleEvent, Window
+    from lampo.domain.frontdoor import MAX_ADMISSION_SECONDS, MAX_ADMIT_PER_SECOND, FrontDoor
+    from lampo.domain.market import Market
+    from lampo.domain.money import FxTable, Money
+
+    plain = SaleEvent(
+        id="plain",
+        name="Buy path without a front door",
+        markets={"CN": Market("CN", "China", "CNY", "Asia/Shanghai")},
+        windows={"CN": Window(now - timedelta(hours=1), now + timedelta(hours=6))},
+        categories={"phone": Category("phone", "Phones")},
+        skus={s: Sku(s, "phone", s, "phone") for s in CPU_SKUS},
+        offers={s: Offer(s, 5_000_000, {"CN": Money(99_900, "CNY")}) for s in CPU_SKUS},
+        fx=FxTable("CNY", now.date(), {}),
+        hold_seconds=3600,
+    )
+    door = FrontDoor(admit_per_second=MAX_ADMIT_PER_SECOND, admission_seconds=MAX_ADMISSION_SECONDS)
+    behind = replace(plain, id="door", name="Buy path behind a waiting room", front_door=door)
+    slow = FrontDoor(admit_per_second=1, admission_seconds=MAX_ADMISSION_SECONDS)
+    room = replace(
+        plain, id="room", name="A waiting room that admits one a second", front_door=slow
+    )
+    return [plain, behind, room]
+
+
+async def _calls(
+    app: Any, requests: list[tuple[str, str, list[tuple[bytes, bytes]], bytes]], connections: int
+) -> Counter[int]:
+    """Each (method, path, headers, body) once, from ``connections`` coroutines in turn;
+    the statuses."""
+    statuses: Counter[int] = Counter()
+
+    async def one(method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        scope = {
+            "type": "http",
+            "method": method,
+            "path": path,
+            "query_string": b"",
+            "client": ("127.0.0.1", 50000),
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses[message["status"]] += 1
+
+        await app(scope, receive, send)
+
+    async def caller(first: int) -> None:
+        for i in range(first, len(requests), connections):
+            await one(*requests[i])
+
+    await asyncio.gather(*(caller(c) for c in range(connections)))
+    return statuses
+
+
+def _timed(
+    app: Any, name: str, warm: list[Any], timed: list[Any], connections: int, status: int
+) -> Phase:
+    for batch in (warm, timed):  # the second one timed
+        cpu, wall = time.process_time(), time.perf_counter()
+        statuses = asyncio.run(_calls(app, batch, connections))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if statuses[status] != len(batch):
+            raise SystemExit(f"{name}: {dict(statuses)}, not all {status}")
+    return Phase(name, len(timed), cpu / len(timed) * 1e6, len(timed) / wall)
+
+
+def cpu_phases(storage_url: str, requests: int, connections: int) -> list[Phase]:
+    """The four phases of ``cpu`` over one storage (see the module's doc)."""
+    import random
+
+    from lampo.bootstrap import Config, build_sales
+    from lampo.web.app import App
+    from lampo.web.asgi import tune_gc
+    from lampo.web.auth import issue_token
+    from lampo.web.config import WebConfig
+
+    tune_gc()  # as create_app does in a server worker
+    engine = Config.from_env({}, storage_url=storage_url)
+    config = WebConfig(
+        engine=engine,
+        secret=CPU_SECRET,
+        admin_key=CPU_ADMIN,
+        webhook_secret=b"bench-webhook-secret-0123456789abcdef",
+        buyer_rate=0,
+        ip_rate=0,
+        sweep_interval=0,
+        bench=True,
+        device_rate=0,  # the front door's velocity limits off: a bench of CPU, not limits
+        network_rate=0,
+    )
+    sales = build_sales(engine, storage=from_url(storage_url))
+    plain, behind, room = _cpu_events(datetime.now(UTC))
+    for event in (plain, behind, room):
+        sales.open(event)
+    app = App(config, sales)
+    door = app.door
+    n = 2 * requests  # warm-up and timed: every buyer once
+    tokens = [f"Bearer {issue_token(CPU_SECRET, f'b{i}', 7200)}".encode() for i in range(n)]
+    tickets, admissions = [], []
+    for i in range(n):  # join and poll through the app's own service: same secret
+        ticket = door.join("door", "CN", f"b{i}")
+        got = door.poll(ticket.token, f"b{i}")
+        if got.admission is None:
+            raise SystemExit(f"b{i} not admitted: {got}")
+        tickets.append(got.ticket.encode())
+        admissions.append(got.admission.encode())
+    visitors = max(1, requests // POLLS_EACH)
+    for i in range(4_000):  # the first ones in line (a second's worth would be admitted)
+        door.join("room", "CN", f"w{i}")
+    waiting = []
+    for i in range(visitors):
+        ticket = door.join("room", "CN", f"b{i}")
+        got = door.poll(ticket.token, f"b{i}")
+        if got.state != "waiting":
+            raise SystemExit(f"b{i} is not waiting: {got}")
+        waiting.append(got.ticket.encode())
+    rng = random.Random(0)
+    skus = [rng.choice(CPU_SKUS) for _ in range(n)]
+
+    def empty(i: int) -> Any:
+        return ("POST", "/_bench/empty", [(b"authorization", tokens[i])], b"")
+
+    def poll(i: int) -> Any:  # the visitors still waiting, in turn
+        v = i % visitors
+        headers = [(b"authorization", tokens[v]), (b"lampo-ticket", waiting[v])]
+        return ("GET", "/v1/queue/poll", headers, b"")
+
+    def admitted(i: int) -> Any:  # each admitted visitor once
+        headers = [(b"authorization", tokens[i]), (b"lampo-ticket", tickets[i])]
+        return ("GET", "/v1/queue/poll", headers, b"")
+
+    def buy(event: str, i: int) -> Any:
+        body = f'{{"event":"{event}","market":"CN","items":{{"{skus[i]}":1}}}}'.encode()
+        headers = [
+            (b"authorization", tokens[i]),
+            (b"content-type", b"application/json"),
+            (b"idempotency-key", f"k{i}".encode()),
+        ]
+        if event == "door":
+            headers.append((b"lampo-admission", admissions[i]))
+        return ("POST", "/v1/holds", headers, body)
+
+    def split(make: Any) -> tuple[list[Any], list[Any]]:
+        return [make(i) for i in range(requests)], [make(i) for i in range(requests, n)]
+
+    try:
+        return [
+            _timed(app, "POST /_bench/empty", *split(empty), connections, 200),
+            _timed(app, "GET /v1/queue/poll, waiting", *split(poll), connections, 200),
+            _timed(app, "GET /v1/queue/poll, admitted", *split(admitted), connections, 200),
+            _timed(
+                app, "POST /v1/holds, no door", *split(lambda i: buy("plain", i)), connections, 201
+            ),
+            _timed(
+                app,
+                "POST /v1/holds, behind the room",
+                *split(lambda i: buy("door", i)),
+                connections,
+                201,
+            ),
+        ]
+    finally:
+        sales.storage.close()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="bench", required=True)
     memory = sub.add_parser("memory", help="Redis memory per waiting visitor")
     memory.add_argument("--visitors", type=int, default=1_000_000)
     memory.add_argument("--prequeue", type=float, default=0.5)
+    cpu = sub.add_parser("cpu", help="CPU per poll and buy-path throughput, in process")
+    cpu.add_argument("--requests", type=int, default=20_000)
+    cpu.add_argument("--connections", type=int, default=64)
+    cpu.add_argument("--storage", action="append", default=None)
+    over = sub.add_parser("http", help="server CPU per poll against the empty endpoint")
+    over.add_argument("--requests", type=int, default=20_000)
+    over.add_argument("--threads", type=int, default=4)
     args = parser.parse_args(argv)
+    if args.bench == "cpu":
+        return _cpu(args)
+    if args.bench == "http":
+        return _http(args)
     if args.bench == "memory":
         f = redis_memory(REDIS, args.visitors, args.prequeue)
         print(f"visitors {f.visitors:,} ({f.prequeue:,} in the pre-queue)")
@@ -120,6 +364,158 @@ def main(argv: list[str]) -> int:
         print(f"bytes per visitor: pre-queue {f.bytes_prequeue:.0f}, ", end="")
         print(f"after the opening {f.bytes_after:.0f}, all {f.bytes_all:.0f}")
         print(f"a million such visitors: {f.bytes_all * 1_000_000 / 2**20:,.0f} MiB")
+    return 0
+
+
+# -- http: the poll against the empty endpoint, over a real server --------------------------
+def _http(args: argparse.Namespace) -> int:
+    import dataclasses
+    import http.client
+    import json
+    import shutil
+    import tempfile
+    import threading
+    from datetime import timedelta
+    from pathlib import Path
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import http_api  # the server's start and stop, and its CPU from /proc
+    from lampo.domain.codec import event_to_dict
+    from lampo.web.auth import issue_token
+
+    os.environ["LAMPO_DEVICE_RATE"] = os.environ["LAMPO_NETWORK_RATE"] = "0"
+    tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-door-http-"))
+    server, port = http_api.start_server(tmp, f"sqlite:///{tmp / 'door.db'}", 1)
+    try:
+        _, _, room = _cpu_events(datetime.now(UTC))
+        opened = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)
+        windows = {m: dataclasses.replace(w, opens=opened) for m, w in room.windows.items()}
+        http_api.call(
+            port,
+            "POST",
+            "/v1/admin/events",
+            event_to_dict(dataclasses.replace(room, windows=windows)),
+        )
+        secret = http_api.SECRET.encode()
+        visitors = max(1, args.requests // POLLS_EACH)
+
+        def token(name: str) -> str:
+            return f"Bearer {issue_token(secret, name, 7200)}"
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def join(name: str) -> str:
+            body = b'{"market":"CN"}'
+            headers = {"Authorization": token(name), "Content-Type": "application/json"}
+            conn.request("POST", "/v1/events/room/queue", body=body, headers=headers)
+            answer = conn.getresponse()
+            data = answer.read()
+            if answer.status != 201:
+                raise SystemExit(f"join {name}: {answer.status} {data[:300]!r}")
+            ticket: str = json.loads(data)["ticket"]
+            return ticket
+
+        for i in range(4_000):
+            join(f"w{i}")
+        polls = [(token(f"b{i}"), join(f"b{i}")) for i in range(visitors)]
+        conn.close()
+
+        def phase(path: str) -> tuple[float, int]:
+            counts = [0] * args.threads
+            reconnects = [0] * args.threads
+            failures: list[str] = []
+
+            def client(t: int) -> None:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                try:
+                    for k in range(t, args.requests, args.threads):
+                        auth, ticket = polls[k % visitors]
+                        for _ in range(3):  # a connection the server closed: open another
+                            try:
+                                if path == "empty":
+                                    c.request("POST", "/_bench/empty", body=b"{}")
+                                else:
+                                    headers = {"Authorization": auth, "Lampo-Ticket": ticket}
+                                    c.request("GET", "/v1/queue/poll", headers=headers)
+                                answer = c.getresponse()
+                                data = answer.read()
+                                break
+                            except (http.client.HTTPException, OSError):
+                                c.close()
+                                reconnects[t] += 1
+                                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                        else:
+                            failures.append("the server closed the connection 3 times")
+                            return
+                        if answer.status != 200:
+                            failures.append(f"{answer.status} {data[:200]!r}")
+                            return
+                        counts[t] += 1
+                finally:
+                    c.close()
+
+            before = http_api.tree_cpu(server.pid)
+            threads = [threading.Thread(target=client, args=(t,)) for t in range(args.threads)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            after = http_api.tree_cpu(server.pid)
+            if failures or before is None or after is None:
+                raise SystemExit(f"{path}: {failures[:3]}")
+            if sum(reconnects):
+                print(f"{path}: {sum(reconnects):,} connections closed by the server, reopened")
+            return (after - before) / sum(counts) * 1e6, sum(counts)
+
+        phase("poll")  # warm up: every visitor's token in the worker's cache
+        phase("empty")
+        empty_us, n = phase("empty")
+        poll_us, _ = phase("poll")
+        print(
+            f"lampo serve (granian, 1 worker, SQLite), {n:,} requests per phase, "
+            f"{args.threads} client connections"
+        )
+        print(f"POST /_bench/empty        server CPU {empty_us:6.1f} us per request")
+        print(f"GET /v1/queue/poll, waiting server CPU {poll_us:6.1f} us per request")
+        print(f"poll / empty: {poll_us / empty_us:.2f} (goal <= 2)")
+    finally:
+        http_api.stop_server(server, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _cpu(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-door-"))
+    urls = args.storage or ["memory://", "sqlite"]
+    print(
+        f"in-process ASGI app, {args.connections} coroutines, {args.requests:,} requests "
+        "per phase (after as many to warm up), CPU of this process per request"
+    )
+    try:
+        for url in urls:
+            if url == "sqlite":
+                url = f"sqlite:///{tmp / 'door.db'}"
+            phases = cpu_phases(url, args.requests, args.connections)
+            empty, poll, admitted, plain, behind = phases
+            print(f"\n{url.split(':', 1)[0]}")
+            print(f"{'phase':<34}{'req/s':>9}{'cpu us':>8}")
+            for p in phases:
+                print(f"{p.name:<34}{p.per_second:>9,.0f}{p.cpu_us:>8.0f}")
+            print(
+                f"poll / empty, CPU per request: waiting {poll.cpu_us / empty.cpu_us:.2f}, "
+                f"admitted {admitted.cpu_us / empty.cpu_us:.2f} (goal <= 2)"
+            )
+            print(
+                f"buy path behind the room / without it, requests per second: "
+                f"{behind.per_second / plain.per_second:.2f} "
+                f"(CPU per request {behind.cpu_us / plain.cpu_us:.2f})"
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -181,13 +181,20 @@ def _simulate(
                     sold[event.category_of(sku)] += level.sold
                 view.show(Figures(done, total, sold, dict(counted.refusals)))
 
-            result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
+            door_line, door_data = "", None
+            if event.front_door is not None and event.front_door.waiting_room:  # issue 13
+                from lampo.sim import door
+
+                at_door = door.run(loaded, sales, clock, seed=seed, progress=progress)
+                result, door_line, door_data = at_door.sim, door.summary(at_door), at_door
+            else:
+                result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
         found = audit(sales.storage, event)
         # the same report, records included, as `lampo report event` prints from storage
         battle = battle_report(sales.storage, event.id, sales.clock(), result.refusals)
         stock = sales.storage.stock(event.id)
         rate = result.requests / result.wall_seconds if result.wall_seconds else 0.0
-        run = {
+        run: dict[str, Any] = {
             "requests": result.requests,
             "resent": result.resent,
             "holds": result.holds,
@@ -203,6 +210,9 @@ def _simulate(
             f"{result.expired:,} expired · {result.releases:,} released · "
             f"{result.wall_seconds:.1f} s ({rate:,.0f} requests/s)"
         )
+        if door_data is not None:
+            run["front_door"] = door_data.as_dict()
+            line = f"{line}\n{door_line}"
         out = _Out(console, loaded, seed, as_json)
         out.show("in-process", battle, found, stock, run, line, audit_table=audit_table)
         return found

@@ -18,6 +18,13 @@ stores sell scales with the scenario (``selling_stores``), so the stores' traffi
 with every other figure; walk-ins draw from their own ``random.Random`` (seed, market,
 "stores"), so a scenario's online crowd is the same with or without stores.
 
+A crowd may hold bots (``[crowd.bots]``): a few accounts sending many requests, all on
+each market's opening millisecond, scripted (``bot_plan``): ``share_of_accounts`` of the
+accounts and ``share_of_requests`` of the requests, both against the market's expected
+human buyers and their requests. Each bot asks for one unit of a SKU picked by demand,
+under a new idempotency key each time, and pays at once when it gets a hold. Bots draw
+from a ``random.Random`` of their own, so adding them leaves the human crowd unchanged.
+
 The stream is produced lazily in time order, so memory stays small at any scale. The same
 scenario and seed give the identical sequence: every market draws from its own
 ``random.Random`` seeded from (seed, market).
@@ -73,6 +80,43 @@ MIN_STEP_MS = 1000
 #: The gap between a payment and the same payment submitted again (a double click).
 DOUBLE_PAY_GAP_MS = 1000
 _DAY_MS = 86_400_000
+#: A bot account's name within its market: ``<market>-bot-<n>`` (a human's is
+#: ``<market>-<n>``, so the two never meet).
+BOT_INFIX = "bot-"
+
+
+def is_bot(customer: str) -> bool:
+    """Whether ``customer`` is one of a crowd's bots (by name, as storage keeps it)."""
+    _, dash, rest = customer.partition("-")
+    return bool(dash) and rest.startswith(BOT_INFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class BotPlan:
+    """A market's bots: ``accounts`` accounts, each sending ``each`` requests."""
+
+    accounts: int
+    each: int
+
+    @property
+    def requests(self) -> int:
+        return self.accounts * self.each
+
+
+def bot_plan(scenario: Scenario, market: str) -> BotPlan:
+    """The bots of ``market``: with ``H`` expected human buyers sending ``R`` requests,
+    ``a`` and ``r`` the shares of ``[crowd.bots]``, ``max(1, round(H a / (1 - a)))``
+    accounts sending ``round(R r / (1 - r))`` requests between them (at least one each).
+    No bots (``BotPlan(0, 0)``) in a crowd without them, or a market without buyers."""
+    crowd = scenario.crowd
+    bots = crowd.bots
+    humans = Shape(scenario.event, crowd, market).count()
+    if bots is None or humans <= 0:
+        return BotPlan(0, 0)
+    a, r = bots.share_of_accounts, bots.share_of_requests
+    accounts = max(1, round(humans * a / (1 - a)))
+    requests = humans * (1 + crowd.retry + crowd.repeat + crowd.comeback) * r / (1 - r)
+    return BotPlan(accounts, max(1, round(requests / accounts)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +137,7 @@ class Visit:
     plan: Plan
     delay_ms: int
     comeback_ms: int = 0  # refused as sold out, the buyer tries again this much later
+    bot: bool = False  # a scripted buyer of ``[crowd.bots]``
 
 
 def again(visit: Visit) -> Visit:
@@ -170,6 +215,33 @@ class _Market:
         self.seq = 0
         self.scenario = scenario
         self.seed = seed
+        self.bots = bot_plan(scenario, market) if market in crowd.arrivals else BotPlan(0, 0)
+        self.bot_rng = random.Random(f"{seed}:{scenario.event.id}:{market}:bots")
+
+    def bot_visits(self) -> Iterator[Visit]:
+        """The bots' requests, all on the market's opening millisecond: each account's in a
+        row, each under a new key; a bot pays at once when it gets a hold."""
+        online = next((c for c in self.channels if c.kind is ChannelKind.ONLINE), None)
+        channel = online or self.channels[0]
+        for n in range(1, self.bots.accounts + 1):
+            customer = f"{self.prefix}{BOT_INFIX}{n}"
+            sku = self.skus[
+                bisect.bisect_right(
+                    self.cum, self.bot_rng.random() * self.cum[-1], 0, len(self.cum) - 1
+                )
+            ]
+            for k in range(1, self.bots.each + 1):
+                yield Visit(
+                    self.offset_ms,
+                    self.market,
+                    customer,
+                    f"{customer}:{k}",
+                    ((sku, 1),),
+                    channel,
+                    Plan.PAY,
+                    MIN_STEP_MS,
+                    bot=True,
+                )
 
     def instants(self, s: int) -> list[int]:
         """The arrivals of second ``s``, each at its millisecond (sorted): each drawn from
@@ -207,6 +279,7 @@ class _Market:
             return
         end_ms = self.offset_ms + self.seconds * 1000
         pending = self.pending
+        yield from self.bot_visits()  # before any human: nothing comes before the opening
         for s in range(self.seconds):
             for at in self.instants(s):
                 while pending and pending[0][0] <= at:
@@ -433,10 +506,12 @@ def _keyed(index: int, visits: Iterator[Visit]) -> Iterator[tuple[int, int, int,
 def expected_requests(scenario: Scenario) -> float:
     """The mean number of reservation requests of a run at most: each buyer's first visit,
     the resent ones, the returning ones, and those who come back after a sold-out (as if
-    every one of them were refused), and the walk-ins at the stores' tills."""
+    every one of them were refused), the walk-ins at the stores' tills, and the bots'
+    requests."""
     crowd = scenario.crowd
-    online = expected_buyers(scenario) * (1 + crowd.retry + crowd.repeat + crowd.comeback)
-    return online + expected_walk_ins(scenario)
+    humans = expected_buyers(scenario) * (1 + crowd.retry + crowd.repeat + crowd.comeback)
+    bots = sum(bot_plan(scenario, m).requests for m in crowd.arrivals)
+    return humans + expected_walk_ins(scenario) + bots
 
 
 def market_seconds(scenario: Scenario) -> int:

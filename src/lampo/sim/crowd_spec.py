@@ -34,6 +34,17 @@ MAX_PEAK_FACTOR = 100.0
 #: pace (a flagship Mi Home store serves some hundreds an hour on a festival evening).
 MAX_WALK_INS_PER_HOUR = 3_600.0
 _HOUR_MINUTE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$", re.ASCII)
+#: The largest share of a crowd's accounts that may be bots (``[crowd.bots]``), and of its
+#: requests they may send: at 0.99 bots send 99 requests for every human one (the run's
+#: budget, ``crowd.MAX_SIM_REQUESTS``, counts them and refuses a run past it).
+MAX_BOT_ACCOUNTS = 0.5
+MAX_BOT_REQUESTS = 0.99
+#: How long before the opening visitors may wait in a front door's pre-queue
+#: (``[crowd.door]``): a day.
+MAX_EARLY_SECONDS = 86_400.0
+#: A visitor's seconds between two polls of the waiting room: from a tenth of a second to
+#: ten minutes.
+MIN_POLL_SECONDS, MAX_POLL_SECONDS = 0.1, 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +87,30 @@ class StoreTraffic:
 
 
 @dataclass(frozen=True, slots=True)
+class Bots:
+    """Scripted buyers (``[crowd.bots]``): ``share_of_accounts`` of the crowd's accounts,
+    sending ``share_of_requests`` of its requests, all on the opening millisecond of each
+    market (``crowd.bot_plan`` turns the shares into accounts and requests)."""
+
+    share_of_accounts: float
+    share_of_requests: float
+
+
+@dataclass(frozen=True, slots=True)
+class DoorVisitors:
+    """How people use an event's front door (``[crowd.door]``; read only by the waiting
+    room's rehearsal, ``sim.door``): ``early`` of the buyers who would reach the page in the
+    first ``early_seconds`` after the opening come before it instead (the pre-queue), at a
+    uniform instant from ``early_seconds`` before they would have come to the opening; a
+    visitor polls after ``poll_seconds``, or
+    its ETA if later (capped by ``sim.door.MAX_POLL_WAIT_SECONDS``)."""
+
+    early: float = 0.0
+    early_seconds: float = 300.0
+    poll_seconds: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Crowd:
     """How buyers behave; shares are probabilities, counts already scaled."""
 
@@ -101,6 +136,9 @@ class Crowd:
     comeback_seconds: float = 120.0
     #: Walk-ins at the event's stores (None: nobody buys at a till).
     stores: StoreTraffic | None = None
+    #: Scripted buyers on the opening millisecond; None: none.
+    bots: Bots | None = None
+    door: DoorVisitors = DoorVisitors()
 
 
 class CrowdReader(FieldReader):
@@ -194,6 +232,8 @@ class CrowdReader(FieldReader):
                 MAX_DECAY_SECONDS,
             ),
             stores=self.store_traffic(c.get("stores"), (*base, "stores"), event, demand),
+            bots=self.bots(c.get("bots"), (*base, "bots")),
+            door=self.door(c.get("door"), (*base, "door")),
             **shares,
         )
 
@@ -264,6 +304,59 @@ class CrowdReader(FieldReader):
             if found:
                 return time(int(found.group(1)), int(found.group(2)))
         raise self.fail(path, f'must be a local time of day such as "10:00", got {kind_of(value)}')
+
+    def bots(self, raw: Any, path: FieldPath) -> Bots | None:
+        """``[crowd.bots]``: ``share_of_accounts`` in (0, ``MAX_BOT_ACCOUNTS``],
+        ``share_of_requests`` in [0, ``MAX_BOT_REQUESTS``]."""
+        if raw is None:
+            return None
+        b = self.known(self.table(raw, path), path, ("share_of_accounts", "share_of_requests"))
+        accounts = self.number(
+            self.get(b, path, "share_of_accounts"),
+            (*path, "share_of_accounts"),
+            0.0,
+            MAX_BOT_ACCOUNTS,
+        )
+        if accounts <= 0:
+            raise self.fail((*path, "share_of_accounts"), "must be more than 0")
+        requests = self.number(
+            self.get(b, path, "share_of_requests"),
+            (*path, "share_of_requests"),
+            0.0,
+            MAX_BOT_REQUESTS,
+        )
+        return Bots(accounts, requests)
+
+    def door(self, raw: Any, path: FieldPath) -> DoorVisitors:
+        """``[crowd.door]``: ``early`` (a share), ``early_seconds`` in [1,
+        ``MAX_EARLY_SECONDS``], ``poll_seconds`` in [``MIN_POLL_SECONDS``,
+        ``MAX_POLL_SECONDS``]."""
+        if raw is None:
+            return DoorVisitors()
+        d = self.known(self.table(raw, path), path, ("early", "early_seconds", "poll_seconds"))
+        default = DoorVisitors()
+        return DoorVisitors(
+            early=self.share(d.get("early", default.early), (*path, "early")),
+            early_seconds=self.number(
+                d.get("early_seconds", default.early_seconds),
+                (*path, "early_seconds"),
+                1.0,
+                MAX_EARLY_SECONDS,
+            ),
+            poll_seconds=self.number(
+                d.get("poll_seconds", default.poll_seconds),
+                (*path, "poll_seconds"),
+                MIN_POLL_SECONDS,
+                MAX_POLL_SECONDS,
+            ),
+        )
+
+    def known(self, d: dict[str, Any], path: FieldPath, keys: tuple[str, ...]) -> dict[str, Any]:
+        """``d``, refused (naming the key) if it holds a key not in ``keys``."""
+        for key in d:
+            if key not in keys:
+                raise self.fail((*path, key), f"is not one of {', '.join(keys)}")
+        return d
 
     def rhythm(self, raw: Any, path: FieldPath) -> tuple[float, ...] | None:
         if raw is None:

@@ -455,6 +455,8 @@ def run(
     sweep_every: float = 1.0,
     one_by_one: bool = False,
     progress: Progress | None = None,
+    visits: Iterator[Visit] | None = None,
+    opened: bool = False,
 ) -> SimResult:
     """Run ``scenario``'s crowd (seeded by ``seed``) against ``sales``, whose clock is
     ``clock``. Opens the event in ``sales`` first. Returns what the driver counted.
@@ -463,11 +465,15 @@ def run(
     between two runs of the expiry sweeper (as a server runs it), at least a millisecond.
     ``one_by_one``: send every request alone, at its instant, in time order (the
     reference the batched run must agree with; slow).
-    ``ScenarioError`` (nothing written) for a run beyond the budget (``crowd.check_work``)."""
+    ``ScenarioError`` (nothing written) for a run beyond the budget (``crowd.check_work``).
+    ``visits``: the buy path's visits instead of the crowd's timeline, in time order (the
+    front door's rehearsal, ``sim.door``, passes its admitted ones); ``opened``: the event
+    is open in ``sales`` already."""
     sweep_ms = round(sweep_every * 1000)
     if chunk < 1 or sweep_ms < 1:
         raise InvalidRequest("driver", "chunk must be at least 1, sweep_every 0.001 s")
     check_work(scenario)  # before anything is written
-    sales.open(scenario.event)
+    if not opened:
+        sales.open(scenario.event)
     run = _Run(scenario, sales, clock, seed, chunk, sweep_ms, one_by_one, progress)
-    return run.run(timeline(scenario, seed))
+    return run.run(timeline(scenario, seed) if visits is None else visits)

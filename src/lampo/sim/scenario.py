@@ -503,7 +503,7 @@ class _Builder(CrowdReader):
 
     def front_door(self, raw: Any, home: Market) -> FrontDoor | None:
         """``[front_door]`` (docs/front-door.md): times without an offset are read in the
-        home market's zone."""
+        home market's zone; ``admit_per_second`` is scaled with the crowd (at least 1)."""
         if raw is None:
             return None
         path: FieldPath = ("front_door",)
@@ -534,6 +534,8 @@ class _Builder(CrowdReader):
             for k in ("lottery_factor", "admit_per_second", "admission_seconds", "pow_bits")
             if k in d
         }
+        if "admit_per_second" in numbers:  # the room admits in proportion to the crowd
+            numbers["admit_per_second"] = max(1, round(numbers["admit_per_second"] * self.scale))
         door: FrontDoor = self.domain(
             path, FrontDoor, **times, unique=tuple(unique), **flags, **numbers
         )
