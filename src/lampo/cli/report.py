@@ -87,7 +87,7 @@ StoresOpt = Annotated[
 def read_stores(path: Path | None) -> list[Store]:
     """The store registry of a CSV file (``stores.parse_csv``: refused whole on any bad
     row), its size checked against ``MAX_CSV_BYTES`` before it is read; none without a
-    path."""
+    path (the report then takes the registry kept in storage)."""
     if path is None:
         return []
     try:
@@ -100,6 +100,12 @@ def read_stores(path: Path | None) -> list[Store]:
     except (OSError, UnicodeDecodeError) as err:
         raise InvalidRequest("stores", f"cannot read {path}: {err}") from None
     return parse_csv(text)
+
+
+def kept_stores(store: Storage) -> list[Store]:
+    """The store registry kept in storage (``lampo stores import``, or a simulated
+    scenario's): what a report names and counts stores by unless ``--stores`` says."""
+    return list(store.stores()[1])
 
 
 def _emit(data: object, fmt: Format) -> None:
@@ -132,6 +138,7 @@ def event_cmd(
     config = Config.from_env(storage_url=storage)
     store = open_storage(config.storage_url, must_exist=True)
     try:
+        registry = registry or kept_stores(store)
         door = _front_door(store, name)
         report = battle_report(
             store, name, datetime.now(UTC), history=history, stores=registry, front_door=door
@@ -201,6 +208,7 @@ def period_cmd(
     config = Config.from_env(storage_url=storage)
     store = open_storage(config.storage_url, must_exist=True)
     try:
+        registry = registry or kept_stores(store)
         report = period_report(
             store,
             current,

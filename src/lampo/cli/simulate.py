@@ -9,7 +9,7 @@ import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -31,6 +31,7 @@ from lampo.domain.errors import InvalidRequest
 from lampo.domain.holds import StockLevel
 from lampo.domain.money import Money
 from lampo.domain.report import BattleReport
+from lampo.domain.stores import Store
 from lampo.domain.timetext import duration
 from lampo.services.audit import Audit, audit
 from lampo.services.report import battle_report, to_data
@@ -41,6 +42,7 @@ from lampo.sim.driver import SimResult
 from lampo.sim.driver import run as run_simulation
 from lampo.sim.latency import PERCENTILES
 from lampo.sim.snapshot import Snapshot
+from lampo.storage import Storage
 
 DEMO_SCENARIO = "mi-fan-fest-2015"
 
@@ -75,6 +77,17 @@ JsonOpt = Annotated[
 
 
 # -- demo and simulate ----------------------------------------------------------
+def keep_registry(storage: Storage, stores: Sequence[Store]) -> tuple[Store, ...]:
+    """Keep a scenario's store registry in the (fresh) storage it ran on, so that `lampo
+    report event|period` and `lampo stores list` read it there; a registry kept already is
+    left as it is. The registry the reports use."""
+    version, kept = storage.stores()
+    if stores and not kept:
+        storage.put_stores(stores, replaces=version)
+        return tuple(stores)
+    return kept
+
+
 def demo(
     scale: ScaleOpt = 0.01,
     db: Annotated[Path, typer.Option(help="SQLite file to run on; replaced if it exists.")] = Path(
@@ -190,8 +203,11 @@ def _simulate(
             else:
                 result = run_simulation(loaded, sales, clock, seed=seed, progress=progress)
         found = audit(sales.storage, event)
+        registry = keep_registry(sales.storage, loaded.stores)
         # the same report, records included, as `lampo report event` prints from storage
-        battle = battle_report(sales.storage, event.id, sales.clock(), result.refusals)
+        battle = battle_report(
+            sales.storage, event.id, sales.clock(), result.refusals, stores=registry
+        )
         stock = sales.storage.stock(event.id)
         rate = result.requests / result.wall_seconds if result.wall_seconds else 0.0
         run: dict[str, Any] = {

@@ -77,6 +77,7 @@ def _results_of(app: App, period: Period) -> results.Page:
         period,
         targets=imports.targets(DEFAULT_TARGETS, period.tz),
         shares=imports.market_shares(DEFAULT_SHARES),
+        stores=app.storage.stores()[1],  # read off the loop: ``app.results.get`` runs this
     )
     return results.results(report)
 
