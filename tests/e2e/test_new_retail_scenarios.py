@@ -119,3 +119,19 @@ def test_a_rehearsal_over_http_refuses_walk_ins_before_sending_anything(
     assert "walk-ins at stores" in message
     assert "POST /v1/stores/{store}/sales" in message
     assert "Traceback" not in err + out
+
+
+def test_the_q2_2017_period_report_counts_the_store_network_from_the_kept_registry(
+    capsys: pytest.CaptureFixture[str], history: str
+) -> None:
+    """The simulated mi-2017q2 kept its registry in the storage it ran on; the period
+    report reads it there, with no --stores file: the seed's 123 Mi Home stores, +14."""
+    capsys.readouterr()
+    code, out, err = run(capsys, "report", "period", "2017Q2", "--storage", history)
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "CN: 123 stores, +14 QoQ" in text
+    assert "first store in IN" in text
+    code, out, err = run(capsys, "stores", "list", "--market", "CN", "--storage", history)
+    assert code == 0, err
+    assert out.count("\n") >= 123
