@@ -17,6 +17,7 @@ from lampo.domain.frontdoor import (
     BadToken,
     FrontDoor,
     PlaceState,
+    adapt,
     derive_key,
     draw,
     place,
@@ -157,3 +158,15 @@ def test_registration_closes_by_the_opening_and_survives_the_codec() -> None:
     late = replace(door, registration_closes=CN_OPENS + timedelta(minutes=1))
     with pytest.raises(InvalidRequest):
         replace(event, front_door=late)
+
+
+@given(st.integers(1, 10**6), st.floats(0, 10**5), st.integers(1, 60_000), st.integers(1, 10**7))
+def test_an_adapted_rate_never_rises_when_slow_nor_falls_when_fast(
+    rate: int, latency: float, target: int, ceiling: int
+) -> None:
+    new = adapt(rate, latency, target, ceiling)
+    assert 1 <= new <= max(1, ceiling)
+    if latency > target:
+        assert new <= rate
+    if latency < target / 2 and rate < ceiling:
+        assert new > rate

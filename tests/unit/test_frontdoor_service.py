@@ -330,3 +330,46 @@ def test_a_poll_from_a_cached_view_sees_a_restarted_line() -> None:
     last = cached.poll(burst[-1].token, "c9")
     assert (last.state, last.ahead) == (PlaceState.WAITING, 9)
     assert cached.poll(burst[0].token, "c0").state is PlaceState.WAITING
+
+
+# -- the adaptive rate ----------------------------------------------------------------------
+def test_an_adaptive_room_slows_down_when_the_buy_path_is_slow_and_speeds_up_when_fast() -> None:
+    door, clock = open_door(door_event(admit_per_second=100, target_latency_ms=50))
+    clock.set(CN_OPENS)
+    for n in range(50):
+        door.join("fest", "CN", f"c{n}")
+    assert door.adapt("fest", "CN") is None  # nothing observed: nothing to adapt to
+    for _ in range(20):
+        door.observe("fest", "CN", 0.200)  # the buy path answers in 200 ms
+    assert door.adapt("fest", "CN") == 75
+    assert door.state("fest", "CN").rate == 75  # kept in storage: every worker sees it
+    door.observe("fest", "CN", 0.001)
+    assert door.adapt("fest", "CN") is None  # at most once a second
+    clock.advance(1)
+    assert door.adapt("fest", "CN") == 82  # fast now: a tenth more
+    assert door.state("fest", "CN").rate == 82
+
+
+def test_an_adaptive_rate_stays_between_one_and_its_ceiling() -> None:
+    door, clock = open_door(door_event(admit_per_second=2, target_latency_ms=50))
+    clock.set(CN_OPENS)
+    door.join("fest", "CN", "c1")
+    for _ in range(60):
+        door.observe("fest", "CN", 0.0)
+        door.adapt("fest", "CN")
+        clock.advance(1)
+    assert door.state("fest", "CN").rate == 20  # ADAPT_CEILING x admit_per_second
+    for _ in range(60):
+        door.observe("fest", "CN", 9.0)
+        door.adapt("fest", "CN")
+        clock.advance(1)
+    assert door.state("fest", "CN").rate == 1
+
+
+def test_a_room_with_a_fixed_rate_does_not_adapt() -> None:
+    door, clock = open_door(door_event(admit_per_second=10))
+    clock.set(CN_OPENS)
+    door.join("fest", "CN", "c1")
+    door.observe("fest", "CN", 5.0)
+    assert door.adapt("fest", "CN") is None
+    assert door.state("fest", "CN").rate == 10

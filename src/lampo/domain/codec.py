@@ -102,6 +102,7 @@ def _door_to_dict(door: FrontDoor) -> dict[str, Any]:
         "admit_per_second": door.admit_per_second,
         "admission_seconds": door.admission_seconds,
         "pow_bits": door.pow_bits,
+        **({"target_latency_ms": door.target_latency_ms} if door.target_latency_ms else {}),
     }
 
 
@@ -118,6 +119,7 @@ def _door(d: _Fields) -> FrontDoor:
         admit_per_second=d.whole("admit_per_second"),
         admission_seconds=d.whole("admission_seconds"),
         pow_bits=d.whole("pow_bits"),
+        target_latency_ms=d.maybe_whole("target_latency_ms"),
     )
 
 

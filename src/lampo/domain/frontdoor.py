@@ -40,6 +40,10 @@ IDENTITIES = ("phone", "device")
 MIN_HASH_HEX, MAX_HASH_HEX = 16, 128
 #: The longest token this module reads (a ticket, an admission, a challenge).
 MAX_TOKEN = 1_024
+#: The buy path's latency an adaptive waiting room aims at: 1 ms to a minute.
+MIN_TARGET_MS, MAX_TARGET_MS = 1, 60_000
+#: An adaptive room admits at most this many times its starting rate.
+ADAPT_CEILING = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,9 @@ class FrontDoor:
     drawn) accounts may queue; ``unique``: identities a registration must be unique by
     besides the account; ``lottery_factor``: winners per unit when registrations exceed
     that many per unit; ``waiting_room``: a queue per market; ``admit_per_second``,
-    ``admission_seconds``; ``pow_bits``: the proof of work a join needs."""
+    ``admission_seconds``; ``pow_bits``: the proof of work a join needs;
+    ``target_latency_ms``: when set, the admission rate adapts to the buy path's measured
+    latency (``adapt``), from ``admit_per_second`` up to ``ADAPT_CEILING`` times it."""
 
     registration_opens: datetime | None = None
     registration_closes: datetime | None = None
@@ -61,6 +67,7 @@ class FrontDoor:
     admit_per_second: int = 500
     admission_seconds: int = 300
     pow_bits: int = 0
+    target_latency_ms: int | None = None
 
     def __post_init__(self) -> None:
         opens, closes = self.registration_opens, self.registration_closes
@@ -92,6 +99,10 @@ class FrontDoor:
             MAX_ADMISSION_SECONDS,
         )
         whole("pow_bits", self.pow_bits, 0, MAX_POW_BITS)
+        if self.target_latency_ms is not None:
+            whole("target_latency_ms", self.target_latency_ms, MIN_TARGET_MS, MAX_TARGET_MS)
+            if not self.waiting_room:
+                raise InvalidRequest("target_latency_ms", "adapts a waiting room's rate")
 
     def registration_open(self, now: datetime) -> bool:
         opens, closes = self.registration_opens, self.registration_closes
@@ -135,6 +146,19 @@ class AdmissionLine:
         """The same line from ``now`` on at ``rate`` (none admitted is taken back)."""
         whole("admit_per_second", rate, 1, MAX_ADMIT_PER_SECOND)
         return AdmissionLine(max(now, self.since), self.admitted(now, length), rate)
+
+
+def adapt(rate: int, latency_ms: float, target_ms: int, ceiling: int) -> int:
+    """The next admission rate of a room whose buy path answers in ``latency_ms`` (a high
+    percentile of the last interval) against ``target_ms``: a quarter less when slower than
+    the target, a tenth more (at least one) when faster than half of it, else the same;
+    from 1 to ``ceiling`` (additive increase, multiplicative decrease: the rates of several
+    workers adapting at once settle rather than swing)."""
+    if latency_ms > target_ms:
+        return max(1, min(ceiling, rate * 3 // 4))
+    if latency_ms < target_ms / 2:
+        return max(1, min(ceiling, rate + max(1, rate // 10)))
+    return max(1, min(rate, ceiling))
 
 
 class PlaceState(StrEnum):

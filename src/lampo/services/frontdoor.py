@@ -43,10 +43,12 @@ from lampo.domain.errors import (
 )
 from lampo.domain.event import SaleEvent, Window
 from lampo.domain.frontdoor import (
+    ADAPT_CEILING,
     IDENTITIES,
     AdmissionLine,
     FrontDoor,
     PlaceState,
+    adapt,
     check_hash,
     derive_key,
     place,
@@ -76,6 +78,10 @@ __all__ = ["Challenge", "FrontDoorService", "Poll", "QueueState", "Ticket"]
 CHALLENGE_SECONDS = 120
 #: The longest a poll's view of a queue's counters and of sold-out is kept per process.
 CACHE_SECONDS = 0.1
+#: How often a process adapts a room's rate at most, and the most latencies it keeps
+#: between two adaptations.
+ADAPT_SECONDS = 1.0
+MAX_SAMPLES = 10_000
 #: The shortest server secret taken (bytes).
 MIN_SECRET = 16
 
@@ -110,6 +116,10 @@ class FrontDoorService:
         self._drawn: set[str] = set()
         self._counts: dict[tuple[str, str], tuple[float, QueueCounts]] = {}
         self._soldout: dict[tuple[str, str], tuple[float, bool]] = {}
+        #: The buy path's latencies (seconds) per queue since its rate last adapted here,
+        #: and when it may adapt next (monotonic): an adaptive room's controller.
+        self._latency: dict[tuple[str, str], list[float]] = {}
+        self._adapt_at: dict[tuple[str, str], datetime] = {}
 
     # -- plumbing ----------------------------------------------------------------------
     def _refuse(self, event: str, refusal: LampoError) -> NoReturn:
@@ -344,6 +354,8 @@ class FrontDoorService:
                 ticket = self._ticket(event, market, buyer, entry)
             if self._sold_out(ev, market):
                 return Poll(PlaceState.SOLD_OUT, seq, 0, 0.0, ticket)
+            if door.target_latency_ms is not None:
+                self.adapt(event, market)
             counts = self._cached_counts(event, market, seq)
             line = self._line(door, window, counts)
             where = place(seq, line, now, counts.last)
@@ -447,6 +459,45 @@ class FrontDoorService:
             return self._seed(event, market).hex()
         except LampoError as refusal:
             self._refuse(event, refusal)
+
+    # -- the adaptive admission rate ----------------------------------------------------------
+    def observe(self, event: str, market: str, seconds: float) -> None:
+        """Note how long the buy path took to answer a reservation of ``market``'s sale of
+        ``event`` (an adaptive room's rate follows it). In memory: a list append."""
+        samples = self._latency.setdefault((event, market), [])
+        if len(samples) < MAX_SAMPLES:
+            samples.append(seconds)
+
+    def adapt(self, event: str, market: str) -> int | None:
+        """At most once per ``ADAPT_SECONDS`` per process, when the room adapts and the buy
+        path was observed since: set the rate ``adapt`` gives for the 90th percentile of
+        the latencies observed (the line rebased, as ``set_rate``). The new rate, or None
+        when nothing was due. Every worker adapts from its own observations; the stored
+        line is the one they all move, each at most once per interval."""
+        key = (event, market)
+        now = self.clock()
+        due = self._adapt_at.get(key)
+        if (due is not None and due > now) or not self._latency.get(key):
+            return None
+        with self._lock:
+            samples, self._latency[key] = self._latency.get(key, []), []
+            self._adapt_at[key] = now + timedelta(seconds=ADAPT_SECONDS)
+        if not samples:
+            return None
+        _, door, window = self._room(event, market)
+        if door.target_latency_ms is None:
+            return None
+        samples.sort()
+        p90_ms = samples[min(len(samples) - 1, len(samples) * 9 // 10)] * 1000
+        counts = self.store.counts(event, market)
+        line = self._line(door, window, counts)
+        ceiling = ADAPT_CEILING * door.admit_per_second
+        rate = adapt(line.rate, p90_ms, door.target_latency_ms, ceiling)
+        if rate != line.rate:
+            self.store.set_line(event, market, line.rebase(now, counts.last, rate))
+            with self._lock:
+                self._counts.pop(key, None)
+        return rate
 
     # -- the operator's side ---------------------------------------------------------------
     def set_rate(self, event: str, market: str, per_second: int) -> None:

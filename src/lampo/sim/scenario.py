@@ -511,7 +511,7 @@ class _Builder(CrowdReader):
         known = {
             "registration_opens", "registration_closes", "require_registration", "unique",
             "lottery_factor", "waiting_room", "admit_per_second", "admission_seconds",
-            "pow_bits",
+            "pow_bits", "target_latency_ms",
         }  # fmt: skip
         for key in d:
             if key not in known:
@@ -531,7 +531,13 @@ class _Builder(CrowdReader):
                 raise self.fail((*path, key), "must be true or false")
         numbers = {
             k: self.integer(d[k], (*path, k), 0, 10**9)
-            for k in ("lottery_factor", "admit_per_second", "admission_seconds", "pow_bits")
+            for k in (
+                "lottery_factor",
+                "admit_per_second",
+                "admission_seconds",
+                "pow_bits",
+                "target_latency_ms",
+            )
             if k in d
         }
         if "admit_per_second" in numbers:  # the room admits in proportion to the crowd

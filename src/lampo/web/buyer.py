@@ -11,6 +11,7 @@ owner checks through the app's coalesced hold reads, other reads to the thread p
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -64,12 +65,19 @@ async def reserve(app: App, req: Request) -> Response:
                 "channel",
                 f"{data.event} sells through {channel.kind} channels by their own API only",
             )
-        if event is not None and event.front_door is not None:
+        door = event.front_door if event is not None else None
+        if door is not None:
             # the front door's gate: an admission (one hold each) or a registration
-            door_key = await frontdoor.gate(app, req, buyer, event, data.market)
+            door_key = await frontdoor.gate(app, req, buyer, event, data.market)  # type: ignore[arg-type]
             if door_key:
                 cmd = replace(cmd, key=door_key)
-        result = await app.reservations.submit(cmd)
+        if door is not None and door.target_latency_ms is not None:
+            # an adaptive room admits as fast as the buy path keeps its latency
+            started = time.perf_counter()
+            result = await app.reservations.submit(cmd)
+            app.door.observe(data.event, data.market, time.perf_counter() - started)
+        else:
+            result = await app.reservations.submit(cmd)
         if isinstance(result, LampoError):
             raise result
         return json_response(
