@@ -332,6 +332,29 @@ def test_a_numbered_ticket_polls_to_its_admission(shared: list[Storage]) -> None
     assert door.state("fest", "CN").admitted == 10
 
 
+def test_joins_after_the_opening_come_after_the_prequeue_though_nobody_polled(
+    shared: list[Storage],
+) -> None:
+    """The first thing after the opening is a join (no poll froze the pre-queue yet): a
+    late arrival is numbered after every pre-queue member, and a member joining again gets
+    its place, not 0."""
+    event = door_event(admit_per_second=10)
+    clock = ManualClock(BEFORE)
+    sales = Sales(shared[0], clock=clock)
+    sales.open(event)
+    door = FrontDoorService(sales, door_store(shared[0]), SECRET, cache_seconds=0)
+    early = [door.join("fest", "CN", f"e{n}") for n in range(5)]
+    assert {t.seq for t in early} == {0}
+    clock.set(CN_OPENS + timedelta(seconds=1))
+    again = door.join("fest", "CN", "e2")  # the first thing after the opening
+    late = door.join("fest", "CN", "late")
+    assert 1 <= again.seq <= 5
+    assert late.seq == 6
+    seqs = [door.poll(t.token, f"e{n}").seq for n, t in enumerate(early)]
+    assert sorted(seqs) == [1, 2, 3, 4, 5]
+    assert seqs[2] == again.seq
+
+
 def test_workers_polling_at_the_opening_freeze_the_prequeue_once(shared: list[Storage]) -> None:
     """A worker per store (as processes would), each polling its share of the pre-queue's
     tickets at once, the first moment after the opening: one seq 1..P each."""

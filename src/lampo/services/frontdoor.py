@@ -300,6 +300,11 @@ class FrontDoorService:
             rank = None
             if now < window.opens:
                 rank = rank_key(self._seed(event, market), ticket_id)
+            else:
+                # the pre-queue closes at the opening: frozen before the first join after
+                # it, so a later arrival is numbered after every pre-queue member and a
+                # member joining again gets its place
+                self._freeze(event, market)
             line = AdmissionLine(window.opens, 0, door.admit_per_second)
             entry = self.store.join(event, market, buyer, Entry(ticket_id, 0, now), rank, line)
             if entry.seq:
@@ -379,13 +384,18 @@ class FrontDoorService:
     def _numbered(self, event: str, market: str, buyer: str) -> Entry | None:
         """The buyer's entry in a queue past its opening, the queue frozen first (by
         whichever worker asks first; idempotent)."""
+        self._freeze(event, market)
+        return self.store.entry(event, market, buyer)
+
+    def _freeze(self, event: str, market: str) -> None:
+        """Freeze the pre-queue of a queue past its opening, once per process (the store's
+        freeze is idempotent: whichever worker asks first numbers it)."""
         key = (event, market)
         if key not in self._frozen:
             self.store.freeze(event, market)
             with self._lock:
                 self._frozen.add(key)
                 self._counts.pop(key, None)
-        return self.store.entry(event, market, buyer)
 
     @staticmethod
     def _admitted_at(line: AdmissionLine, seq: int, joined: datetime) -> datetime:
