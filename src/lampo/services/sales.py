@@ -37,6 +37,8 @@ from lampo.storage.port import KeyRef, Result, Storage
 
 MAX_LINES = 20
 MAX_QUANTITY = 1000
+#: The longest customer id.
+MAX_CUSTOMER = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,7 @@ class Sales:
         if now is None:
             now = self.clock()
         event = self.event(cmd.event)
-        check_id("customer", cmd.customer, 128)
+        check_id("customer", cmd.customer, MAX_CUSTOMER)
         if cmd.key:
             check_id("idempotency key", cmd.key, 128)
         event.check_open(cmd.market, now)
@@ -336,8 +338,15 @@ class Sales:
     def _next_pool(self, cmd: ReserveCommand, req: ReserveRequest, sku: str) -> str | None:
         """The pool after the one ``req``'s ``sku`` lines came from, if the offer has one."""
         pools = self.event(cmd.event).pools_for(cmd.channel, sku, cmd.market)
-        at = pools.index(_pool_of(req, sku)) if _pool_of(req, sku) in pools else len(pools)
+        pool = _pool_of(req, sku)
+        at = pools.index(pool) if pool in pools else len(pools)
         return pools[at + 1] if at + 1 < len(pools) else None
+
+    @staticmethod
+    def _pooled(batch: _Batch, start: int, end: int) -> bool:
+        """Whether a request of ``batch.requests[start:end]`` has a line in a reserved pool
+        (the only kind that may fall back)."""
+        return any(ln.pool for req in batch.requests[start:end] for ln in req.hold.lines)
 
     def _may_fall_back(self, n: int, batch: _Batch) -> bool:
         req = batch.requests[n]
@@ -350,8 +359,6 @@ class Sales:
         """``batch.requests[start:end]`` in runs that each end with a request that may fall
         back to another pool (or at ``end``): a run is placed, then its fallbacks, before
         the next run, so a line that falls back is served in its arrival order."""
-        if not any(ln.pool for req in batch.requests[start:end] for ln in req.hold.lines):
-            return [range(start, end)] if end > start else []
         out, first = [], start
         for n in range(start, end):
             if self._may_fall_back(n, batch):
@@ -365,6 +372,8 @@ class Sales:
         """Reserve ``batch.requests[start:end]``, in arrival order, each line that finds its
         reserved pool dry placed again in the next pool its offer falls back to (a line is
         served whole from one pool)."""
+        if not self._pooled(batch, start, end):  # the hot path: one call, as it was
+            return self.storage.reserve(batch.requests[start:end])
         stored: list[Result] = [None] * len(batch.requests)  # type: ignore[list-item]
         for run in self._segments(batch, start, end):
             for n, result in zip(
@@ -382,6 +391,8 @@ class Sales:
 
     async def _aplace(self, batch: _Batch, start: int, end: int) -> list[Result]:
         """``_place`` for a coroutine."""
+        if not self._pooled(batch, start, end):
+            return await self.storage.areserve(batch.requests[start:end])
         stored: list[Result] = [None] * len(batch.requests)  # type: ignore[list-item]
         for run in self._segments(batch, start, end):
             placed = await self.storage.areserve(batch.requests[run.start : run.stop])
@@ -430,17 +441,6 @@ class Sales:
         self._take_recorded(batch, found)
         if len(batch.requests) > fresh:
             stored += await self._aplace(batch, fresh, len(batch.requests))
-        return self._merge(batch, stored)
-        reading = self.storage.arecorded(batch.asked_refs)
-        if fresh:
-            stored, found = await asyncio.gather(self.storage.areserve(batch.requests), reading)
-        else:
-            found = await reading
-        self._take_recorded(batch, found)
-        if len(batch.requests) > fresh:
-            stored += await self.storage.areserve(batch.requests[fresh:])
-        if self._pooled(batch):
-            stored = await self._areserve_falling_back(batch, stored)
         return self._merge(batch, stored)
 
     def reserve(

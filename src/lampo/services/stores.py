@@ -49,7 +49,7 @@ from lampo.domain.market import Channel, ChannelKind
 from lampo.domain.stores import Store, parse_csv, to_csv
 from lampo.services.clock import Clock, utcnow
 from lampo.services.ids import new_id
-from lampo.services.sales import Sales
+from lampo.services.sales import MAX_CUSTOMER, Sales
 from lampo.storage.port import Storage
 
 KEYS = "store-key"
@@ -74,10 +74,6 @@ REGISTRY_TTL = 1.0
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("ascii")).hexdigest()
-
-
-#: The longest customer id (``Sales`` checks it).
-MAX_CUSTOMER = 128
 
 
 def walk_in(store: str, receipt_id: str) -> str:
