@@ -349,9 +349,13 @@ def main(argv: list[str]) -> int:
     cpu.add_argument("--requests", type=int, default=20_000)
     cpu.add_argument("--connections", type=int, default=64)
     cpu.add_argument("--storage", action="append", default=None)
-    over = sub.add_parser("http", help="server CPU per poll against the empty endpoint")
-    over.add_argument("--requests", type=int, default=20_000)
-    over.add_argument("--threads", type=int, default=4)
+    over = sub.add_parser("http", help="the poll and the buy path over a real server")
+    over.add_argument("--seconds", type=int, default=4)
+    over.add_argument("--rounds", type=int, default=3)
+    over.add_argument("--visitors", type=int, default=5_000)
+    over.add_argument("--buyers", type=int, default=20_000)
+    over.add_argument("--threads", type=int, default=2)
+    over.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
     if args.bench == "cpu":
         return _cpu(args)
@@ -367,117 +371,194 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-# -- http: the poll against the empty endpoint, over a real server --------------------------
+# -- http: the poll and the buy path, over a real server -----------------------------------
+#: wrk's script for every phase of ``http``: each thread walks the lines of its file
+#: (``token<TAB>ticket or admission``) from its own offset in steps of the thread count;
+#: ``mode`` says what a request is. Polls go round the lines; a reservation takes a line
+#: of its own (the bench refuses a run that made more reservations than its file has
+#: lines: a line used twice would be an idempotent replay, not a reservation).
+DOOR_LUA = r"""
+local lines = {}
+local mode = nil
+local nthreads = 0
+local step, at, used = 1, 0, 0
+
+function setup(thread)
+  nthreads = nthreads + 1
+  thread:set("tid", nthreads)
+end
+
+function init(args)
+  for line in io.lines(args[1]) do lines[#lines + 1] = line end
+  mode = args[2]
+  step = tonumber(args[3])
+  at = tid - 1
+  if mode == "empty" then
+    wrk.method = "POST"
+    wrk.path = "/_bench/empty"
+    wrk.body = "{}"
+  elseif mode == "poll" then
+    wrk.method = "GET"
+    wrk.path = "/v1/queue/poll"
+  else
+    wrk.method = "POST"
+    wrk.path = "/v1/holds"
+    wrk.headers["Content-Type"] = "application/json"
+  end
+end
+
+function request()
+  if mode == "empty" then return wrk.format() end
+  local i = at % #lines + 1
+  at = at + step
+  used = used + 1
+  local token, pass = lines[i]:match("([^\t]+)\t([^\t]*)")
+  wrk.headers["Authorization"] = "Bearer " .. token
+  if mode == "poll" then
+    wrk.headers["Lampo-Ticket"] = pass
+    return wrk.format()
+  end
+  local sku = "phone-" .. (i % 8)
+  wrk.headers["Idempotency-Key"] = "k" .. mode .. i
+  if mode == "door" then wrk.headers["Lampo-Admission"] = pass end
+  local body = '{"event":"' .. mode .. '","market":"CN","items":{"' .. sku .. '":1}}'
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+#: The phases of ``http``, in the order each round runs them.
+HTTP_PHASES = ("empty", "poll", "plain", "door")
+
+
 def _http(args: argparse.Namespace) -> int:
     import dataclasses
-    import http.client
-    import json
     import shutil
+    import subprocess
     import tempfile
-    import threading
     from datetime import timedelta
     from pathlib import Path
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import http_api  # the server's start and stop, and its CPU from /proc
+    from lampo.bootstrap import Config, build_sales
     from lampo.domain.codec import event_to_dict
+    from lampo.services.frontdoor import FrontDoorService
     from lampo.web.auth import issue_token
 
     os.environ["LAMPO_DEVICE_RATE"] = os.environ["LAMPO_NETWORK_RATE"] = "0"
     tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-door-http-"))
-    server, port = http_api.start_server(tmp, f"sqlite:///{tmp / 'door.db'}", 1)
+    url = f"sqlite:///{tmp / 'door.db'}"
+    server, port = http_api.start_server(tmp, url, 1)
+    secret = http_api.SECRET.encode()
     try:
-        _, _, room = _cpu_events(datetime.now(UTC))
-        opened = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=10)
+        now = datetime.now(UTC)
+        plain, behind, room = _cpu_events(now)
+        opened = now.replace(microsecond=0) - timedelta(seconds=10)
         windows = {m: dataclasses.replace(w, opens=opened) for m, w in room.windows.items()}
-        http_api.call(
-            port,
-            "POST",
-            "/v1/admin/events",
-            event_to_dict(dataclasses.replace(room, windows=windows)),
-        )
-        secret = http_api.SECRET.encode()
-        visitors = max(1, args.requests // POLLS_EACH)
+        room = dataclasses.replace(room, windows=windows)
+        for event in (plain, behind, room):
+            http_api.call(port, "POST", "/v1/admin/events", event_to_dict(event))
+        # the bench mints tickets and admissions as the server would, with its secret,
+        # in the queue it keeps (the same SQLite file): the server only answers them
+        storage = from_url(url)
+        sales = build_sales(Config.from_env({}, storage_url=url), storage=storage)
+        for event in (plain, behind, room):
+            sales.learn(event)
+        door = FrontDoorService(sales, door_store(storage), secret)
 
         def token(name: str) -> str:
-            return f"Bearer {issue_token(secret, name, 7200)}"
+            return issue_token(secret, name, 7200)
 
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        def write(name: str, rows: list[tuple[str, str]]) -> Path:
+            path = tmp / f"{name}.txt"
+            path.write_text("".join(f"{t}\t{p}\n" for t, p in rows))
+            return path
 
-        def join(name: str) -> str:
-            body = b'{"market":"CN"}'
-            headers = {"Authorization": token(name), "Content-Type": "application/json"}
-            conn.request("POST", "/v1/events/room/queue", body=body, headers=headers)
-            answer = conn.getresponse()
-            data = answer.read()
-            if answer.status != 201:
-                raise SystemExit(f"join {name}: {answer.status} {data[:300]!r}")
-            ticket: str = json.loads(data)["ticket"]
-            return ticket
+        for i in range(4_000):  # the first ones in line (ten seconds' worth are admitted)
+            door.join("room", "CN", f"w{i}")
+        polls = [
+            (token(f"v{i}"), door.join("room", "CN", f"v{i}").token) for i in range(args.visitors)
+        ]
+        files = {"empty": write("empty", polls[:1]), "poll": write("poll", polls)}
+        for r in range(args.rounds):
+            buyers = [f"r{r}b{i}" for i in range(args.buyers)]
+            files[f"plain{r}"] = write(f"plain{r}", [(token(b), "") for b in buyers])
+            admissions = []
+            for b in buyers:
+                got = door.poll(door.join("door", "CN", b).token, b)
+                if got.admission is None:
+                    raise SystemExit(f"{b} not admitted: {got}")
+                admissions.append((token(b), got.admission))
+            files[f"door{r}"] = write(f"door{r}", admissions)
+        storage.close()
+        script = tmp / "door.lua"
+        script.write_text(DOOR_LUA)
 
-        for i in range(4_000):
-            join(f"w{i}")
-        polls = [(token(f"b{i}"), join(f"b{i}")) for i in range(visitors)]
-        conn.close()
-
-        def phase(path: str) -> tuple[float, int]:
-            counts = [0] * args.threads
-            reconnects = [0] * args.threads
-            failures: list[str] = []
-
-            def client(t: int) -> None:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                try:
-                    for k in range(t, args.requests, args.threads):
-                        auth, ticket = polls[k % visitors]
-                        for _ in range(3):  # a connection the server closed: open another
-                            try:
-                                if path == "empty":
-                                    c.request("POST", "/_bench/empty", body=b"{}")
-                                else:
-                                    headers = {"Authorization": auth, "Lampo-Ticket": ticket}
-                                    c.request("GET", "/v1/queue/poll", headers=headers)
-                                answer = c.getresponse()
-                                data = answer.read()
-                                break
-                            except (http.client.HTTPException, OSError):
-                                c.close()
-                                reconnects[t] += 1
-                                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                        else:
-                            failures.append("the server closed the connection 3 times")
-                            return
-                        if answer.status != 200:
-                            failures.append(f"{answer.status} {data[:200]!r}")
-                            return
-                        counts[t] += 1
-                finally:
-                    c.close()
-
+        def run(mode: str, lines: Path, seconds: float) -> tuple[int, float, float]:
+            """wrk in ``mode`` over ``lines``: requests, seconds, server CPU seconds."""
             before = http_api.tree_cpu(server.pid)
-            threads = [threading.Thread(target=client, args=(t,)) for t in range(args.threads)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            cmd = [
+                "wrk",
+                f"-t{args.threads}",
+                f"-c{args.connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{port}",
+                "--",
+                str(lines),
+                mode,
+                str(args.threads),
+            ]
+            done = subprocess.run(cmd, check=False, capture_output=True, text=True)
             after = http_api.tree_cpu(server.pid)
-            if failures or before is None or after is None:
-                raise SystemExit(f"{path}: {failures[:3]}")
-            if sum(reconnects):
-                print(f"{path}: {sum(reconnects):,} connections closed by the server, reopened")
-            return (after - before) / sum(counts) * 1e6, sum(counts)
+            result = http_api.parse_wrk(done.stdout)
+            if done.returncode or result.non_2xx or result.errors or before is None:
+                raise SystemExit(f"wrk {mode}: {done.stdout}{done.stderr}")
+            assert after is not None
+            if mode in ("plain", "door") and result.requests > args.buyers:
+                raise SystemExit(
+                    f"{mode}: {result.requests:,} reservations but {args.buyers:,} buyers "
+                    "a round: each needs one of its own (raise --buyers)"
+                )
+            return result.requests, seconds, after - before
 
-        phase("poll")  # warm up: every visitor's token in the worker's cache
-        phase("empty")
-        empty_us, n = phase("empty")
-        poll_us, _ = phase("poll")
+        run("empty", files["empty"], 1)  # warm up: the worker, and every visitor's token
+        run("poll", files["poll"], 2)
+        totals = {phase: [0.0, 0.0, 0.0] for phase in HTTP_PHASES}
+        for r in range(args.rounds):
+            for phase in HTTP_PHASES:
+                lines = files[phase] if phase in ("empty", "poll") else files[f"{phase}{r}"]
+                n, secs, cpu = run(phase, lines, args.seconds)
+                totals[phase][0] += n
+                totals[phase][1] += secs
+                totals[phase][2] += cpu
         print(
-            f"lampo serve (granian, 1 worker, SQLite), {n:,} requests per phase, "
-            f"{args.threads} client connections"
+            f"lampo serve (granian, 1 worker, SQLite), wrk {args.threads} threads and "
+            f"{args.connections} connections, {args.rounds} rounds of {args.seconds} s "
+            "per phase, alternating"
         )
-        print(f"POST /_bench/empty        server CPU {empty_us:6.1f} us per request")
-        print(f"GET /v1/queue/poll, waiting server CPU {poll_us:6.1f} us per request")
-        print(f"poll / empty: {poll_us / empty_us:.2f} (goal <= 2)")
+        names = {
+            "empty": "POST /_bench/empty",
+            "poll": "GET /v1/queue/poll, waiting",
+            "plain": "POST /v1/holds, no door",
+            "door": "POST /v1/holds, behind the room",
+        }
+        print(f"{'phase':<34}{'requests':>10}{'req/s':>9}{'cpu us':>8}")
+        cpu_us: dict[str, float] = {}
+        per_second: dict[str, float] = {}
+        for phase, (count, spent, used) in totals.items():
+            cpu_us[phase], per_second[phase] = used / count * 1e6, count / spent
+            print(
+                f"{names[phase]:<34}{count:>10,.0f}{per_second[phase]:>9,.0f}{cpu_us[phase]:>8.1f}"
+            )
+        ratio = cpu_us["poll"] / cpu_us["empty"]
+        print(f"poll / empty, server CPU per request: {ratio:.2f} (goal <= 2)")
+        print(
+            "buy path behind the room / without it: requests per second "
+            f"{per_second['door'] / per_second['plain']:.2f}, "
+            f"server CPU per request {cpu_us['door'] / cpu_us['plain']:.2f}"
+        )
     finally:
         http_api.stop_server(server, tmp)
         shutil.rmtree(tmp, ignore_errors=True)

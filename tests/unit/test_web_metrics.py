@@ -140,6 +140,27 @@ def test_workers_files_sum_to_what_one_process_would_count(
     assert value(text, "lampo_reserve_batched_requests_total") == 7
 
 
+def test_a_worker_forked_from_a_counting_process_counts_in_a_file_of_its_own(
+    tmp_path: Path, started: list[Worker]
+) -> None:
+    """The values ask the process id through a cache renewed at fork (not a system call
+    each time): a forked child must still notice it is another process, and write its
+    counts to its own file, leaving its parent's as they were."""
+    parent = Worker(tmp_path)
+    started.append(parent)
+    parent.count(3)
+    assert parent.process.stdin is not None
+    parent.process.stdin.write("fork 5\n")
+    parent.process.stdin.flush()
+    answer, child = parent._answer().split()
+    assert answer == "ok"
+    assert (tmp_path / f"counter_{child}.db").exists()
+    assert (tmp_path / f"counter_{parent.process.pid}.db").exists()
+    assert value(scrape(tmp_path), *HOLDS) == 8
+    parent.count(1)  # the parent goes on in its own file
+    assert value(scrape(tmp_path), *HOLDS) == 9
+
+
 def test_a_scrape_counts_every_response_a_worker_counted_before_it(
     tmp_path: Path, started: list[Worker]
 ) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from lampo.domain.errors import BadToken
 from lampo.domain.frontdoor import PlaceState
 
@@ -81,3 +83,31 @@ def claim(claims: dict[str, Any], name: str, kind: str, typ: type) -> Any:
     if not isinstance(value, typ) or isinstance(value, bool):
         raise BadToken(kind, f"the {kind} token is malformed")
     return value
+
+
+class TicketClaims(msgspec.Struct, frozen=True):
+    """What a ticket says: event, market, buyer, ticket id, seq (0 in a pre-queue), when
+    the visitor joined and (once a poll found it admitted) when the line admitted it, in
+    ``us``."""
+
+    e: str
+    m: str
+    b: str
+    t: str
+    s: int
+    j: int
+    a: int | None = None
+
+
+class AdmissionClaims(msgspec.Struct, frozen=True):
+    """What an admission says: event, market, buyer, admission id, expiry (``us``)."""
+
+    e: str
+    m: str
+    b: str
+    a: str
+    x: int
+
+
+TICKET_CLAIMS = msgspec.json.Decoder(TicketClaims)
+ADMISSION_CLAIMS = msgspec.json.Decoder(AdmissionClaims)

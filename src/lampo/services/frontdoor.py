@@ -56,9 +56,12 @@ from lampo.domain.frontdoor import (
     rank_key,
     sign,
     verify,
+    verify_as,
 )
 from lampo.domain.frontdoor import draw as draw_lottery
 from lampo.services._frontdoor_values import (
+    ADMISSION_CLAIMS,
+    TICKET_CLAIMS,
     Challenge,
     Poll,
     QueueState,
@@ -334,15 +337,25 @@ class FrontDoorService:
     def poll(self, ticket: str, buyer: str) -> Poll:
         """Where ``ticket`` stands now. A numbered ticket reads no storage but the
         queue's counters and the market's stock, each cached ``cache_seconds``."""
+        found = self._poll(ticket, buyer, reads=True)
+        assert found is not None, "a poll that may read storage always answers"
+        return found
+
+    def poll_cached(self, ticket: str, buyer: str) -> Poll | None:
+        """``poll`` answered from this process's memory alone (the queue's counters and
+        sold-out state as cached, the ticket's own claims), or None when it would read
+        storage: the first poll of a ticket numbered at the opening, a cache gone stale,
+        an adaptive rate due. Cheap and free of I/O, so the event loop answers most polls
+        itself, and sends only the rest to the thread pool (``poll``). A refusal is
+        raised (and counted) as ``poll`` raises it."""
+        return self._poll(ticket, buyer, reads=False)
+
+    def _poll(self, ticket: str, buyer: str, reads: bool) -> Poll | None:
         event = ""
         try:
-            claims = verify(self._ticket_key, "ticket", ticket)
-            event = claim(claims, "e", "ticket", str)
-            market = claim(claims, "m", "ticket", str)
-            ticket_id = claim(claims, "t", "ticket", str)
-            seq = claim(claims, "s", "ticket", int)
-            joined = from_us(claim(claims, "j", "ticket", int))
-            if claims.get("b") != buyer:
+            claims = verify_as(self._ticket_key, "ticket", ticket, TICKET_CLAIMS)
+            event, market, ticket_id, seq = claims.e, claims.m, claims.t, claims.s
+            if claims.b != buyer:
                 raise NotAdmitted(event, market, "the ticket is another buyer's")
             ev, door, window = self._room(event, market)
             now = self.clock()
@@ -352,31 +365,41 @@ class FrontDoorService:
                 if now < window.opens:
                     eta = (window.opens - now).total_seconds()
                     return Poll(PlaceState.WAITING, 0, None, eta, ticket)
+                if not reads:
+                    return None
                 entry = self._numbered(event, market, buyer)
                 if entry is None or entry.ticket != ticket_id:
                     raise NotAdmitted(event, market, "the ticket is not in this queue")
                 seq = entry.seq
                 ticket = self._ticket(event, market, buyer, entry)
-            if self._sold_out(ev, market):
+            sold_out = self._sold_out(ev, market, reads)
+            if sold_out is None:
+                return None
+            if sold_out:
                 return Poll(PlaceState.SOLD_OUT, seq, 0, 0.0, ticket)
-            if door.target_latency_ms is not None:
+            if door.target_latency_ms is not None and self._adapt_due(event, market, now):
+                if not reads:
+                    return None
                 self.adapt(event, market)
-            counts = self._cached_counts(event, market, seq)
+            counts = self._cached_counts(event, market, seq, reads)
+            if counts is None:
+                return None
             line = self._line(door, window, counts)
             where = place(seq, line, now, counts.last)
             if where.state is not PlaceState.ADMITTED:
                 return Poll(where.state, seq, where.ahead, where.eta.total_seconds(), ticket)
-            if isinstance(claims.get("a"), int):
-                admitted = from_us(claims["a"])
+            if claims.a is not None:
+                admitted = from_us(claims.a)
             else:
+                joined = from_us(claims.j)
                 admitted = self._admitted_at(line, seq, joined)
                 entry = Entry(ticket_id, seq, joined)
                 ticket = self._ticket(event, market, buyer, entry, admitted)
             expires = admitted + timedelta(seconds=door.admission_seconds)
             if now >= expires:
                 raise NotAdmitted(event, market, f"the admission expired at {expires.isoformat()}")
-            claims = {"e": event, "m": market, "b": buyer, "a": ticket_id, "x": us(expires)}
-            admission = sign(self._admission_key, "admission", claims)
+            signed = {"e": event, "m": market, "b": buyer, "a": ticket_id, "x": us(expires)}
+            admission = sign(self._admission_key, "admission", signed)
             return Poll(PlaceState.ADMITTED, seq, 0, 0.0, ticket, admission, expires)
         except LampoError as refusal:
             self._refuse(event, refusal)
@@ -407,27 +430,35 @@ class FrontDoorService:
             at = line.since + timedelta(microseconds=micros)
         return max(at, joined)
 
-    def _cached_counts(self, event: str, market: str, seq: int = 0) -> QueueCounts:
+    def _cached_counts(
+        self, event: str, market: str, seq: int = 0, reads: bool = True
+    ) -> QueueCounts | None:
         """The queue's counters, read again when older than ``cache_seconds`` or shorter
-        than ``seq`` (a ticket proves the queue is at least that long)."""
+        than ``seq`` (a ticket proves the queue is at least that long); None for such a
+        read when storage may not be ``reads``."""
         key = (event, market)
         mono = time.monotonic()
         cached = self._counts.get(key)
         if cached is not None and cached[0] > mono and cached[1].last >= seq:
             return cached[1]
+        if not reads:
+            return None
         counts = self.store.counts(event, market)
         with self._lock:
             self._counts[key] = (mono + self.cache_seconds, counts)
         return counts
 
-    def _sold_out(self, ev: SaleEvent, market: str) -> bool:
+    def _sold_out(self, ev: SaleEvent, market: str, reads: bool = True) -> bool | None:
         """Whether every SKU sold in ``market`` has nothing available or held (units
-        held may come back, so they keep the room waiting). Cached ``cache_seconds``."""
+        held may come back, so they keep the room waiting). Cached ``cache_seconds``;
+        None when it would be read again and storage may not be ``reads``."""
         key = (ev.id, market)
         mono = time.monotonic()
         cached = self._soldout.get(key)
         if cached is not None and cached[0] > mono:
             return cached[1]
+        if not reads:
+            return None
         skus = {sku for sku, offer in ev.offers.items() if market in offer.prices}
         levels = [lv for lv in self.sales.stock(ev.id).values() if lv.sku in skus]
         out = bool(levels) and all(lv.available + lv.held == 0 for lv in levels)
@@ -442,19 +473,18 @@ class FrontDoorService:
         try:
             if not admission:
                 raise NotAdmitted(event, market, "no admission given")
-            claims = verify(self._admission_key, "admission", admission)
-            admission_id: str = claim(claims, "a", "admission", str)
-            expires = from_us(claim(claims, "x", "admission", int))
-            for name, wanted, what in (
-                ("b", buyer, "buyer"),
-                ("e", event, "event"),
-                ("m", market, "market"),
+            claims = verify_as(self._admission_key, "admission", admission, ADMISSION_CLAIMS)
+            for given, wanted, what in (
+                (claims.b, buyer, "buyer"),
+                (claims.e, event, "event"),
+                (claims.m, market, "market"),
             ):
-                if claims.get(name) != wanted:
+                if given != wanted:
                     raise NotAdmitted(event, market, f"the admission is another {what}'s")
-            if self.clock() >= expires:
+            if us(self.clock()) >= claims.x:
+                expires = from_us(claims.x)
                 raise NotAdmitted(event, market, f"the admission expired at {expires.isoformat()}")
-            return admission_id
+            return claims.a
         except LampoError as refusal:
             self._refuse(event, refusal)
 
@@ -478,6 +508,13 @@ class FrontDoorService:
         if len(samples) < MAX_SAMPLES:
             samples.append(seconds)
 
+    def _adapt_due(self, event: str, market: str, now: datetime) -> bool:
+        """Whether ``adapt`` would act now: the buy path was observed and the interval
+        since this process last adapted the room has passed."""
+        key = (event, market)
+        due = self._adapt_at.get(key)
+        return (due is None or due <= now) and bool(self._latency.get(key))
+
     def adapt(self, event: str, market: str) -> int | None:
         """At most once per ``ADAPT_SECONDS`` per process, when the room adapts and the buy
         path was observed since: set the rate ``adapt`` gives for the 90th percentile of
@@ -486,8 +523,7 @@ class FrontDoorService:
         line is the one they all move, each at most once per interval."""
         key = (event, market)
         now = self.clock()
-        due = self._adapt_at.get(key)
-        if (due is not None and due > now) or not self._latency.get(key):
+        if not self._adapt_due(event, market, now):
             return None
         with self._lock:
             samples, self._latency[key] = self._latency.get(key, []), []

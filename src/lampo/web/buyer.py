@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -48,7 +47,6 @@ async def reserve(app: App, req: Request) -> Response:
         data: schemas.ReserveIn = decode(schemas.reserve_decoder, body)
         ch = data.channel
         channel = Channel(ch.kind, ch.name, ch.referral) if ch else _ONLINE  # type: ignore[arg-type]
-        cmd = ReserveCommand(data.event, buyer.id, data.market, data.items, channel, key)
         event = app.service.events.get(data.event)
         if (
             event is None
@@ -66,11 +64,11 @@ async def reserve(app: App, req: Request) -> Response:
                 f"{data.event} sells through {channel.kind} channels by their own API only",
             )
         door = event.front_door if event is not None else None
+        hold_key = key
         if door is not None:
             # the front door's gate: an admission (one hold each) or a registration
-            door_key = await frontdoor.gate(app, req, buyer, event, data.market)  # type: ignore[arg-type]
-            if door_key:
-                cmd = replace(cmd, key=door_key)
+            hold_key = await frontdoor.gate(app, req, buyer, event, data.market) or key  # type: ignore[arg-type]
+        cmd = ReserveCommand(data.event, buyer.id, data.market, data.items, channel, hold_key)
         if door is not None and door.target_latency_ms is not None:
             # an adaptive room admits as fast as the buy path keeps its latency
             started = time.perf_counter()

@@ -3,10 +3,11 @@ proof of work, the admin's view of the queue, and the gate of the buy path.
 
 ``App`` has checked the caller the route asks for (``routes.py``); the work is the front
 door service's (``services/frontdoor.py``); every call that may reach storage runs in
-the thread pool. The poll (``GET /v1/queue/poll``), the hottest endpoint of a launch,
-goes with the other polls of the same turn of the loop to the service in one trip to the
-thread pool (``App.polls``); for a numbered ticket the service reads no storage but the
-queue's counters and the market's stock, each cached for a tenth of a second.
+the thread pool. The poll (``GET /v1/queue/poll``), the hottest endpoint of a launch, is
+answered on the loop when the service can answer it from memory (``poll_cached``: a
+numbered ticket, the queue's counters and the market's stock each cached for a tenth of
+a second); the others go with the other such polls of the same turn of the loop to the
+service in one trip to the thread pool (``App.polls``).
 
 The velocity limits of the front door (per device hash, from ``Lampo-Device``, and per
 network, /24 or /48) are taken on registration, challenge, join and a reservation behind
@@ -57,10 +58,12 @@ def velocity(app: App, req: Request, event: str) -> None:
     from their budgets, or refuse (``rate-limited``, counted as ``rate-limited:device``
     or ``rate-limited:network``)."""
     device = req.header(DEVICE)
+    networks = app.network_limit
     try:
-        if device is not None:
+        if device is not None:  # checked even with the limit off: a bad header is refused
             app.device_limit.take(check_hash("Lampo-Device", device))
-        app.network_limit.take(network_of(req.client))
+        if networks.enabled:  # an address is parsed only for a limit that counts it
+            networks.take(network_of(req.client))
     except RateLimited as refusal:
         app.door_refusals[(event, f"rate-limited:{refusal.scope}")] += 1
         raise
@@ -167,9 +170,14 @@ async def poll(app: App, req: Request) -> Response:
     ticket = req.header(TICKET)
     if ticket is None:
         raise NotAdmitted("", "", "no Lampo-Ticket header: join the queue first")
-    found = await app.polls.submit((ticket, buyer.id))
-    if isinstance(found, LampoError):
-        raise found
+    # most polls are answered from the process's caches, here on the loop; the rest (a
+    # cache gone stale, a ticket's first poll after the opening) go to storage
+    found = app.door.poll_cached(ticket, buyer.id)
+    if found is None:
+        polled = await app.polls.submit((ticket, buyer.id))
+        if isinstance(polled, LampoError):
+            raise polled
+        found = polled
     ahead = found.ahead
     return json_response(
         200,

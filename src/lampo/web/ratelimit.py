@@ -27,6 +27,7 @@ one machine at about 2 µs per check (docs/http-api.md, "Security").
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import mmap
 import os
@@ -110,10 +111,12 @@ class RateLimiter:
         _SLOT.pack_into(table, where, tag, after)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def network_of(address: str) -> str:
     """The network a client address counts in for the front door's velocity limit: its
     /24 for IPv4 (and IPv4 mapped into IPv6), its /48 for IPv6; any other text (a Unix
-    socket's name, a test client) is its own network."""
+    socket's name, a test client) is its own network. Remembered for the last 65,536
+    addresses: parsing one costs more than the limit's check."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
