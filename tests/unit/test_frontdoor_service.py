@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lampo.domain.errors import (
@@ -373,3 +373,100 @@ def test_a_room_with_a_fixed_rate_does_not_adapt() -> None:
     door.observe("fest", "CN", 5.0)
     assert door.adapt("fest", "CN") is None
     assert door.state("fest", "CN").rate == 10
+
+
+# -- the poll answered from memory ------------------------------------------------------------
+def cached_door(event: SaleEvent) -> tuple[FrontDoorService, ManualClock]:
+    """A service whose poll caches never go stale within a test."""
+    door, clock = open_door(event)
+    return FrontDoorService(door.sales, door.store, SECRET, cache_seconds=3_600), clock
+
+
+def test_the_poll_from_memory_leaves_to_storage_what_it_cannot_know() -> None:
+    door, clock = cached_door(door_event(admit_per_second=1))
+    early = door.join("fest", "CN", "early")  # in the pre-queue: no number yet
+    assert door.poll_cached(early.token, "early") == door.poll(early.token, "early")
+    clock.set(CN_OPENS)
+    assert door.poll_cached(early.token, "early") is None  # numbered by storage only
+    numbered = door.poll(early.token, "early")
+    late = door.join("fest", "CN", "late")
+    fresh = FrontDoorService(door.sales, door.store, SECRET, cache_seconds=3_600)
+    assert fresh.poll_cached(late.token, "late") is None  # nothing cached in this process
+    assert fresh.poll(late.token, "late") == fresh.poll_cached(late.token, "late")
+    assert door.poll_cached(numbered.ticket, "early") == door.poll(numbered.ticket, "early")
+    with pytest.raises(NotAdmitted):
+        door.poll_cached(numbered.ticket, "late")  # refused on the loop as in the pool
+    with pytest.raises(BadToken):
+        door.poll_cached(numbered.ticket[:-2] + "xx", "early")
+    assert door.refusals[("fest", "not-admitted")] == 1
+    assert door.refusals[("", "bad-token")] == 1
+
+
+def test_the_poll_from_memory_leaves_a_due_adaptation_to_storage() -> None:
+    door, clock = cached_door(door_event(admit_per_second=10, target_latency_ms=50))
+    clock.set(CN_OPENS)
+    ticket = door.join("fest", "CN", "c1")
+    door.poll(ticket.token, "c1")
+    assert door.poll_cached(ticket.token, "c1") is not None
+    door.observe("fest", "CN", 0.5)
+    assert door.poll_cached(ticket.token, "c1") is None  # an adaptation is due: it writes
+    door.poll(ticket.token, "c1")
+    assert door.state("fest", "CN").rate < 10
+    assert door.poll_cached(ticket.token, "c1") is not None
+
+
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("join"), st.integers(0, 7)),
+            st.tuples(st.just("poll"), st.integers(0, 7)),
+            st.tuples(st.just("poll"), st.integers(0, 7)),
+            st.tuples(st.just("wait"), st.floats(0, 5)),
+            st.tuples(st.just("rate"), st.integers(1, 5)),
+            st.tuples(st.just("buy"), st.integers(1, 6)),
+        ),
+        min_size=10,
+        max_size=60,
+    )
+)
+@settings(max_examples=300)
+def test_whatever_the_poll_from_memory_answers_the_poll_answers_too(
+    steps: list[tuple[str, object]],
+) -> None:
+    """The loop's poll (``poll_cached``) answers exactly what ``poll`` answers from the
+    same caches at the same instant (the same place, the same tokens, the same refusal),
+    or leaves the poll to it."""
+    door, clock = cached_door(door_event("fest", {"phone-red": 10}, admit_per_second=2))
+    clock.set(CN_OPENS - timedelta(seconds=3))
+    tickets: dict[int, str] = {}
+    for step, arg in steps:
+        if step == "join":
+            tickets[arg] = door.join("fest", "CN", f"c{arg}").token  # type: ignore[index]
+        elif step == "wait":
+            clock.advance(arg)  # type: ignore[arg-type]
+        elif step == "rate" and clock() >= CN_OPENS:
+            door.set_rate("fest", "CN", arg)  # type: ignore[arg-type]
+        elif step == "buy" and clock() >= CN_OPENS:
+            try:  # paid at once: units held would keep the room waiting
+                hold = door.sales.reserve("fest", f"b{clock()}", "CN", {"phone-red": arg})  # type: ignore[dict-item]
+                door.sales.pay(hold.id, f"p-{hold.id}")
+            except LampoError:
+                pass
+        elif step == "poll" and arg in tickets:
+            token, buyer = tickets[arg], f"c{arg}"  # type: ignore[index]
+            try:
+                fast: object = door.poll_cached(token, buyer)
+            except LampoError as refusal:
+                fast = refusal
+            try:
+                slow: object = door.poll(token, buyer)
+            except LampoError as refusal:
+                slow = refusal
+            if fast is None:
+                continue
+            if isinstance(fast, LampoError):
+                assert type(fast) is type(slow)
+                assert str(fast) == str(slow)
+            else:
+                assert fast == slow
+                tickets[arg] = slow.ticket  # type: ignore[attr-defined]
