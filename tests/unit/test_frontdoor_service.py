@@ -470,3 +470,21 @@ def test_whatever_the_poll_from_memory_answers_the_poll_answers_too(
             else:
                 assert fast == slow
                 tickets[arg] = slow.ticket  # type: ignore[attr-defined]
+
+
+def test_warming_reads_again_what_the_polled_queues_cache() -> None:
+    """Another worker changes the rate: this one's polls see it once ``warm`` has read
+    the queues polled since the last time again, and it answers them from memory."""
+    door, clock = cached_door(door_event(admit_per_second=1))
+    other = FrontDoorService(door.sales, door.store, SECRET, cache_seconds=3_600)
+    clock.set(CN_OPENS)
+    tickets = [door.join("fest", "CN", f"c{n}") for n in range(10)]
+    assert door.warm() == 0  # nothing polled yet
+    assert door.poll(tickets[9].token, "c9").ahead == 9
+    other.set_rate("fest", "CN", 100)
+    clock.advance(0.05)  # five more at the new rate, none at the old
+    assert door.poll_cached(tickets[9].token, "c9").ahead == 9  # type: ignore[union-attr]
+    assert door.polled()
+    assert door.warm() == 1
+    assert not door.polled()
+    assert door.poll_cached(tickets[9].token, "c9").ahead == 4  # type: ignore[union-attr]

@@ -118,6 +118,8 @@ class FrontDoorService:
         self._frozen: set[tuple[str, str]] = set()
         self._drawn: set[str] = set()
         self._counts: dict[tuple[str, str], tuple[float, QueueCounts]] = {}
+        #: The queues polled (past the opening) since ``warm`` last read them again.
+        self._polled: set[tuple[str, str]] = set()
         self._soldout: dict[tuple[str, str], tuple[float, bool]] = {}
         #: The buy path's latencies (seconds) per queue since its rate last adapted here,
         #: and when it may adapt next (monotonic): an adaptive room's controller.
@@ -372,6 +374,7 @@ class FrontDoorService:
                     raise NotAdmitted(event, market, "the ticket is not in this queue")
                 seq = entry.seq
                 ticket = self._ticket(event, market, buyer, entry)
+            self._polled.add((event, market))
             sold_out = self._sold_out(ev, market, reads)
             if sold_out is None:
                 return None
@@ -430,6 +433,34 @@ class FrontDoorService:
             at = line.since + timedelta(microseconds=micros)
         return max(at, joined)
 
+    def polled(self) -> bool:
+        """Whether a queue was polled since the last ``warm``."""
+        return bool(self._polled)
+
+    def warm(self) -> int:
+        """Read again the counters and the sold-out state of every queue polled since the
+        last call (how many), so that the polls that follow find them fresh and are
+        answered from memory (``poll_cached``). The server calls it off the loop every
+        half ``cache_seconds``: without it, each time a cache goes stale every poll in
+        flight would go to the thread pool until one of them had read it again."""
+        polled = self._polled
+        self._polled = set()
+        keys = list(polled)  # one step under the GIL: the loop may be adding to it
+        for event, market in keys:
+            ev = self.sales.events.get(event)
+            if ev is None or market not in ev.windows:
+                continue
+            self._read_counts(event, market)
+            self._read_sold_out(ev, market)
+        return len(keys)
+
+    def _read_counts(self, event: str, market: str) -> QueueCounts:
+        good_until = time.monotonic() + self.cache_seconds  # from before the read
+        counts = self.store.counts(event, market)
+        with self._lock:
+            self._counts[(event, market)] = (good_until, counts)
+        return counts
+
     def _cached_counts(
         self, event: str, market: str, seq: int = 0, reads: bool = True
     ) -> QueueCounts | None:
@@ -443,10 +474,7 @@ class FrontDoorService:
             return cached[1]
         if not reads:
             return None
-        counts = self.store.counts(event, market)
-        with self._lock:
-            self._counts[key] = (mono + self.cache_seconds, counts)
-        return counts
+        return self._read_counts(event, market)
 
     def _sold_out(self, ev: SaleEvent, market: str, reads: bool = True) -> bool | None:
         """Whether every SKU sold in ``market`` has nothing available or held (units
@@ -459,11 +487,15 @@ class FrontDoorService:
             return cached[1]
         if not reads:
             return None
+        return self._read_sold_out(ev, market)
+
+    def _read_sold_out(self, ev: SaleEvent, market: str) -> bool:
+        good_until = time.monotonic() + self.cache_seconds
         skus = {sku for sku, offer in ev.offers.items() if market in offer.prices}
         levels = [lv for lv in self.sales.stock(ev.id).values() if lv.sku in skus]
         out = bool(levels) and all(lv.available + lv.held == 0 for lv in levels)
         with self._lock:
-            self._soldout[key] = (mono + self.cache_seconds, out)
+            self._soldout[(ev.id, market)] = (good_until, out)
         return out
 
     def check_admission(self, admission: str, buyer: str, event: str, market: str) -> str:

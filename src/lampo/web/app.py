@@ -153,6 +153,7 @@ class App:
                 self.router.add(route.method, route.path, route)
         self._sweeper: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._warmer: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Future[None] | None = None
         self._retail_parts: tuple[StoreNetwork, Till, Intake] | None = None
 
@@ -207,15 +208,31 @@ class App:
                 config.event_refresh, lambda: self.refresh_events(True), "reading event definitions"
             )
             self._watcher = loop.create_task(watch)
+        if self._warmer is None:
+            self._warmer = loop.create_task(self._warm_door())
+
+    async def _warm_door(self) -> None:
+        """Every half of the poll caches' life, read again (off the loop) the queues
+        polled since the last time (``FrontDoorService.warm``), so that the loop answers
+        polls from fresh caches; nothing while nobody polls."""
+        door = self.door
+        while True:
+            await asyncio.sleep(door.cache_seconds / 2)
+            if not door.polled():
+                continue
+            try:
+                await asyncio.to_thread(door.warm)
+            except Exception:  # a poll reads it again itself: logged, and on
+                log.exception("warming the waiting rooms' caches failed")
 
     async def stop(self) -> None:
         await self.wall.close()
-        for task in (self._sweeper, self._watcher):
+        for task in (self._sweeper, self._watcher, self._warmer):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._sweeper = self._watcher = None
+        self._sweeper = self._watcher = self._warmer = None
         if self.sales is not None:
             await asyncio.to_thread(self.sales.storage.close)
 

@@ -20,8 +20,9 @@ library's lock and with a ``getpid``) against 6,000 for the dict updates it repl
 tenth of a reservation in-process on ``memory://``, 6 % on SQLite, less over HTTP, where
 granian and the kernel add theirs (bench/README.md). The ``getpid`` is now answered from
 a copy renewed after a fork (``_pid``): in a server worker under load the three system
-calls had been the larger part (py-spy: 16 % of a poll's samples, 5 % after). Counting in process memory and
-handing the counts to the library now and then would not save it: the library's
+calls had been the larger part (py-spy: 16 % of a poll's samples, 5 % after). Counting
+in process memory and handing the counts to the library now and then would not save it:
+the library's
 histogram takes one observation per call (no public way to add several at once), and
 counts held back from the files would be missing from a scrape in another worker, which
 is what the files are for.
