@@ -156,3 +156,23 @@ def test_the_door_requests_are_made_in_time_order_early_ones_before_the_opening(
     early = [t for t in instants if t < scenario.event.opens]
     assert early  # the pre-queue
     assert min(early) >= scenario.event.opens - timedelta(seconds=60)
+
+
+@pytest.mark.parametrize("extra", ["", LOTTERY], ids=["queue", "lottery"])
+def test_the_same_seed_rehearses_the_same_sale_through_the_door(extra: str) -> None:
+    """The pre-queue's order, the draw and every id come from the rehearsal's seed: two
+    runs with one seed admit and sell to the same people in the same order (a third with
+    another seed does not)."""
+
+    def outcome(seed: int) -> tuple[object, ...]:
+        result, sales = rehearse(loads(BASE % extra, "drop.toml"), seed)
+        holds = sorted(sales.storage.holds("drop"), key=lambda h: (h.created_at, h.customer))
+        sold = [(h.customer, h.state, h.units_by_sku()) for h in holds]
+        store = door.door_store(sales.storage)
+        buyers = sorted({h.customer for h in holds})
+        places = [(b, getattr(store.entry("drop", "IN", b), "seq", None)) for b in buyers]
+        counts = (result.admitted, result.units, result.bot_units, dict(result.refusals))
+        return counts, sold, places
+
+    assert outcome(7) == outcome(7)
+    assert outcome(7) != outcome(8)

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -101,6 +101,7 @@ class FrontDoorService:
         secret: bytes,
         clock: Clock | None = None,
         cache_seconds: float = CACHE_SECONDS,
+        randomness: Callable[[int], bytes] | None = None,
     ) -> None:
         if not isinstance(secret, bytes) or len(secret) < MIN_SECRET:
             raise ValueError(f"the front door needs a secret of at least {MIN_SECRET} bytes")
@@ -108,6 +109,11 @@ class FrontDoorService:
         self.store = store
         self.clock: Clock = clock or sales.clock
         self.cache_seconds = cache_seconds
+        #: Where the pre-queue's and the lottery's seeds, tickets' and challenges' ids
+        #: come from: the operating system's random bytes, or (a rehearsal, to be
+        #: reproducible from its seed) a generator's.
+        self._random = randomness or os.urandom
+        self._new_id = new_id if randomness is None else lambda: randomness(16).hex()
         self._ticket_key = derive_key(secret, "ticket")
         self._admission_key = derive_key(secret, "admission")
         self._challenge_key = derive_key(secret, "challenge")
@@ -223,7 +229,7 @@ class FrontDoorService:
                     f"{door.registration_closes.isoformat()}; the draw comes after",
                 )
             accounts = [r.account for r in self.store.export(event)]
-            seed = os.urandom(32)
+            seed = self._random(32)
             winners = draw_lottery(seed, accounts, door.lottery_factor * ev.total_allocation)
             return self.store.draw(event, Draw(seed.hex(), now, len(accounts), tuple(winners)))
         except LampoError as refusal:
@@ -253,7 +259,7 @@ class FrontDoorService:
             claims = {
                 "e": event,
                 "b": buyer,
-                "n": new_id(),
+                "n": self._new_id(),
                 "bits": door.pow_bits,
                 "x": us(expires),
             }
@@ -281,7 +287,7 @@ class FrontDoorService:
         key = (event, market)
         seed = self._seeds.get(key)
         if seed is None:
-            seed = self.store.seed(event, market, os.urandom(32))
+            seed = self.store.seed(event, market, self._random(32))
             with self._lock:
                 self._seeds[key] = seed
         return seed
@@ -301,7 +307,7 @@ class FrontDoorService:
             if door.pow_bits:
                 self._check_pow(event, buyer, door.pow_bits, challenge, solution, now)
             self._eligible(event, door, buyer)
-            ticket_id = new_id()
+            ticket_id = self._new_id()
             rank = None
             if now < window.opens:
                 rank = rank_key(self._seed(event, market), ticket_id)

@@ -426,7 +426,17 @@ def run(
     check_work(scenario)
     sales.open(event)
     door_clock = door_clock or ManualClock(event.opens)
-    door = FrontDoorService(sales, door_store(sales.storage), secret, door_clock, cache_seconds=0.0)
+    # the door's random choices (the pre-queue's order, the lottery, ids) from the seed:
+    # the same seed rehearses the same sale
+    randomness = random.Random(f"{seed}:{event.id}:door-randomness").randbytes
+    door = FrontDoorService(
+        sales,
+        door_store(sales.storage),
+        secret,
+        door_clock,
+        cache_seconds=0.0,
+        randomness=randomness,
+    )
     walk = _Door(scenario, door, door_clock, seed)
     walk.register(scenario, seed)
     sim = driver.run(
