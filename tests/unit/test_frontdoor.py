@@ -18,14 +18,12 @@ from lampo.domain.frontdoor import (
     FrontDoor,
     PlaceState,
     adapt,
-    derive_key,
     draw,
     place,
     pow_ok,
-    sign,
     solve,
-    verify,
 )
+from lampo.services.tokens import derive_key, sign, verify
 from tests.factories import CN_OPENS, sale_event
 
 KEY = derive_key(b"s" * 32, "ticket")

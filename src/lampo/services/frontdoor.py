@@ -50,13 +50,9 @@ from lampo.domain.frontdoor import (
     PlaceState,
     adapt,
     check_hash,
-    derive_key,
     place,
     pow_ok,
     rank_key,
-    sign,
-    verify,
-    verify_as,
 )
 from lampo.domain.frontdoor import draw as draw_lottery
 from lampo.services._frontdoor_values import (
@@ -73,6 +69,7 @@ from lampo.services._frontdoor_values import (
 from lampo.services.clock import Clock
 from lampo.services.ids import new_id
 from lampo.services.sales import Sales
+from lampo.services.tokens import derive_key, sign, verify, verify_as
 from lampo.storage.door import DoorStore, Draw, Entry, QueueCounts, Registration
 
 __all__ = ["Challenge", "FrontDoorService", "Poll", "QueueState", "Ticket"]
