@@ -356,7 +356,15 @@ def main(argv: list[str]) -> int:
     over.add_argument("--buyers", type=int, default=20_000)
     over.add_argument("--threads", type=int, default=2)
     over.add_argument("--connections", type=int, default=32)
+    adaptive = sub.add_parser("adaptive", help="the adaptive admission rate over HTTP")
+    adaptive.add_argument("--visitors", type=int, default=8_000)
+    adaptive.add_argument("--clients", type=int, default=200)
+    adaptive.add_argument("--rate", type=int, default=100)
+    adaptive.add_argument("--target-ms", type=int, default=20)
+    adaptive.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args(argv)
+    if args.bench == "adaptive":
+        return _adaptive(args)
     if args.bench == "cpu":
         return _cpu(args)
     if args.bench == "http":
@@ -559,6 +567,149 @@ def _http(args: argparse.Namespace) -> int:
             f"{per_second['door'] / per_second['plain']:.2f}, "
             f"server CPU per request {cpu_us['door'] / cpu_us['plain']:.2f}"
         )
+    finally:
+        http_api.stop_server(server, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+# -- adaptive: the admission rate following the buy path's latency, over a real server ------
+async def _adaptive_crowd(
+    port: int, visitors: list[tuple[str, str]], clients: int, admin: str, seconds: float
+) -> list[dict[str, float]]:
+    """``visitors`` (buyer token, ticket) poll the room of event ``adaptive`` at the cadence
+    its answers suggest (half the ETA, from a quarter second to five), over at most
+    ``clients`` connections, and reserve once admitted; every second the queue's stored
+    rate and admitted count are read, with the buys of that second and their latency.
+    Until everyone bought or ``seconds`` passed."""
+    import aiohttp
+
+    base = f"http://127.0.0.1:{port}"
+    latencies: list[float] = []
+    bought = [0]
+    started = time.monotonic()
+
+    async def visitor(session: aiohttp.ClientSession, token: str, ticket: str) -> None:
+        auth = {"Authorization": f"Bearer {token}"}
+        while time.monotonic() - started < seconds:
+            async with session.get(
+                f"{base}/v1/queue/poll", headers={**auth, "Lampo-Ticket": ticket}
+            ) as answer:
+                got = await answer.json()
+            if answer.status != 200:
+                raise SystemExit(f"poll: {answer.status} {got}")
+            ticket = got["ticket"]
+            if got["state"] == "admitted":
+                body = {"event": "adaptive", "market": "CN", "items": {CPU_SKUS[0]: 1}}
+                headers = {
+                    **auth,
+                    "Lampo-Admission": got["admission"],
+                    "Idempotency-Key": ticket[-16:],
+                }
+                sent = time.perf_counter()
+                async with session.post(f"{base}/v1/holds", json=body, headers=headers) as answer:
+                    await answer.read()
+                if answer.status != 201:
+                    raise SystemExit(f"buy: {answer.status}")
+                latencies.append(time.perf_counter() - sent)
+                bought[0] += 1
+                return
+            if got["state"] != "waiting":
+                raise SystemExit(f"poll: {got}")
+            await asyncio.sleep(min(max(got["eta_seconds"] / 2, 0.25), 5.0))
+
+    rows: list[dict[str, float]] = []
+
+    async def sampler(session: aiohttp.ClientSession) -> None:
+        last_admitted, last_bought, last_n = 0, 0, 0
+        while True:
+            await asyncio.sleep(1.0)
+            async with session.get(
+                f"{base}/v1/admin/events/adaptive/queue", headers={"X-API-Key": admin}
+            ) as answer:
+                market = (await answer.json())["markets"][0]
+            window = sorted(latencies[last_n:])
+            last_n = len(latencies)
+            p90 = window[len(window) * 9 // 10] * 1000 if window else 0.0
+            rows.append(
+                {
+                    "t": time.monotonic() - started,
+                    "rate": market["rate"],
+                    "admitted": market["admitted"] - last_admitted,
+                    "bought": bought[0] - last_bought,
+                    "p90_ms": p90,
+                    "waiting": market["waiting"],
+                }
+            )
+            last_admitted, last_bought = market["admitted"], bought[0]
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        watch = asyncio.create_task(sampler(session))
+        await asyncio.gather(*(visitor(session, token, ticket) for token, ticket in visitors))
+        watch.cancel()
+    return rows
+
+
+def _adaptive(args: argparse.Namespace) -> int:
+    import dataclasses
+    import shutil
+    import tempfile
+    from datetime import timedelta
+    from pathlib import Path
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import http_api
+    from lampo.bootstrap import Config, build_sales
+    from lampo.domain.codec import event_to_dict
+    from lampo.domain.frontdoor import FrontDoor
+    from lampo.services.frontdoor import FrontDoorService
+    from lampo.web.auth import issue_token
+
+    os.environ["LAMPO_DEVICE_RATE"] = os.environ["LAMPO_NETWORK_RATE"] = "0"
+    tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-door-adaptive-"))
+    url = f"sqlite:///{tmp / 'door.db'}"
+    server, port = http_api.start_server(tmp, url, 1)
+    secret = http_api.SECRET.encode()
+    try:
+        plain, _, _ = _cpu_events(datetime.now(UTC))
+        door = FrontDoor(
+            admit_per_second=args.rate,
+            admission_seconds=600,
+            target_latency_ms=args.target_ms,
+        )
+        opens = datetime.now(UTC) + timedelta(seconds=1)
+        windows = {m: dataclasses.replace(w, opens=opens) for m, w in plain.windows.items()}
+        event = dataclasses.replace(
+            plain, id="adaptive", name="An adaptive room", front_door=door, windows=windows
+        )
+        http_api.call(port, "POST", "/v1/admin/events", event_to_dict(event))
+        storage = from_url(url)
+        sales = build_sales(Config.from_env({}, storage_url=url), storage=storage)
+        sales.learn(event)
+        service = FrontDoorService(sales, door_store(storage), secret)
+        visitors = [
+            (issue_token(secret, f"a{i}", 7200), service.join("adaptive", "CN", f"a{i}").token)
+            for i in range(args.visitors)
+        ]  # all in the pre-queue: numbered at the opening, admitted from there
+        storage.close()
+        wait = (opens - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            time.sleep(wait)
+        rows = asyncio.run(
+            _adaptive_crowd(port, visitors, args.clients, http_api.ADMIN_KEY, args.seconds)
+        )
+        print(
+            f"lampo serve (granian, 1 worker, SQLite); {args.visitors:,} visitors in the "
+            f"pre-queue, {args.clients} HTTP clients; the room starts at {args.rate}/s, "
+            f"target {args.target_ms} ms (the 90th percentile of the buy path, per worker)"
+        )
+        print(f"{'s':>4}{'rate':>7}{'admitted':>10}{'bought':>8}{'p90 ms':>8}{'waiting':>9}")
+        for row in rows:
+            print(
+                f"{row['t']:>4.0f}{row['rate']:>7.0f}{row['admitted']:>10.0f}"
+                f"{row['bought']:>8.0f}{row['p90_ms']:>8.1f}{row['waiting']:>9.0f}"
+            )
     finally:
         http_api.stop_server(server, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
