@@ -51,3 +51,25 @@ def test_the_door_rehearsal_in_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert door["registered"] == door["visitors"]
     assert door["refusals"]["not-admitted"] > 0  # the bots' buys without an admission
     assert door["admitted"] <= door["visitors"]
+
+
+def test_a_rehearsal_over_http_of_an_event_behind_a_door_is_refused_before_it_starts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP the crowd would not pass the door and every buy would be refused: the
+    run is refused with its reason before anything is sent (no server needed to say so)."""
+    monkeypatch.setenv("LAMPO_SECRET", "a rehearsal's secret of 32 bytes.")
+    monkeypatch.setenv("LAMPO_ADMIN_KEY", "a rehearsal's admin key, 32 bytes")
+    code, out, err = run(
+        capsys,
+        "simulate",
+        "redmi-1s-2014-door",
+        "--scale",
+        "0.002",
+        "--target",
+        "http://127.0.0.1:9",
+    )
+    assert code != 0
+    said = " ".join((out + err).split())
+    assert "front door" in said
+    assert "without --target" in said

@@ -169,6 +169,7 @@ def rehearse(
     before anything is sent: a till sale has no HTTP route yet."""
     check_work(scenario)
     check_no_tills(scenario)
+    check_no_door(scenario)
     rehearsal = _Rehearsal(scenario, remote, seed, progress)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(rehearsal.run())
@@ -183,6 +184,21 @@ def check_no_tills(scenario: Scenario) -> None:
             "scenario",
             f"{scenario.name} has walk-ins at stores ([crowd.stores]); a till sale cannot be "
             "sent over HTTP yet (no POST /v1/stores/{store}/sales route): run it in-process, "
+            "without --target",
+        )
+
+
+def check_no_door(scenario: Scenario) -> None:
+    """Refuse a rehearsal over HTTP of an event behind a waiting room or registration: its
+    crowd does not register, queue and poll over HTTP yet, so the server would refuse
+    every reservation (``not-admitted``) and the run would sell nothing; the door's
+    rehearsal runs in-process (``lampo simulate`` without ``--target``, ``sim/door.py``)."""
+    door = scenario.event.front_door
+    if door is not None:
+        raise InvalidRequest(
+            "scenario",
+            f"{scenario.name}'s event has a front door ([front_door]); a rehearsal over HTTP "
+            "does not pass through it yet (its buyers would be refused): run it in-process, "
             "without --target",
         )
 
