@@ -56,13 +56,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -353,7 +356,7 @@ def main(argv: list[str]) -> int:
     over.add_argument("--seconds", type=int, default=4)
     over.add_argument("--rounds", type=int, default=3)
     over.add_argument("--visitors", type=int, default=5_000)
-    over.add_argument("--buyers", type=int, default=20_000)
+    over.add_argument("--buyers", type=int, default=30_000)
     over.add_argument("--threads", type=int, default=2)
     over.add_argument("--connections", type=int, default=32)
     adaptive = sub.add_parser("adaptive", help="the adaptive admission rate over HTTP")
@@ -437,41 +440,75 @@ end
 HTTP_PHASES = ("empty", "poll", "plain", "door")
 
 
-def _http(args: argparse.Namespace) -> int:
-    import dataclasses
+@dataclass(frozen=True)
+class Served:
+    """A server of ``_serving``: its process and port; a ``FrontDoorService`` of this
+    process over the same file with the server's secret (to mint tickets and admissions
+    as the server would, in the queue it keeps: the server only answers them);
+    ``bench/http_api.py``; the run's directory."""
+
+    server: Any
+    port: int
+    door: Any
+    http_api: Any
+    tmp: Path
+
+
+@contextlib.contextmanager
+def _serving(prefix: str, events: list[Any]) -> Iterator[Served]:
+    """``lampo serve`` (granian, one worker, a fresh SQLite file, rate and velocity limits
+    off; ``bench/http_api.py``'s) with ``events`` loaded, stopped and removed on exit."""
     import shutil
-    import subprocess
     import tempfile
-    from datetime import timedelta
-    from pathlib import Path
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import http_api  # the server's start and stop, and its CPU from /proc
     from lampo.bootstrap import Config, build_sales
     from lampo.domain.codec import event_to_dict
     from lampo.services.frontdoor import FrontDoorService
-    from lampo.web.auth import issue_token
 
     os.environ["LAMPO_DEVICE_RATE"] = os.environ["LAMPO_NETWORK_RATE"] = "0"
-    tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-door-http-"))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     url = f"sqlite:///{tmp / 'door.db'}"
     server, port = http_api.start_server(tmp, url, 1)
-    secret = http_api.SECRET.encode()
+    storage = None
     try:
-        now = datetime.now(UTC)
-        plain, behind, room = _cpu_events(now)
-        opened = now.replace(microsecond=0) - timedelta(seconds=10)
-        windows = {m: dataclasses.replace(w, opens=opened) for m, w in room.windows.items()}
-        room = dataclasses.replace(room, windows=windows)
-        for event in (plain, behind, room):
+        for event in events:
             http_api.call(port, "POST", "/v1/admin/events", event_to_dict(event))
-        # the bench mints tickets and admissions as the server would, with its secret,
-        # in the queue it keeps (the same SQLite file): the server only answers them
         storage = from_url(url)
         sales = build_sales(Config.from_env({}, storage_url=url), storage=storage)
-        for event in (plain, behind, room):
+        for event in events:
             sales.learn(event)
-        door = FrontDoorService(sales, door_store(storage), secret)
+        door = FrontDoorService(sales, door_store(storage), http_api.SECRET.encode())
+        yield Served(server, port, door, http_api, tmp)
+    finally:
+        if storage is not None:
+            storage.close()
+        http_api.stop_server(server, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _http(args: argparse.Namespace) -> int:
+    import dataclasses
+    import subprocess
+    from datetime import timedelta
+
+    from lampo.web.auth import issue_token
+
+    now = datetime.now(UTC)
+    plain, behind, room = _cpu_events(now)
+    opened = now.replace(microsecond=0) - timedelta(seconds=10)
+    windows = {m: dataclasses.replace(w, opens=opened) for m, w in room.windows.items()}
+    room = dataclasses.replace(room, windows=windows)
+    with _serving("lampo-bench-door-http-", [plain, behind, room]) as served:
+        server, port, door, http_api, tmp = (
+            served.server,
+            served.port,
+            served.door,
+            served.http_api,
+            served.tmp,
+        )
+        secret = http_api.SECRET.encode()
 
         def token(name: str) -> str:
             return issue_token(secret, name, 7200)
@@ -497,7 +534,6 @@ def _http(args: argparse.Namespace) -> int:
                     raise SystemExit(f"{b} not admitted: {got}")
                 admissions.append((token(b), got.admission))
             files[f"door{r}"] = write(f"door{r}", admissions)
-        storage.close()
         script = tmp / "door.lua"
         script.write_text(DOOR_LUA)
 
@@ -567,9 +603,6 @@ def _http(args: argparse.Namespace) -> int:
             f"{per_second['door'] / per_second['plain']:.2f}, "
             f"server CPU per request {cpu_us['door'] / cpu_us['plain']:.2f}"
         )
-    finally:
-        http_api.stop_server(server, tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
@@ -653,73 +686,50 @@ async def _adaptive_crowd(
 
 def _adaptive(args: argparse.Namespace) -> int:
     import dataclasses
-    import shutil
-    import tempfile
     from datetime import timedelta
-    from pathlib import Path
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import http_api
-    from lampo.bootstrap import Config, build_sales
-    from lampo.domain.codec import event_to_dict
     from lampo.domain.frontdoor import FrontDoor
-    from lampo.services.frontdoor import FrontDoorService
     from lampo.web.auth import issue_token
 
-    os.environ["LAMPO_DEVICE_RATE"] = os.environ["LAMPO_NETWORK_RATE"] = "0"
-    tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-door-adaptive-"))
-    url = f"sqlite:///{tmp / 'door.db'}"
-    server, port = http_api.start_server(tmp, url, 1)
-    secret = http_api.SECRET.encode()
-    try:
-        plain, _, _ = _cpu_events(datetime.now(UTC))
-        door = FrontDoor(
-            admit_per_second=args.rate,
-            admission_seconds=600,
-            target_latency_ms=args.target_ms,
-        )
-        opens = datetime.now(UTC) + timedelta(seconds=1)
-        windows = {m: dataclasses.replace(w, opens=opens) for m, w in plain.windows.items()}
-        event = dataclasses.replace(
-            plain, id="adaptive", name="An adaptive room", front_door=door, windows=windows
-        )
-        http_api.call(port, "POST", "/v1/admin/events", event_to_dict(event))
-        storage = from_url(url)
-        sales = build_sales(Config.from_env({}, storage_url=url), storage=storage)
-        sales.learn(event)
-        service = FrontDoorService(sales, door_store(storage), secret)
+    plain, _, _ = _cpu_events(datetime.now(UTC))
+    door = FrontDoor(
+        admit_per_second=args.rate, admission_seconds=600, target_latency_ms=args.target_ms
+    )
+    opens = datetime.now(UTC) + timedelta(seconds=1)
+    windows = {m: dataclasses.replace(w, opens=opens) for m, w in plain.windows.items()}
+    event = dataclasses.replace(
+        plain, id="adaptive", name="An adaptive room", front_door=door, windows=windows
+    )
+    with _serving("lampo-bench-door-adaptive-", [event]) as served:
+        secret = served.http_api.SECRET.encode()
         visitors = [
-            (issue_token(secret, f"a{i}", 7200), service.join("adaptive", "CN", f"a{i}").token)
+            (issue_token(secret, f"a{i}", 7200), served.door.join("adaptive", "CN", f"a{i}").token)
             for i in range(args.visitors)
         ]  # all in the pre-queue: numbered at the opening, admitted from there
-        storage.close()
         wait = (opens - datetime.now(UTC)).total_seconds()
         if wait > 0:
             time.sleep(wait)
+        admin = served.http_api.ADMIN_KEY
         rows = asyncio.run(
-            _adaptive_crowd(port, visitors, args.clients, http_api.ADMIN_KEY, args.seconds)
+            _adaptive_crowd(served.port, visitors, args.clients, admin, args.seconds)
         )
+    print(
+        f"lampo serve (granian, 1 worker, SQLite); {args.visitors:,} visitors in the "
+        f"pre-queue, {args.clients} HTTP clients; the room starts at {args.rate}/s, "
+        f"target {args.target_ms} ms (the 90th percentile of the buy path, per worker)"
+    )
+    print(f"{'s':>4}{'rate':>7}{'admitted':>10}{'bought':>8}{'p90 ms':>8}{'waiting':>9}")
+    for row in rows:
         print(
-            f"lampo serve (granian, 1 worker, SQLite); {args.visitors:,} visitors in the "
-            f"pre-queue, {args.clients} HTTP clients; the room starts at {args.rate}/s, "
-            f"target {args.target_ms} ms (the 90th percentile of the buy path, per worker)"
+            f"{row['t']:>4.0f}{row['rate']:>7.0f}{row['admitted']:>10.0f}"
+            f"{row['bought']:>8.0f}{row['p90_ms']:>8.1f}{row['waiting']:>9.0f}"
         )
-        print(f"{'s':>4}{'rate':>7}{'admitted':>10}{'bought':>8}{'p90 ms':>8}{'waiting':>9}")
-        for row in rows:
-            print(
-                f"{row['t']:>4.0f}{row['rate']:>7.0f}{row['admitted']:>10.0f}"
-                f"{row['bought']:>8.0f}{row['p90_ms']:>8.1f}{row['waiting']:>9.0f}"
-            )
-    finally:
-        http_api.stop_server(server, tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
 def _cpu(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
-    from pathlib import Path
 
     tmp = Path(tempfile.mkdtemp(prefix="lampo-bench-door-"))
     urls = args.storage or ["memory://", "sqlite"]
