@@ -17,7 +17,8 @@ from lampo.web.app import App
 from lampo.web.config import WebConfig
 from lampo.web.openapi import spec
 from lampo.web.problems import NoRoute
-from lampo.web.routes import ROUTES, Auth, Route
+from lampo.web.route import Auth, Route
+from lampo.web.routes import ROUTES
 from tests.unit.test_web_live import get
 
 

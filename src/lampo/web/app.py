@@ -69,7 +69,8 @@ from lampo.web.idempotency import Answer, Calls
 from lampo.web.metrics import Metrics
 from lampo.web.problems import PROBLEM_JSON, MethodNotAllowed, NoRoute
 from lampo.web.ratelimit import RateLimiter, shared_table
-from lampo.web.routes import ROUTES, Auth, Route
+from lampo.web.route import Auth, Route
+from lampo.web.routes import ROUTES
 from lampo.web.shared_reads import SharedReads
 from lampo.web.wall import Wall
 

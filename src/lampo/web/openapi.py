@@ -21,7 +21,7 @@ from lampo.web import door_schemas, limits, schemas
 from lampo.web.problems import TYPES
 
 if TYPE_CHECKING:
-    from lampo.web.routes import Route
+    from lampo.web.route import Route
 
 _REF = "#/components/schemas/{name}"
 _MODELS = (

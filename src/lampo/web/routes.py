@@ -9,67 +9,20 @@ with ``documented=False`` is served but not listed: the docs page's own files, t
 problem pages, the test clock). Every operation also answers problems (RFC 9457), which
 the document adds to each.
 
-Handlers live by resource: ``buyer.py`` (holds, and the public event reads),
-``webhooks.py``, ``admin.py`` (and operations), ``pages.py`` (live pages, API docs).
+What a route is: ``route.py``. The front door's routes are their own table,
+``door_routes.py``, served here among the others. Handlers live by resource: ``buyer.py``
+(holds, and the public event reads), ``webhooks.py``, ``admin.py`` (and operations),
+``pages.py`` (live pages, API docs), ``frontdoor.py``, ``stores.py``, ``partners.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from enum import Enum
-from typing import TYPE_CHECKING, Any
-
 from lampo.domain.holds import HoldState
-from lampo.web import admin, buyer, docs, frontdoor, limits, pages, partners, stores, webhooks
+from lampo.web import admin, buyer, docs, limits, pages, partners, stores, webhooks
 from lampo.web import door_schemas as ds
-from lampo.web.asgi import Request, Response
+from lampo.web.door_routes import DOOR_ROUTES
 from lampo.web.openapi import EVENT_BODY, HOLD, OBJECT, SCALE, html, json_body, page, ref
-
-if TYPE_CHECKING:
-    from lampo.web.app import App
-
-Handler = Callable[["App", Request], Awaitable[Response]]
-
-
-class Auth(Enum):
-    """Who may call a route; the value is the OpenAPI security schemes (any one will do)."""
-
-    NONE = ()
-    BUYER = ("buyerToken",)  # a buyer token: ``req.buyer`` is set, the buyer's limit taken
-    ADMIN = ("adminKey",)
-    #: The admin key when ``X-API-Key`` is sent, else a buyer token.
-    BUYER_OR_ADMIN = ("buyerToken", "adminKey")
-    #: A signature over the body: the handler checks it, once it has read the body.
-    WEBHOOK = ("webhookSignature",)
-    #: A store key (``Lampo-Store-Key``): the handler checks it is the path's store's.
-    STORE_KEY = ("storeKey",)
-    #: The partner's own signature over the body: the handler checks it.
-    PARTNER = ("partnerSignature",)
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    operation_id: str
-    summary: str
-    tag: str
-    #: OpenAPI responses by status (the problem answers are added to every route).
-    responses: Mapping[str, Mapping[str, Any]]
-    auth: Auth = Auth.NONE
-    idempotent: bool = False  # takes (and documents) an Idempotency-Key header
-    query: tuple[Mapping[str, Any], ...] = ()
-    body: Mapping[str, Any] | None = None
-    description: str = ""
-    documented: bool = True
-    test_clock: bool = False  # served only when the test clock is on
-
-
-def _query(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "schema": dict(schema)}
-
+from lampo.web.route import Auth, Route, query
 
 _EXPIRED = {
     "type": "object",
@@ -281,133 +234,7 @@ ROUTES: tuple[Route, ...] = (
         "interval and at most a twentieth of a core's time. A comment line keeps a "
         "quiet stream open.",
     ),
-    # -- the front door (issue 13; frontdoor.py, docs/front-door.md) ---------------------
-    Route(
-        "POST",
-        "/v1/events/{event_id}/registrations",
-        frontdoor.register,
-        "register",
-        "Register the calling buyer for an event's sale (inside its registration window)",
-        "front door",
-        {"201": json_body(ref("RegistrationOut"), "Registered.")},
-        Auth.BUYER,
-        query=(ds.DEVICE_HEADER,),
-        body={
-            "required": False,
-            "content": {"application/json": {"schema": ref("RegistrationIn")}},
-        },
-        description="One registration per account, and per phone or device hash when the "
-        "event says so. Refusals: `already-registered` (409, names the identity), "
-        "`registration-closed` (409), `rate-limited` (per device and network), "
-        "`unknown-event`.",
-    ),
-    Route(
-        "GET",
-        "/v1/events/{event_id}/registrations/count",
-        frontdoor.registration_count,
-        "registrationCount",
-        "How many accounts are registered (live, cheap)",
-        "front door",
-        {"200": json_body(ref("RegistrationCount"), "The count.")},
-        description="One read per event serves every caller for `LAMPO_REPORT_TTL` seconds "
-        "in each worker.",
-    ),
-    Route(
-        "GET",
-        "/v1/events/{event_id}/queue/challenge",
-        frontdoor.challenge,
-        "queueChallenge",
-        "A proof-of-work challenge for joining the queue",
-        "front door",
-        {"200": json_body(ref("ChallengeOut"), "The signed challenge and its difficulty.")},
-        Auth.BUYER,
-        query=(
-            _query("market", {"type": "string", "minLength": 1, "maxLength": 8}),
-            ds.DEVICE_HEADER,
-        ),
-        description="Bound to the calling buyer; `bits` 0 asks for no work. Refusals: "
-        "`unknown-market`, `rate-limited`.",
-    ),
-    Route(
-        "POST",
-        "/v1/events/{event_id}/queue",
-        frontdoor.join,
-        "joinQueue",
-        "Join a market's waiting room: a signed ticket",
-        "front door",
-        {"201": json_body(ref("TicketOut"), "The ticket (the same one when joined before).")},
-        Auth.BUYER,
-        query=(ds.DEVICE_HEADER,),
-        body={"required": True, "content": {"application/json": {"schema": ref("JoinIn")}}},
-        description="Before the market opens the ticket is in the pre-queue (`seq` 0), "
-        "ordered at random at opening; after, in arrival order. Refusals: `proof-of-work` "
-        "(403), `bad-token` (401: the challenge), `not-registered`, `not-drawn` (403), "
-        "`unknown-market`, `rate-limited`.",
-    ),
-    Route(
-        "GET",
-        "/v1/queue/poll",
-        frontdoor.poll,
-        "pollQueue",
-        "Where a ticket stands: position, people ahead, ETA, or an admission",
-        "front door",
-        {"200": json_body(ref("PollOut"), "The ticket's place.")},
-        Auth.BUYER,
-        query=(ds.TICKET_HEADER,),
-        description="Send the ticket as `Lampo-Ticket`; poll with the `ticket` of the "
-        "answer from then on. Refusals: `bad-token` (401: a ticket that does not "
-        "verify), `not-admitted` (403: no ticket, another buyer's, an admission that "
-        "expired unused), `closed`.",
-    ),
-    Route(
-        "GET",
-        "/v1/admin/events/{event_id}/queue",
-        frontdoor.queue_state,
-        "readQueue",
-        "The front door of an event: registrations, each market's queue, refusals",
-        "admin",
-        {
-            "200": json_body(
-                ref("QueueOut"),
-                "Registrations, each market's queue (none without a waiting room), and "
-                "this worker's refusals by reason.",
-            )
-        },
-        Auth.ADMIN,
-    ),
-    Route(
-        "PUT",
-        "/v1/admin/events/{event_id}/queue/rate",
-        frontdoor.set_rate,
-        "setQueueRate",
-        "Change a market's admission rate (from now on; none admitted is taken back)",
-        "admin",
-        {"200": json_body(ref("QueueMarketOut"), "The market's queue at the new rate.")},
-        Auth.ADMIN,
-        body={"required": True, "content": {"application/json": {"schema": ref("RateIn")}}},
-    ),
-    Route(
-        "POST",
-        "/v1/admin/events/{event_id}/draw",
-        frontdoor.draw,
-        "drawLottery",
-        "Draw the lottery (after registration closes; the first draw stands)",
-        "admin",
-        {"200": json_body(ref("DrawOut"), "The seed and how many were drawn.")},
-        Auth.ADMIN,
-        description="Refused: `no-front-door` (404) for an event without a lottery, "
-        "`invalid-request` before its registration closes.",
-    ),
-    Route(
-        "GET",
-        "/v1/admin/events/{event_id}/registrations.csv",
-        frontdoor.registrations_csv,
-        "exportRegistrations",
-        "Every registration as CSV: account, registered_at (UTC), phone_hash, device_hash",
-        "admin",
-        {"200": {"description": "CSV with a header row.", "content": {"text/csv": page()}}},
-        Auth.ADMIN,
-    ),
+    *DOOR_ROUTES,
     # -- the live pages -----------------------------------------------------------------
     Route(
         "GET",
@@ -534,8 +361,8 @@ ROUTES: tuple[Route, ...] = (
         {"200": json_body(ref("HoldList"), "A page; `next` is the `after` of the next.")},
         Auth.ADMIN,
         query=(
-            _query("state", {"type": "string", "enum": [s.value for s in HoldState]}),
-            _query(
+            query("state", {"type": "string", "enum": [s.value for s in HoldState]}),
+            query(
                 "limit",
                 {
                     "type": "integer",
@@ -544,7 +371,7 @@ ROUTES: tuple[Route, ...] = (
                     "default": limits.DEFAULT_PAGE,
                 },
             ),
-            _query("after", {"type": "string", "maxLength": limits.MAX_HOLD_ID}),
+            query("after", {"type": "string", "maxLength": limits.MAX_HOLD_ID}),
         ),
     ),
     Route(
@@ -574,7 +401,7 @@ ROUTES: tuple[Route, ...] = (
         Auth.ADMIN,
         query=(
             {
-                **_query("replaces", {"type": "integer", "minimum": 0, "maximum": 2**62}),
+                **query("replaces", {"type": "integer", "minimum": 0, "maximum": 2**62}),
                 "required": True,
                 "description": 'Or `If-Match: "<version>"` in its place.',
             },
@@ -601,8 +428,8 @@ ROUTES: tuple[Route, ...] = (
         },
         Auth.ADMIN,
         query=(
-            _query("market", {"type": "string", "minLength": 1, "maxLength": 8}),
-            _query(
+            query("market", {"type": "string", "minLength": 1, "maxLength": 8}),
+            query(
                 "on",
                 {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
             ),
