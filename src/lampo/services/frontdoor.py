@@ -232,9 +232,14 @@ class FrontDoorService:
         except LampoError as refusal:
             self._refuse(event, refusal)
 
-    def _eligible(self, event: str, door: FrontDoor, buyer: str) -> None:
-        """Refuse a buyer the draw left out, or (without a draw) one not registered when
-        the event admits registered accounts only."""
+    def check_eligible(self, event: str, buyer: str) -> None:
+        """Refuse (``NotDrawn``) a buyer the draw left out, or, without a draw, one not
+        registered (``NotRegistered``) when the event admits registered accounts only: the
+        rule of joining a queue, and of buying in an event without one. Counts nothing:
+        the caller does."""
+        door = self.sales.event(event).front_door
+        if door is None:
+            return
         drawn = event in self._drawn
         if not drawn and door.lottery_factor is not None and self.store.has_draw(event):
             with self._lock:
@@ -303,7 +308,7 @@ class FrontDoorService:
                 raise Closed(market, window.closes)
             if door.pow_bits:
                 self._check_pow(event, buyer, door.pow_bits, challenge, solution, now)
-            self._eligible(event, door, buyer)
+            self.check_eligible(event, buyer)
             ticket_id = self._new_id()
             rank = None
             if now < window.opens:

@@ -224,27 +224,12 @@ async def gate(app: App, req: Request, buyer: Buyer, event: SaleEvent, market: s
         admission = req.header(ADMISSION) or ""
         return f"adm:{service.check_admission(admission, buyer.id, event.id, market)}"
     if door.require_registration or door.lottery_factor is not None:
-        refusal = await asyncio.to_thread(eligible, service, event.id, buyer.id)
-        if refusal is not None:
+        try:  # the rule of joining a queue, read from the same store
+            await asyncio.to_thread(service.check_eligible, event.id, buyer.id)
+        except (NotDrawn, NotRegistered) as refusal:
             app.door_refusals[(event.id, refusal.reason)] += 1
-            raise refusal
+            raise
     return ""
-
-
-def eligible(service: FrontDoorService, event: str, buyer: str) -> LampoError | None:
-    """Why ``buyer`` may not buy in an event without a waiting room, or None: a draw
-    left them out (``not-drawn``), or, with no draw, the event takes registered accounts
-    only and they are not (``not-registered``). The rule the service applies on joining
-    a queue, read from the same store."""
-    door = service.sales.event(event).front_door
-    if door is None:
-        return None
-    store = service.store
-    if door.lottery_factor is not None and store.has_draw(event):
-        return None if store.won(event, buyer) else NotDrawn(event, buyer)
-    if door.require_registration and not store.registered(event, buyer):
-        return NotRegistered(event, buyer)
-    return None
 
 
 # -- the admin's view ---------------------------------------------------------------
