@@ -436,6 +436,8 @@ function request()
   return wrk.format(nil, nil, nil, body)
 end
 """
+#: The server's histogram of answer times, one line per bound (``/metrics``).
+HOLDS_BUCKET = "lampo_http_request_duration_seconds_bucket{"
 #: The phases of ``http``, in the order each round runs them.
 HTTP_PHASES = ("empty", "poll", "plain", "door")
 
@@ -653,8 +655,20 @@ async def _adaptive_crowd(
 
     rows: list[dict[str, float]] = []
 
+    async def server_buckets(session: aiohttp.ClientSession) -> dict[float, float]:
+        """The server's histogram of ``/v1/holds`` answers (``/metrics``): count by bound."""
+        async with session.get(f"{base}/metrics") as answer:
+            text = await answer.text()
+        found: dict[float, float] = {}
+        for line in text.splitlines():
+            if line.startswith(HOLDS_BUCKET) and 'route="/v1/holds"' in line:
+                bound = line.split('le="', 1)[1].split('"', 1)[0]
+                found[float(bound)] = float(line.rsplit(" ", 1)[1])
+        return found
+
     async def sampler(session: aiohttp.ClientSession) -> None:
         last_admitted, last_bought, last_n = 0, 0, 0
+        last_buckets = await server_buckets(session)
         while True:
             await asyncio.sleep(1.0)
             async with session.get(
@@ -664,6 +678,11 @@ async def _adaptive_crowd(
             window = sorted(latencies[last_n:])
             last_n = len(latencies)
             p90 = window[len(window) * 9 // 10] * 1000 if window else 0.0
+            buckets = await server_buckets(session)
+            grown = {b: n - last_buckets.get(b, 0) for b, n in sorted(buckets.items())}
+            last_buckets = buckets
+            total = grown.get(float("inf"), 0)
+            served = next((b for b, n in grown.items() if total and n >= 0.9 * total), 0.0)
             rows.append(
                 {
                     "t": time.monotonic() - started,
@@ -671,6 +690,7 @@ async def _adaptive_crowd(
                     "admitted": market["admitted"] - last_admitted,
                     "bought": bought[0] - last_bought,
                     "p90_ms": p90,
+                    "server_p90_ms": served * 1000,
                     "waiting": market["waiting"],
                 }
             )
@@ -718,11 +738,18 @@ def _adaptive(args: argparse.Namespace) -> int:
         f"pre-queue, {args.clients} HTTP clients; the room starts at {args.rate}/s, "
         f"target {args.target_ms} ms (the 90th percentile of the buy path, per worker)"
     )
-    print(f"{'s':>4}{'rate':>7}{'admitted':>10}{'bought':>8}{'p90 ms':>8}{'waiting':>9}")
+    print(
+        "p90: the buys' 90th percentile as this client saw it (its own delays included); "
+        "server p90: the bound of the server's histogram under which 90 % of them were "
+        "answered (/metrics)"
+    )
+    head = f"{'s':>4}{'rate':>7}{'admitted':>10}{'bought':>8}{'p90 ms':>8}"
+    print(f"{head}{'server p90 ms':>15}{'waiting':>9}")
     for row in rows:
         print(
             f"{row['t']:>4.0f}{row['rate']:>7.0f}{row['admitted']:>10.0f}"
-            f"{row['bought']:>8.0f}{row['p90_ms']:>8.1f}{row['waiting']:>9.0f}"
+            f"{row['bought']:>8.0f}{row['p90_ms']:>8.1f}{row['server_p90_ms']:>15.1f}"
+            f"{row['waiting']:>9.0f}"
         )
     return 0
 

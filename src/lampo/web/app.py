@@ -312,7 +312,7 @@ class App:
         if self.config.bench and path == "/_bench/empty":
             await self._send(send, Response(200, b"{}"))
             return
-        req = Request(scope, receive)
+        req = Request(scope, receive, started)
         name = "unmatched"
         try:
             match, req.params = self.router.match(path)

@@ -69,10 +69,13 @@ class Request:
         "path",
         "query",
         "scope",
+        "started",
     )
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(self, scope: Scope, receive: Receive, started: float = 0.0) -> None:
         self.scope = scope
+        #: When the app took the request (``time.perf_counter()``).
+        self.started = started
         self._receive = receive
         self.method: str = scope["method"]
         self.path: str = scope["path"]
