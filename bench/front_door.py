@@ -3,7 +3,10 @@
 Run:  .venv/bin/python bench/front_door.py memory [--visitors 1000000] [--prequeue 0.5]
       .venv/bin/python bench/front_door.py cpu [--requests 20000] [--connections 64]
                                               [--storage memory:// --storage sqlite ...]
-      .venv/bin/python bench/front_door.py http [--requests 20000] [--threads 4]
+      .venv/bin/python bench/front_door.py http [--seconds 4] [--rounds 3] [--connections 32]
+                                               [--threads 2] [--visitors 5000] [--buyers 30000]
+      .venv/bin/python bench/front_door.py adaptive [--visitors 8000] [--clients 200]
+                                                   [--rate 100] [--target-ms 20] [--seconds 60]
 
 ``cpu``: the ASGI app driven in process (no server, no client: the cost of the app, the
 services and storage alone), ``--connections`` coroutines calling it in turn, over each
@@ -30,14 +33,22 @@ Both events open an hour before the run, the door's admitting a million a second
 admitted at once: the bench measures the calls, not the wait); rate limits and velocity
 limits off, as in ``bench/http_api.py --in-process``.
 
-``http``: the same two calls a real server answers: ``lampo serve`` (granian, one worker,
-a fresh SQLite file, rate and velocity limits off; ``bench/http_api.py``'s
-``start_server``), a room that opened ten seconds ago admitting one a second, 4,000
-visitors joined first and ``--requests / POLLS_EACH`` more who poll; then, from
-``--threads`` keep-alive connections of this process, ``--requests`` calls of ``POST
-/_bench/empty`` and as many polls of the waiting visitors (each ``POLLS_EACH`` times), the
-server's CPU (every process and thread, from /proc) per request of each, and the ratio.
-The client's speed does not enter the CPU per request.
+``http``: the goals' bench, over a real server: ``lampo serve`` (granian, one worker, a
+fresh SQLite file, rate and velocity limits off; ``_serving``) and wrk (``DOOR_LUA``), in
+``--rounds`` alternating rounds of ``--seconds`` per phase: ``POST /_bench/empty``; the
+poll of ``--visitors`` waiting visitors (behind 4,000 others in a room that opened ten
+seconds ago admitting one a second), polled in turn with their numbered tickets; ``POST
+/v1/holds`` without a front door, a buyer of its own per request; the same behind a
+waiting room admitting a million a second, each with its buyer's admission (``--buyers``
+a round for each: a run that would reuse one is refused). Tickets and admissions are
+minted in this process with the server's secret, in the queue the server keeps. Printed:
+requests, requests/s and the server's CPU (every process and thread, from /proc) per
+request of each phase; poll/empty and the buy path's ratios.
+
+``adaptive``: a room with ``target_latency_ms`` under HTTP load: ``--visitors`` in its
+pre-queue poll over aiohttp at half their ETA (0.25-5 s) and reserve once admitted; each
+second, the stored rate, admissions, buys, and the buys' p90 as the client saw it and as
+the server's histogram (``/metrics``) bounds it.
 
 ``memory``: ``redis_memory``, the Redis memory one million waiting visitors take. Through
 the Redis store's own join script (``lua/door_queue.lua``, as ``FrontDoorService.join``
