@@ -108,3 +108,43 @@ def test_metrics_are_the_sum_over_the_workers_at_every_scrape(tmp_path: Path) ->
         assert server.request("GET", "/v1/events/nope/stock").status == 404
         assert line(scrape(server), STOCK_404) == 201
     assert not run_dir.exists()  # removed when `lampo serve` exits
+
+
+@pytest.mark.slow
+def test_the_front_doors_refusals_are_the_whole_servers_whichever_worker_answers(
+    tmp_path: Path,
+) -> None:
+    """Refusals made by both workers (the web layer's gate and the service's own) add up
+    in the admin's view of the queue, at every read, wherever it lands."""
+    from tests.e2e.test_http_front_door import door_event, poll, queue_state
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    with running_server(tmp_path, workers=2, TMPDIR=str(tmpdir)) as server:
+        [run_dir] = tmpdir.glob("lampo-run-*")
+        shared = run_dir / "metrics"
+        deadline = time.monotonic() + RELOAD_SECONDS
+        while len(list(shared.glob("counter_*.db"))) < 2:  # both workers serve
+            assert time.monotonic() < deadline, sorted(p.name for p in shared.iterdir())
+            assert server.request("GET", "/health").status == 200
+        event = door_event(server, "door-sum").id
+        for i in range(60):  # each on a connection of its own: spread over both workers
+            refused = server.reserve(f"b-{i}", event, {"phone-red": 1})
+            assert refused.status == 403, refused.body
+            assert refused.json["reason"] == "not-admitted"
+        for i in range(40):  # the service's own refusal, counted in the thread pool
+            assert poll(server, f"p-{i}", "ticket.forged.x").status == 401
+        for _ in range(5):
+            assert queue_state(server, event)["refusals"] == {"not-admitted": 60}
+        door = [
+            sum(
+                s.value
+                for m in MultiProcessCollector.merge([str(path)])
+                if m.name == "lampo_door_refusals"
+                for s in m.samples
+                if s.name.endswith("_total") and s.labels["reason"] == "not-admitted"
+            )
+            for path in shared.glob("counter_*.db")
+        ]
+        assert sum(door) == 60
+        assert len([n for n in door if n]) == 2, door  # both workers refused some

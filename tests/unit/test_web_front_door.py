@@ -115,7 +115,7 @@ def test_a_device_past_its_budget_is_refused_and_counted_and_joins_nobody() -> N
     assert answers[2][1]["reason"] == "rate-limited"
     assert answers[2][1]["scope"] == "device"
     assert _joined(app) == 3
-    assert app.door_refusals[("door", "rate-limited:device")] == 1
+    assert app.metrics.door_refusals("door") == {"rate-limited:device": 1}
 
 
 def test_a_network_shares_one_budget_and_another_network_has_its_own() -> None:
@@ -127,7 +127,7 @@ def test_a_network_shares_one_budget_and_another_network_has_its_own() -> None:
         return [status for status, _ in [*same, other]]
 
     assert asyncio.run(main()) == [201, 201, 429, 201]
-    assert app.door_refusals[("door", "rate-limited:network")] == 1
+    assert app.metrics.door_refusals("door") == {"rate-limited:network": 1}
     assert _joined(app) == 3
 
 

@@ -103,11 +103,12 @@ def show(
         console = Console()
         console.print(table)
         console.print(f"registrations: {door.registrations(ev.id):,}")
-        # storage keeps no refusal: each server worker counts its own
+        # storage keeps no refusal: the server's workers count them in their metrics
         console.print(
             Text(
-                "refusals: counted by each server worker, by reason: "
-                f"GET /v1/admin/events/{ev.id}/queue (and lampo_refusals_total in /metrics)",
+                "refusals: counted by the server, by reason, every worker's summed: "
+                f"GET /v1/admin/events/{ev.id}/queue (and lampo_door_refusals_total in "
+                "/metrics)",
                 style="dim",
             )
         )

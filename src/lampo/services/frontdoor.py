@@ -99,6 +99,7 @@ class FrontDoorService:
         clock: Clock | None = None,
         cache_seconds: float = CACHE_SECONDS,
         randomness: Callable[[int], bytes] | None = None,
+        on_refusal: Callable[[str, str], None] | None = None,
     ) -> None:
         if not isinstance(secret, bytes) or len(secret) < MIN_SECRET:
             raise ValueError(f"the front door needs a secret of at least {MIN_SECRET} bytes")
@@ -115,8 +116,11 @@ class FrontDoorService:
         self._admission_key = derive_key(secret, "admission")
         self._challenge_key = derive_key(secret, "challenge")
         self._lock = threading.Lock()
-        #: Refusals this service made, by (event, reason).
+        #: Refusals this service made, by (event, reason); each also told to
+        #: ``on_refusal(event, reason)`` when given (the server counts them in the
+        #: metrics every worker shares).
         self.refusals: Counter[tuple[str, str]] = Counter()
+        self._on_refusal = on_refusal
         self._seeds: dict[tuple[str, str], bytes] = {}
         self._frozen: set[tuple[str, str]] = set()
         self._drawn: set[str] = set()
@@ -133,6 +137,8 @@ class FrontDoorService:
     def _refuse(self, event: str, refusal: LampoError) -> NoReturn:
         with self._lock:
             self.refusals[(event, refusal.reason)] += 1
+        if self._on_refusal is not None:
+            self._on_refusal(event, refusal.reason)
         raise refusal
 
     def _door(self, event: str) -> tuple[SaleEvent, FrontDoor]:

@@ -26,7 +26,6 @@ import hashlib
 import logging
 import mmap
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -118,8 +117,6 @@ class App:
             table("network", config.network_rate),
         )
         self.door_counts: SharedReads[int] = SharedReads(config.report_ttl)
-        #: Refusals the web layer made at the front door, by (event, reason); on the loop.
-        self.door_refusals: Counter[tuple[str, str]] = Counter()
         #: The polls of one turn of the loop, answered in one trip to the thread pool.
         self.polls: Coalescer[tuple[str, str], Poll | LampoError] = Coalescer(self._poll_many)
         self._door: FrontDoorService | None = None
@@ -299,7 +296,12 @@ class App:
         """The front door service over this worker's storage (``web/frontdoor.py``)."""
         if self._door is None:
             sales = self.service
-            self._door = FrontDoorService(sales, door_store(sales.storage), self.config.secret)
+            self._door = FrontDoorService(
+                sales,
+                door_store(sales.storage),
+                self.config.secret,
+                on_refusal=self.metrics.door_refused,
+            )
         return self._door
 
     def _poll_many(self, polls: Sequence[tuple[str, str]]) -> Awaitable[list[Poll | LampoError]]:

@@ -11,9 +11,10 @@ service in one trip to the thread pool (``App.polls``).
 
 The velocity limits of the front door (per device hash, from ``Lampo-Device``, and per
 network, /24 or /48) are taken on registration, challenge, join and a reservation behind
-the door, in the run's shared rate-limit tables. The refusals the web layer makes itself
-are counted in ``App.door_refusals`` (on the loop's thread only), beside the service's
-own (``FrontDoorService.refusals``); ``refusals`` gives both.
+the door, in the run's shared rate-limit tables. Every refusal of the front door, the
+web layer's and the service's, is counted in the metrics (``lampo_door_refusals``), which
+every worker of the server writes to its own file: the admin's view of the queue sums
+them, so it shows the whole server's refusals whichever worker answers it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import asyncio
 import csv
 import io
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, TextIO
@@ -65,16 +65,8 @@ def velocity(app: App, req: Request, event: str) -> None:
         if networks.enabled:  # an address is parsed only for a limit that counts it
             networks.take(network_of(req.client))
     except RateLimited as refusal:
-        app.door_refusals[(event, f"rate-limited:{refusal.scope}")] += 1
+        app.metrics.door_refused(event, f"rate-limited:{refusal.scope}")
         raise
-
-
-def refusals(app: App, event: str) -> dict[str, int]:
-    """The front door's refusals of ``event`` in this worker, by reason: the service's
-    and the web layer's."""
-    both = Counter({r: n for (e, r), n in app.door.refusals.items() if e == event})
-    both.update({r: n for (e, r), n in app.door_refusals.items() if e == event})
-    return dict(sorted(both.items()))
 
 
 class NoFrontDoor(LampoError):
@@ -227,7 +219,7 @@ async def gate(app: App, req: Request, buyer: Buyer, event: SaleEvent, market: s
         try:  # the rule of joining a queue, read from the same store
             await asyncio.to_thread(service.check_eligible, event.id, buyer.id)
         except (NotDrawn, NotRegistered) as refusal:
-            app.door_refusals[(event.id, refusal.reason)] += 1
+            app.metrics.door_refused(event.id, refusal.reason)
             raise
     return ""
 
@@ -251,10 +243,10 @@ async def queue_state(app: App, req: Request) -> Response:
     event = _part(await app.event(req.params["event_id"]), "front door")
     room = event.front_door is not None and event.front_door.waiting_room
     door = app.door
-    refused = refusals(app, event.id)  # on the loop: the web layer's counter is its own
 
     def read() -> ds.QueueOut:
         markets = [_market_out(m, door.state(event.id, m)) for m in sorted(event.windows) if room]
+        refused = app.metrics.door_refusals(event.id)  # every worker's: reads their files
         return ds.QueueOut(event.id, door.registrations(event.id), markets, refused)
 
     return json_response(200, await asyncio.to_thread(read))

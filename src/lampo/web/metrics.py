@@ -142,7 +142,14 @@ class Metrics:
         self._refusals = Counter(
             "lampo_refusals", "Requests refused, by problem type.", ("reason",), registry=registry
         )
+        self._door_refusals = Counter(
+            "lampo_door_refusals",
+            "The front door's refusals, by event and reason.",
+            ("event", "reason"),
+            registry=registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._door_children: dict[tuple[str, str], Counter] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """One response: counted by route, method and status, timed by route."""
@@ -158,6 +165,29 @@ class Metrics:
 
     def refused(self, reason: str) -> None:
         self._refusals.labels(reason).inc()
+
+    def door_refused(self, event: str, reason: str) -> None:
+        """One refusal of ``event``'s front door (thread-safe: the service's refusals are
+        counted in the thread pool)."""
+        key = (event, reason)
+        child = self._door_children.get(key)
+        if child is None:
+            child = self._door_children[key] = self._door_refusals.labels(event, reason)
+        child.inc()
+
+    def door_refusals(self, event: str) -> dict[str, int]:
+        """The front door's refusals of ``event`` by reason, summed over every worker of
+        the server (or this process's). Reads files: call it off the event loop."""
+        counted = workers(self.directory) if self._registry is None else self._registry.collect()
+        out: dict[str, int] = {}
+        for metric in counted:
+            if metric.name != "lampo_door_refusals":
+                continue
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels.get("event") == event:
+                    reason = sample.labels["reason"]
+                    out[reason] = out.get(reason, 0) + int(sample.value)
+        return dict(sorted((r, n) for r, n in out.items() if n))
 
     def batch(self, requests: int) -> None:
         """One reservation batch of ``requests`` sent to storage (their ratio over time is
