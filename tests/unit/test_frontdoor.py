@@ -21,6 +21,7 @@ from lampo.domain.frontdoor import (
     draw,
     place,
     pow_ok,
+    rank_key,
     solve,
 )
 from lampo.services.tokens import derive_key, sign, verify
@@ -123,6 +124,10 @@ def test_the_lottery_is_the_same_for_the_same_seed(accounts: list[str], winners:
     assert first == draw(b"seed", list(reversed(accounts)), winners)
     assert len(first) == min(winners, len(accounts))
     assert set(first) <= set(accounts)
+    # one pass keeping the winners so far: what ranking every account gives
+    ranked = sorted(accounts, key=lambda a: (rank_key(b"seed", a), a))
+    assert first == ranked[:winners]
+    assert draw(b"seed", iter(accounts), winners) == first  # a stream will do
 
 
 def test_front_door_bounds_are_checked() -> None:

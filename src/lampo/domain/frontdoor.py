@@ -11,6 +11,7 @@ service joins these.
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -115,8 +116,10 @@ def rank_key(seed: bytes, name: str) -> int:
 
 def draw(seed: bytes, accounts: Iterable[str], winners: int) -> list[str]:
     """The lottery: the ``winners`` accounts with the smallest ``rank_key``, in that order
-    (ties, 2**-63 apart, broken by the account). Anyone with the seed can redo it."""
-    return sorted(accounts, key=lambda a: (rank_key(seed, a), a))[: max(0, winners)]
+    (ties, 2**-63 apart, broken by the account). Anyone with the seed can redo it. One
+    pass over ``accounts``, keeping only the winners so far (``heapq.nsmallest``, which
+    gives what sorting all and taking the first would)."""
+    return heapq.nsmallest(max(0, winners), accounts, key=lambda a: (rank_key(seed, a), a))
 
 
 # -- the admission line -------------------------------------------------------------------

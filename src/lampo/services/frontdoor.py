@@ -231,10 +231,16 @@ class FrontDoorService:
                     f"registration for {event} closes at "
                     f"{door.registration_closes.isoformat()}; the draw comes after",
                 )
-            accounts = [r.account for r in self.store.export(event)]
+            seen = [0]
+
+            def accounts() -> Iterator[str]:  # counted as they stream past the draw
+                for registration in self.store.export(event):
+                    seen[0] += 1
+                    yield registration.account
+
             seed = self._random(32)
-            winners = draw_lottery(seed, accounts, door.lottery_factor * ev.total_allocation)
-            return self.store.draw(event, Draw(seed.hex(), now, len(accounts), tuple(winners)))
+            winners = draw_lottery(seed, accounts(), door.lottery_factor * ev.total_allocation)
+            return self.store.draw(event, Draw(seed.hex(), now, seen[0], tuple(winners)))
         except LampoError as refusal:
             self._refuse(event, refusal)
 
