@@ -156,3 +156,47 @@ def test_the_wall_shows_the_waiting_room_of_an_event_with_one() -> None:
     assert cn["waiting"] + cn["admitted"] == 3
     assert cn["rate"] == 1
     assert panel.read(replace(event, id="door", front_door=None)) is None
+
+
+def test_the_registrations_export_streams_in_chunks_every_row_once() -> None:
+    """More registrations than one chunk holds: the answer comes in several body
+    messages, which together are exactly the CSV the CLI writes."""
+    import io
+
+    from lampo.storage.door import Registration
+    from lampo.web.frontdoor import EXPORT_CHUNK, write_csv
+
+    app = _app()
+    store = app.door.store
+    at = datetime(2014, 8, 1, tzinfo=UTC)
+    n = 2 * EXPORT_CHUNK + 1
+    for i in range(n):
+        store.register("door", Registration(f"acct-{i:06d}", at + timedelta(seconds=i)), ())
+    messages: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/v1/admin/events/door/registrations.csv",
+            "query_string": b"",
+            "headers": [(b"x-api-key", b"a" * 32)],
+            "client": ("127.0.0.1", 1),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            messages.append(message)
+
+        await app(scope, receive, send)
+
+    asyncio.run(main())
+    assert messages[0]["status"] == 200
+    bodies = [m["body"] for m in messages[1:]]
+    assert len([b for b in bodies if b]) == 3  # three chunks, then the end
+    assert messages[-1].get("more_body", False) is False
+    expected = io.StringIO()
+    assert write_csv(app.door, "door", expected) == n
+    assert b"".join(bodies).decode() == expected.getvalue()

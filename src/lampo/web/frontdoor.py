@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC
@@ -31,13 +32,14 @@ from lampo.domain.errors import LampoError, NotAdmitted, NotDrawn, NotRegistered
 from lampo.domain.event import SaleEvent
 from lampo.domain.frontdoor import check_hash
 from lampo.web import door_schemas as ds
-from lampo.web.asgi import Request, Response, decode, json_response, require_json
+from lampo.web.asgi import Request, Response, Send, decode, json_response, require_json
 from lampo.web.auth import Buyer
 from lampo.web.problems import RateLimited
 from lampo.web.ratelimit import network_of
 
 if TYPE_CHECKING:
     from lampo.services.frontdoor import FrontDoorService, Poll, QueueState
+    from lampo.storage.door import Registration
     from lampo.web.app import App
 
 TICKET = b"lampo-ticket"
@@ -275,17 +277,39 @@ async def draw(app: App, req: Request) -> Response:
     return json_response(200, out)
 
 
-async def registrations_csv(app: App, req: Request) -> Response:
-    """Every registration as CSV (account, registered at, hashes), read off the loop."""
-    event = _part(await app.event(req.params["event_id"]), "front door")
-    door = app.door
+#: Registrations written per chunk of the streamed export.
+EXPORT_CHUNK = 10_000
 
-    def text() -> bytes:
+
+async def registrations_csv(app: App, req: Request) -> Response:
+    """Every registration as CSV (account, registered at, hashes), read off the loop and
+    streamed in chunks of ``EXPORT_CHUNK`` rows: a launch's million registrations are
+    never one string in memory."""
+    event = _part(await app.event(req.params["event_id"]), "front door")
+    rows = await asyncio.to_thread(app.door.export, event.id)
+
+    def chunk(first: bool) -> bytes:
         out = io.StringIO()
-        write_csv(door, event.id, out)
+        writer = csv.writer(out, lineterminator="\n")
+        if first:
+            writer.writerow(CSV_HEADER)
+        for reg in itertools.islice(rows, EXPORT_CHUNK):
+            writer.writerow(_csv_row(reg))
         return out.getvalue().encode()
 
-    return Response(200, await asyncio.to_thread(text), [(b"content-type", _CSV)])
+    async def stream(send: Send) -> None:
+        first = True
+        while True:
+            body = await asyncio.to_thread(chunk, first)
+            if not body:
+                return
+            try:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            except (OSError, RuntimeError):  # the client left: read no further
+                return
+            first = False
+
+    return Response(200, b"", [(b"content-type", _CSV)], stream)
 
 
 CSV_HEADER = ("account", "registered_at", "phone_hash", "device_hash")
@@ -300,16 +324,18 @@ def write_csv(door: FrontDoorService, event: str, out: TextIO) -> int:
     writer.writerow(CSV_HEADER)
     n = 0
     for reg in door.export(event):
-        writer.writerow(
-            (
-                reg.account,
-                reg.at.astimezone(UTC).isoformat(),
-                reg.phone_hash or "",
-                reg.device_hash or "",
-            )
-        )
+        writer.writerow(_csv_row(reg))
         n += 1
     return n
+
+
+def _csv_row(reg: Registration) -> tuple[str, str, str, str]:
+    return (
+        reg.account,
+        reg.at.astimezone(UTC).isoformat(),
+        reg.phone_hash or "",
+        reg.device_hash or "",
+    )
 
 
 # -- the live wall's queue panel ----------------------------------------------------------
