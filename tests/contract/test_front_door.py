@@ -11,12 +11,15 @@ a barrier; no test waits on a clock.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lampo.domain.errors import AlreadyRegistered, LampoError, NotRegistered
 from lampo.domain.frontdoor import AdmissionLine, PlaceState, draw, rank_key, solve
@@ -429,3 +432,30 @@ def test_a_join_after_a_lull_restarts_the_line_at_the_queue(doors: list[DoorStor
     assert join(4, 100.5) == 4  # a kept line counts over the default one
     kept = AdmissionLine(CN_OPENS + timedelta(seconds=100.5), 3, 1_000_000)
     assert door.counts("fest", "CN").line == kept
+
+
+@given(
+    times=st.lists(st.integers(0, 3), min_size=0, max_size=40),
+    page=st.integers(1, 9),
+)
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_the_export_walks_every_registration_once_in_order_across_pages(
+    doors: list[DoorStore], times: list[int], page: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registrations at a few instants (many at one: the pages' bound falls inside a run
+    of equal times), read in pages of ``page`` (SQL's export reads page by page): each
+    one exactly once, by time then account."""
+    from lampo.storage.sql import door as sql_door
+
+    monkeypatch.setattr(sql_door, "EXPORT_PAGE", page)
+    door = doors[0]
+    event = f"export-{uuid.uuid4().hex[:8]}"
+    made = []
+    for n, second in enumerate(times):
+        reg = Registration(f"acct-{(n * 7919) % 1000:03d}-{n}", BEFORE + timedelta(seconds=second))
+        assert not door.register(event, reg, ())  # no identity found registered
+        made.append(reg)
+    got = list(door.export(event))
+    assert got == sorted(made, key=lambda r: (r.at, r.account))

@@ -24,6 +24,8 @@ from lampo.storage.sql.dialect import Dialect
 from lampo.storage.sql.state import SqlState
 from lampo.storage.sql.storage import SqlStorage
 
+#: Registrations read by one statement of an export.
+EXPORT_PAGE = 5_000
 #: Winners inserted by one statement (SQLite allows 32,766 parameters).
 _WINNERS_PER_INSERT = 500
 
@@ -40,9 +42,16 @@ class _Statements:
         self.reg_insert = q("INSERT INTO door_registrations VALUES (?, ?, ?, ?, ?)")
         self.identity_insert = q("INSERT INTO door_identities VALUES (?, ?, ?, ?)")
         self.reg_count = q("SELECT count(*) FROM door_registrations WHERE event = ?")
-        self.reg_all = q(
+        # a page of registrations in (at, account) order, after a given one (keyset
+        # pagination, along the index on (event, at, account))
+        self.reg_first = q(
             "SELECT account, at, phone_hash, device_hash FROM door_registrations "
-            "WHERE event = ? ORDER BY at, account"
+            "WHERE event = ? ORDER BY at, account LIMIT ?"
+        )
+        self.reg_after = q(
+            "SELECT account, at, phone_hash, device_hash FROM door_registrations "
+            "WHERE event = ? AND (at > ? OR (at = ? AND account > ?)) "
+            "ORDER BY at, account LIMIT ?"
         )
         self.draw_get = q("SELECT seed, at, registrations FROM door_draws WHERE event = ?")
         self.draw_insert = q("INSERT INTO door_draws VALUES (?, ?, ?, ?)")
@@ -145,8 +154,16 @@ class SqlDoor:
         return bool(self._rows(self._q.reg_has, (event, account)))
 
     def export(self, event: str) -> Iterator[Registration]:
-        rows = self._rows(self._q.reg_all, (event,))
-        return (Registration(a, self._time(at), p, dv) for a, at, p, dv in rows)
+        """Read in pages of ``EXPORT_PAGE`` as it is walked: an export or a draw of
+        millions of registrations never holds them all."""
+        rows = self._rows(self._q.reg_first, (event, EXPORT_PAGE))
+        while rows:
+            for account, at, phone, device in rows:
+                yield Registration(account, self._time(at), phone, device)
+            if len(rows) < EXPORT_PAGE:
+                return
+            account, at = rows[-1][0], rows[-1][1]  # as stored: compared as stored
+            rows = self._rows(self._q.reg_after, (event, at, at, account, EXPORT_PAGE))
 
     # -- the lottery ------------------------------------------------------------------
     def draw(self, event: str, draw: Draw) -> Draw:
