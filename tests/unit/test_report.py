@@ -206,3 +206,16 @@ def test_brands_rank_by_share_and_ties_share_a_rank() -> None:
         (3, "Xiaomi"),
     ]
     assert brand_ranks(shares, "2021Q2", "CN") == []
+
+
+def test_the_referral_rollup_names_referrals_of_online_sales_only() -> None:
+    """A marketplace's or a store's sale was brought by no referral: it counts under its
+    channel kind, not with the online sales that came without one ("-")."""
+    orders = [
+        order(1, NOW),
+        order(2, NOW, channel=Channel(referral="weibo")),
+        order(3, NOW, market="IN", channel=Channel(ChannelKind.MARKETPLACE, "flipkart")),
+        order(4, NOW, channel=Channel(ChannelKind.STORE, "mi-home-1")),
+    ]
+    rows = {r.key: (r.units, r.orders) for r in rollup(EVENT, recount(orders), "referral")}
+    assert rows == {"-": (1, 1), "weibo": (1, 1), "marketplace": (1, 1), "store": (1, 1)}

@@ -86,7 +86,9 @@ def render_battle(console: Console, report: BattleReport, tz: str | None = None)
     rows_table("Sales per market", report.by["market"], "market", local=True)
     if report.channels is not None:
         render_channels(console, report.channels)
-    rows_table("Sales per referral (online)", report.by["referral"], "referral")
+    rows_table(
+        "Sales per referral (online; other channels by kind)", report.by["referral"], "referral"
+    )
 
     skus = new_table(f"Stock sold per SKU (times in {zone_name}{shown.on})")
     for col in ("SKU", "category", "sold", "allocation", "share", "sold out at"):

@@ -22,6 +22,7 @@ from lampo.domain.discount import Discounts
 from lampo.domain.errors import InvalidRequest
 from lampo.domain.event import Milestone, SaleEvent
 from lampo.domain.holds import Hold, HoldState
+from lampo.domain.market import ChannelKind
 from lampo.domain.money import Money
 from lampo.domain.records import SECONDS, RecordResult
 from lampo.domain.totals import LineKey, OrderKey, Totals
@@ -33,14 +34,22 @@ DIMENSIONS: dict[str, Callable[[SaleEvent, LineKey], str]] = {
     "market": lambda ev, k: k.market,
     "channel": lambda ev, k: k.channel_kind,
     "outlet": lambda ev, k: _outlet(k),
-    "referral": lambda ev, k: k.referral or "-",
+    "referral": lambda ev, k: _referral(k),
 }
 _ORDER_DIMENSIONS: dict[str, Callable[[OrderKey], str]] = {
     "market": lambda k: k.market,
     "channel": lambda k: k.channel_kind,
     "outlet": lambda k: _outlet(k),
-    "referral": lambda k: k.referral or "-",
+    "referral": lambda k: _referral(k),
 }
+
+
+def _referral(key: LineKey | OrderKey) -> str:
+    """The referral of an online sale ("-" for none); a marketplace's or a store's sale,
+    which no referral brought, counts under its channel kind instead."""
+    if key.channel_kind != ChannelKind.ONLINE.value:
+        return key.channel_kind
+    return key.referral or "-"
 
 
 def _outlet(key: LineKey | OrderKey) -> str:
