@@ -349,11 +349,11 @@ class ProofOfWork(LampoError):
         return f"joining {self.event!r} needs a proof of work of {self.bits} bits: {self.problem}"
 
 
-class StoresRefused(LampoError):
-    """A store registry file was refused whole: ``problems`` lists every bad row's line,
-    column and reason (each a plain dict). Nothing of the file was taken."""
+class FileRefused(LampoError):
+    """A file refused whole: ``problems`` lists every bad row's line, column and reason
+    (each a plain dict); the message shows the first five. ``what`` names the file."""
 
-    reason: ClassVar[str] = "stores-refused"
+    what: ClassVar[str] = "file"
 
     def __init__(self, problems: list[dict[str, Any]]) -> None:
         self.problems = problems
@@ -364,7 +364,14 @@ class StoresRefused(LampoError):
             f"line {p['line']}, {p['column']}: {p['reason']}" for p in self.problems[:5]
         )
         more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
-        return f"store registry refused, {len(self.problems)} problem(s): {shown}{more}"
+        return f"{self.what} refused, {len(self.problems)} problem(s): {shown}{more}"
+
+
+class StoresRefused(FileRefused):
+    """A store registry file was refused whole. Nothing of the file was taken."""
+
+    reason: ClassVar[str] = "stores-refused"
+    what: ClassVar[str] = "store registry"
 
 
 class RegistryChanged(LampoError):
@@ -434,22 +441,11 @@ class UnknownReceipt(LampoError):
         return f"store {self.store} has no sale with receipt {self.receipt_id!r}"
 
 
-class OrdersRefused(LampoError):
-    """A partner's order file was refused whole before anything was sold: ``problems``
-    lists every bad row's line, field and reason (each a plain dict)."""
+class OrdersRefused(FileRefused):
+    """A partner's order file was refused whole before anything was sold."""
 
     reason: ClassVar[str] = "orders-refused"
-
-    def __init__(self, problems: list[dict[str, Any]]) -> None:
-        self.problems = problems
-        super().__init__()
-
-    def message(self) -> str:
-        shown = "; ".join(
-            f"line {p['line']}, {p['column']}: {p['reason']}" for p in self.problems[:5]
-        )
-        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
-        return f"order file refused, {len(self.problems)} problem(s): {shown}{more}"
+    what: ClassVar[str] = "order file"
 
 
 REFUSALS: dict[str, type[LampoError]] = {
