@@ -489,3 +489,20 @@ def test_warming_reads_again_what_the_polled_queues_cache() -> None:
     assert door.warm() == 1
     assert not door.polled()
     assert door.poll_cached(tickets[9].token, "c9").ahead == 4  # type: ignore[union-attr]
+
+
+def test_warming_reads_again_whether_each_polled_market_sold_out() -> None:
+    """One read of the event's stock serves every polled market of it."""
+    event = door_event("fest", {"phone-red": 2}, admit_per_second=1)
+    door, clock = cached_door(event)
+    clock.set(max(w.opens for w in event.windows.values()))  # both markets open
+    tickets = {m: door.join("fest", m, f"c-{m}") for m in ("CN", "IN")}
+    for market, ticket in tickets.items():
+        assert door.poll(ticket.token, f"c-{market}").state is PlaceState.WAITING
+    hold = door.sales.reserve("fest", "buyer", "CN", {"phone-red": 2})
+    door.sales.pay(hold.id, "pay-1")
+    assert door.warm() == 2
+    for market, ticket in tickets.items():
+        found = door.poll_cached(ticket.token, f"c-{market}")
+        assert found is not None
+        assert found.state is PlaceState.SOLD_OUT

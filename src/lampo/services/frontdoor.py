@@ -466,12 +466,14 @@ class FrontDoorService:
         polled = self._polled
         self._polled = set()
         keys = list(polled)  # one step under the GIL: the loop may be adding to it
+        markets: dict[str, list[str]] = {}
         for event, market in keys:
             ev = self.sales.events.get(event)
-            if ev is None or market not in ev.windows:
-                continue
-            self._read_counts(event, market)
-            self._read_sold_out(ev, market)
+            if ev is not None and market in ev.windows:
+                self._read_counts(event, market)
+                markets.setdefault(event, []).append(market)
+        for event, in_event in markets.items():  # one read of an event's stock for all
+            self._read_sold_out(self.sales.events[event], in_event)
         return len(keys)
 
     def _read_counts(self, event: str, market: str) -> QueueCounts:
@@ -507,15 +509,21 @@ class FrontDoorService:
             return cached[1]
         if not reads:
             return None
-        return self._read_sold_out(ev, market)
+        return self._read_sold_out(ev, [market])[market]
 
-    def _read_sold_out(self, ev: SaleEvent, market: str) -> bool:
+    def _read_sold_out(self, ev: SaleEvent, markets: list[str]) -> dict[str, bool]:
+        """Whether each of ``markets`` is sold out (``_sold_out``), from one read of the
+        event's stock, cached."""
         good_until = time.monotonic() + self.cache_seconds
-        skus = {sku for sku, offer in ev.offers.items() if market in offer.prices}
-        levels = [lv for lv in self.sales.stock(ev.id).values() if lv.sku in skus]
-        out = bool(levels) and all(lv.available + lv.held == 0 for lv in levels)
+        stock = list(self.sales.stock(ev.id).values())
+        out = {}
+        for market in markets:
+            skus = {sku for sku, offer in ev.offers.items() if market in offer.prices}
+            levels = [lv for lv in stock if lv.sku in skus]
+            out[market] = bool(levels) and all(lv.available + lv.held == 0 for lv in levels)
         with self._lock:
-            self._soldout[(ev.id, market)] = (good_until, out)
+            for market, sold_out in out.items():
+                self._soldout[(ev.id, market)] = (good_until, sold_out)
         return out
 
     def check_admission(self, admission: str, buyer: str, event: str, market: str) -> str:
