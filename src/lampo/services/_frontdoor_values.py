@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import msgspec
 
-from lampo.domain.errors import BadToken
 from lampo.domain.frontdoor import PlaceState
 
 #: Token times are integer microseconds since this moment.
@@ -77,14 +75,6 @@ class QueueState:
     eta_last_seconds: float
 
 
-def claim(claims: dict[str, Any], name: str, kind: str, typ: type) -> Any:
-    """Claim ``name`` of a verified ``kind`` token, of type ``typ``; ``BadToken`` if not."""
-    value = claims.get(name)
-    if not isinstance(value, typ) or isinstance(value, bool):
-        raise BadToken(kind, f"the {kind} token is malformed")
-    return value
-
-
 class TicketClaims(msgspec.Struct, frozen=True):
     """What a ticket says: event, market, buyer, ticket id, seq (0 in a pre-queue), when
     the visitor joined and (once a poll found it admitted) when the line admitted it, in
@@ -109,5 +99,16 @@ class AdmissionClaims(msgspec.Struct, frozen=True):
     x: int
 
 
+class ChallengeClaims(msgspec.Struct, frozen=True):
+    """What a challenge says: event, buyer, nonce, the bits asked, expiry (``us``)."""
+
+    e: str
+    b: str
+    n: str
+    bits: int
+    x: int
+
+
 TICKET_CLAIMS = msgspec.json.Decoder(TicketClaims)
+CHALLENGE_CLAIMS = msgspec.json.Decoder(ChallengeClaims)
 ADMISSION_CLAIMS = msgspec.json.Decoder(AdmissionClaims)

@@ -57,19 +57,19 @@ from lampo.domain.frontdoor import (
 from lampo.domain.frontdoor import draw as draw_lottery
 from lampo.services._frontdoor_values import (
     ADMISSION_CLAIMS,
+    CHALLENGE_CLAIMS,
     TICKET_CLAIMS,
     Challenge,
     Poll,
     QueueState,
     Ticket,
-    claim,
     from_us,
     us,
 )
 from lampo.services.clock import Clock
 from lampo.services.ids import new_id
 from lampo.services.sales import Sales
-from lampo.services.tokens import derive_key, sign, verify, verify_as
+from lampo.services.tokens import derive_key, sign, verify_as
 from lampo.storage.door import DoorStore, Draw, Entry, QueueCounts, Registration
 
 __all__ = ["Challenge", "FrontDoorService", "Poll", "QueueState", "Ticket"]
@@ -286,12 +286,12 @@ class FrontDoorService:
     ) -> None:
         if not challenge:
             raise ProofOfWork(event, bits, "no challenge given")
-        claims = verify(self._challenge_key, "challenge", challenge)
-        if claims.get("e") != event or claims.get("b") != buyer:
+        claims = verify_as(self._challenge_key, "challenge", challenge, CHALLENGE_CLAIMS)
+        if claims.e != event or claims.b != buyer:
             raise ProofOfWork(event, bits, "the challenge is another buyer's or event's")
-        if from_us(claim(claims, "x", "challenge", int)) <= now:
+        if from_us(claims.x) <= now:
             raise ProofOfWork(event, bits, "the challenge expired")
-        given = claim(claims, "bits", "challenge", int)
+        given = claims.bits
         if given < bits:
             raise ProofOfWork(event, bits, f"the challenge asks for {given} bits only")
         if not pow_ok(challenge, solution, given):
