@@ -22,10 +22,9 @@ granian and the kernel add theirs (bench/README.md). The ``getpid`` is now answe
 a copy renewed after a fork (``_pid``): in a server worker under load the three system
 calls had been the larger part (py-spy: 16 % of a poll's samples, 5 % after). Counting
 in process memory and handing the counts to the library now and then would not save it:
-the library's
-histogram takes one observation per call (no public way to add several at once), and
-counts held back from the files would be missing from a scrape in another worker, which
-is what the files are for.
+the library's histogram takes one observation per call (no public way to add several at
+once), and counts held back from the files would be missing from a scrape in another
+worker, which is what the files are for.
 
 Kept by hand: the labelled children of each (route, method, status) are looked up once
 and cached, since ``labels()`` was the larger part of an observation's cost (6.7 against
